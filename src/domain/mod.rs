@@ -1,0 +1,15 @@
+//! The domain: pure types and rules, no I/O. Everything else in the crate
+//! depends on this module; it depends on nothing of ours.
+
+pub mod actor;
+pub mod fulfillment;
+pub mod order;
+pub mod role;
+pub mod snapshot;
+pub mod values;
+
+pub use actor::Actor;
+pub use fulfillment::{Action, Fulfillment, FulfillmentStatus, TransitionError};
+pub use order::{Order, OrderContent, OrderId, Pricing};
+pub use role::Role;
+pub use values::FieldError;

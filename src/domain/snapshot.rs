@@ -1,0 +1,261 @@
+//! What travels between the services: full snapshots of the sender's owned
+//! fields, stamped with the sender's version (DESIGN.md §2). Never deltas, so
+//! duplicates, retries and reordering are harmless: the receiver keeps a
+//! snapshot only if its version is newer than the one it holds.
+//!
+//! Every shape refuses unknown fields: a content snapshot carrying a price
+//! is not silently stripped, it is rejected.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
+use super::order::{
+    AddressInput, CancelRequest, CustomerInput, LineInput, OrderContent, OrderId, parse_lines,
+};
+use super::values::{Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, optional_text, required_text};
+
+/// Store → warehouse: the store-owned content of one order, no money.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSnapshot {
+    pub id: OrderId,
+    pub number: String,
+    pub store_version: i64,
+    pub customer: CustomerInput,
+    pub shipping_address: AddressInput,
+    pub lines: Vec<LineInput>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub deliver_by: Option<DateTime<Utc>>,
+    pub cancel_requested: bool,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ContentSnapshot {
+    pub fn from_domain(id: OrderId, number: &str, store_version: i64, c: &OrderContent, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            number: number.to_owned(),
+            store_version,
+            customer: CustomerInput::from_domain(&c.customer),
+            shipping_address: AddressInput::from_domain(&c.shipping_address),
+            lines: c
+                .lines
+                .iter()
+                .map(|l| LineInput {
+                    sku: Some(l.sku.to_string()),
+                    name: Some(l.name.to_string()),
+                    quantity: Some(i64::from(l.quantity.get())),
+                })
+                .collect(),
+            notes: c.notes.clone(),
+            deliver_by: c.deliver_by,
+            cancel_requested: c.cancel.is_some(),
+            cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.clone()),
+            created_at,
+        }
+    }
+
+    /// Validates the snapshot with the same rules as the store's API.
+    pub fn parse(&self) -> Result<OrderContent, Vec<FieldError>> {
+        let mut errs = Errors::new();
+        if self.store_version < 1 {
+            errs.push(FieldError::new("store_version", "must be at least 1"));
+        }
+        errs.take(required_text("number", &self.number, 32));
+        let customer = self.customer.parse("customer", &mut errs);
+        let address = self.shipping_address.parse("shipping_address", &mut errs);
+        let lines = parse_lines(&self.lines, &mut errs);
+        let notes = errs.take(optional_text("notes", self.notes.as_deref(), MAX_TEXT));
+        let reason = errs.take(optional_text("cancel_reason", self.cancel_reason.as_deref(), MAX_TEXT));
+        match (customer, address, lines, notes, reason) {
+            (Some(customer), Some(shipping_address), Some(lines), Some(notes), Some(reason)) if errs.is_empty() => Ok(OrderContent {
+                customer,
+                shipping_address,
+                lines,
+                notes,
+                deliver_by: self.deliver_by,
+                cancel: self.cancel_requested.then_some(CancelRequest { reason }),
+            }),
+            _ => Err(errs.into_vec()),
+        }
+    }
+}
+
+/// Warehouse → store: the warehouse-owned fulfillment of one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentSnapshot {
+    pub id: OrderId,
+    pub warehouse_version: i64,
+    pub status: FulfillmentStatus,
+    #[serde(default)]
+    pub hold_reason: Option<String>,
+    #[serde(default)]
+    pub held_from: Option<FulfillmentStatus>,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub shipped_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_rejected_reason: Option<String>,
+    #[serde(default)]
+    pub content_changed_after_pick: bool,
+}
+
+impl FulfillmentSnapshot {
+    pub fn from_domain(id: OrderId, warehouse_version: i64, f: &Fulfillment) -> Self {
+        Self {
+            id,
+            warehouse_version,
+            status: f.status,
+            hold_reason: f.hold.as_ref().map(|h| h.reason.clone()),
+            held_from: f.hold.as_ref().map(|h| h.from),
+            carrier: f.shipment.as_ref().map(|s| s.carrier.clone()),
+            tracking_number: f.shipment.as_ref().map(|s| s.tracking_number.clone()),
+            shipped_at: f.shipment.as_ref().map(|s| s.shipped_at),
+            cancel_rejected_reason: f.cancel_rejected_reason.clone(),
+            content_changed_after_pick: f.content_changed_after_pick,
+        }
+    }
+
+    /// Checks that the fields agree with each other (a hold has a reason and
+    /// the state it left, a shipment has carrier, tracking and time).
+    pub fn parse(&self) -> Result<Fulfillment, Vec<FieldError>> {
+        let mut errs = Errors::new();
+        if self.warehouse_version < 1 {
+            errs.push(FieldError::new("warehouse_version", "must be at least 1"));
+        }
+        let hold = match (self.status, &self.hold_reason, self.held_from) {
+            (FulfillmentStatus::OnHold, Some(reason), Some(from))
+                if matches!(from, FulfillmentStatus::Pending | FulfillmentStatus::Picking | FulfillmentStatus::Packed) =>
+            {
+                errs.take(required_text("hold_reason", reason, MAX_TEXT)).map(|reason| Hold { reason, from })
+            }
+            (FulfillmentStatus::OnHold, _, _) => {
+                errs.push(FieldError::new("hold_reason", "an order on hold needs a reason and the state it left"));
+                None
+            }
+            _ => None,
+        };
+        let shipment = match (&self.carrier, &self.tracking_number, self.shipped_at) {
+            (Some(c), Some(t), Some(at)) => {
+                let c = errs.take(required_text("carrier", c, MAX_SHORT_TEXT));
+                let t = errs.take(required_text("tracking_number", t, MAX_SHORT_TEXT));
+                c.zip(t).map(|(carrier, tracking_number)| Shipment {
+                    carrier,
+                    tracking_number,
+                    shipped_at: at,
+                })
+            }
+            (None, None, None) => None,
+            _ => {
+                errs.push(FieldError::new("shipment", "carrier, tracking_number and shipped_at go together"));
+                None
+            }
+        };
+        if self.status == FulfillmentStatus::Shipped && shipment.is_none() {
+            errs.push(FieldError::new("shipment", "a shipped order needs carrier, tracking_number and shipped_at"));
+        }
+        let reason = errs.take(optional_text("cancel_rejected_reason", self.cancel_rejected_reason.as_deref(), MAX_TEXT));
+        if !errs.is_empty() {
+            return Err(errs.into_vec());
+        }
+        Ok(Fulfillment {
+            status: self.status,
+            hold,
+            shipment,
+            cancel_rejected_reason: reason.flatten(),
+            content_changed_after_pick: self.content_changed_after_pick,
+        })
+    }
+}
+
+/// The body of `POST /api/v1/sync/changes`. Items stay raw JSON here so that
+/// one item the receiver cannot parse is rejected on its own while the rest
+/// of the batch still applies.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBatch {
+    pub changes: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemOutcome {
+    /// The snapshot was newer and is now held by the receiver.
+    Applied,
+    /// The receiver already held this version or a newer one.
+    Stale,
+    /// The snapshot is invalid; retrying it cannot help.
+    Rejected,
+}
+
+impl ItemOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Stale => "stale",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// The receiver's answer for one item of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// The order id, when the item had a readable one.
+    pub id: Option<OrderId>,
+    pub outcome: ItemOutcome,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The body answered by `POST /api/v1/sync/changes`: one result per item,
+/// in the order of the request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncBatchResult {
+    pub results: Vec<ItemResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fulfillment_snapshot_round_trip() {
+        let mut f = Fulfillment::new();
+        f.status = FulfillmentStatus::OnHold;
+        f.hold = Some(Hold { reason: "stock".into(), from: FulfillmentStatus::Packed });
+        let snap = FulfillmentSnapshot::from_domain(OrderId::new(), 3, &f);
+        assert_eq!(snap.parse(), Ok(f));
+    }
+
+    #[test]
+    fn inconsistent_fulfillment_is_refused() {
+        let mut snap = FulfillmentSnapshot::from_domain(OrderId::new(), 1, &Fulfillment::new());
+        snap.status = FulfillmentStatus::Shipped;
+        assert!(snap.parse().is_err());
+        snap.status = FulfillmentStatus::OnHold;
+        assert!(snap.parse().is_err());
+    }
+
+    #[test]
+    fn money_in_a_content_snapshot_is_refused() {
+        let body = serde_json::json!({
+            "id": OrderId::new(), "number": "SO-000001", "store_version": 1,
+            "customer": {"name": "A", "email": "a@b.co"},
+            "shipping_address": {"name": "A", "line1": "1", "city": "C", "postal_code": "1", "country": "GB"},
+            "lines": [{"sku": "S", "name": "N", "quantity": 1}],
+            "cancel_requested": false, "created_at": "2026-01-01T00:00:00Z",
+            "currency": "GBP"
+        });
+        assert!(serde_json::from_value::<ContentSnapshot>(body).is_err());
+    }
+}

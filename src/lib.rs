@@ -1,0 +1,14 @@
+//! `fulfillment`: keeps orders in sync, both ways, between a store and a
+//! warehouse that each own their own database.
+//!
+//! Layers, each depending only on those above it:
+//! - [`domain`]: pure types and rules (no I/O);
+//! - [`storage`]: SQLite/PostgreSQL, migrations, SQL per aggregate;
+//! - [`sync`]: signatures, the relay that drains the outbox, and the apply
+//!   side that receives the peer's snapshots;
+//! - [`engine`]: the commands that change orders, one transaction each;
+//! - [`http`]: the REST API and operational endpoints;
+//! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands.
+
+pub mod domain;
+pub mod storage;

@@ -1,0 +1,42 @@
+//! Idempotency keys of `POST /api/v1/orders`: the first response of each key
+//! is kept (24 h) and answered again to a retry with the same body.
+
+use sqlx::AnyConnection;
+
+use super::Result;
+
+/// How long a key is remembered.
+pub const RETENTION_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Stored {
+    pub request_hash: String,
+    pub response: String,
+}
+
+/// The stored answer for `key`, if it was used within the retention window.
+pub async fn find(c: &mut AnyConnection, key: &str, now: i64) -> Result<Option<Stored>> {
+    Ok(sqlx::query_as::<_, Stored>(
+        "SELECT request_hash, response FROM idempotency_keys WHERE key = $1 AND created_at > $2",
+    )
+    .bind(key)
+    .bind(now - RETENTION_MICROS)
+    .fetch_optional(&mut *c)
+    .await?)
+}
+
+/// Remembers the answer for `key` (replacing an expired one).
+pub async fn save(c: &mut AnyConnection, key: &str, request_hash: &str, response: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, response, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, response = excluded.response, \
+         created_at = excluded.created_at",
+    )
+    .bind(key)
+    .bind(request_hash)
+    .bind(response)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}

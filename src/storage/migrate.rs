@@ -1,0 +1,130 @@
+//! Numbered migrations, one file per backend, applied at start-up by every
+//! command that opens a database.
+//!
+//! Some migrations belong to one role only: the store's money tables never
+//! exist in a warehouse database. The role is recorded in the database on
+//! first open, so a store database opened as a warehouse (or the reverse) is
+//! refused instead of quietly mixed up.
+
+use sqlx::{Executor, Row};
+
+use super::{Backend, ConnectError, Db, now_micros};
+use crate::domain::Role;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    /// `None`: both roles.
+    only: Option<Role>,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        only: None,
+        sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "store_money",
+        only: Some(Role::Store),
+        sqlite: include_str!("../../migrations/sqlite/0002_store_money.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_store_money.sql"),
+    },
+];
+
+/// An arbitrary constant: the PostgreSQL advisory lock that keeps two
+/// processes starting together from migrating at once.
+const MIGRATION_LOCK: i64 = 0x0f_f11e_d000;
+
+/// Applies the pending migrations of `role`. Returns how many were applied.
+pub async fn run(db: &Db, role: Role) -> Result<usize, ConnectError> {
+    let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
+    let mut conn = db.write.acquire().await.map_err(fail)?;
+    if db.backend == Backend::Postgres {
+        conn.execute(sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock($1)) AS l").bind(MIGRATION_LOCK))
+            .await
+            .map_err(fail)?;
+    }
+    let result = apply(&mut conn, db.backend, role).await;
+    if db.backend == Backend::Postgres {
+        // Released on disconnect too; this just frees it early.
+        let _ = conn
+            .execute(sqlx::query("SELECT 1 FROM (SELECT pg_advisory_unlock($1)) AS l").bind(MIGRATION_LOCK))
+            .await;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend, role: Role) -> Result<usize, ConnectError> {
+    let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
+    conn.execute(sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);
+         CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    ))
+    .await
+    .map_err(fail)?;
+
+    let recorded: Option<String> = sqlx::query("SELECT value FROM service_meta WHERE key = 'role'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(fail)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(fail)?;
+    match recorded.as_deref().map(Role::parse) {
+        Some(Some(r)) if r == role => {}
+        Some(Some(r)) => {
+            return Err(ConnectError::WrongRole(format!(
+                "this database belongs to the {r}, not the {role}; point --database-url at the {role}'s database"
+            )));
+        }
+        Some(None) => return Err(ConnectError::WrongRole("the database records an unknown role".into())),
+        None => {
+            sqlx::query("INSERT INTO service_meta (key, value) VALUES ('role', $1)")
+                .bind(role.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+        }
+    }
+
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+
+    let mut count = 0;
+    for m in MIGRATIONS.iter().filter(|m| m.only.is_none_or(|r| r == role)) {
+        if applied.contains(&m.version) {
+            continue;
+        }
+        let sql = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        let step = |e: sqlx::Error| ConnectError::Migrate(format!("migration {} ({}): {e}", m.version, m.name));
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(step)?;
+        tx.execute(sqlx::raw_sql(sql)).await.map_err(step)?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(step)?;
+        tx.commit().await.map_err(step)?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        count += 1;
+    }
+    Ok(count)
+}

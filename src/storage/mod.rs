@@ -1,0 +1,272 @@
+//! Storage: one [`Db`] handle over SQLite or PostgreSQL, the migrations, and
+//! a module of plain SQL per aggregate.
+//!
+//! Both backends run the same SQL text through sqlx's `Any` driver (SQLite
+//! accepts `$1` parameters). Times are stored as BIGINT microseconds (UTC)
+//! and flags as BIGINT 0/1 so that text is identical; the few statements
+//! that must differ (row locks, `SKIP LOCKED`) are chosen with
+//! [`Db::backend`] next to the query that needs them.
+//!
+//! Writes on SQLite go through a single-connection pool: SQLite has one
+//! writer anyway, and serialising in-process avoids `SQLITE_BUSY` upgrades
+//! of deferred transactions. Reads use their own pool (WAL lets them run
+//! beside the writer).
+
+pub mod audit;
+pub mod auth;
+pub mod idempotency;
+pub mod migrate;
+pub mod orders;
+pub mod outbox;
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::domain::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("stored data is invalid ({0}); was the database edited by hand?")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite's durability setting. `Full` makes every acknowledged commit
+/// survive a power cut; `Normal` in WAL mode may lose the last commits on
+/// power loss (never on a process crash) and is several times faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub sqlite_synchronous: SqliteSync,
+    /// Pool size for reads (and for writes on PostgreSQL).
+    pub max_connections: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_synchronous: SqliteSync::Full,
+            max_connections: 8,
+        }
+    }
+}
+
+/// A connected database, migrated for one role.
+#[derive(Clone, Debug)]
+pub struct Db {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    url_for_listen: Option<String>,
+}
+
+pub type Tx = Transaction<'static, Any>;
+
+/// Why a database could not be opened, phrased for a one-line CLI error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL (use sqlite://PATH or postgres://USER@HOST/DB)")]
+    BadUrl,
+    #[error("cannot open the database: {0}")]
+    Unreachable(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(String),
+    #[error("{0}")]
+    WrongRole(String),
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Adds `mode=rwc` to SQLite URLs so the file is created when missing.
+fn normalise_url(url: &str) -> Result<(Backend, String), ConnectError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(ConnectError::BadUrl);
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let with_mode = if url.contains("mode=") {
+            url.to_owned()
+        } else {
+            format!("{url}{sep}mode=rwc")
+        };
+        Ok((Backend::Sqlite, with_mode))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_owned()))
+    } else {
+        Err(ConnectError::BadUrl)
+    }
+}
+
+impl Db {
+    /// Opens the database and applies the role's migrations.
+    pub async fn open(url: &str, role: Role, opts: &DbOptions) -> Result<Db, ConnectError> {
+        let db = Self::connect(url, opts).await?;
+        migrate::run(&db, role).await?;
+        Ok(db)
+    }
+
+    async fn connect(url: &str, opts: &DbOptions) -> Result<Db, ConnectError> {
+        install_drivers();
+        let (backend, url) = normalise_url(url)?;
+        let connect_opts = AnyConnectOptions::from_str(&url).map_err(|_| ConnectError::BadUrl)?;
+        let unreachable = |e: sqlx::Error| ConnectError::Unreachable(describe(&e));
+        match backend {
+            Backend::Sqlite => {
+                let sync = match opts.sqlite_synchronous {
+                    SqliteSync::Full => "FULL",
+                    SqliteSync::Normal => "NORMAL",
+                };
+                let pragmas = format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                );
+                let pool = |n: u32| {
+                    let pragmas = pragmas.clone();
+                    AnyPoolOptions::new()
+                        .max_connections(n)
+                        .min_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(move |conn, _| {
+                            let pragmas = pragmas.clone();
+                            Box::pin(async move {
+                                conn.execute(sqlx::raw_sql(&pragmas)).await?;
+                                Ok(())
+                            })
+                        })
+                };
+                // The writer first: it creates the file and switches it to WAL
+                // before readers open it.
+                let write = pool(1).connect_with(connect_opts.clone()).await.map_err(unreachable)?;
+                let read = pool(opts.max_connections.max(1)).connect_with(connect_opts).await.map_err(unreachable)?;
+                Ok(Db {
+                    read,
+                    write,
+                    backend,
+                    url_for_listen: None,
+                })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(opts.max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(connect_opts)
+                    .await
+                    .map_err(unreachable)?;
+                Ok(Db {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                    url_for_listen: Some(url),
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool for reads that need no transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// The URL to open a LISTEN connection with (PostgreSQL only).
+    pub fn listen_url(&self) -> Option<&str> {
+        self.url_for_listen.as_deref()
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+
+    /// `" FOR UPDATE"` on PostgreSQL, where concurrent writers must lock the
+    /// row they read-modify-write; empty on SQLite, whose single writer
+    /// already serialises them.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// A short description of a database error without the URL (which may hold
+/// a password).
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => format!("{io}; is the server running and the address right?"),
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "timed out connecting; is the server running and the address right?".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Now, as stored: microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+/// `($k, $k+1, ...)` placeholders for an `IN` list of `n` values.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(matches!(normalise_url("sqlite://a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite://a.db?mode=rwc"));
+        assert!(matches!(normalise_url("sqlite:///tmp/a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite:///tmp/a.db?mode=rwc"));
+        assert!(matches!(normalise_url("postgres://u@h/db"), Ok((Backend::Postgres, _))));
+        assert!(normalise_url("mysql://x").is_err());
+        assert!(normalise_url("sqlite://").is_err());
+        assert_eq!(placeholders(2, 3), "($2, $3, $4)");
+    }
+}

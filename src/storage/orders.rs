@@ -1,0 +1,567 @@
+//! Orders, their lines and shipments, and (at the store only) their money.
+//!
+//! Rows are parsed back into domain types on load, so an order read from the
+//! database obeys the same rules as one built from a request.
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+
+use super::{Db, Result, StorageError, from_micros, placeholders, to_micros};
+use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
+use crate::domain::order::{Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing};
+use crate::domain::values::{CountryCode, Currency, Email, LineName, MinorUnits, Quantity, Sku, Text};
+
+const COLUMNS: &str = "id, number, store_version, warehouse_version, customer_name, customer_email, \
+    customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+    ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+    cancel_rejected_reason, content_changed_after_pick, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    number: String,
+    store_version: i64,
+    warehouse_version: i64,
+    customer_name: String,
+    customer_email: String,
+    customer_company: Option<String>,
+    ship_name: String,
+    ship_line1: String,
+    ship_line2: Option<String>,
+    ship_city: String,
+    ship_region: Option<String>,
+    ship_postal_code: String,
+    ship_country: String,
+    notes: Option<String>,
+    deliver_by: Option<i64>,
+    cancel_requested: i64,
+    cancel_reason: Option<String>,
+    status: Option<String>,
+    hold_reason: Option<String>,
+    held_from: Option<String>,
+    cancel_rejected_reason: Option<String>,
+    content_changed_after_pick: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    order_id: String,
+    sku: String,
+    name: String,
+    quantity: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ShipmentRow {
+    order_id: String,
+    carrier: String,
+    tracking_number: String,
+    shipped_at: i64,
+}
+
+fn corrupt(id: &str, what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("order {id}: {what}"))
+}
+
+fn parse_status(id: &str, s: &str) -> Result<FulfillmentStatus> {
+    FulfillmentStatus::parse(s).ok_or_else(|| corrupt(id, format!("unknown status {s:?}")))
+}
+
+impl OrderRow {
+    fn into_order(self, lines: Vec<Line>, shipment: Option<Shipment>) -> Result<Order> {
+        let id = self.id.as_str();
+        let bad = |e: crate::domain::FieldError| corrupt(id, e);
+        let fulfillment = match self.status.as_deref() {
+            None => None,
+            Some(s) => {
+                let status = parse_status(id, s)?;
+                let hold = match (status, self.hold_reason, self.held_from.as_deref()) {
+                    (FulfillmentStatus::OnHold, Some(reason), Some(from)) => Some(Hold {
+                        reason,
+                        from: parse_status(id, from)?,
+                    }),
+                    (FulfillmentStatus::OnHold, _, _) => return Err(corrupt(id, "on hold without a reason")),
+                    _ => None,
+                };
+                Some(Fulfillment {
+                    status,
+                    hold,
+                    shipment,
+                    cancel_rejected_reason: self.cancel_rejected_reason,
+                    content_changed_after_pick: self.content_changed_after_pick != 0,
+                })
+            }
+        };
+        Ok(Order {
+            id: OrderId::parse(id).ok_or_else(|| corrupt(id, "id is not a UUID"))?,
+            content: OrderContent {
+                customer: Customer {
+                    name: Text::parse("customer_name", &self.customer_name).map_err(bad)?,
+                    email: Email::parse("customer_email", &self.customer_email).map_err(bad)?,
+                    company: self.customer_company,
+                },
+                shipping_address: Address {
+                    name: Text::parse("ship_name", &self.ship_name).map_err(bad)?,
+                    line1: Text::parse("ship_line1", &self.ship_line1).map_err(bad)?,
+                    line2: self.ship_line2,
+                    city: Text::parse("ship_city", &self.ship_city).map_err(bad)?,
+                    region: self.ship_region,
+                    postal_code: Text::parse("ship_postal_code", &self.ship_postal_code).map_err(bad)?,
+                    country: CountryCode::parse("ship_country", &self.ship_country).map_err(bad)?,
+                },
+                lines,
+                notes: self.notes,
+                deliver_by: self.deliver_by.map(from_micros),
+                cancel: (self.cancel_requested != 0).then_some(CancelRequest {
+                    reason: self.cancel_reason,
+                }),
+            },
+            number: self.number,
+            store_version: self.store_version,
+            warehouse_version: self.warehouse_version,
+            fulfillment,
+            created_at: from_micros(self.created_at),
+            updated_at: from_micros(self.updated_at),
+        })
+    }
+}
+
+/// Loads orders by id, in the order of `ids`; unknown ids are left out.
+pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Order>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+    let ph = placeholders(1, keys.len());
+
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id IN {ph}");
+    let mut q = sqlx::query_as::<_, OrderRow>(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+
+    let sql = format!("SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no");
+    let mut q = sqlx::query_as::<_, LineRow>(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
+    for l in q.fetch_all(&mut *c).await? {
+        let bad = |e: crate::domain::FieldError| corrupt(&l.order_id, e);
+        let line = Line {
+            sku: Sku::parse("sku", &l.sku).map_err(bad)?,
+            name: LineName::parse("name", &l.name).map_err(bad)?,
+            quantity: Quantity::parse("quantity", l.quantity).map_err(bad)?,
+        };
+        lines.entry(l.order_id).or_default().push(line);
+    }
+
+    let sql = format!(
+        "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments WHERE order_id IN {ph} ORDER BY order_id, shipment_no"
+    );
+    let mut q = sqlx::query_as::<_, ShipmentRow>(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    let mut shipments: HashMap<String, Shipment> = HashMap::new();
+    for s in q.fetch_all(&mut *c).await? {
+        shipments.insert(
+            s.order_id,
+            Shipment {
+                carrier: s.carrier,
+                tracking_number: s.tracking_number,
+                shipped_at: from_micros(s.shipped_at),
+            },
+        );
+    }
+
+    let mut by_id: HashMap<String, Order> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = row.id.clone();
+        let order = row.into_order(lines.remove(&key).unwrap_or_default(), shipments.remove(&key))?;
+        by_id.insert(key, order);
+    }
+    Ok(keys.iter().filter_map(|k| by_id.remove(k)).collect())
+}
+
+pub async fn load(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
+    Ok(load_many(c, &[id]).await?.pop())
+}
+
+/// Loads an order for a read-modify-write inside `c`'s transaction, locking
+/// its row on PostgreSQL so concurrent writers of the same order queue up.
+pub async fn load_for_update(db: &Db, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
+    if !db.for_update().is_empty() {
+        let sql = format!("SELECT id FROM orders WHERE id = $1{}", db.for_update());
+        if sqlx::query(&sql).bind(id.to_string()).fetch_optional(&mut *c).await?.is_none() {
+            return Ok(None);
+        }
+    }
+    load(c, id).await
+}
+
+/// The store's next order number (1, 2, ...), inside the caller's transaction.
+pub async fn next_number(c: &mut AnyConnection) -> Result<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('order_number', 1) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(n)
+}
+
+fn fulfillment_columns(f: Option<&Fulfillment>) -> (Option<&'static str>, Option<String>, Option<&'static str>, Option<String>, i64) {
+    match f {
+        None => (None, None, None, None, 0),
+        Some(f) => (
+            Some(f.status.as_str()),
+            f.hold.as_ref().map(|h| h.reason.clone()),
+            f.hold.as_ref().map(|h| h.from.as_str()),
+            f.cancel_rejected_reason.clone(),
+            i64::from(f.content_changed_after_pick),
+        ),
+    }
+}
+
+/// Inserts a new order with its lines and shipment.
+pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
+    let (status, hold_reason, held_from, rejected, changed) = fulfillment_columns(o.fulfillment.as_ref());
+    let ct = &o.content;
+    sqlx::query(
+        "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+         customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+         ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         $21, $22, $23, $24, $25)",
+    )
+    .bind(o.id.to_string())
+    .bind(o.number.as_str())
+    .bind(o.store_version)
+    .bind(o.warehouse_version)
+    .bind(ct.customer.name.as_str())
+    .bind(ct.customer.email.as_str())
+    .bind(ct.customer.company.as_deref())
+    .bind(ct.shipping_address.name.as_str())
+    .bind(ct.shipping_address.line1.as_str())
+    .bind(ct.shipping_address.line2.as_deref())
+    .bind(ct.shipping_address.city.as_str())
+    .bind(ct.shipping_address.region.as_deref())
+    .bind(ct.shipping_address.postal_code.as_str())
+    .bind(ct.shipping_address.country.as_str())
+    .bind(ct.notes.as_deref())
+    .bind(ct.deliver_by.map(to_micros))
+    .bind(i64::from(ct.cancel.is_some()))
+    .bind(ct.cancel.as_ref().and_then(|r| r.reason.as_deref()))
+    .bind(status)
+    .bind(hold_reason)
+    .bind(held_from)
+    .bind(rejected)
+    .bind(changed)
+    .bind(to_micros(o.created_at))
+    .bind(to_micros(o.updated_at))
+    .execute(&mut *c)
+    .await?;
+    insert_lines(c, o.id, &ct.lines).await?;
+    if let Some(s) = o.fulfillment.as_ref().and_then(|f| f.shipment.as_ref()) {
+        insert_shipment(c, o.id, s).await?;
+    }
+    Ok(())
+}
+
+async fn insert_lines(c: &mut AnyConnection, id: OrderId, lines: &[Line]) -> Result<()> {
+    let key = id.to_string();
+    for (i, l) in lines.iter().enumerate() {
+        sqlx::query("INSERT INTO order_lines (order_id, line_no, sku, name, quantity) VALUES ($1, $2, $3, $4, $5)")
+            .bind(key.as_str())
+            .bind(i as i64)
+            .bind(l.sku.as_str())
+            .bind(l.name.as_str())
+            .bind(i64::from(l.quantity.get()))
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_shipment(c: &mut AnyConnection, id: OrderId, s: &Shipment) -> Result<()> {
+    sqlx::query("INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) VALUES ($1, 1, $2, $3, $4)")
+        .bind(id.to_string())
+        .bind(s.carrier.as_str())
+        .bind(s.tracking_number.as_str())
+        .bind(to_micros(s.shipped_at))
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the store-owned content and sets `store_version`, unless the
+/// row already holds that version or a newer one (version fencing).
+/// Returns false when fenced off.
+pub async fn update_content(
+    c: &mut AnyConnection,
+    id: OrderId,
+    ct: &OrderContent,
+    store_version: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET store_version = $2, customer_name = $3, customer_email = $4, customer_company = $5, \
+         ship_name = $6, ship_line1 = $7, ship_line2 = $8, ship_city = $9, ship_region = $10, \
+         ship_postal_code = $11, ship_country = $12, notes = $13, deliver_by = $14, cancel_requested = $15, \
+         cancel_reason = $16, updated_at = $17 WHERE id = $1 AND store_version < $2",
+    )
+    .bind(id.to_string())
+    .bind(store_version)
+    .bind(ct.customer.name.as_str())
+    .bind(ct.customer.email.as_str())
+    .bind(ct.customer.company.as_deref())
+    .bind(ct.shipping_address.name.as_str())
+    .bind(ct.shipping_address.line1.as_str())
+    .bind(ct.shipping_address.line2.as_deref())
+    .bind(ct.shipping_address.city.as_str())
+    .bind(ct.shipping_address.region.as_deref())
+    .bind(ct.shipping_address.postal_code.as_str())
+    .bind(ct.shipping_address.country.as_str())
+    .bind(ct.notes.as_deref())
+    .bind(ct.deliver_by.map(to_micros))
+    .bind(i64::from(ct.cancel.is_some()))
+    .bind(ct.cancel.as_ref().and_then(|r| r.reason.as_deref()))
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *c)
+        .await?;
+    insert_lines(c, id, &ct.lines).await?;
+    Ok(true)
+}
+
+/// Replaces the warehouse-owned fulfillment and sets `warehouse_version`,
+/// unless the row already holds that version or a newer one.
+/// Returns false when fenced off.
+pub async fn update_fulfillment(
+    c: &mut AnyConnection,
+    id: OrderId,
+    f: &Fulfillment,
+    warehouse_version: i64,
+    now: i64,
+) -> Result<bool> {
+    let (status, hold_reason, held_from, rejected, changed) = fulfillment_columns(Some(f));
+    let done = sqlx::query(
+        "UPDATE orders SET warehouse_version = $2, status = $3, hold_reason = $4, held_from = $5, \
+         cancel_rejected_reason = $6, content_changed_after_pick = $7, updated_at = $8 \
+         WHERE id = $1 AND warehouse_version < $2",
+    )
+    .bind(id.to_string())
+    .bind(warehouse_version)
+    .bind(status)
+    .bind(hold_reason)
+    .bind(held_from)
+    .bind(rejected)
+    .bind(changed)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM shipments WHERE order_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *c)
+        .await?;
+    if let Some(s) = &f.shipment {
+        insert_shipment(c, id, s).await?;
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------
+// Money: store only. These tables do not exist in a warehouse database.
+// ---------------------------------------------------------------------------
+
+/// Writes (or replaces) the money of an order.
+pub async fn save_pricing(c: &mut AnyConnection, id: OrderId, p: &Pricing) -> Result<()> {
+    let key = id.to_string();
+    sqlx::query(
+        "INSERT INTO order_prices (order_id, currency, shipping_cost) VALUES ($1, $2, $3) \
+         ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
+    )
+    .bind(key.as_str())
+    .bind(p.currency.as_str())
+    .bind(p.shipping_cost.get())
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("DELETE FROM order_line_prices WHERE order_id = $1")
+        .bind(key.as_str())
+        .execute(&mut *c)
+        .await?;
+    for (i, price) in p.unit_prices.iter().enumerate() {
+        sqlx::query("INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ($1, $2, $3)")
+            .bind(key.as_str())
+            .bind(i as i64)
+            .bind(price.get())
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct PriceRow {
+    order_id: String,
+    currency: String,
+    shipping_cost: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LinePriceRow {
+    order_id: String,
+    unit_price: i64,
+}
+
+/// The money of the given orders.
+pub async fn load_pricing(c: &mut AnyConnection, ids: &[OrderId]) -> Result<HashMap<OrderId, Pricing>> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+    let ph = placeholders(1, keys.len());
+    let sql = format!("SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no");
+    let mut q = sqlx::query_as::<_, LinePriceRow>(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    let mut prices: HashMap<String, Vec<MinorUnits>> = HashMap::new();
+    for r in q.fetch_all(&mut *c).await? {
+        let p = MinorUnits::parse("unit_price", r.unit_price).map_err(|e| corrupt(&r.order_id, e))?;
+        prices.entry(r.order_id).or_default().push(p);
+    }
+    let sql = format!("SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}");
+    let mut q = sqlx::query_as::<_, PriceRow>(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    for r in q.fetch_all(&mut *c).await? {
+        let bad = |e: crate::domain::FieldError| corrupt(&r.order_id, e);
+        let id = OrderId::parse(&r.order_id).ok_or_else(|| corrupt(&r.order_id, "id is not a UUID"))?;
+        out.insert(
+            id,
+            Pricing {
+                currency: Currency::parse("currency", &r.currency).map_err(bad)?,
+                shipping_cost: MinorUnits::parse("shipping_cost", r.shipping_cost).map_err(bad)?,
+                unit_prices: prices.remove(&r.order_id).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Listing
+// ---------------------------------------------------------------------------
+
+/// Which orders a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusFilter {
+    Fulfillment(FulfillmentStatus),
+    /// Store: no cancel requested.
+    Open,
+    /// Store: cancel requested.
+    CancelRequested,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<StatusFilter>,
+    /// Only orders changed at or after this time (microseconds).
+    pub updated_since: Option<i64>,
+    /// Order number, customer name or e-mail (substring), or exact SKU.
+    pub search: Option<String>,
+    /// Only orders whose sync state towards `peer` is this one.
+    pub sync_state: Option<String>,
+    /// Continue after this id (newest first, so: ids below it).
+    pub after: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// Ids of the orders matching `f`, newest first. Ids are UUID v7, whose
+/// text sorts by creation time, so a cursor walk by id sees every order that
+/// existed when it began exactly once, however many are created meanwhile.
+pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Result<Vec<OrderId>> {
+    let mut wh: Vec<String> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
+    let next = |a: Arg, args: &mut Vec<Arg>| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    match &f.status {
+        Some(StatusFilter::Fulfillment(s)) => wh.push(format!("status = {}", next(Arg::Text(s.as_str().into()), &mut args))),
+        Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
+        Some(StatusFilter::CancelRequested) => wh.push("cancel_requested = 1".into()),
+        None => {}
+    }
+    if let Some(t) = f.updated_since {
+        wh.push(format!("updated_at >= {}", next(Arg::Int(t), &mut args)));
+    }
+    if let Some(after) = f.after {
+        wh.push(format!("id < {}", next(Arg::Text(after.to_string()), &mut args)));
+    }
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let exact = next(Arg::Text(s.to_owned()), &mut args);
+        let pattern = format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pat = next(Arg::Text(pattern), &mut args);
+        wh.push(format!(
+            "(number = {exact} OR LOWER(customer_name) LIKE {pat} ESCAPE '\\' OR LOWER(customer_email) LIKE {pat} ESCAPE '\\' \
+             OR id IN (SELECT order_id FROM order_lines WHERE sku = {exact}))"
+        ));
+    }
+    if let Some(state) = &f.sync_state {
+        let p = next(Arg::Text(peer.to_owned()), &mut args);
+        let cond = match state.as_str() {
+            "pending" => "o.state = 'pending' AND o.attempts = 0",
+            "failing" => "o.state = 'pending' AND o.attempts > 0",
+            "dead" => "o.state = 'dead'",
+            _ => "o.state = 'delivered'",
+        };
+        if state == "synced" {
+            wh.push(format!(
+                "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.order_id = orders.id AND o.peer = {p} AND o.state <> 'delivered')"
+            ));
+        } else {
+            wh.push(format!("EXISTS (SELECT 1 FROM outbox o WHERE o.order_id = orders.id AND o.peer = {p} AND {cond})"));
+        }
+    }
+    let limit = next(Arg::Int(i64::from(f.limit)), &mut args);
+    let where_sql = if wh.is_empty() { String::new() } else { format!("WHERE {}", wh.join(" AND ")) };
+    let sql = format!("SELECT id FROM orders {where_sql} ORDER BY id DESC LIMIT {limit}");
+    let mut q = sqlx::query_scalar::<_, String>(&sql);
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|s| OrderId::parse(s).ok_or_else(|| corrupt(s, "id is not a UUID")))
+        .collect()
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}

@@ -1,0 +1,351 @@
+//! The transactional outbox and each order's sync state towards a peer.
+//!
+//! A change and its outbox row are written in one transaction
+//! ([`enqueue`]). There is at most one row per (peer, order): re-enqueueing
+//! an order that is still undelivered only raises the version, so a hot
+//! order costs one delivery, not one per edit. The row keeps its retry
+//! schedule when bumped, so edits to an order the peer keeps refusing do not
+//! turn into a hammering loop.
+//!
+//! Rows are claimed with a lease: a relay that dies mid-batch leaves rows
+//! that become claimable again once the lease expires. On PostgreSQL claims
+//! use `FOR UPDATE SKIP LOCKED`, so several relays share the work.
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+
+use super::{Backend, Db, Result, StorageError, placeholders};
+use crate::domain::OrderId;
+
+/// An order's delivery state towards the peer, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Waiting for its first delivery attempt.
+    Pending,
+    /// The peer holds the latest version.
+    Synced,
+    /// Delivery failed at least once; retrying with backoff.
+    Failing,
+    /// Given up (rejected by the peer, or past the retry horizon); needs a replay.
+    Dead,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Synced => "synced",
+            Self::Failing => "failing",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub const ALL: [SyncState; 4] = [Self::Pending, Self::Synced, Self::Failing, Self::Dead];
+
+    fn from_row(state: &str, attempts: i64) -> Self {
+        match (state, attempts) {
+            ("dead", _) => Self::Dead,
+            ("pending", 0) => Self::Pending,
+            ("pending", _) => Self::Failing,
+            _ => Self::Synced,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncInfo {
+    pub state: SyncState,
+    pub last_error: Option<String>,
+}
+
+impl SyncInfo {
+    pub const SYNCED: SyncInfo = SyncInfo {
+        state: SyncState::Synced,
+        last_error: None,
+    };
+}
+
+/// Records that `version` of order `id` must reach `peer`. Call inside the
+/// transaction that made the change.
+pub async fn enqueue(c: &mut AnyConnection, peer: &str, id: OrderId, version: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4, 0) \
+         ON CONFLICT (peer, order_id) DO UPDATE SET \
+           version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
+           attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
+           enqueued_at = CASE WHEN outbox.state = 'pending' THEN outbox.enqueued_at ELSE excluded.enqueued_at END, \
+           next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
+           last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
+           state = 'pending'",
+    )
+    .bind(peer)
+    .bind(id.to_string())
+    .bind(version)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct InfoRow {
+    order_id: String,
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+/// Sync state of the given orders; an order with no row is synced (its row
+/// was delivered and pruned, or it never had to travel).
+pub async fn sync_info(c: &mut AnyConnection, peer: &str, ids: &[OrderId]) -> Result<HashMap<OrderId, SyncInfo>> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {}",
+        placeholders(2, ids.len())
+    );
+    let mut q = sqlx::query_as::<_, InfoRow>(&sql).bind(peer);
+    for id in ids {
+        q = q.bind(id.to_string());
+    }
+    for r in q.fetch_all(&mut *c).await? {
+        if let Some(id) = OrderId::parse(&r.order_id) {
+            let state = SyncState::from_row(&r.state, r.attempts);
+            let last_error = if state == SyncState::Synced { None } else { r.last_error };
+            out.insert(id, SyncInfo { state, last_error });
+        }
+    }
+    Ok(out)
+}
+
+/// A row a relay has leased for delivery.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub order_id: String,
+    pub version: i64,
+    pub attempts: i64,
+    pub enqueued_at: i64,
+}
+
+/// Leases up to `limit` due rows until `lease_until`.
+pub async fn claim(db: &Db, peer: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>> {
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
+           SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
+           AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4{lock}) \
+         RETURNING order_id, version, attempts, enqueued_at"
+    );
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query_as::<_, Claimed>(&sql)
+        .bind(peer)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// How one leased row ends this round.
+#[derive(Debug, Clone)]
+pub enum Settle {
+    /// The peer holds `version` (applied now, or already had it).
+    Delivered,
+    /// The peer refused the data; retrying cannot help.
+    Dead { reason: String },
+    /// Try again at `next_attempt_at`.
+    Retry { error: String, next_attempt_at: i64 },
+}
+
+/// Ends the lease of one row. `sent_version` is the version of the snapshot
+/// actually sent; a row bumped to a newer version meanwhile stays pending.
+pub async fn settle(c: &mut AnyConnection, peer: &str, id: &str, sent_version: i64, how: &Settle, now: i64) -> Result<()> {
+    match how {
+        Settle::Delivered => {
+            sqlx::query(
+                "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $4 \
+                 WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
+            )
+            .bind(peer)
+            .bind(id)
+            .bind(sent_version)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        }
+        Settle::Dead { reason } => {
+            sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $4, attempts = attempts + 1 \
+                 WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
+            )
+            .bind(peer)
+            .bind(id)
+            .bind(sent_version)
+            .bind(reason.as_str())
+            .execute(&mut *c)
+            .await?;
+        }
+        Settle::Retry { error, next_attempt_at } => {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4 \
+                 WHERE peer = $1 AND order_id = $2 AND state = 'pending'",
+            )
+            .bind(peer)
+            .bind(id)
+            .bind(error.as_str())
+            .bind(*next_attempt_at)
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    sqlx::query("UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id = $2")
+        .bind(peer)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Appends one delivery attempt to the order's timeline.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_attempt(
+    c: &mut AnyConnection,
+    peer: &str,
+    id: &str,
+    at: i64,
+    outcome: &str,
+    detail: Option<&str>,
+    next_retry_at: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_attempts (peer, order_id, at, outcome, detail, next_retry_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(peer)
+    .bind(id)
+    .bind(at)
+    .bind(outcome)
+    .bind(detail)
+    .bind(next_retry_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Attempt {
+    pub at: i64,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub next_retry_at: Option<i64>,
+}
+
+/// The delivery timeline of one order, newest first.
+pub async fn attempts(c: &mut AnyConnection, peer: &str, id: OrderId, limit: i64) -> Result<Vec<Attempt>> {
+    Ok(sqlx::query_as::<_, Attempt>(
+        "SELECT at, outcome, detail, next_retry_at FROM sync_attempts WHERE peer = $1 AND order_id = $2 \
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(peer)
+    .bind(id.to_string())
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// When the earliest pending row becomes due (microseconds), if any.
+pub async fn next_due(c: &mut AnyConnection, peer: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) \
+         FROM outbox WHERE peer = $1 AND state = 'pending'",
+    )
+    .bind(peer)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct OutboxStatus {
+    pub pending: i64,
+    pub dead: i64,
+    pub oldest_pending_at: Option<i64>,
+    pub last_delivered_at: Option<i64>,
+}
+
+pub async fn status(c: &mut AnyConnection, peer: &str) -> Result<OutboxStatus> {
+    Ok(sqlx::query_as::<_, OutboxStatus>(
+        "SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending, \
+                COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead, \
+                MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_at, \
+                MAX(delivered_at) AS last_delivered_at \
+         FROM outbox WHERE peer = $1",
+    )
+    .bind(peer)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+/// Which dead letters to send again.
+#[derive(Debug, Clone)]
+pub enum ReplaySelection {
+    Ids(Vec<OrderId>),
+    All,
+    /// Dead letters whose changes were first queued at or after this time.
+    Since(i64),
+}
+
+/// Moves the selected dead letters back to pending (or, with `dry_run`,
+/// only counts them). Returns how many.
+pub async fn replay(c: &mut AnyConnection, peer: &str, which: &ReplaySelection, dry_run: bool, now: i64) -> Result<u64> {
+    let (cond, ids): (String, Vec<String>) = match which {
+        ReplaySelection::All => (String::new(), vec![]),
+        ReplaySelection::Since(_) => (" AND enqueued_at >= $2".into(), vec![]),
+        ReplaySelection::Ids(ids) => {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            (
+                format!(" AND order_id IN {}", placeholders(2, ids.len())),
+                ids.iter().map(OrderId::to_string).collect(),
+            )
+        }
+    };
+    let since = match which {
+        ReplaySelection::Since(t) => Some(*t),
+        _ => None,
+    };
+    if dry_run {
+        let sql = format!("SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead'{cond}");
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(peer);
+        if let Some(t) = since {
+            q = q.bind(t);
+        }
+        for id in &ids {
+            q = q.bind(id.as_str());
+        }
+        return Ok(q.fetch_one(&mut *c).await?.max(0) as u64);
+    }
+    let n = ids.len() + usize::from(since.is_some());
+    let now_ph = format!("${}", n + 2);
+    let sql = format!(
+        "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
+         next_attempt_at = {now_ph}, enqueued_at = {now_ph} WHERE peer = $1 AND state = 'dead'{cond}"
+    );
+    let mut q = sqlx::query(&sql).bind(peer);
+    if let Some(t) = since {
+        q = q.bind(t);
+    }
+    for id in &ids {
+        q = q.bind(id.as_str());
+    }
+    Ok(q.bind(now).execute(&mut *c).await.map_err(StorageError::from)?.rows_affected())
+}
