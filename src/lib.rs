@@ -10,5 +10,11 @@
 //! - [`http`]: the REST API and operational endpoints;
 //! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands.
 
+pub mod cli;
 pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod service;
 pub mod storage;
+pub mod sync;
+pub mod telemetry;

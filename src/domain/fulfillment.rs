@@ -196,7 +196,11 @@ impl Fulfillment {
     }
 
     /// Applies a staff action, or says why it is not allowed now.
-    pub fn apply(&self, action: Action, now: DateTime<Utc>) -> Result<Fulfillment, TransitionError> {
+    pub fn apply(
+        &self,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<Fulfillment, TransitionError> {
         use FulfillmentStatus as S;
         let refuse = || TransitionError {
             action: action.name(),
@@ -339,7 +343,8 @@ mod tests {
                         assert_eq!(next.status, *to, "{status} --{name}-->");
                     }
                     None => {
-                        let err = result.expect_err(&format!("{status} --{name}--> must be refused"));
+                        let err =
+                            result.expect_err(&format!("{status} --{name}--> must be refused"));
                         assert_eq!(err.current, status);
                         assert!(err.to_string().contains(status.as_str()));
                     }
@@ -352,9 +357,16 @@ mod tests {
     fn release_returns_to_the_state_it_left() {
         let now = Utc::now();
         for from in [S::Pending, S::Picking, S::Packed] {
-            let held = at(from).apply(hold(), now).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(held.hold.as_ref().map(|h| h.reason.as_str()), Some("out of stock"));
-            let back = held.apply(Action::Release, now).unwrap_or_else(|e| panic!("{e}"));
+            let held = at(from)
+                .apply(hold(), now)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                held.hold.as_ref().map(|h| h.reason.as_str()),
+                Some("out of stock")
+            );
+            let back = held
+                .apply(Action::Release, now)
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(back.status, from);
             assert_eq!(back.hold, None);
         }
@@ -363,9 +375,14 @@ mod tests {
     #[test]
     fn shipping_records_the_shipment() {
         let now = Utc::now();
-        let f = at(S::Packed).apply(ship(), now).unwrap_or_else(|e| panic!("{e}"));
+        let f = at(S::Packed)
+            .apply(ship(), now)
+            .unwrap_or_else(|e| panic!("{e}"));
         let s = f.shipment.unwrap_or_else(|| panic!("no shipment"));
-        assert_eq!((s.carrier.as_str(), s.tracking_number.as_str(), s.shipped_at), ("UPS", "1Z", now));
+        assert_eq!(
+            (s.carrier.as_str(), s.tracking_number.as_str(), s.shipped_at),
+            ("UPS", "1Z", now)
+        );
     }
 
     #[test]
@@ -375,7 +392,10 @@ mod tests {
             match status {
                 S::Shipped => {
                     assert_eq!(answered.status, S::Shipped);
-                    assert_eq!(answered.cancel_rejected_reason.as_deref(), Some(CANCEL_REJECTED_SHIPPED));
+                    assert_eq!(
+                        answered.cancel_rejected_reason.as_deref(),
+                        Some(CANCEL_REJECTED_SHIPPED)
+                    );
                 }
                 _ => {
                     assert_eq!(answered.status, S::Cancelled);
@@ -383,7 +403,11 @@ mod tests {
                     assert_eq!(answered.cancel_rejected_reason, None);
                 }
             }
-            assert_eq!(answered.answer_cancel_request(), answered, "idempotent from {status}");
+            assert_eq!(
+                answered.answer_cancel_request(),
+                answered,
+                "idempotent from {status}"
+            );
         }
     }
 
@@ -394,7 +418,9 @@ mod tests {
         assert!(at(S::Packed).work_started());
         assert!(at(S::Shipped).work_started());
         assert!(at(S::OnHold).work_started(), "held from picking");
-        let held_from_pending = at(S::Pending).apply(hold(), Utc::now()).unwrap_or_else(|e| panic!("{e}"));
+        let held_from_pending = at(S::Pending)
+            .apply(hold(), Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!held_from_pending.work_started());
     }
 

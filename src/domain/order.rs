@@ -144,7 +144,9 @@ impl Pricing {
         lines
             .iter()
             .enumerate()
-            .fold(MinorUnits::default(), |acc, (i, l)| acc.plus(self.line_total(i, l)))
+            .fold(MinorUnits::default(), |acc, (i, l)| {
+                acc.plus(self.line_total(i, l))
+            })
     }
 
     pub fn total(&self, lines: &[Line]) -> MinorUnits {
@@ -290,7 +292,9 @@ pub struct PatchOrderInput {
 }
 
 /// Tells "field absent" (`None`) from "field set to null" (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -317,7 +321,8 @@ impl CustomerInput {
     pub fn parse(&self, prefix: &str, errs: &mut Errors) -> Option<Customer> {
         let f = |n: &str| format!("{prefix}.{n}");
         let name = req_text(errs, &f("name"), &self.name);
-        let email = req(errs, &f("email"), &self.email).and_then(|e| errs.take(Email::parse(&f("email"), e)));
+        let email = req(errs, &f("email"), &self.email)
+            .and_then(|e| errs.take(Email::parse(&f("email"), e)));
         let company = opt_text(errs, &f("company"), &self.company);
         Some(Customer {
             name: name?,
@@ -398,12 +403,18 @@ fn check_line_count(errs: &mut Errors, n: usize) {
     if n == 0 {
         errs.push(FieldError::new("lines", "must have at least one line"));
     } else if n > MAX_LINES {
-        errs.push(FieldError::new("lines", format!("must have at most {MAX_LINES} lines")));
+        errs.push(FieldError::new(
+            "lines",
+            format!("must have at most {MAX_LINES} lines"),
+        ));
     }
 }
 
 /// Parses priced lines (the store's API) into lines and their unit prices.
-pub fn parse_priced_lines(lines: &[PricedLineInput], errs: &mut Errors) -> Option<(Vec<Line>, Vec<MinorUnits>)> {
+pub fn parse_priced_lines(
+    lines: &[PricedLineInput],
+    errs: &mut Errors,
+) -> Option<(Vec<Line>, Vec<MinorUnits>)> {
     check_line_count(errs, lines.len());
     let mut out = Vec::with_capacity(lines.len());
     let mut prices = Vec::with_capacity(lines.len());
@@ -414,7 +425,10 @@ pub fn parse_priced_lines(lines: &[PricedLineInput], errs: &mut Errors) -> Optio
         let price = match l.unit_price {
             Some(p) => errs.take(MinorUnits::parse(&format!("{prefix}.unit_price"), p)),
             None => {
-                errs.push(FieldError::new(format!("{prefix}.unit_price"), "is required"));
+                errs.push(FieldError::new(
+                    format!("{prefix}.unit_price"),
+                    "is required",
+                ));
                 None
             }
         };
@@ -444,12 +458,16 @@ pub fn parse_lines(lines: &[LineInput], errs: &mut Errors) -> Option<Vec<Line>> 
 pub fn parse_deliver_by(errs: &mut Errors, v: Option<&str>) -> Option<Option<DateTime<Utc>>> {
     match v {
         None => Some(None),
-        Some(s) => errs
-            .take(
-                DateTime::parse_from_rfc3339(s.trim())
-                    .map(|d| Some(d.with_timezone(&Utc)))
-                    .map_err(|_| FieldError::new("deliver_by", "must be an RFC 3339 time such as 2026-12-01T17:00:00Z")),
-            ),
+        Some(s) => errs.take(
+            DateTime::parse_from_rfc3339(s.trim())
+                .map(|d| Some(d.with_timezone(&Utc)))
+                .map_err(|_| {
+                    FieldError::new(
+                        "deliver_by",
+                        "must be an RFC 3339 time such as 2026-12-01T17:00:00Z",
+                    )
+                }),
+        ),
     }
 }
 
@@ -478,30 +496,46 @@ impl CreateOrderInput {
                 None
             }
         };
-        let currency = req(&mut errs, "currency", &self.currency).and_then(|c| errs.take(Currency::parse("currency", c)));
-        let shipping_cost = errs.take(MinorUnits::parse("shipping_cost", self.shipping_cost.unwrap_or(0)));
+        let currency = req(&mut errs, "currency", &self.currency)
+            .and_then(|c| errs.take(Currency::parse("currency", c)));
+        let shipping_cost = errs.take(MinorUnits::parse(
+            "shipping_cost",
+            self.shipping_cost.unwrap_or(0),
+        ));
         let notes = opt_text(&mut errs, "notes", &self.notes);
         let deliver_by = parse_deliver_by(&mut errs, self.deliver_by.as_deref());
-        match (customer, address, lines, currency, shipping_cost, notes, deliver_by) {
-            (Some(customer), Some(shipping_address), Some((lines, unit_prices)), Some(currency), Some(shipping_cost), Some(notes), Some(deliver_by))
-                if errs.is_empty() =>
-            {
-                Ok((
-                    OrderContent {
-                        customer,
-                        shipping_address,
-                        lines,
-                        notes,
-                        deliver_by,
-                        cancel: None,
-                    },
-                    Pricing {
-                        currency,
-                        shipping_cost,
-                        unit_prices,
-                    },
-                ))
-            }
+        match (
+            customer,
+            address,
+            lines,
+            currency,
+            shipping_cost,
+            notes,
+            deliver_by,
+        ) {
+            (
+                Some(customer),
+                Some(shipping_address),
+                Some((lines, unit_prices)),
+                Some(currency),
+                Some(shipping_cost),
+                Some(notes),
+                Some(deliver_by),
+            ) if errs.is_empty() => Ok((
+                OrderContent {
+                    customer,
+                    shipping_address,
+                    lines,
+                    notes,
+                    deliver_by,
+                    cancel: None,
+                },
+                Pricing {
+                    currency,
+                    shipping_cost,
+                    unit_prices,
+                },
+            )),
             _ => Err(errs.into_vec()),
         }
     }
@@ -510,7 +544,11 @@ impl CreateOrderInput {
 impl PatchOrderInput {
     /// Applies the patch to the current content and pricing, returning the
     /// new ones, or every invalid field.
-    pub fn apply(&self, content: &OrderContent, pricing: &Pricing) -> Result<(OrderContent, Pricing), Vec<FieldError>> {
+    pub fn apply(
+        &self,
+        content: &OrderContent,
+        pricing: &Pricing,
+    ) -> Result<(OrderContent, Pricing), Vec<FieldError>> {
         let mut errs = Errors::new();
         let mut c = content.clone();
         let mut p = pricing.clone();
@@ -525,13 +563,25 @@ impl PatchOrderInput {
                 "must change at least one of customer, shipping_address, lines, notes, shipping_cost",
             ));
         }
-        if let Some(v) = self.customer.as_ref().and_then(|i| i.parse("customer", &mut errs)) {
+        if let Some(v) = self
+            .customer
+            .as_ref()
+            .and_then(|i| i.parse("customer", &mut errs))
+        {
             c.customer = v;
         }
-        if let Some(v) = self.shipping_address.as_ref().and_then(|i| i.parse("shipping_address", &mut errs)) {
+        if let Some(v) = self
+            .shipping_address
+            .as_ref()
+            .and_then(|i| i.parse("shipping_address", &mut errs))
+        {
             c.shipping_address = v;
         }
-        if let Some((lines, prices)) = self.lines.as_ref().and_then(|l| parse_priced_lines(l, &mut errs)) {
+        if let Some((lines, prices)) = self
+            .lines
+            .as_ref()
+            .and_then(|l| parse_priced_lines(l, &mut errs))
+        {
             c.lines = lines;
             p.unit_prices = prices;
         }
@@ -545,7 +595,11 @@ impl PatchOrderInput {
                 p.shipping_cost = v;
             }
         }
-        if errs.is_empty() { Ok((c, p)) } else { Err(errs.into_vec()) }
+        if errs.is_empty() {
+            Ok((c, p))
+        } else {
+            Err(errs.into_vec())
+        }
     }
 
     /// Names of the fields the patch touches, for the audit trail.
@@ -635,16 +689,24 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let r: Result<LineInput, _> = serde_json::from_value(serde_json::json!({"sku": "A", "name": "B", "quantity": 1, "unit_price": 5}));
-        assert!(r.is_err(), "a priced line must not parse as a warehouse line");
+        let r: Result<LineInput, _> = serde_json::from_value(
+            serde_json::json!({"sku": "A", "name": "B", "quantity": 1, "unit_price": 5}),
+        );
+        assert!(
+            r.is_err(),
+            "a priced line must not parse as a warehouse line"
+        );
     }
 
     #[test]
     fn patch_replaces_fields_and_can_clear_notes() {
         let (content, pricing) = valid().parse().unwrap_or_else(|e| panic!("{e:?}"));
-        let patch: PatchOrderInput = serde_json::from_value(serde_json::json!({"notes": null, "shipping_cost": 0}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (c, p) = patch.apply(&content, &pricing).unwrap_or_else(|e| panic!("{e:?}"));
+        let patch: PatchOrderInput =
+            serde_json::from_value(serde_json::json!({"notes": null, "shipping_cost": 0}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let (c, p) = patch
+            .apply(&content, &pricing)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(c.notes, None);
         assert_eq!(p.shipping_cost.get(), 0);
         assert_eq!(patch.fields(), ["notes", "shipping_cost"]);
@@ -672,7 +734,10 @@ mod tests {
         assert!(order.store_may_edit().is_ok());
         f.status = FulfillmentStatus::Picking;
         order.fulfillment = Some(f);
-        assert_eq!(order.store_may_edit(), Err(EditRefused::InFulfillment(FulfillmentStatus::Picking)));
+        assert_eq!(
+            order.store_may_edit(),
+            Err(EditRefused::InFulfillment(FulfillmentStatus::Picking))
+        );
         order.fulfillment = None;
         order.content.cancel = Some(CancelRequest { reason: None });
         assert_eq!(order.store_may_edit(), Err(EditRefused::CancelRequested));

@@ -36,7 +36,13 @@ pub struct ContentSnapshot {
 }
 
 impl ContentSnapshot {
-    pub fn from_domain(id: OrderId, number: &str, store_version: i64, c: &OrderContent, created_at: DateTime<Utc>) -> Self {
+    pub fn from_domain(
+        id: OrderId,
+        number: &str,
+        store_version: i64,
+        c: &OrderContent,
+        created_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             id,
             number: number.to_owned(),
@@ -71,16 +77,24 @@ impl ContentSnapshot {
         let address = self.shipping_address.parse("shipping_address", &mut errs);
         let lines = parse_lines(&self.lines, &mut errs);
         let notes = errs.take(optional_text("notes", self.notes.as_deref(), MAX_TEXT));
-        let reason = errs.take(optional_text("cancel_reason", self.cancel_reason.as_deref(), MAX_TEXT));
+        let reason = errs.take(optional_text(
+            "cancel_reason",
+            self.cancel_reason.as_deref(),
+            MAX_TEXT,
+        ));
         match (customer, address, lines, notes, reason) {
-            (Some(customer), Some(shipping_address), Some(lines), Some(notes), Some(reason)) if errs.is_empty() => Ok(OrderContent {
-                customer,
-                shipping_address,
-                lines,
-                notes,
-                deliver_by: self.deliver_by,
-                cancel: self.cancel_requested.then_some(CancelRequest { reason }),
-            }),
+            (Some(customer), Some(shipping_address), Some(lines), Some(notes), Some(reason))
+                if errs.is_empty() =>
+            {
+                Ok(OrderContent {
+                    customer,
+                    shipping_address,
+                    lines,
+                    notes,
+                    deliver_by: self.deliver_by,
+                    cancel: self.cancel_requested.then_some(CancelRequest { reason }),
+                })
+            }
             _ => Err(errs.into_vec()),
         }
     }
@@ -134,12 +148,21 @@ impl FulfillmentSnapshot {
         }
         let hold = match (self.status, &self.hold_reason, self.held_from) {
             (FulfillmentStatus::OnHold, Some(reason), Some(from))
-                if matches!(from, FulfillmentStatus::Pending | FulfillmentStatus::Picking | FulfillmentStatus::Packed) =>
+                if matches!(
+                    from,
+                    FulfillmentStatus::Pending
+                        | FulfillmentStatus::Picking
+                        | FulfillmentStatus::Packed
+                ) =>
             {
-                errs.take(required_text("hold_reason", reason, MAX_TEXT)).map(|reason| Hold { reason, from })
+                errs.take(required_text("hold_reason", reason, MAX_TEXT))
+                    .map(|reason| Hold { reason, from })
             }
             (FulfillmentStatus::OnHold, _, _) => {
-                errs.push(FieldError::new("hold_reason", "an order on hold needs a reason and the state it left"));
+                errs.push(FieldError::new(
+                    "hold_reason",
+                    "an order on hold needs a reason and the state it left",
+                ));
                 None
             }
             _ => None,
@@ -156,14 +179,24 @@ impl FulfillmentSnapshot {
             }
             (None, None, None) => None,
             _ => {
-                errs.push(FieldError::new("shipment", "carrier, tracking_number and shipped_at go together"));
+                errs.push(FieldError::new(
+                    "shipment",
+                    "carrier, tracking_number and shipped_at go together",
+                ));
                 None
             }
         };
         if self.status == FulfillmentStatus::Shipped && shipment.is_none() {
-            errs.push(FieldError::new("shipment", "a shipped order needs carrier, tracking_number and shipped_at"));
+            errs.push(FieldError::new(
+                "shipment",
+                "a shipped order needs carrier, tracking_number and shipped_at",
+            ));
         }
-        let reason = errs.take(optional_text("cancel_rejected_reason", self.cancel_rejected_reason.as_deref(), MAX_TEXT));
+        let reason = errs.take(optional_text(
+            "cancel_rejected_reason",
+            self.cancel_rejected_reason.as_deref(),
+            MAX_TEXT,
+        ));
         if !errs.is_empty() {
             return Err(errs.into_vec());
         }
@@ -232,7 +265,10 @@ mod tests {
     fn fulfillment_snapshot_round_trip() {
         let mut f = Fulfillment::new();
         f.status = FulfillmentStatus::OnHold;
-        f.hold = Some(Hold { reason: "stock".into(), from: FulfillmentStatus::Packed });
+        f.hold = Some(Hold {
+            reason: "stock".into(),
+            from: FulfillmentStatus::Packed,
+        });
         let snap = FulfillmentSnapshot::from_domain(OrderId::new(), 3, &f);
         assert_eq!(snap.parse(), Ok(f));
     }

@@ -98,8 +98,13 @@ fn bounded(field: &str, v: &str, max: usize) -> Result<String, FieldError> {
             format!("must be at most {max} characters"),
         ));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(v.to_owned())
 }
@@ -304,10 +309,16 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_bounded_and_clean() {
-        assert_eq!(Sku::parse("sku", "  WID-1 ").map(|s| s.0), Ok("WID-1".into()));
+        assert_eq!(
+            Sku::parse("sku", "  WID-1 ").map(|s| s.0),
+            Ok("WID-1".into())
+        );
         assert!(Sku::parse("sku", "   ").is_err());
         assert!(Sku::parse("sku", &"x".repeat(101)).is_err());
-        assert!(Sku::parse("sku", &"é".repeat(100)).is_ok(), "counts characters, not bytes");
+        assert!(
+            Sku::parse("sku", &"é".repeat(100)).is_ok(),
+            "counts characters, not bytes"
+        );
         assert!(Text::parse("t", "a\u{0}b").is_err());
         assert_eq!(optional_text("n", Some("  "), 10), Ok(None));
     }
@@ -315,17 +326,32 @@ mod tests {
     #[test]
     fn email() {
         assert!(Email::parse("e", "ada@example.com").is_ok());
-        for bad in ["", "ada", "ada@", "@example.com", "a b@example.com", "ada@localhost", "a@@b.com", "a@b..com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a b@example.com",
+            "ada@localhost",
+            "a@@b.com",
+            "a@b..com",
+        ] {
             assert!(Email::parse("e", bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn codes() {
-        assert_eq!(CountryCode::parse("c", "gb").map(|c| c.as_str().to_owned()), Ok("GB".into()));
+        assert_eq!(
+            CountryCode::parse("c", "gb").map(|c| c.as_str().to_owned()),
+            Ok("GB".into())
+        );
         assert!(CountryCode::parse("c", "XX").is_err());
         assert!(CountryCode::parse("c", "GBR").is_err());
-        assert_eq!(Currency::parse("c", "eur").map(|c| c.as_str().to_owned()), Ok("EUR".into()));
+        assert_eq!(
+            Currency::parse("c", "eur").map(|c| c.as_str().to_owned()),
+            Ok("EUR".into())
+        );
         assert!(Currency::parse("c", "EU").is_err());
         assert!(Currency::parse("c", "ABC").is_err());
     }

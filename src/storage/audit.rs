@@ -5,7 +5,13 @@ use sqlx::AnyConnection;
 use super::Result;
 use crate::domain::{Actor, OrderId};
 
-pub async fn record(c: &mut AnyConnection, id: OrderId, actor: &Actor, changes: &[&str], at: i64) -> Result<()> {
+pub async fn record(
+    c: &mut AnyConnection,
+    id: OrderId,
+    actor: &Actor,
+    changes: &[&str],
+    at: i64,
+) -> Result<()> {
     sqlx::query("INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) VALUES ($1, $2, $3, $4, $5)")
         .bind(id.to_string())
         .bind(at)

@@ -7,7 +7,12 @@ use uuid::Uuid;
 use super::{Result, StorageError};
 
 /// Creates a user; `Ok(false)` when the name is taken.
-pub async fn create_user(c: &mut AnyConnection, username: &str, password_hash: &str, now: i64) -> Result<bool> {
+pub async fn create_user(
+    c: &mut AnyConnection,
+    username: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<bool> {
     let r = sqlx::query(
         "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING",
     )
@@ -23,20 +28,29 @@ pub async fn create_user(c: &mut AnyConnection, username: &str, password_hash: &
 
 /// The stored password hash of a user.
 pub async fn password_hash(c: &mut AnyConnection, username: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(&mut *c)
-        .await?)
+    Ok(
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *c)
+            .await?,
+    )
 }
 
-pub async fn create_token(c: &mut AnyConnection, name: &str, token_hash: &str, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(Uuid::now_v7().to_string())
-        .bind(name)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+pub async fn create_token(
+    c: &mut AnyConnection,
+    name: &str,
+    token_hash: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(name)
+    .bind(token_hash)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 

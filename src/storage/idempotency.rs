@@ -25,18 +25,26 @@ pub async fn find(c: &mut AnyConnection, key: &str, now: i64) -> Result<Option<S
     .await?)
 }
 
-/// Remembers the answer for `key` (replacing an expired one).
-pub async fn save(c: &mut AnyConnection, key: &str, request_hash: &str, response: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (key, request_hash, response, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, response = excluded.response, \
-         created_at = excluded.created_at",
-    )
-    .bind(key)
-    .bind(request_hash)
-    .bind(response)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+/// Remembers the answer for `key`. A key still within its window makes the
+/// insert fail with a unique violation: the caller lost a race for the key.
+pub async fn save(
+    c: &mut AnyConnection,
+    key: &str,
+    request_hash: &str,
+    response: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND created_at <= $2")
+        .bind(key)
+        .bind(now - RETENTION_MICROS)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("INSERT INTO idempotency_keys (key, request_hash, response, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(key)
+        .bind(request_hash)
+        .bind(response)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }

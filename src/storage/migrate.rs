@@ -46,21 +46,30 @@ pub async fn run(db: &Db, role: Role) -> Result<usize, ConnectError> {
     let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
     let mut conn = db.write.acquire().await.map_err(fail)?;
     if db.backend == Backend::Postgres {
-        conn.execute(sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock($1)) AS l").bind(MIGRATION_LOCK))
-            .await
-            .map_err(fail)?;
+        conn.execute(
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock($1)) AS l").bind(MIGRATION_LOCK),
+        )
+        .await
+        .map_err(fail)?;
     }
     let result = apply(&mut conn, db.backend, role).await;
     if db.backend == Backend::Postgres {
         // Released on disconnect too; this just frees it early.
         let _ = conn
-            .execute(sqlx::query("SELECT 1 FROM (SELECT pg_advisory_unlock($1)) AS l").bind(MIGRATION_LOCK))
+            .execute(
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_unlock($1)) AS l")
+                    .bind(MIGRATION_LOCK),
+            )
             .await;
     }
     result
 }
 
-async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend, role: Role) -> Result<usize, ConnectError> {
+async fn apply(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    role: Role,
+) -> Result<usize, ConnectError> {
     let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
     conn.execute(sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -84,7 +93,11 @@ async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend, role: Role) -> 
                 "this database belongs to the {r}, not the {role}; point --database-url at the {role}'s database"
             )));
         }
-        Some(None) => return Err(ConnectError::WrongRole("the database records an unknown role".into())),
+        Some(None) => {
+            return Err(ConnectError::WrongRole(
+                "the database records an unknown role".into(),
+            ));
+        }
         None => {
             sqlx::query("INSERT INTO service_meta (key, value) VALUES ('role', $1)")
                 .bind(role.as_str())
@@ -104,7 +117,10 @@ async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend, role: Role) -> 
         .map_err(fail)?;
 
     let mut count = 0;
-    for m in MIGRATIONS.iter().filter(|m| m.only.is_none_or(|r| r == role)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.only.is_none_or(|r| r == role))
+    {
         if applied.contains(&m.version) {
             continue;
         }
@@ -112,16 +128,20 @@ async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend, role: Role) -> 
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
         };
-        let step = |e: sqlx::Error| ConnectError::Migrate(format!("migration {} ({}): {e}", m.version, m.name));
+        let step = |e: sqlx::Error| {
+            ConnectError::Migrate(format!("migration {} ({}): {e}", m.version, m.name))
+        };
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(step)?;
         tx.execute(sqlx::raw_sql(sql)).await.map_err(step)?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(now_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(step)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(step)?;
         tx.commit().await.map_err(step)?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
         count += 1;

@@ -160,8 +160,14 @@ impl Db {
                 };
                 // The writer first: it creates the file and switches it to WAL
                 // before readers open it.
-                let write = pool(1).connect_with(connect_opts.clone()).await.map_err(unreachable)?;
-                let read = pool(opts.max_connections.max(1)).connect_with(connect_opts).await.map_err(unreachable)?;
+                let write = pool(1)
+                    .connect_with(connect_opts.clone())
+                    .await
+                    .map_err(unreachable)?;
+                let read = pool(opts.max_connections.max(1))
+                    .connect_with(connect_opts)
+                    .await
+                    .map_err(unreachable)?;
                 Ok(Db {
                     read,
                     write,
@@ -232,7 +238,9 @@ fn describe(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Io(io) => format!("{io}; is the server running and the address right?"),
         sqlx::Error::Database(d) => d.message().to_owned(),
-        sqlx::Error::PoolTimedOut => "timed out connecting; is the server running and the address right?".into(),
+        sqlx::Error::PoolTimedOut => {
+            "timed out connecting; is the server running and the address right?".into()
+        }
         other => other.to_string(),
     }
 }
@@ -262,9 +270,16 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(matches!(normalise_url("sqlite://a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite://a.db?mode=rwc"));
-        assert!(matches!(normalise_url("sqlite:///tmp/a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite:///tmp/a.db?mode=rwc"));
-        assert!(matches!(normalise_url("postgres://u@h/db"), Ok((Backend::Postgres, _))));
+        assert!(
+            matches!(normalise_url("sqlite://a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite://a.db?mode=rwc")
+        );
+        assert!(
+            matches!(normalise_url("sqlite:///tmp/a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite:///tmp/a.db?mode=rwc")
+        );
+        assert!(matches!(
+            normalise_url("postgres://u@h/db"),
+            Ok((Backend::Postgres, _))
+        ));
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite://").is_err());
         assert_eq!(placeholders(2, 3), "($2, $3, $4)");

@@ -9,8 +9,12 @@ use sqlx::AnyConnection;
 
 use super::{Db, Result, StorageError, from_micros, placeholders, to_micros};
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
-use crate::domain::order::{Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing};
-use crate::domain::values::{CountryCode, Currency, Email, LineName, MinorUnits, Quantity, Sku, Text};
+use crate::domain::order::{
+    Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing,
+};
+use crate::domain::values::{
+    CountryCode, Currency, Email, LineName, MinorUnits, Quantity, Sku, Text,
+};
 
 const COLUMNS: &str = "id, number, store_version, warehouse_version, customer_name, customer_email, \
     customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
@@ -83,7 +87,9 @@ impl OrderRow {
                         reason,
                         from: parse_status(id, from)?,
                     }),
-                    (FulfillmentStatus::OnHold, _, _) => return Err(corrupt(id, "on hold without a reason")),
+                    (FulfillmentStatus::OnHold, _, _) => {
+                        return Err(corrupt(id, "on hold without a reason"));
+                    }
                     _ => None,
                 };
                 Some(Fulfillment {
@@ -109,7 +115,8 @@ impl OrderRow {
                     line2: self.ship_line2,
                     city: Text::parse("ship_city", &self.ship_city).map_err(bad)?,
                     region: self.ship_region,
-                    postal_code: Text::parse("ship_postal_code", &self.ship_postal_code).map_err(bad)?,
+                    postal_code: Text::parse("ship_postal_code", &self.ship_postal_code)
+                        .map_err(bad)?,
                     country: CountryCode::parse("ship_country", &self.ship_country).map_err(bad)?,
                 },
                 lines,
@@ -144,7 +151,9 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     }
     let rows = q.fetch_all(&mut *c).await?;
 
-    let sql = format!("SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no");
+    let sql = format!(
+        "SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no"
+    );
     let mut q = sqlx::query_as::<_, LineRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -182,7 +191,10 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     let mut by_id: HashMap<String, Order> = HashMap::with_capacity(rows.len());
     for row in rows {
         let key = row.id.clone();
-        let order = row.into_order(lines.remove(&key).unwrap_or_default(), shipments.remove(&key))?;
+        let order = row.into_order(
+            lines.remove(&key).unwrap_or_default(),
+            shipments.remove(&key),
+        )?;
         by_id.insert(key, order);
     }
     Ok(keys.iter().filter_map(|k| by_id.remove(k)).collect())
@@ -197,7 +209,12 @@ pub async fn load(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
 pub async fn load_for_update(db: &Db, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
     if !db.for_update().is_empty() {
         let sql = format!("SELECT id FROM orders WHERE id = $1{}", db.for_update());
-        if sqlx::query(&sql).bind(id.to_string()).fetch_optional(&mut *c).await?.is_none() {
+        if sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *c)
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
     }
@@ -215,7 +232,15 @@ pub async fn next_number(c: &mut AnyConnection) -> Result<i64> {
     Ok(n)
 }
 
-fn fulfillment_columns(f: Option<&Fulfillment>) -> (Option<&'static str>, Option<String>, Option<&'static str>, Option<String>, i64) {
+fn fulfillment_columns(
+    f: Option<&Fulfillment>,
+) -> (
+    Option<&'static str>,
+    Option<String>,
+    Option<&'static str>,
+    Option<String>,
+    i64,
+) {
     match f {
         None => (None, None, None, None, 0),
         Some(f) => (
@@ -230,7 +255,8 @@ fn fulfillment_columns(f: Option<&Fulfillment>) -> (Option<&'static str>, Option
 
 /// Inserts a new order with its lines and shipment.
 pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
-    let (status, hold_reason, held_from, rejected, changed) = fulfillment_columns(o.fulfillment.as_ref());
+    let (status, hold_reason, held_from, rejected, changed) =
+        fulfillment_columns(o.fulfillment.as_ref());
     let ct = &o.content;
     sqlx::query(
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
@@ -408,12 +434,14 @@ pub async fn save_pricing(c: &mut AnyConnection, id: OrderId, p: &Pricing) -> Re
         .execute(&mut *c)
         .await?;
     for (i, price) in p.unit_prices.iter().enumerate() {
-        sqlx::query("INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ($1, $2, $3)")
-            .bind(key.as_str())
-            .bind(i as i64)
-            .bind(price.get())
-            .execute(&mut *c)
-            .await?;
+        sqlx::query(
+            "INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ($1, $2, $3)",
+        )
+        .bind(key.as_str())
+        .bind(i as i64)
+        .bind(price.get())
+        .execute(&mut *c)
+        .await?;
     }
     Ok(())
 }
@@ -432,31 +460,40 @@ struct LinePriceRow {
 }
 
 /// The money of the given orders.
-pub async fn load_pricing(c: &mut AnyConnection, ids: &[OrderId]) -> Result<HashMap<OrderId, Pricing>> {
+pub async fn load_pricing(
+    c: &mut AnyConnection,
+    ids: &[OrderId],
+) -> Result<HashMap<OrderId, Pricing>> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
     let ph = placeholders(1, keys.len());
-    let sql = format!("SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no");
+    let sql = format!(
+        "SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no"
+    );
     let mut q = sqlx::query_as::<_, LinePriceRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
     }
     let mut prices: HashMap<String, Vec<MinorUnits>> = HashMap::new();
     for r in q.fetch_all(&mut *c).await? {
-        let p = MinorUnits::parse("unit_price", r.unit_price).map_err(|e| corrupt(&r.order_id, e))?;
+        let p =
+            MinorUnits::parse("unit_price", r.unit_price).map_err(|e| corrupt(&r.order_id, e))?;
         prices.entry(r.order_id).or_default().push(p);
     }
-    let sql = format!("SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}");
+    let sql = format!(
+        "SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}"
+    );
     let mut q = sqlx::query_as::<_, PriceRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
     }
     for r in q.fetch_all(&mut *c).await? {
         let bad = |e: crate::domain::FieldError| corrupt(&r.order_id, e);
-        let id = OrderId::parse(&r.order_id).ok_or_else(|| corrupt(&r.order_id, "id is not a UUID"))?;
+        let id =
+            OrderId::parse(&r.order_id).ok_or_else(|| corrupt(&r.order_id, "id is not a UUID"))?;
         out.insert(
             id,
             Pricing {
@@ -508,7 +545,10 @@ pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Resu
         format!("${}", args.len())
     };
     match &f.status {
-        Some(StatusFilter::Fulfillment(s)) => wh.push(format!("status = {}", next(Arg::Text(s.as_str().into()), &mut args))),
+        Some(StatusFilter::Fulfillment(s)) => wh.push(format!(
+            "status = {}",
+            next(Arg::Text(s.as_str().into()), &mut args)
+        )),
         Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
         Some(StatusFilter::CancelRequested) => wh.push("cancel_requested = 1".into()),
         None => {}
@@ -517,11 +557,20 @@ pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Resu
         wh.push(format!("updated_at >= {}", next(Arg::Int(t), &mut args)));
     }
     if let Some(after) = f.after {
-        wh.push(format!("id < {}", next(Arg::Text(after.to_string()), &mut args)));
+        wh.push(format!(
+            "id < {}",
+            next(Arg::Text(after.to_string()), &mut args)
+        ));
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let exact = next(Arg::Text(s.to_owned()), &mut args);
-        let pattern = format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         let pat = next(Arg::Text(pattern), &mut args);
         wh.push(format!(
             "(number = {exact} OR LOWER(customer_name) LIKE {pat} ESCAPE '\\' OR LOWER(customer_email) LIKE {pat} ESCAPE '\\' \
@@ -545,7 +594,11 @@ pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Resu
         }
     }
     let limit = next(Arg::Int(i64::from(f.limit)), &mut args);
-    let where_sql = if wh.is_empty() { String::new() } else { format!("WHERE {}", wh.join(" AND ")) };
+    let where_sql = if wh.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wh.join(" AND "))
+    };
     let sql = format!("SELECT id FROM orders {where_sql} ORDER BY id DESC LIMIT {limit}");
     let mut q = sqlx::query_scalar::<_, String>(&sql);
     for a in args {

@@ -69,7 +69,13 @@ impl SyncInfo {
 
 /// Records that `version` of order `id` must reach `peer`. Call inside the
 /// transaction that made the change.
-pub async fn enqueue(c: &mut AnyConnection, peer: &str, id: OrderId, version: i64, now: i64) -> Result<()> {
+pub async fn enqueue(
+    c: &mut AnyConnection,
+    peer: &str,
+    id: OrderId,
+    version: i64,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
          VALUES ($1, $2, $3, 'pending', 0, $4, $4, 0) \
@@ -100,7 +106,11 @@ struct InfoRow {
 
 /// Sync state of the given orders; an order with no row is synced (its row
 /// was delivered and pruned, or it never had to travel).
-pub async fn sync_info(c: &mut AnyConnection, peer: &str, ids: &[OrderId]) -> Result<HashMap<OrderId, SyncInfo>> {
+pub async fn sync_info(
+    c: &mut AnyConnection,
+    peer: &str,
+    ids: &[OrderId],
+) -> Result<HashMap<OrderId, SyncInfo>> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -116,7 +126,11 @@ pub async fn sync_info(c: &mut AnyConnection, peer: &str, ids: &[OrderId]) -> Re
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
             let state = SyncState::from_row(&r.state, r.attempts);
-            let last_error = if state == SyncState::Synced { None } else { r.last_error };
+            let last_error = if state == SyncState::Synced {
+                None
+            } else {
+                r.last_error
+            };
             out.insert(id, SyncInfo { state, last_error });
         }
     }
@@ -133,7 +147,13 @@ pub struct Claimed {
 }
 
 /// Leases up to `limit` due rows until `lease_until`.
-pub async fn claim(db: &Db, peer: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>> {
+pub async fn claim(
+    db: &Db,
+    peer: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -169,7 +189,14 @@ pub enum Settle {
 
 /// Ends the lease of one row. `sent_version` is the version of the snapshot
 /// actually sent; a row bumped to a newer version meanwhile stays pending.
-pub async fn settle(c: &mut AnyConnection, peer: &str, id: &str, sent_version: i64, how: &Settle, now: i64) -> Result<()> {
+pub async fn settle(
+    c: &mut AnyConnection,
+    peer: &str,
+    id: &str,
+    sent_version: i64,
+    how: &Settle,
+    now: i64,
+) -> Result<()> {
     match how {
         Settle::Delivered => {
             sqlx::query(
@@ -195,7 +222,10 @@ pub async fn settle(c: &mut AnyConnection, peer: &str, id: &str, sent_version: i
             .execute(&mut *c)
             .await?;
         }
-        Settle::Retry { error, next_attempt_at } => {
+        Settle::Retry {
+            error,
+            next_attempt_at,
+        } => {
             sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4 \
                  WHERE peer = $1 AND order_id = $2 AND state = 'pending'",
@@ -250,7 +280,12 @@ pub struct Attempt {
 }
 
 /// The delivery timeline of one order, newest first.
-pub async fn attempts(c: &mut AnyConnection, peer: &str, id: OrderId, limit: i64) -> Result<Vec<Attempt>> {
+pub async fn attempts(
+    c: &mut AnyConnection,
+    peer: &str,
+    id: OrderId,
+    limit: i64,
+) -> Result<Vec<Attempt>> {
     Ok(sqlx::query_as::<_, Attempt>(
         "SELECT at, outcome, detail, next_retry_at FROM sync_attempts WHERE peer = $1 AND order_id = $2 \
          ORDER BY id DESC LIMIT $3",
@@ -305,7 +340,13 @@ pub enum ReplaySelection {
 
 /// Moves the selected dead letters back to pending (or, with `dry_run`,
 /// only counts them). Returns how many.
-pub async fn replay(c: &mut AnyConnection, peer: &str, which: &ReplaySelection, dry_run: bool, now: i64) -> Result<u64> {
+pub async fn replay(
+    c: &mut AnyConnection,
+    peer: &str,
+    which: &ReplaySelection,
+    dry_run: bool,
+    now: i64,
+) -> Result<u64> {
     let (cond, ids): (String, Vec<String>) = match which {
         ReplaySelection::All => (String::new(), vec![]),
         ReplaySelection::Since(_) => (" AND enqueued_at >= $2".into(), vec![]),
@@ -347,5 +388,9 @@ pub async fn replay(c: &mut AnyConnection, peer: &str, which: &ReplaySelection, 
     for id in &ids {
         q = q.bind(id.as_str());
     }
-    Ok(q.bind(now).execute(&mut *c).await.map_err(StorageError::from)?.rows_affected())
+    Ok(q.bind(now)
+        .execute(&mut *c)
+        .await
+        .map_err(StorageError::from)?
+        .rows_affected())
 }

@@ -1,0 +1,390 @@
+//! The `fulfillment` command line: one struct of flags per command (every
+//! flag also reads an environment variable), and what each command does.
+
+mod demo;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::{OrderId, Role};
+use crate::engine::{EngineError, credentials};
+use crate::service::{Service, ServiceConfig, shutdown_signal};
+use crate::storage::outbox::{self, ReplaySelection};
+use crate::storage::{Db, DbOptions, SqliteSync, from_micros, now_micros};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "fulfillment", version, about = "Keeps orders in sync, both ways, between a store and a warehouse.", long_about = None)]
+pub struct Cli {
+    /// Log output: human-readable text or one JSON object per line (stderr).
+    #[arg(long, env = "FULFILLMENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run store and warehouse together on SQLite files, with demo data.
+    Demo(demo::DemoArgs),
+    /// Run one service (store or warehouse) with its relay.
+    Serve(ServeArgs),
+    /// Apply pending database migrations (every command does this anyway).
+    Migrate(DbArgs),
+    /// Manage admin users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect the outbox and replay dead letters.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DbArgs {
+    /// Which service this database belongs to.
+    #[arg(long, env = "FULFILLMENT_ROLE", value_enum)]
+    pub role: Role,
+    /// sqlite://PATH (the file is created) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// SQLite durability: `full` (default) survives power loss; `normal` is
+    /// faster but may lose the last commits on power loss (never on a crash).
+    #[arg(long, env = "FULFILLMENT_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_synchronous: SqliteSync,
+    /// Database connections per pool.
+    #[arg(long, env = "FULFILLMENT_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+}
+
+impl DbArgs {
+    fn options(&self) -> DbOptions {
+        DbOptions {
+            sqlite_synchronous: self.sqlite_synchronous,
+            max_connections: self.db_max_connections,
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<Db> {
+        Ok(Db::open(&self.database_url, self.role, &self.options()).await?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Base URL of the other service, e.g. http://127.0.0.1:8001.
+    #[arg(long, env = "FULFILLMENT_PEER_URL")]
+    pub peer_url: String,
+    /// Shared secret that signs sync requests; the same on both services.
+    /// Its UTF-8 bytes are the HMAC key.
+    #[arg(long, env = "FULFILLMENT_SYNC_SECRET", hide_env_values = true)]
+    pub sync_secret: String,
+    /// Older secrets still accepted while a rotation is under way
+    /// (comma-separated). Requests are always signed with --sync-secret.
+    #[arg(
+        long,
+        env = "FULFILLMENT_SYNC_SECRET_PREVIOUS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub sync_secret_previous: Vec<String>,
+    /// How long a change keeps being retried before it becomes a dead letter
+    /// (e.g. 72h, 30m, 90s).
+    #[arg(long, env = "FULFILLMENT_RETRY_HORIZON", default_value = "72h", value_parser = parse_duration)]
+    pub retry_horizon: Duration,
+    /// Most orders the relay sends in one request.
+    #[arg(long, env = "FULFILLMENT_RELAY_BATCH_SIZE", default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub relay_batch_size: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an admin user; the password is read from standard input.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, env = "FULFILLMENT_USERNAME")]
+        username: String,
+        /// Read the password from stdin (one trailing newline is ignored).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (only the token, on stdout).
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// A name for the token, shown in the audit trail of what it changes.
+        #[arg(long, env = "FULFILLMENT_TOKEN_NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Show pending and dead deliveries.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Send dead letters again (moves them back to pending).
+    Replay {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Replay the dead letter of this order.
+        #[arg(long, env = "FULFILLMENT_REPLAY_ID", conflicts_with_all = ["all", "since"])]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long, env = "FULFILLMENT_REPLAY_ALL", conflicts_with = "since")]
+        all: bool,
+        /// Replay dead letters first queued at or after this RFC 3339 time.
+        #[arg(long, env = "FULFILLMENT_REPLAY_SINCE")]
+        since: Option<String>,
+        /// Only count what would be replayed.
+        #[arg(long, env = "FULFILLMENT_REPLAY_DRY_RUN")]
+        dry_run: bool,
+    },
+}
+
+/// Parses `72h`, `30m`, `90s`, `500ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 72h, 30m or 90s"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            db.open().await?;
+            println!("{} database is up to date", db.role);
+            Ok(())
+        }
+        Command::User(UserCommand::Create { db, username, .. }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&password);
+            let handle = db.open().await?;
+            credentials::create_user(&handle, &username, password)
+                .await
+                .map_err(explain)?;
+            eprintln!("created {} admin user {username:?}", db.role);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { db, name }) => {
+            let handle = db.open().await?;
+            let token = credentials::create_token(&handle, db.role, &name)
+                .await
+                .map_err(explain)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Outbox(OutboxCommand::Status { db }) => outbox_status(db).await,
+        Command::Outbox(OutboxCommand::Replay {
+            db,
+            id,
+            all,
+            since,
+            dry_run,
+        }) => {
+            let which = match (id, all, since) {
+                (Some(id), false, None) => {
+                    ReplaySelection::Ids(vec![OrderId::parse(&id).ok_or_else(|| {
+                        anyhow::anyhow!("--id {id:?} is not an order id (a UUID)")
+                    })?])
+                }
+                (None, true, None) => ReplaySelection::All,
+                (None, false, Some(t)) => ReplaySelection::Since(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "--since {t:?} is not an RFC 3339 time like 2026-11-25T10:00:00Z"
+                            )
+                        })?
+                        .timestamp_micros(),
+                ),
+                _ => {
+                    bail!("say which dead letters to replay: --id ORDER_ID, --all or --since TIME")
+                }
+            };
+            let handle = db.open().await?;
+            let mut tx = handle.begin().await?;
+            let n = outbox::replay(
+                &mut tx,
+                db.role.peer().as_str(),
+                &which,
+                dry_run,
+                now_micros(),
+            )
+            .await?;
+            tx.commit()
+                .await
+                .map_err(crate::storage::StorageError::from)?;
+            if dry_run {
+                println!("{n} dead letter(s) would be replayed");
+            } else {
+                println!(
+                    "{n} dead letter(s) replayed; a running service's relay picks them up within seconds"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Turns an engine error into a one-line message for the terminal.
+fn explain(e: EngineError) -> anyhow::Error {
+    match e {
+        EngineError::Invalid(errors) => {
+            anyhow::anyhow!(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+        other => anyhow::anyhow!(other.to_string()),
+    }
+}
+
+async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
+    let handle = db.open().await?;
+    let mut c = handle.reader().acquire().await?;
+    let s = outbox::status(&mut c, db.role.peer().as_str()).await?;
+    let now = now_micros();
+    println!("{} → {}", db.role, db.role.peer());
+    println!("  pending:        {}", s.pending);
+    println!("  dead letters:   {}", s.dead);
+    match s.oldest_pending_at {
+        Some(t) => println!("  oldest pending: {:.1} s", (now - t) as f64 / 1e6),
+        None => println!("  oldest pending: -"),
+    }
+    match s.last_delivered_at {
+        Some(t) => println!("  last delivered: {}", from_micros(t).to_rfc3339()),
+        None => println!("  last delivered: never"),
+    }
+    println!("  (the circuit breaker lives in the running service: GET /api/v1/sync/status)");
+    if s.dead > 0 {
+        println!(
+            "replay with: fulfillment outbox replay --role {} --database-url … --all",
+            db.role
+        );
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut secrets = vec![args.sync_secret.clone()];
+    secrets.extend(
+        args.sync_secret_previous
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned(),
+    );
+    let mut cfg = ServiceConfig::new(
+        args.db.role,
+        args.db.database_url.clone(),
+        args.peer_url.clone(),
+        String::new(),
+    );
+    cfg.sync_secrets = secrets;
+    cfg.db = args.db.options();
+    cfg.retry_horizon = args.retry_horizon;
+    cfg.batch_size = args.relay_batch_size;
+    let service = Service::bind(cfg, args.listen).await?;
+    eprintln!(
+        "{} listening on {} (peer {})",
+        args.db.role,
+        service.url(),
+        args.peer_url
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing in-flight requests and the current relay batch");
+    service.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(72 * 3600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn role_for_warehouse_is_parsed() {
+        let cli = Cli::try_parse_from([
+            "fulfillment",
+            "serve",
+            "--role",
+            "warehouse",
+            "--database-url",
+            "sqlite://w.db",
+            "--peer-url",
+            "http://127.0.0.1:1",
+            "--sync-secret",
+            "s",
+        ]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Serve(ServeArgs {
+                db: DbArgs {
+                    role: Role::Warehouse,
+                    ..
+                },
+                ..
+            }))
+        ));
+    }
+}

@@ -1,0 +1,407 @@
+//! The order engine: every command that changes an order, for both roles.
+//!
+//! Each command is one database transaction that loads the order (locked on
+//! PostgreSQL), applies a domain rule, writes the new state, appends to the
+//! audit trail and enqueues the order in the outbox. After the commit the
+//! relay is woken; no network call ever happens inside a command.
+//!
+//! What differs between store and warehouse is which commands are allowed
+//! ([`EngineError::WrongRole`]) and whether money is loaded with an order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+
+use crate::domain::order::{CancelRequest, PatchOrderInput};
+use crate::domain::{
+    Action, Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Pricing, Role,
+};
+use crate::storage::outbox::{SyncInfo, SyncState};
+pub mod credentials;
+
+use crate::storage::{self, Db, StorageError, audit, idempotency, now_micros, orders, outbox};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no order with id {0}")]
+    NotFound(OrderId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    WrongRole(&'static str),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        EngineError::Storage(StorageError::Sqlx(e))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// An order as shown to users of one side: money only at the store.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub order: Order,
+    /// Always `None` at the warehouse.
+    pub pricing: Option<Pricing>,
+    pub sync: SyncInfo,
+}
+
+/// Counters shown on `/metrics`. Per engine (not process-global) so that the
+/// demo's two services in one process keep their own numbers.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub delivered: AtomicU64,
+    pub delivery_failures: AtomicU64,
+    pub applied: AtomicU64,
+}
+
+/// The outcome of a create with an `Idempotency-Key`.
+pub enum Created {
+    New(OrderView),
+    /// The key was used before with the same body: the first response.
+    Replayed(String),
+}
+
+/// One service's engine: its database, its role, and the relay's wake-up.
+#[derive(Clone)]
+pub struct Engine {
+    db: Db,
+    role: Role,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    pub fn new(db: Db, role: Role) -> Self {
+        Self {
+            db,
+            role,
+            wake: Arc::new(Notify::new()),
+            metrics: Arc::default(),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The peer this side's outbox delivers to.
+    pub fn peer(&self) -> &'static str {
+        self.role.peer().as_str()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Resolves when a commit enqueued something for the relay.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Tells the relay that new outbox rows are committed.
+    pub fn wake_relay(&self) {
+        self.wake.notify_one();
+    }
+
+    fn require(&self, role: Role, what: &'static str) -> Result<()> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(EngineError::WrongRole(what))
+        }
+    }
+
+    // -- reads ---------------------------------------------------------------
+
+    /// Adds money (store only) and sync state to loaded orders.
+    async fn views(&self, c: &mut AnyConnection, list: Vec<Order>) -> Result<Vec<OrderView>> {
+        let ids: Vec<OrderId> = list.iter().map(|o| o.id).collect();
+        let mut pricing = match self.role {
+            Role::Store => orders::load_pricing(c, &ids).await?,
+            Role::Warehouse => Default::default(),
+        };
+        let mut sync = outbox::sync_info(c, self.peer(), &ids).await?;
+        Ok(list
+            .into_iter()
+            .map(|order| OrderView {
+                pricing: pricing.remove(&order.id),
+                sync: sync.remove(&order.id).unwrap_or(SyncInfo::SYNCED),
+                order,
+            })
+            .collect())
+    }
+
+    pub async fn get(&self, id: OrderId) -> Result<OrderView> {
+        let mut c = self.db.reader().acquire().await?;
+        let found = orders::load_many(&mut c, &[id]).await?;
+        self.views(&mut c, found)
+            .await?
+            .pop()
+            .ok_or(EngineError::NotFound(id))
+    }
+
+    pub async fn list(&self, filter: &orders::ListFilter) -> Result<Vec<OrderView>> {
+        let mut c = self.db.reader().acquire().await?;
+        let ids = orders::list_ids(&mut c, self.peer(), filter).await?;
+        let found = orders::load_many(&mut c, &ids).await?;
+        self.views(&mut c, found).await
+    }
+
+    pub async fn audit(&self, id: OrderId) -> Result<Vec<audit::Entry>> {
+        let mut c = self.db.reader().acquire().await?;
+        if orders::load(&mut c, id).await?.is_none() {
+            return Err(EngineError::NotFound(id));
+        }
+        Ok(audit::list(&mut c, id).await?)
+    }
+
+    pub async fn attempts(&self, id: OrderId, limit: i64) -> Result<Vec<outbox::Attempt>> {
+        let mut c = self.db.reader().acquire().await?;
+        Ok(outbox::attempts(&mut c, self.peer(), id, limit).await?)
+    }
+
+    pub async fn outbox_status(&self) -> Result<outbox::OutboxStatus> {
+        let mut c = self.db.reader().acquire().await?;
+        Ok(outbox::status(&mut c, self.peer()).await?)
+    }
+
+    // -- store commands -------------------------------------------------------
+
+    /// Creates an order at the store. With an idempotency key, a repeat of the
+    /// same request answers the first response (`render` makes it) and
+    /// creates nothing.
+    pub async fn create_order(
+        &self,
+        actor: &Actor,
+        content: OrderContent,
+        pricing: Pricing,
+        idempotency: Option<(&str, &str)>,
+        render: impl Fn(&OrderView) -> String,
+    ) -> Result<Created> {
+        self.require(Role::Store, "orders are created at the store")?;
+        // Two requests racing with one key on PostgreSQL: the loser's insert
+        // of the key fails, and its second round finds the winner's answer.
+        let mut last_err = None;
+        for _ in 0..2 {
+            match self
+                .try_create(actor, &content, &pricing, idempotency, &render)
+                .await
+            {
+                Err(EngineError::Storage(StorageError::Sqlx(sqlx::Error::Database(e))))
+                    if idempotency.is_some() && e.is_unique_violation() =>
+                {
+                    last_err = Some(EngineError::Storage(StorageError::Sqlx(
+                        sqlx::Error::Database(e),
+                    )));
+                }
+                other => return other,
+            }
+        }
+        Err(last_err.unwrap_or(EngineError::Conflict("concurrent create".into())))
+    }
+
+    async fn try_create(
+        &self,
+        actor: &Actor,
+        content: &OrderContent,
+        pricing: &Pricing,
+        idempotency: Option<(&str, &str)>,
+        render: &impl Fn(&OrderView) -> String,
+    ) -> Result<Created> {
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        if let Some((key, hash)) = idempotency {
+            if let Some(stored) = idempotency::find(&mut tx, key, now).await? {
+                return if stored.request_hash == hash {
+                    Ok(Created::Replayed(stored.response))
+                } else {
+                    Err(EngineError::IdempotencyKeyReused)
+                };
+            }
+        }
+        let seq = orders::next_number(&mut tx).await?;
+        let at = storage::from_micros(now);
+        let order = Order {
+            id: OrderId::new(),
+            number: crate::domain::order::order_number(seq),
+            content: content.clone(),
+            store_version: 1,
+            warehouse_version: 0,
+            fulfillment: None,
+            created_at: at,
+            updated_at: at,
+        };
+        orders::insert(&mut tx, &order).await?;
+        orders::save_pricing(&mut tx, order.id, pricing).await?;
+        audit::record(&mut tx, order.id, actor, &["created"], now).await?;
+        outbox::enqueue(&mut tx, self.peer(), order.id, order.store_version, now).await?;
+        let view = OrderView {
+            order,
+            pricing: Some(pricing.clone()),
+            sync: SyncInfo {
+                state: SyncState::Pending,
+                last_error: None,
+            },
+        };
+        if let Some((key, hash)) = idempotency {
+            idempotency::save(&mut tx, key, hash, &render(&view), now).await?;
+        }
+        tx.commit().await?;
+        self.wake_relay();
+        Ok(Created::New(view))
+    }
+
+    /// Changes content or money of an order the warehouse has not started on.
+    pub async fn patch_order(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        patch: &PatchOrderInput,
+    ) -> Result<OrderView> {
+        self.require(Role::Store, "orders are edited at the store")?;
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let order = orders::load_for_update(&self.db, &mut tx, id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
+        order.store_may_edit().map_err(|e| {
+            EngineError::Conflict(format!("order {} cannot be edited: {e}", order.number))
+        })?;
+        let pricing = orders::load_pricing(&mut tx, &[id])
+            .await?
+            .remove(&id)
+            .ok_or_else(|| StorageError::Corrupt(format!("order {id} has no prices")))?;
+        let (content, new_pricing) = patch
+            .apply(&order.content, &pricing)
+            .map_err(EngineError::Invalid)?;
+        let mut changed = order.content.changed_fields(&content);
+        if new_pricing != pricing {
+            changed.extend(
+                patch
+                    .fields()
+                    .into_iter()
+                    .filter(|f| matches!(*f, "shipping_cost" | "lines")),
+            );
+            changed.dedup();
+            orders::save_pricing(&mut tx, id, &new_pricing).await?;
+        }
+        if content != order.content {
+            // Money is not part of what the warehouse receives, so only a
+            // content change moves the version and goes to the outbox.
+            let v = order.store_version + 1;
+            orders::update_content(&mut tx, id, &content, v, now).await?;
+            outbox::enqueue(&mut tx, self.peer(), id, v, now).await?;
+        } else if !changed.is_empty() {
+            touch(&mut tx, id, now).await?;
+        }
+        if !changed.is_empty() {
+            audit::record(&mut tx, id, actor, &changed, now).await?;
+        }
+        tx.commit().await?;
+        self.wake_relay();
+        self.get(id).await
+    }
+
+    /// Asks the warehouse to cancel. Repeating it changes nothing.
+    pub async fn request_cancel(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        reason: Option<String>,
+    ) -> Result<OrderView> {
+        self.require(Role::Store, "cancellation is requested at the store")?;
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let order = orders::load_for_update(&self.db, &mut tx, id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
+        if order.content.cancel.is_none() {
+            let mut content = order.content.clone();
+            content.cancel = Some(CancelRequest { reason });
+            let v = order.store_version + 1;
+            orders::update_content(&mut tx, id, &content, v, now).await?;
+            audit::record(&mut tx, id, actor, &["cancel_request"], now).await?;
+            outbox::enqueue(&mut tx, self.peer(), id, v, now).await?;
+        }
+        tx.commit().await?;
+        self.wake_relay();
+        self.get(id).await
+    }
+
+    // -- warehouse commands ---------------------------------------------------
+
+    /// Moves an order through fulfillment, or says why it cannot move.
+    pub async fn transition(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        action: Action,
+    ) -> Result<OrderView> {
+        self.require(Role::Warehouse, "fulfillment is changed at the warehouse")?;
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let order = orders::load_for_update(&self.db, &mut tx, id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
+        let current = order.fulfillment.clone().unwrap_or_default();
+        let next = current.apply(action, Utc::now()).map_err(|e| {
+            EngineError::Conflict(format!(
+                "{e} (order {} is {})",
+                order.number, current.status
+            ))
+        })?;
+        self.save_fulfillment(&mut tx, &order, &current, &next, actor, now)
+            .await?;
+        tx.commit().await?;
+        self.wake_relay();
+        self.get(id).await
+    }
+
+    /// Writes a new fulfillment with the next warehouse version, audits it and
+    /// enqueues it for the store. Shared by staff actions and sync effects.
+    pub(crate) async fn save_fulfillment(
+        &self,
+        c: &mut AnyConnection,
+        order: &Order,
+        before: &Fulfillment,
+        after: &Fulfillment,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<i64> {
+        let v = order.warehouse_version + 1;
+        orders::update_fulfillment(c, order.id, after, v, now).await?;
+        audit::record(c, order.id, actor, &before.changed_fields(after), now).await?;
+        outbox::enqueue(c, self.peer(), order.id, v, now).await?;
+        Ok(v)
+    }
+}
+
+async fn touch(c: &mut AnyConnection, id: OrderId, now: i64) -> Result<()> {
+    sqlx::query("UPDATE orders SET updated_at = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Adds `n` to a counter.
+pub fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}

@@ -1,0 +1,186 @@
+//! The one HTTP error type. Every error answer is built here, as an RFC 9457
+//! problem+json body: `{"type", "title", "status", "detail", "errors"}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::engine::EngineError;
+use crate::storage::StorageError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request cannot be read at all (malformed JSON, bad query).
+    BadRequest(String),
+    /// 401: missing or invalid credentials.
+    Unauthorized(String),
+    NotFound(String),
+    /// 405 with the methods that are allowed.
+    MethodNotAllowed {
+        detail: String,
+        allow: &'static str,
+    },
+    /// 409: not allowed in the order's current state.
+    Conflict(String),
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// 422: readable, but invalid values; every bad field listed.
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 500/503: our fault; the detail never carries internals.
+    Internal,
+    Unavailable(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    errors: &'a [FieldError],
+}
+
+impl ApiError {
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => format!("{} {}", errors[0].field, errors[0].message),
+            n => format!("{n} fields are invalid; see errors"),
+        };
+        ApiError::Invalid { detail, errors }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, message)])
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail: &str = match &self {
+            ApiError::BadRequest(d)
+            | ApiError::Unauthorized(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::Unavailable(d) => d,
+            ApiError::MethodNotAllowed { detail, .. } => detail,
+            ApiError::Invalid { detail, .. } => detail,
+            ApiError::PayloadTooLarge => "the request body is larger than 1 MiB",
+            ApiError::UnsupportedMediaType => {
+                "send the body as JSON with Content-Type: application/json"
+            }
+            ApiError::Internal => {
+                "something went wrong on our side; the request was not applied, try again"
+            }
+        };
+        let errors: &[FieldError] = match &self {
+            ApiError::Invalid { errors, .. } => errors,
+            _ => &[],
+        };
+        let type_uri = format!("https://fulfillment.invalid/problems/{kind}");
+        let body = serde_json::to_vec(&Problem {
+            kind: &type_uri,
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        })
+        .unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self {
+            ApiError::MethodNotAllowed { allow, .. } => {
+                h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(id) => ApiError::NotFound(format!("no order with id {id}")),
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::Invalid(errors) => ApiError::invalid(errors),
+            EngineError::WrongRole(m) => ApiError::MethodNotAllowed {
+                detail: format!("not allowed on this side: {m}"),
+                allow: "GET",
+            },
+            EngineError::IdempotencyKeyReused => ApiError::field(
+                "Idempotency-Key",
+                EngineError::IdempotencyKeyReused.to_string(),
+            ),
+            EngineError::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match &e {
+            StorageError::Sqlx(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!(error = %e, "database pool exhausted");
+                ApiError::Unavailable("the database is busy; retry shortly".into())
+            }
+            _ => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

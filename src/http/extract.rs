@@ -1,0 +1,122 @@
+//! Request extractors: JSON bodies with problem+json rejections, bearer
+//! token authentication, and order ids from the path.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{Actor, FieldError, OrderId};
+use crate::engine::credentials::token_hash;
+use crate::storage::auth;
+
+/// A JSON body parsed into `T`, keeping the raw value (for idempotency hashes).
+pub struct ApiJson<T> {
+    pub value: T,
+    pub raw: serde_json::Value,
+}
+
+fn is_json(ct: &str) -> bool {
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Reads the body as bytes, mapping "too large" to 413.
+pub async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// Parses JSON bytes: 400 when not JSON at all, 422 naming the field when
+/// the JSON does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), ApiError> {
+    let raw: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        let message = e.into_inner().to_string();
+        ApiError::invalid(vec![FieldError::new(field, message)])
+    })?;
+    Ok((value, raw))
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json(ct) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = body_bytes(req, state).await?;
+        let (value, raw) = parse_json(&bytes)?;
+        Ok(ApiJson { value, raw })
+    }
+}
+
+/// The authenticated API client. Extracting it is the authentication.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("send an API token as Authorization: Bearer TOKEN".into())
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be Bearer TOKEN".into())
+            })?;
+        // The lookup is by hash, so the comparison never touches the token
+        // itself and takes the same time whatever its prefix.
+        let mut c = state
+            .engine
+            .db()
+            .reader()
+            .acquire()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
+        match auth::token_name(&mut c, &token_hash(token)).await? {
+            Some(name) => Ok(Caller(Actor::Token(name))),
+            None => Err(ApiError::Unauthorized(
+                "unknown or revoked API token; create one with `fulfillment token create`".into(),
+            )),
+        }
+    }
+}
+
+/// Parses an order id from the path: 400 when it is not a UUID.
+pub fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(raw)
+        .ok_or_else(|| ApiError::BadRequest(format!("{raw:?} is not an order id (a UUID)")))
+}

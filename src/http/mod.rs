@@ -1,0 +1,58 @@
+//! The HTTP layer: the REST API (`/api/v1`), the signed sync endpoint and the
+//! operational endpoints, on one axum router per service.
+
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod orders;
+pub mod sync;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+use crate::sync::breaker::Breaker;
+use crate::sync::signature::Secrets;
+use error::ApiError;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub secrets: Secrets,
+    pub breaker: Arc<Breaker>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().merge(orders::router()).merge(sync::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .fallback(|| async {
+            ApiError::NotFound("no such route; see API.md or /api/v1/openapi.json".into())
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed {
+                detail: "this route does not take that method".into(),
+                allow: "",
+            }
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

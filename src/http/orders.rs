@@ -1,0 +1,392 @@
+//! `/api/v1/orders/**`: the order API of both roles. One set of handlers;
+//! the engine refuses what a role may not do (405), and the view chooses
+//! the store's or the warehouse's shape.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, Caller, order_id};
+use super::views::order_json;
+use crate::domain::order::{CreateOrderInput, PatchOrderInput};
+use crate::domain::values::{MAX_TEXT, optional_text};
+use crate::domain::{Action, FulfillmentStatus, Role};
+use crate::engine::{Created, OrderView};
+use crate::storage::orders::{ListFilter, StatusFilter};
+use crate::storage::outbox::SyncState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(get_one).patch(patch).delete(delete))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/fulfillment", post(fulfillment))
+        .route("/orders/{id}/audit", get(audit))
+        .route("/orders/{id}/sync", get(sync_timeline))
+}
+
+fn respond(state: &AppState, status: StatusCode, v: &OrderView) -> Response {
+    (status, Json(order_json(state.engine.role(), v))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+    updated_since: Option<String>,
+    q: Option<String>,
+    sync: Option<String>,
+}
+
+pub const MAX_LIMIT: u32 = 500;
+
+impl ListParams {
+    /// Turns query parameters into a filter, listing every bad one.
+    pub fn filter(&self, role: Role) -> ApiResult<ListFilter> {
+        let mut errors = Vec::new();
+        let mut f = ListFilter {
+            limit: 50,
+            ..Default::default()
+        };
+        if let Some(l) = &self.limit {
+            match l.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => f.limit = n,
+                _ => errors.push(crate::domain::FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )),
+            }
+        }
+        if let Some(c) = self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            match crate::domain::OrderId::parse(c) {
+                Some(id) => f.after = Some(id),
+                None => errors.push(crate::domain::FieldError::new(
+                    "cursor",
+                    "is not a cursor from a previous page",
+                )),
+            }
+        }
+        if let Some(s) = self.status.as_deref().filter(|s| !s.is_empty()) {
+            f.status = match (s, FulfillmentStatus::parse(s)) {
+                (_, Some(st)) => Some(StatusFilter::Fulfillment(st)),
+                ("open", None) if role == Role::Store => Some(StatusFilter::Open),
+                ("cancel_requested", None) if role == Role::Store => {
+                    Some(StatusFilter::CancelRequested)
+                }
+                _ => {
+                    errors.push(crate::domain::FieldError::new(
+                        "status",
+                        "is not a known status",
+                    ));
+                    None
+                }
+            };
+        }
+        if let Some(t) = self.updated_since.as_deref().filter(|s| !s.is_empty()) {
+            match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => f.updated_since = Some(t.with_timezone(&chrono::Utc).timestamp_micros()),
+                Err(_) => errors.push(crate::domain::FieldError::new(
+                    "updated_since",
+                    "must be an RFC 3339 time",
+                )),
+            }
+        }
+        if let Some(q) = &self.q {
+            match optional_text("q", Some(q), MAX_TEXT) {
+                Ok(q) => f.search = q,
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(s) = self.sync.as_deref().filter(|s| !s.is_empty()) {
+            if SyncState::ALL.iter().any(|st| st.as_str() == s) {
+                f.sync_state = Some(s.to_owned());
+            } else {
+                errors.push(crate::domain::FieldError::new(
+                    "sync",
+                    "must be pending, synced, failing or dead",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(f)
+        } else {
+            Err(ApiError::invalid(errors))
+        }
+    }
+}
+
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let filter = query(params)?.filter(state.engine.role())?;
+    let views = state.engine.list(&filter).await?;
+    let next_cursor = (views.len() == filter.limit as usize)
+        .then(|| views.last().map(|v| v.order.id.to_string()))
+        .flatten();
+    let items: Vec<serde_json::Value> = views
+        .iter()
+        .map(|v| order_json(state.engine.role(), v))
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response())
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let v = state.engine.get(order_id(&id)?).await?;
+    Ok(respond(&state, StatusCode::OK, &v))
+}
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+async fn create(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    if state.engine.role() != Role::Store {
+        return Err(ApiError::MethodNotAllowed {
+            detail: "orders are created at the store, never at the warehouse".into(),
+            allow: "GET",
+        });
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+                Some(k.trim().to_owned())
+            }
+            _ => {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                ));
+            }
+        },
+    };
+    let ApiJson { value, raw } = <ApiJson<CreateOrderInput> as axum::extract::FromRequest<
+        AppState,
+    >>::from_request(body, &state)
+    .await?;
+    let (content, pricing) = value.parse().map_err(ApiError::invalid)?;
+    // serde_json's map is ordered by key, so this is a canonical form: the
+    // same body with keys in another order is the same request.
+    let hash: String = Sha256::digest(raw.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let role = state.engine.role();
+    let render = |v: &OrderView| order_json(role, v).to_string();
+    let created = state
+        .engine
+        .create_order(
+            &actor,
+            content,
+            pricing,
+            key.as_deref().map(|k| (k, hash.as_str())),
+            render,
+        )
+        .await?;
+    Ok(match created {
+        Created::New(v) => {
+            tracing::info!(order_id = %v.order.id, number = %v.order.number, "order created");
+            respond(&state, StatusCode::CREATED, &v)
+        }
+        Created::Replayed(body) => (
+            StatusCode::CREATED,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+    })
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    if state.engine.role() != Role::Store {
+        return Err(ApiError::MethodNotAllowed {
+            detail: "order content is edited at the store; the warehouse changes fulfillment with POST /api/v1/orders/{id}/fulfillment".into(),
+            allow: "GET",
+        });
+    }
+    let ApiJson { value, .. } = <ApiJson<PatchOrderInput> as axum::extract::FromRequest<
+        AppState,
+    >>::from_request(body, &state)
+    .await?;
+    let v = state.engine.patch_order(&actor, id, &value).await?;
+    Ok(respond(&state, StatusCode::OK, &v))
+}
+
+async fn delete(
+    State(_state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    order_id(&id)?;
+    Err(ApiError::MethodNotAllowed {
+        detail: "orders are never deleted; the store can request cancellation with POST /api/v1/orders/{id}/cancel".into(),
+        allow: "GET, PATCH",
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    if state.engine.role() != Role::Store {
+        return Err(ApiError::MethodNotAllowed {
+            detail:
+                "cancellation is requested at the store; the warehouse answers it automatically"
+                    .into(),
+            allow: "GET",
+        });
+    }
+    // The body is optional: an empty POST is a cancel without a reason.
+    let has_body = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        != Some("0")
+        && headers.contains_key(axum::http::header::CONTENT_TYPE);
+    let reason = if has_body {
+        let ApiJson { value, .. } =
+            <ApiJson<CancelBody> as axum::extract::FromRequest<AppState>>::from_request(
+                body, &state,
+            )
+            .await?;
+        optional_text("reason", value.reason.as_deref(), MAX_TEXT)
+            .map_err(|e| ApiError::invalid(vec![e]))?
+    } else {
+        None
+    };
+    let v = state.engine.request_cancel(&actor, id, reason).await?;
+    Ok(respond(&state, StatusCode::OK, &v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FulfillmentBody {
+    status: String,
+    #[serde(default)]
+    carrier: Option<String>,
+    #[serde(default)]
+    tracking_number: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn fulfillment(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    if state.engine.role() != Role::Warehouse {
+        return Err(ApiError::MethodNotAllowed {
+            detail: "fulfillment is changed at the warehouse; the store sees it through sync"
+                .into(),
+            allow: "",
+        });
+    }
+    let ApiJson { value: b, .. } = <ApiJson<FulfillmentBody> as axum::extract::FromRequest<
+        AppState,
+    >>::from_request(body, &state)
+    .await?;
+    let action = Action::parse(
+        &b.status,
+        b.carrier.as_deref(),
+        b.tracking_number.as_deref(),
+        b.reason.as_deref(),
+    )
+    .map_err(ApiError::invalid)?;
+    let v = state.engine.transition(&actor, id, action).await?;
+    tracing::info!(order_id = %id, status = %b.status, "fulfillment changed");
+    Ok(respond(&state, StatusCode::OK, &v))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    let entries = state.engine.audit(id).await?;
+    let items: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "at": crate::storage::from_micros(e.at),
+                "actor": {"kind": e.actor_kind, "name": e.actor_name},
+                "changes": e.change_list(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// How many delivery attempts the timeline shows.
+const TIMELINE_LIMIT: i64 = 100;
+
+async fn sync_timeline(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    let v = state.engine.get(id).await?;
+    let attempts = state.engine.attempts(id, TIMELINE_LIMIT).await?;
+    let items: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "at": crate::storage::from_micros(a.at),
+                "outcome": a.outcome,
+                "detail": a.detail,
+                "next_retry_at": a.next_retry_at.map(crate::storage::from_micros),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "state": v.sync.state,
+        "store_version": v.order.store_version,
+        "warehouse_version": v.order.warehouse_version,
+        "last_error": v.sync.last_error,
+        "attempts": items,
+    }))
+    .into_response())
+}

@@ -1,0 +1,183 @@
+//! Wiring one role into a running service: database, engine, HTTP server and
+//! relay, with graceful shutdown. Tests start services through this exactly
+//! as the binary does, on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::domain::Role;
+use crate::engine::Engine;
+use crate::http::{self, AppState};
+use crate::storage::{Db, DbOptions};
+use crate::sync::breaker::Breaker;
+use crate::sync::relay::{Relay, RelayConfig};
+use crate::sync::signature::Secrets;
+
+/// Everything one service needs to run.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub role: Role,
+    pub database_url: String,
+    pub db: DbOptions,
+    /// Base URL of the other service.
+    pub peer_url: String,
+    /// The first signs; all are accepted (secret rotation).
+    pub sync_secrets: Vec<String>,
+    pub retry_horizon: Duration,
+    pub batch_size: i64,
+    /// Failures in a row that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before a probe.
+    pub breaker_open_for: Duration,
+}
+
+impl ServiceConfig {
+    pub fn new(
+        role: Role,
+        database_url: impl Into<String>,
+        peer_url: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            role,
+            database_url: database_url.into(),
+            db: DbOptions::default(),
+            peer_url: peer_url.into(),
+            sync_secrets: vec![secret.into()],
+            retry_horizon: Duration::from_secs(72 * 3600),
+            batch_size: 256,
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(5),
+        }
+    }
+
+    /// Checks what can be checked before opening anything.
+    pub fn validate(&self) -> anyhow::Result<Secrets> {
+        let url = reqwest::Url::parse(&self.peer_url)
+            .map_err(|e| anyhow::anyhow!("--peer-url {:?} is not a URL ({e}); give the other service's base URL, e.g. http://127.0.0.1:8001", self.peer_url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            anyhow::bail!(
+                "--peer-url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8001"
+            );
+        }
+        Secrets::new(&self.sync_secrets)
+            .ok_or_else(|| anyhow::anyhow!("a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) to the same value on both services"))
+    }
+}
+
+/// A running service. Dropping it does not stop it; call [`Service::stop`].
+pub struct Service {
+    addr: SocketAddr,
+    engine: Engine,
+    breaker: Arc<Breaker>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    relay: JoinHandle<()>,
+}
+
+impl Service {
+    /// Opens (and migrates) the database, then serves on `listener` and
+    /// starts the relay.
+    pub async fn start(cfg: ServiceConfig, listener: TcpListener) -> anyhow::Result<Service> {
+        let secrets = cfg.validate()?;
+        let db = Db::open(&cfg.database_url, cfg.role, &cfg.db).await?;
+        let engine = Engine::new(db, cfg.role);
+        let breaker = Arc::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_open_for));
+        let mut relay_cfg = RelayConfig::new(cfg.peer_url.clone(), secrets.clone());
+        relay_cfg.retry_horizon = cfg.retry_horizon;
+        relay_cfg.batch_size = cfg.batch_size;
+        let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
+
+        let (shutdown, rx) = watch::channel(false);
+        let addr = listener.local_addr()?;
+        let app = http::router(AppState {
+            engine: engine.clone(),
+            secrets,
+            breaker: breaker.clone(),
+        });
+        let mut server_rx = rx.clone();
+        let role = cfg.role;
+        let server = tokio::spawn(async move {
+            let stop = async move {
+                let _ = server_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(%role, error = %e, "HTTP server failed");
+            }
+        });
+        let relay = tokio::spawn(relay.run(rx));
+        tracing::info!(role = %cfg.role, %addr, "service listening");
+        Ok(Service {
+            addr,
+            engine,
+            breaker,
+            shutdown,
+            server,
+            relay,
+        })
+    }
+
+    /// Binds `listen` and starts.
+    pub async fn bind(cfg: ServiceConfig, listen: SocketAddr) -> anyhow::Result<Service> {
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using it?")
+        })?;
+        Self::start(cfg, listener).await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Stops accepting, finishes in-flight requests and the relay's current
+    /// batch, then closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.relay.await;
+        self.engine.db().close().await;
+        tracing::info!(role = %self.engine.role(), "service stopped");
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
