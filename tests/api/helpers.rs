@@ -1,0 +1,305 @@
+//! The test harness: starts a real store and warehouse (in-process, on random
+//! loopback ports, each with a fresh database on SQLite or PostgreSQL) and
+//! talks HTTP to them like any client.
+//!
+//! PostgreSQL comes from `FULFILLMENT_TEST_PG_URL` (an admin URL; each pair
+//! gets new databases on that server), which `scripts/with-postgres` sets.
+//! Without it, PostgreSQL tests skip locally but FAIL under `CI=true`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fulfillment::domain::Role;
+use fulfillment::engine::credentials;
+use fulfillment::service::{Service, ServiceConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Connection, Executor};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend. Each expands to two tests:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub const SECRET: &str = "test-sync-secret";
+
+/// A fresh, empty database URL for one service, and what keeps it alive.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn pg_admin_url() -> Option<String> {
+    match std::env::var("FULFILLMENT_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but FULFILLMENT_TEST_PG_URL is not set: PostgreSQL tests must run in CI (use scripts/test)"
+            );
+            eprintln!("skipping: FULFILLMENT_TEST_PG_URL is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+impl TestDb {
+    /// `None` only when PostgreSQL is unavailable outside CI.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Some(TestDb {
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url()?;
+                sqlx::any::install_default_drivers();
+                let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+                let mut c = AnyConnection::connect(&admin)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                c.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
+                c.close().await.ok();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Some(TestDb {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+/// One running service, with what it takes to restart it on the same port.
+pub struct Side {
+    pub role: Role,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub token: String,
+    pub cfg: ServiceConfig,
+    pub service: Option<Service>,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+}
+
+/// A store and a warehouse wired to each other.
+pub struct Pair {
+    pub store: Side,
+    pub warehouse: Side,
+}
+
+fn config(role: Role, db_url: &str, peer: SocketAddr) -> ServiceConfig {
+    let mut cfg = ServiceConfig::new(role, db_url, format!("http://{peer}"), SECRET);
+    // Short waits so outage tests recover quickly.
+    cfg.breaker_open_for = Duration::from_millis(500);
+    cfg
+}
+
+impl Pair {
+    /// `None` when this backend is unavailable outside CI (the test skips).
+    pub async fn start(backend: Backend) -> Option<Pair> {
+        let store_db = TestDb::new(backend).await?;
+        let warehouse_db = TestDb::new(backend).await?;
+        let sl = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let wl = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (sa, wa) = (
+            sl.local_addr().expect("addr"),
+            wl.local_addr().expect("addr"),
+        );
+        let store = Side::start(Role::Store, store_db, sl, wa).await;
+        let warehouse = Side::start(Role::Warehouse, warehouse_db, wl, sa).await;
+        Some(Pair { store, warehouse })
+    }
+
+    pub async fn stop(mut self) {
+        self.store.stop().await;
+        self.warehouse.stop().await;
+    }
+}
+
+impl Side {
+    async fn start(role: Role, db: TestDb, listener: TcpListener, peer: SocketAddr) -> Side {
+        let cfg = config(role, &db.url, peer);
+        let addr = listener.local_addr().expect("addr");
+        let service = Service::start(cfg.clone(), listener)
+            .await
+            .expect("service starts");
+        let token = credentials::create_token(service.engine().db(), role, "tests")
+            .await
+            .expect("token");
+        Side {
+            role,
+            addr,
+            url: format!("http://{addr}"),
+            token,
+            cfg,
+            service: Some(service),
+            db,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the service (graceful); its port stays reserved for `restart`.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.service.take() {
+            s.stop().await;
+        }
+    }
+
+    /// Starts the service again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("rebinding {}: {e}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
+            }
+        };
+        self.service = Some(
+            Service::start(self.cfg.clone(), listener)
+                .await
+                .expect("service restarts"),
+        );
+    }
+
+    /// Sends a request with this side's token; returns status and JSON body
+    /// (`Value::Null` when the body is empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// Runs one SQL statement against this side's database and returns the
+    /// first column of every row as text (for checking stored state).
+    pub async fn sql(&self, query: &str) -> Vec<String> {
+        sqlx::any::install_default_drivers();
+        let mut c = AnyConnection::connect(&self.db.url).await.expect("connect");
+        let rows = sqlx::query(query).fetch_all(&mut c).await.expect("query");
+        c.close().await.ok();
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row;
+                r.try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|v| v.to_string()))
+                    .unwrap_or_else(|_| "NULL".into())
+            })
+            .collect()
+    }
+}
+
+/// The API.md example order, with a distinctive customer name.
+pub fn order_body(name: &str) -> Value {
+    json!({
+        "customer": {"name": name, "email": "ada@example.com", "company": null},
+        "shipping_address": {"name": name, "line1": "12 St James's Sq", "line2": null,
+                             "city": "London", "region": null, "postal_code": "SW1Y 4JH", "country": "GB"},
+        "lines": [{"sku": "WID-1", "name": "Widget", "quantity": 2, "unit_price": 1999}],
+        "currency": "GBP",
+        "shipping_cost": 500,
+        "notes": "leave at the door",
+        "deliver_by": "2026-12-01T17:00:00Z"
+    })
+}
+
+/// Creates an order at the store and returns its JSON.
+pub async fn create_order(store: &Side, name: &str) -> Value {
+    let (status, body) = store.post("/api/v1/orders", &order_body(name)).await;
+    assert_eq!(status, StatusCode::CREATED, "create failed: {body}");
+    body
+}
+
+pub fn id_of(order: &Value) -> String {
+    order["id"].as_str().expect("order has an id").to_owned()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `secs` seconds
+/// with `what` in the message.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until `side` shows order `id` with `pred` true, and returns it.
+pub async fn wait_for_order(
+    side: &Side,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(20, what, || async {
+        let (status, body) = side.get(&format!("/api/v1/orders/{id}")).await;
+        (status == StatusCode::OK && pred(&body)).then_some(body)
+    })
+    .await
+}

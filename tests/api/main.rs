@@ -1,0 +1,13 @@
+//! Integration tests: real services on random loopback ports, driven over
+//! HTTP, on SQLite and on PostgreSQL (every test runs once per backend).
+//! One binary with one module per feature keeps linking fast.
+
+mod helpers;
+
+mod api_errors;
+mod auth;
+mod fencing;
+mod idempotency;
+mod order_flow;
+mod outage;
+mod pagination;
