@@ -68,7 +68,7 @@ pub struct Metrics {
 
 /// The outcome of a create with an `Idempotency-Key`.
 pub enum Created {
-    New(OrderView),
+    New(Box<OrderView>),
     /// The key was used before with the same body: the first response.
     Replayed(String),
 }
@@ -264,7 +264,7 @@ impl Engine {
         }
         tx.commit().await?;
         self.wake_relay();
-        Ok(Created::New(view))
+        Ok(Created::New(Box::new(view)))
     }
 
     /// Changes content or money of an order the warehouse has not started on.
