@@ -4,9 +4,10 @@
 //! Layers, each depending only on those above it:
 //! - [`domain`]: pure types and rules (no I/O);
 //! - [`storage`]: SQLite/PostgreSQL, migrations, SQL per aggregate;
+//! - [`engine`]: the commands that change orders, one transaction each
+//!   (the same for both roles);
 //! - [`sync`]: signatures, the relay that drains the outbox, and the apply
-//!   side that receives the peer's snapshots;
-//! - [`engine`]: the commands that change orders, one transaction each;
+//!   side that receives the peer's snapshots (both built on the engine);
 //! - [`http`]: the REST API and operational endpoints;
 //! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands.
 

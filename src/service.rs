@@ -65,6 +65,11 @@ impl ServiceConfig {
                 "--peer-url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8001"
             );
         }
+        if self.sync_secrets.first().is_none_or(|s| s.is_empty()) {
+            anyhow::bail!(
+                "a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) to the same value on both services"
+            );
+        }
         Secrets::new(&self.sync_secrets)
             .ok_or_else(|| anyhow::anyhow!("a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) to the same value on both services"))
     }
@@ -160,24 +165,32 @@ impl Service {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves on Ctrl-C or SIGTERM. The handlers are registered
+/// when this is called, not when it is first awaited, so call it early: a
+/// signal that arrives during start-up is not lost (nor does it kill the
+/// process with work half done).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -104,6 +104,7 @@ async fn side_credentials(
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -181,8 +182,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "  try:  curl -H \"Authorization: Bearer $(jq -r .store.api_token {})\" {}/api/v1/orders",
-        cred_path.display(),
+        "  try:  TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"store\"][\"api_token\"])' {})",
+        cred_path.display()
+    );
+    println!(
+        "        curl -H \"Authorization: Bearer $TOKEN\" {}/api/v1/orders",
         store.url()
     );
     println!(
@@ -190,7 +194,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         dir.display()
     );
 
-    shutdown_signal().await;
+    stop.await;
     eprintln!("shutting down: finishing in-flight requests and relay batches");
     tokio::join!(store.stop(), warehouse.stop());
     Ok(())

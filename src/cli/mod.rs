@@ -81,9 +81,10 @@ impl DbArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Address to listen on.
-    #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8000")]
-    pub listen: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8000 for the store,
+    /// 127.0.0.1:8001 for the warehouse].
+    #[arg(long, env = "FULFILLMENT_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// Base URL of the other service, e.g. http://127.0.0.1:8001.
     #[arg(long, env = "FULFILLMENT_PEER_URL")]
     pub peer_url: String,
@@ -313,6 +314,7 @@ async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let mut secrets = vec![args.sync_secret.clone()];
     secrets.extend(
         args.sync_secret_previous
@@ -330,14 +332,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.db = args.db.options();
     cfg.retry_horizon = args.retry_horizon;
     cfg.batch_size = args.relay_batch_size;
-    let service = Service::bind(cfg, args.listen).await?;
+    let listen = args.listen.unwrap_or_else(|| match args.db.role {
+        Role::Store => SocketAddr::from(([127, 0, 0, 1], 8000)),
+        Role::Warehouse => SocketAddr::from(([127, 0, 0, 1], 8001)),
+    });
+    let service = Service::bind(cfg, listen).await?;
     eprintln!(
         "{} listening on {} (peer {})",
         args.db.role,
         service.url(),
         args.peer_url
     );
-    shutdown_signal().await;
+    stop.await;
     eprintln!("shutting down: finishing in-flight requests and the current relay batch");
     service.stop().await;
     Ok(())

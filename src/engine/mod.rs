@@ -292,13 +292,11 @@ impl Engine {
             .map_err(EngineError::Invalid)?;
         let mut changed = order.content.changed_fields(&content);
         if new_pricing != pricing {
-            changed.extend(
-                patch
-                    .fields()
-                    .into_iter()
-                    .filter(|f| matches!(*f, "shipping_cost" | "lines")),
-            );
-            changed.dedup();
+            for f in patch.fields() {
+                if matches!(f, "shipping_cost" | "lines") && !changed.contains(&f) {
+                    changed.push(f);
+                }
+            }
             orders::save_pricing(&mut tx, id, &new_pricing).await?;
         }
         if content != order.content {
@@ -360,12 +358,9 @@ impl Engine {
             .await?
             .ok_or(EngineError::NotFound(id))?;
         let current = order.fulfillment.clone().unwrap_or_default();
-        let next = current.apply(action, Utc::now()).map_err(|e| {
-            EngineError::Conflict(format!(
-                "{e} (order {} is {})",
-                order.number, current.status
-            ))
-        })?;
+        let next = current
+            .apply(action, Utc::now())
+            .map_err(|e| EngineError::Conflict(format!("order {}: {e}", order.number)))?;
         self.save_fulfillment(&mut tx, &order, &current, &next, actor, now)
             .await?;
         tx.commit().await?;

@@ -13,13 +13,15 @@ use crate::storage::StorageError;
 pub enum ApiError {
     /// 400: the request cannot be read at all (malformed JSON, bad query).
     BadRequest(String),
+    /// 400 naming the part of the request that is unreadable (a path id).
+    BadField(FieldError),
     /// 401: missing or invalid credentials.
     Unauthorized(String),
     NotFound(String),
     /// 405 with the methods that are allowed.
     MethodNotAllowed {
         detail: String,
-        allow: &'static str,
+        allow: Option<&'static str>,
     },
     /// 409: not allowed in the order's current state.
     Conflict(String),
@@ -60,7 +62,9 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::BadRequest(_) | ApiError::BadField(_) => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Bad request")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => (
@@ -109,6 +113,7 @@ impl IntoResponse for ApiError {
             | ApiError::Unavailable(d) => d,
             ApiError::MethodNotAllowed { detail, .. } => detail,
             ApiError::Invalid { detail, .. } => detail,
+            ApiError::BadField(e) => &e.message,
             ApiError::PayloadTooLarge => "the request body is larger than 1 MiB",
             ApiError::UnsupportedMediaType => {
                 "send the body as JSON with Content-Type: application/json"
@@ -119,6 +124,7 @@ impl IntoResponse for ApiError {
         };
         let errors: &[FieldError] = match &self {
             ApiError::Invalid { errors, .. } => errors,
+            ApiError::BadField(e) => std::slice::from_ref(e),
             _ => &[],
         };
         let type_uri = format!("https://fulfillment.invalid/problems/{kind}");
@@ -137,7 +143,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            ApiError::MethodNotAllowed { allow, .. } => {
+            ApiError::MethodNotAllowed {
+                allow: Some(allow), ..
+            } => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             ApiError::Unauthorized(_) => {
@@ -157,7 +165,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(errors) => ApiError::invalid(errors),
             EngineError::WrongRole(m) => ApiError::MethodNotAllowed {
                 detail: format!("not allowed on this side: {m}"),
-                allow: "GET",
+                allow: None,
             },
             EngineError::IdempotencyKeyReused => ApiError::field(
                 "Idempotency-Key",

@@ -18,7 +18,7 @@ pub struct ApiJson<T> {
     pub raw: serde_json::Value,
 }
 
-fn is_json(ct: &str) -> bool {
+pub fn is_json(ct: &str) -> bool {
     let essence = ct
         .split(';')
         .next()
@@ -117,6 +117,10 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Parses an order id from the path: 400 when it is not a UUID.
 pub fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw)
-        .ok_or_else(|| ApiError::BadRequest(format!("{raw:?} is not an order id (a UUID)")))
+    OrderId::parse(raw).ok_or_else(|| {
+        ApiError::BadField(FieldError::new(
+            "id",
+            format!("{raw:?} is not an order id (a UUID)"),
+        ))
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod sync;
@@ -35,7 +36,10 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(orders::router()).merge(sync::router());
+    let api = Router::new()
+        .merge(orders::router())
+        .merge(sync::router())
+        .route("/openapi.json", axum::routing::get(openapi_json));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
@@ -45,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed {
                 detail: "this route does not take that method".into(),
-                allow: "",
+                allow: None,
             }
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -55,4 +59,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI document of this side's API.
+/// Behind a token like every other `/api/v1` route (API.md).
+async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _caller: extract::Caller,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document(state.engine.role()))
 }

@@ -683,7 +683,7 @@ fn schemas(role: Role) -> Value {
             put("StoreOrder", store_order());
             put("CustomerInput", customer_input());
             put("AddressInput", address_input());
-            put("LineInput", line_input());
+            put("PricedLineInput", priced_line_input());
             put("CreateOrder", create_order_schema());
             put("PatchOrder", patch_order_schema());
             put("CancelRequest", cancel_request());
@@ -1043,7 +1043,7 @@ fn address_input() -> Value {
     })
 }
 
-fn line_input() -> Value {
+fn priced_line_input() -> Value {
     let short = json!({"type": "string", "minLength": 1, "maxLength": MAX_SHORT_TEXT});
     json!({
         "type": "object",
@@ -1062,7 +1062,7 @@ fn line_input() -> Value {
 fn lines_array() -> Value {
     json!({
         "type": "array", "minItems": 1, "maxItems": MAX_LINES,
-        "items": schema_ref("LineInput"),
+        "items": schema_ref("PricedLineInput"),
     })
 }
 

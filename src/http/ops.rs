@@ -21,7 +21,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.engine.db().ping().await {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
+        super::error::ApiError::Unavailable(
+            "the database does not answer; check that it is running".into(),
+        )
+        .into_response()
     }
 }
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Caller, order_id};
+use super::extract::{ApiJson, Caller, body_bytes, is_json, order_id, parse_json};
 use super::views::order_json;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::values::{MAX_TEXT, optional_text};
@@ -133,11 +133,19 @@ async fn list(
     _caller: Caller,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let filter = query(params)?.filter(state.engine.role())?;
-    let views = state.engine.list(&filter).await?;
-    let next_cursor = (views.len() == filter.limit as usize)
-        .then(|| views.last().map(|v| v.order.id.to_string()))
-        .flatten();
+    let mut filter = query(params)?.filter(state.engine.role())?;
+    let limit = filter.limit as usize;
+    // One more than asked tells whether another page exists, so the last
+    // page never hands out a cursor to an empty one.
+    filter.limit += 1;
+    let mut views = state.engine.list(&filter).await?;
+    let more = views.len() > limit;
+    views.truncate(limit);
+    let next_cursor = if more {
+        views.last().map(|v| v.order.id.to_string())
+    } else {
+        None
+    };
     let items: Vec<serde_json::Value> = views
         .iter()
         .map(|v| order_json(state.engine.role(), v))
@@ -166,7 +174,7 @@ async fn create(
     if state.engine.role() != Role::Store {
         return Err(ApiError::MethodNotAllowed {
             detail: "orders are created at the store, never at the warehouse".into(),
-            allow: "GET",
+            allow: Some("GET"),
         });
     }
     let key = match headers.get("idempotency-key") {
@@ -230,7 +238,7 @@ async fn patch(
     if state.engine.role() != Role::Store {
         return Err(ApiError::MethodNotAllowed {
             detail: "order content is edited at the store; the warehouse changes fulfillment with POST /api/v1/orders/{id}/fulfillment".into(),
-            allow: "GET",
+            allow: Some("GET"),
         });
     }
     let ApiJson { value, .. } = <ApiJson<PatchOrderInput> as axum::extract::FromRequest<
@@ -242,14 +250,17 @@ async fn patch(
 }
 
 async fn delete(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     order_id(&id)?;
     Err(ApiError::MethodNotAllowed {
         detail: "orders are never deleted; the store can request cancellation with POST /api/v1/orders/{id}/cancel".into(),
-        allow: "GET, PATCH",
+        allow: Some(match state.engine.role() {
+            Role::Store => "GET, PATCH",
+            Role::Warehouse => "GET",
+        }),
     })
 }
 
@@ -273,25 +284,26 @@ async fn cancel(
             detail:
                 "cancellation is requested at the store; the warehouse answers it automatically"
                     .into(),
-            allow: "GET",
+            allow: Some("GET"),
         });
     }
-    // The body is optional: an empty POST is a cancel without a reason.
-    let has_body = headers
-        .get(axum::http::header::CONTENT_LENGTH)
+    // The body is optional: an empty POST is a cancel without a reason; a
+    // body, when sent, must be JSON like any other.
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        != Some("0")
-        && headers.contains_key(axum::http::header::CONTENT_TYPE);
-    let reason = if has_body {
-        let ApiJson { value, .. } =
-            <ApiJson<CancelBody> as axum::extract::FromRequest<AppState>>::from_request(
-                body, &state,
-            )
-            .await?;
+        .unwrap_or("")
+        .to_owned();
+    let bytes = body_bytes(body, &state).await?;
+    let reason = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        if !is_json(&ct) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let (value, _) = parse_json::<CancelBody>(&bytes)?;
         optional_text("reason", value.reason.as_deref(), MAX_TEXT)
             .map_err(|e| ApiError::invalid(vec![e]))?
-    } else {
-        None
     };
     let v = state.engine.request_cancel(&actor, id, reason).await?;
     Ok(respond(&state, StatusCode::OK, &v))
@@ -320,7 +332,7 @@ async fn fulfillment(
         return Err(ApiError::MethodNotAllowed {
             detail: "fulfillment is changed at the warehouse; the store sees it through sync"
                 .into(),
-            allow: "",
+            allow: Some(""),
         });
     }
     let ApiJson { value: b, .. } = <ApiJson<FulfillmentBody> as axum::extract::FromRequest<

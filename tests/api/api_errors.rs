@@ -252,6 +252,7 @@ async fn unknown_orders_and_routes(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, p) = pair.store.get("/api/v1/orders/not-a-uuid").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["errors"][0]["field"], "id", "{p}");
     let (s, p) = pair.store.get("/api/v1/nothing-here").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(p["status"], 404);
@@ -342,5 +343,19 @@ async fn operational_endpoints(b: Backend) {
     assert!(delivered.is_some_and(|n| n >= 1), "{metrics}");
     let (_, st) = pair.store.get("/api/v1/sync/status").await;
     assert!(st["last_delivered_at"].is_string(), "{st}");
+    for side in [&pair.store, &pair.warehouse] {
+        let (s, doc) = side.get("/api/v1/openapi.json").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert!(doc["paths"]["/api/v1/orders"].is_object());
+    }
+    let r = reqwest::get(format!("{}/api/v1/openapi.json", pair.store.url))
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "like every /api/v1 route"
+    );
     pair.stop().await;
 }

@@ -278,6 +278,16 @@ async fn cancel_before_shipping_cancels(b: Backend) {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancel_requested");
     let v = body["sync"]["store_version"].clone();
+    // An empty POST (no body, no content type) is a cancel without a reason.
+    let r = pair
+        .store
+        .http
+        .post(format!("{}{path}/cancel", pair.store.url))
+        .bearer_auth(&pair.store.token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::OK);
     let (s, again) = pair.store.post(&format!("{path}/cancel"), &json!({})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(

@@ -1,0 +1,432 @@
+//! The binary as a user runs it: `demo` seeds, serves, exits 0 on SIGTERM
+//! and keeps its data across restarts; bad configuration is one line and a
+//! non-zero exit, never a panic; `token create` prints only the token.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn demo(dir: &Path, store: u16, warehouse: u16) -> Child {
+    Command::new(BIN)
+        .args(["demo", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--store-listen",
+            &format!("127.0.0.1:{store}"),
+            "--warehouse-listen",
+            &format!("127.0.0.1:{warehouse}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts")
+}
+
+fn get(url: &str, token: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {token}"), url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("demo did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn statuses(list: &Value) -> Vec<String> {
+    list["items"].as_array().map_or(vec![], |items| {
+        items
+            .iter()
+            .filter_map(|o| o["status"].as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+#[test]
+fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sp, wp) = (free_port(), free_port());
+    let child = demo(dir.path(), sp, wp);
+    let creds_path = dir.path().join("credentials.json");
+    let creds: Value = wait_for(60, "credentials.json", || {
+        std::fs::read(&creds_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&creds_path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "credentials are private");
+    }
+    for side in ["store", "warehouse"] {
+        for key in ["url", "admin_user", "admin_password", "api_token"] {
+            assert!(
+                creds[side][key].as_str().is_some_and(|s| !s.is_empty()),
+                "{side}.{key} missing: {creds}"
+            );
+        }
+    }
+    let store_token = creds["store"]["api_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let wh_token = creds["warehouse"]["api_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let wh_url = format!("http://127.0.0.1:{wp}/api/v1/orders?limit=100");
+    // Seeded orders travel the real sync path and move through fulfillment.
+    let seen = wait_for(60, "seeded orders at the warehouse", || {
+        let list = get(&wh_url, &wh_token)?;
+        let st = statuses(&list);
+        (st.len() == 6
+            && st.iter().filter(|s| *s == "shipped").count() == 2
+            && st.contains(&"cancelled".to_owned())
+            && st.contains(&"on_hold".to_owned()))
+        .then_some(st)
+    });
+    assert_eq!(seen.len(), 6);
+    let store_url = format!("http://127.0.0.1:{sp}/api/v1/orders?limit=100");
+    wait_for(30, "the store to hear about shipping", || {
+        let list = get(&store_url, &store_token)?;
+        let shipped = list["items"]
+            .as_array()?
+            .iter()
+            .filter(|o| o["fulfillment"]["status"] == "shipped")
+            .count();
+        (shipped == 2).then_some(())
+    });
+    let status = terminate(child);
+    assert!(status.success(), "demo exits 0 on SIGTERM, got {status}");
+
+    // Restart with the same directory: same credentials, same data, no reseed.
+    let child = demo(dir.path(), sp, wp);
+    let list = wait_for(60, "restarted store", || get(&store_url, &store_token));
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(6),
+        "no second seeding"
+    );
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(&creds_path).expect("read")).expect("json");
+    assert_eq!(again["store"]["api_token"], creds["store"]["api_token"]);
+    assert!(terminate(child).success());
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("FULFILLMENT_SYNC_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_non_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "serve",
+                "--role",
+                "store",
+                "--database-url",
+                &db,
+                "--peer-url",
+                "http://127.0.0.1:1",
+                "--sync-secret",
+                "",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "sync secret",
+        ),
+        (
+            vec![
+                "serve",
+                "--role",
+                "store",
+                "--database-url",
+                &db,
+                "--peer-url",
+                "not a url",
+                "--sync-secret",
+                "s",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "peer-url",
+        ),
+        (
+            vec![
+                "serve",
+                "--role",
+                "store",
+                "--database-url",
+                "mysql://x",
+                "--peer-url",
+                "http://127.0.0.1:1",
+                "--sync-secret",
+                "s",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "database URL",
+        ),
+        (
+            vec![
+                "serve",
+                "--role",
+                "store",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/none",
+                "--peer-url",
+                "http://127.0.0.1:1",
+                "--sync-secret",
+                "s",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "cannot open the database",
+        ),
+        (
+            vec![
+                "migrate",
+                "--role",
+                "store",
+                "--database-url",
+                "sqlite:///nonexistent-dir/x/y.db",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "cannot open the database",
+        ),
+    ];
+    for (args, expect) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = run(&a, None);
+        assert!(!ok, "{a:?} must fail");
+        assert!(!err.contains("panicked"), "{a:?} panicked: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(expect),
+            "{a:?}: expected one line about {expect:?}, got {err:?}"
+        );
+    }
+}
+
+#[test]
+fn user_token_migrate_and_role_guard() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("w.db").display());
+    let (ok, out, err) = run(
+        &["migrate", "--role", "warehouse", "--database-url", &db],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("up to date"));
+    let (ok, _, err) = run(
+        &[
+            "user",
+            "create",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+            "--username",
+            "ops",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        &[
+            "user",
+            "create",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+            "--username",
+            "ops",
+            "--password-stdin",
+        ],
+        Some("another password\n"),
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "user",
+            "create",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+            "--username",
+            "short",
+            "--password-stdin",
+        ],
+        Some("abc\n"),
+    );
+    assert!(!ok && err.contains("password"), "{err}");
+    let (ok, out, err) = run(
+        &[
+            "token",
+            "create",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+            "--name",
+            "ci",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = out.trim();
+    assert_eq!(out.lines().count(), 1, "only the token on stdout: {out:?}");
+    assert!(token.starts_with("fwt_") && token.len() > 40, "{token}");
+    // The database remembers its role.
+    let (ok, _, err) = run(&["migrate", "--role", "store", "--database-url", &db], None);
+    assert!(!ok && err.contains("belongs to the warehouse"), "{err}");
+    let (ok, out, _) = run(
+        &[
+            "outbox",
+            "status",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+        ],
+        None,
+    );
+    assert!(ok && out.contains("pending:"), "{out}");
+    let (ok, out, _) = run(
+        &[
+            "outbox",
+            "replay",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+            "--all",
+            "--dry-run",
+        ],
+        None,
+    );
+    assert!(
+        ok && out.contains("0 dead letter(s) would be replayed"),
+        "{out}"
+    );
+    let (ok, _, err) = run(
+        &[
+            "outbox",
+            "replay",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &db,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("--all"), "{err}");
+}
+
+#[test]
+fn help_documents_every_flag_with_its_environment_variable() {
+    for cmd in [
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["outbox", "replay", "--help"],
+        vec!["token", "create", "--help"],
+    ] {
+        let (ok, out, _) = run(&cmd, None);
+        assert!(ok, "{cmd:?}");
+        let flags = out
+            .lines()
+            .filter(|l| {
+                l.trim_start().starts_with("--")
+                    && !l.contains("--help")
+                    && !l.contains("--version")
+            })
+            .count();
+        let envs = out.matches("[env:").count();
+        assert!(
+            flags > 0 && envs >= flags,
+            "{cmd:?}: {flags} flags but {envs} env vars:\n{out}"
+        );
+    }
+}
