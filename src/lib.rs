@@ -15,6 +15,7 @@ pub mod cli;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod storage;
 pub mod sync;

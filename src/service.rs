@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::storage::{Db, DbOptions};
 use crate::sync::breaker::Breaker;
+use crate::sync::reconcile::Reconciler;
 use crate::sync::relay::{Relay, RelayConfig};
 use crate::sync::signature::Secrets;
 
@@ -34,6 +35,8 @@ pub struct ServiceConfig {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before a probe.
     pub breaker_open_for: Duration,
+    /// How often the store reconciles with the warehouse (`None`: never).
+    pub reconcile_interval: Option<Duration>,
 }
 
 impl ServiceConfig {
@@ -53,6 +56,7 @@ impl ServiceConfig {
             batch_size: 256,
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
+            reconcile_interval: Some(Duration::from_secs(600)),
         }
     }
 
@@ -83,6 +87,7 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     relay: JoinHandle<()>,
+    periodic: Option<JoinHandle<()>>,
 }
 
 impl Service {
@@ -97,6 +102,11 @@ impl Service {
         relay_cfg.retry_horizon = cfg.retry_horizon;
         relay_cfg.batch_size = cfg.batch_size;
         let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
+        let reconciler = Arc::new(Reconciler::new(
+            engine.clone(),
+            &cfg.peer_url,
+            secrets.clone(),
+        )?);
 
         let (shutdown, rx) = watch::channel(false);
         let addr = listener.local_addr()?;
@@ -104,6 +114,7 @@ impl Service {
             engine: engine.clone(),
             secrets,
             breaker: breaker.clone(),
+            reconciler: reconciler.clone(),
         });
         let mut server_rx = rx.clone();
         let role = cfg.role;
@@ -118,6 +129,12 @@ impl Service {
                 tracing::error!(%role, error = %e, "HTTP server failed");
             }
         });
+        let periodic = match (cfg.role, cfg.reconcile_interval) {
+            (Role::Store, Some(every)) => {
+                Some(tokio::spawn(reconcile_every(reconciler, every, rx.clone())))
+            }
+            _ => None,
+        };
         let relay = tokio::spawn(relay.run(rx));
         tracing::info!(role = %cfg.role, %addr, "service listening");
         Ok(Service {
@@ -127,6 +144,7 @@ impl Service {
             shutdown,
             server,
             relay,
+            periodic,
         })
     }
 
@@ -160,8 +178,27 @@ impl Service {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.relay.await;
+        if let Some(p) = self.periodic {
+            let _ = p.await;
+        }
         self.engine.db().close().await;
         tracing::info!(role = %self.engine.role(), "service stopped");
+    }
+}
+
+/// Reconciles every `every` (the first pass one interval after start).
+async fn reconcile_every(
+    reconciler: Arc<Reconciler>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        // Errors are recorded with the run and logged; the next pass retries.
+        let _ = reconciler.run(&|_| {}).await;
     }
 }
 

@@ -39,10 +39,16 @@ CREATE TABLE orders (
     cancel_rejected_reason      TEXT,
     content_changed_after_pick  BIGINT NOT NULL DEFAULT 0,
     created_at                  BIGINT NOT NULL,
-    updated_at                  BIGINT NOT NULL
+    updated_at                  BIGINT NOT NULL,
+    -- A fixed 31-bit hash of the id. Reconciliation combines it with the
+    -- live version columns in SQL, so a version changed by any means (even
+    -- by hand) changes the digest of its range.
+    id_hash                     BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX orders_status ON orders (status, id);
 CREATE INDEX orders_updated ON orders (updated_at);
+-- Covering index: a range digest reads no table rows.
+CREATE INDEX orders_digest ON orders (id, id_hash, store_version, warehouse_version);
 
 CREATE TABLE order_lines (
     order_id  TEXT NOT NULL REFERENCES orders (id),
@@ -133,4 +139,16 @@ CREATE TABLE api_tokens (
     token_hash  TEXT NOT NULL UNIQUE,
     created_at  BIGINT NOT NULL,
     revoked_at  BIGINT
+);
+
+-- One row per reconciliation pass, for operators and the admin sync page.
+CREATE TABLE reconcile_runs (
+    id           BIGSERIAL PRIMARY KEY,
+    started_at   BIGINT NOT NULL,
+    finished_at  BIGINT NOT NULL,
+    compared     BIGINT NOT NULL,
+    differences  BIGINT NOT NULL,
+    repaired     BIGINT NOT NULL,
+    report       TEXT NOT NULL,
+    error        TEXT
 );

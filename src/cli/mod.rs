@@ -3,7 +3,7 @@
 
 mod demo;
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,10 +11,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::{OrderId, Role};
-use crate::engine::{EngineError, credentials};
+use crate::engine::{Engine, EngineError, credentials};
 use crate::service::{Service, ServiceConfig, shutdown_signal};
 use crate::storage::outbox::{self, ReplaySelection};
 use crate::storage::{Db, DbOptions, SqliteSync, from_micros, now_micros};
+use crate::sync::reconcile::{Progress, Reconciler};
+use crate::sync::signature::Secrets;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -45,6 +47,20 @@ pub enum Command {
     /// Inspect the outbox and replay dead letters.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Compare this side with the peer and repair what differs (anti-entropy).
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Base URL of the other service, e.g. http://127.0.0.1:8001.
+    #[arg(long, env = "FULFILLMENT_PEER_URL")]
+    pub peer_url: String,
+    /// Shared secret that signs requests to the peer (as for `serve`).
+    #[arg(long, env = "FULFILLMENT_SYNC_SECRET", hide_env_values = true)]
+    pub sync_secret: String,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -105,6 +121,10 @@ pub struct ServeArgs {
     /// (e.g. 72h, 30m, 90s).
     #[arg(long, env = "FULFILLMENT_RETRY_HORIZON", default_value = "72h", value_parser = parse_duration)]
     pub retry_horizon: Duration,
+    /// How often the store reconciles with the warehouse (e.g. 10m; 0 turns
+    /// it off). The warehouse only answers reconciliation.
+    #[arg(long, env = "FULFILLMENT_RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
     /// Most orders the relay sends in one request.
     #[arg(long, env = "FULFILLMENT_RELAY_BATCH_SIZE", default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub relay_batch_size: i64,
@@ -219,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Outbox(OutboxCommand::Status { db }) => outbox_status(db).await,
+        Command::Reconcile(args) => reconcile(args).await,
         Command::Outbox(OutboxCommand::Replay {
             db,
             id,
@@ -313,6 +334,52 @@ async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
+    let secrets = Secrets::new(&[args.sync_secret.as_str()]).ok_or_else(|| {
+        anyhow::anyhow!(
+            "a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) as for serve"
+        )
+    })?;
+    let mut probe = ServiceConfig::new(
+        args.db.role,
+        args.db.database_url.clone(),
+        args.peer_url.clone(),
+        args.sync_secret,
+    );
+    probe.db = args.db.options();
+    probe.validate()?;
+    let db = args.db.open().await?;
+    let engine = Engine::new(db, args.db.role);
+    let reconciler = Reconciler::new(engine, &args.peer_url, secrets)?;
+    let on_terminal = std::io::stderr().is_terminal();
+    let bar = |p: Progress| {
+        if on_terminal && p.total > 0 {
+            let done = (p.settled.min(p.total) * 30 / p.total) as usize;
+            eprint!(
+                "\r[{}{}] {:>3}%  {} / {} orders",
+                "#".repeat(done),
+                ".".repeat(30 - done),
+                p.settled.min(p.total) * 100 / p.total,
+                p.settled.min(p.total),
+                p.total
+            );
+        }
+    };
+    eprintln!("reconciling the {} with {} …", args.db.role, args.peer_url);
+    let started = std::time::Instant::now();
+    let result = reconciler.run(&bar).await;
+    if on_terminal {
+        eprintln!();
+    }
+    let report = result.map_err(|e| anyhow::anyhow!("reconciliation failed: {e}"))?;
+    println!("{report}");
+    println!(
+        "took {:.2} s; repairs travel through the outbox (a running service's relay sends them within seconds)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
     let mut secrets = vec![args.sync_secret.clone()];
@@ -332,6 +399,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.db = args.db.options();
     cfg.retry_horizon = args.retry_horizon;
     cfg.batch_size = args.relay_batch_size;
+    cfg.reconcile_interval =
+        (!args.reconcile_interval.is_zero()).then_some(args.reconcile_interval);
     let listen = args.listen.unwrap_or_else(|| match args.db.role {
         Role::Store => SocketAddr::from(([127, 0, 0, 1], 8000)),
         Role::Warehouse => SocketAddr::from(([127, 0, 0, 1], 8001)),

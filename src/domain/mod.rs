@@ -2,6 +2,7 @@
 //! depends on this module; it depends on nothing of ours.
 
 pub mod actor;
+pub mod digest;
 pub mod fulfillment;
 pub mod order;
 pub mod role;

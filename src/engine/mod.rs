@@ -9,7 +9,6 @@
 //! ([`EngineError::WrongRole`]) and whether money is loaded with an order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use sqlx::AnyConnection;
@@ -19,6 +18,7 @@ use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::{
     Action, Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Pricing, Role,
 };
+pub use crate::metrics::Metrics;
 use crate::storage::outbox::{SyncInfo, SyncState};
 pub mod credentials;
 
@@ -57,15 +57,6 @@ pub struct OrderView {
     pub sync: SyncInfo,
 }
 
-/// Counters shown on `/metrics`. Per engine (not process-global) so that the
-/// demo's two services in one process keep their own numbers.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub delivered: AtomicU64,
-    pub delivery_failures: AtomicU64,
-    pub applied: AtomicU64,
-}
-
 /// The outcome of a create with an `Idempotency-Key`.
 pub enum Created {
     New(Box<OrderView>),
@@ -88,7 +79,7 @@ impl Engine {
             db,
             role,
             wake: Arc::new(Notify::new()),
-            metrics: Arc::default(),
+            metrics: Arc::new(Metrics::new(role)),
         }
     }
 
@@ -394,9 +385,4 @@ async fn touch(c: &mut AnyConnection, id: OrderId, now: i64) -> Result<()> {
         .execute(&mut *c)
         .await?;
     Ok(())
-}
-
-/// Adds `n` to a counter.
-pub fn count(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
 }

@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
 use crate::sync::breaker::Breaker;
+use crate::sync::reconcile::Reconciler;
 use crate::sync::signature::Secrets;
 use error::ApiError;
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub engine: Engine,
     pub secrets: Secrets,
     pub breaker: Arc<Breaker>,
+    pub reconciler: Arc<Reconciler>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -52,6 +54,10 @@ pub fn router(state: AppState) -> Router {
                 allow: None,
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::time_requests,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -1,14 +1,17 @@
-//! Operational endpoints: liveness, readiness and Prometheus metrics.
+//! Operational endpoints: liveness, readiness and Prometheus metrics, and
+//! the middleware that times every request.
 
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
+use super::error::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,58 +24,41 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.engine.db().ping().await {
         (StatusCode::OK, "ready").into_response()
     } else {
-        super::error::ApiError::Unavailable(
-            "the database does not answer; check that it is running".into(),
-        )
-        .into_response()
+        ApiError::Unavailable("the database does not answer; check that it is running".into())
+            .into_response()
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let role = state.engine.role().as_str();
     let m = state.engine.metrics();
-    let status = state.engine.outbox_status().await.unwrap_or_default();
-    let mut out = String::with_capacity(1024);
-    let mut put = |name: &str, kind: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{role=\"{role}\"}} {value}\n"
-        ));
-    };
-    put(
-        "fulfillment_outbox_pending",
-        "gauge",
-        "Outbox rows waiting for delivery.",
-        status.pending.to_string(),
+    // Gauges that live in the database are read at scrape time.
+    if let Ok(status) = state.engine.outbox_status().await {
+        m.outbox_pending.set(status.pending as f64);
+        m.outbox_dead.set(status.dead as f64);
+    }
+    m.breaker_state
+        .set(f64::from(state.breaker.state().as_gauge()));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// Records the duration of every request by method, route pattern and status.
+pub async fn time_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    state.engine.metrics().http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
     );
-    put(
-        "fulfillment_outbox_dead",
-        "gauge",
-        "Dead letters waiting for a replay.",
-        status.dead.to_string(),
-    );
-    put(
-        "fulfillment_sync_delivered_total",
-        "counter",
-        "Snapshots the peer acknowledged (applied or already held).",
-        m.delivered.load(Ordering::Relaxed).to_string(),
-    );
-    put(
-        "fulfillment_sync_failures_total",
-        "counter",
-        "Snapshots whose delivery attempt failed.",
-        m.delivery_failures.load(Ordering::Relaxed).to_string(),
-    );
-    put(
-        "fulfillment_sync_applied_total",
-        "counter",
-        "Peer snapshots applied here.",
-        m.applied.load(Ordering::Relaxed).to_string(),
-    );
-    put(
-        "fulfillment_sync_breaker_state",
-        "gauge",
-        "Circuit breaker towards the peer: 0 closed, 1 half-open, 2 open.",
-        state.breaker.state().as_gauge().to_string(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    response
 }

@@ -1,5 +1,6 @@
-//! `/api/v1/sync/**`: the signed peer endpoint, and the authenticated status
-//! and replay routes that operators (and the admin UI) use.
+//! `/api/v1/sync/**`: the signed peer endpoints (changes, and the digests,
+//! versions and resend calls of reconciliation), and the token-authenticated
+//! status, replay and reconcile routes that operators and the admin UI use.
 
 use axum::Json;
 use axum::Router;
@@ -17,6 +18,10 @@ use crate::domain::snapshot::{SyncBatch, SyncBatchResult};
 use crate::storage::outbox::ReplaySelection;
 use crate::storage::{from_micros, now_micros, outbox};
 use crate::sync::apply::{BatchRefused, apply_batch};
+use crate::sync::reconcile::{
+    self, DigestsAnswer, DigestsRequest, MAX_RANGES, MAX_RESEND, MAX_ROWS, ReconcileError,
+    ResendAnswer, ResendRequest, VersionsAnswer, VersionsRequest,
+};
 use crate::sync::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 pub fn router() -> Router<AppState> {
@@ -24,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/sync/changes", post(changes))
         .route("/sync/status", get(status))
         .route("/sync/replay", post(replay))
+        .route("/sync/reconcile", post(reconcile_now))
+        .route("/sync/digests", post(peer_digests))
+        .route("/sync/versions", post(peer_versions))
+        .route("/sync/resend", post(peer_resend))
 }
 
 /// Most items the receiver takes in one batch.
@@ -33,10 +42,11 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+/// Reads a peer request's body after checking its signature: an unsigned
+/// body is never parsed.
+async fn signed_body(state: &AppState, req: Request) -> ApiResult<(HeaderMap, axum::body::Bytes)> {
     let headers = req.headers().clone();
-    let body = body_bytes(req, &state).await?;
-    // Authenticate before parsing anything: an unsigned body is not read.
+    let body = body_bytes(req, state).await?;
     let now = chrono::Utc::now().timestamp();
     state
         .secrets
@@ -51,6 +61,11 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
             tracing::warn!(reason = %e, "refused a sync request");
             ApiError::Unauthorized(format!("sync request refused: {e}"))
         })?;
+    Ok((headers, body))
+}
+
+async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (headers, body) = signed_body(&state, req).await?;
     let (batch, _) = parse_json::<SyncBatch>(&body)?;
     if batch.changes.len() > MAX_BATCH {
         return Err(ApiError::field(
@@ -67,8 +82,25 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
 
 async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let s = state.engine.outbox_status().await?;
+    let last = {
+        let mut c = state
+            .engine
+            .db()
+            .reader()
+            .acquire()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
+        crate::storage::digests::last_run(&mut c).await?
+    };
     let now = now_micros();
     Ok(Json(serde_json::json!({
+        "last_reconciliation": last.map(|r| serde_json::json!({
+            "finished_at": from_micros(r.finished_at),
+            "compared": r.compared,
+            "differences": r.differences,
+            "repaired": r.repaired,
+            "error": r.error,
+        })),
         "pending": s.pending,
         "dead": s.dead,
         "oldest_pending_seconds": s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
@@ -123,4 +155,57 @@ async fn replay(
         state.engine.wake_relay();
     }
     Ok(Json(serde_json::json!({ "replayed": n, "dry_run": b.dry_run })).into_response())
+}
+
+async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (_, body) = signed_body(&state, req).await?;
+    let (r, _) = parse_json::<DigestsRequest>(&body)?;
+    if r.ranges.len() > MAX_RANGES {
+        return Err(ApiError::field(
+            "ranges",
+            format!("at most {MAX_RANGES} ranges per request"),
+        ));
+    }
+    let digests = reconcile::local_digests(&state.engine, &r.ranges).await?;
+    Ok(Json(DigestsAnswer { digests }).into_response())
+}
+
+async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (_, body) = signed_body(&state, req).await?;
+    let (r, _) = parse_json::<VersionsRequest>(&body)?;
+    if !(1..=MAX_ROWS).contains(&r.limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {MAX_ROWS}"),
+        ));
+    }
+    let rows = reconcile::local_versions(&state.engine, &r.range, r.limit).await?;
+    Ok(Json(VersionsAnswer { rows }).into_response())
+}
+
+async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (_, body) = signed_body(&state, req).await?;
+    let (r, _) = parse_json::<ResendRequest>(&body)?;
+    if r.items.len() > MAX_RESEND {
+        return Err(ApiError::field(
+            "items",
+            format!("at most {MAX_RESEND} items per request"),
+        ));
+    }
+    let (resent, unknown) = reconcile::resend(&state.engine, &r.items).await?;
+    Ok(Json(ResendAnswer { resent, unknown }).into_response())
+}
+
+/// Runs one reconciliation pass now and answers its report.
+async fn reconcile_now(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+    match state.reconciler.run(&|_| {}).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(ReconcileError::Busy) => Err(ApiError::Conflict(
+            "a reconciliation is already running; try again when it ends".into(),
+        )),
+        Err(ReconcileError::Storage(e)) => Err(e.into()),
+        Err(ReconcileError::Peer(e)) => Err(ApiError::Unavailable(format!(
+            "reconciliation could not reach the peer: {e}"
+        ))),
+    }
 }

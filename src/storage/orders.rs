@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::{Db, Result, StorageError, from_micros, placeholders, to_micros};
+use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use crate::domain::order::{
     Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing,
@@ -258,15 +259,16 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
     let (status, hold_reason, held_from, rejected, changed) =
         fulfillment_columns(o.fulfillment.as_ref());
     let ct = &o.content;
+    let key = o.id.to_string();
     sqlx::query(
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
          customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
          ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at) \
+         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25)",
+         $21, $22, $23, $24, $25, $26)",
     )
-    .bind(o.id.to_string())
+    .bind(key.as_str())
     .bind(o.number.as_str())
     .bind(o.store_version)
     .bind(o.warehouse_version)
@@ -291,6 +293,7 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
     .bind(changed)
     .bind(to_micros(o.created_at))
     .bind(to_micros(o.updated_at))
+    .bind(id_hash(&key))
     .execute(&mut *c)
     .await?;
     insert_lines(c, o.id, &ct.lines).await?;

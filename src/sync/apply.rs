@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderId, Role};
-use crate::engine::{Engine, Result, count};
+use crate::engine::{Engine, Result};
 use crate::storage::{audit, now_micros, orders, outbox};
 
 /// Why a whole batch was refused before any item was looked at.
@@ -60,7 +60,7 @@ pub async fn apply_batch(
         .iter()
         .filter(|r| r.outcome == ItemOutcome::Applied)
         .count();
-    count(&engine.metrics().applied, applied as u64);
+    engine.metrics().applied.increment(applied as u64);
     if enqueued {
         engine.wake_relay();
     }

@@ -5,5 +5,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod breaker;
+pub mod peer;
+pub mod reconcile;
 pub mod relay;
 pub mod signature;

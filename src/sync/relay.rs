@@ -1,12 +1,19 @@
 //! The relay: a background task that drains this side's outbox to the peer.
 //!
-//! It wakes at once when a local commit enqueues something, and otherwise
-//! sleeps until the next row is due (at most `idle_poll`), so an idle
-//! service uses no CPU. Each round leases a batch of due rows, reads the
-//! current snapshot of each order, sends them in one signed request and
-//! settles every row from the peer's per-item answer. A failed request puts
-//! every row of the batch on its own backoff schedule; rows past the retry
-//! horizon, and items the peer rejects, become dead letters.
+//! It wakes at once when a commit enqueues something (in this process, or in
+//! another one through PostgreSQL's LISTEN/NOTIFY), and otherwise sleeps
+//! until the next row is due (at most `idle_poll`), so an idle service uses
+//! no CPU. Each round leases a batch of due rows, reads the current snapshot
+//! of each order, sends them in one signed request and settles every row
+//! from the peer's per-item answer. A failed request puts every row of the
+//! batch on its own backoff schedule (or later, when the peer asks with
+//! `Retry-After`); rows past the retry horizon, and items the peer rejects,
+//! become dead letters.
+//!
+//! No head-of-line blocking: items are applied one by one at the peer, and
+//! when the peer answers a whole batch with an error (one item it cannot
+//! digest, say), the batch is split in halves and retried at once, so a
+//! poison order ends up failing alone while the rest goes through.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +23,13 @@ use tokio::sync::{Notify, watch};
 
 use super::backoff;
 use super::breaker::Breaker;
-use super::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secrets};
+use super::peer::{PeerClient, PeerError};
+use super::signature::Secrets;
 use crate::domain::snapshot::{
-    ContentSnapshot, FulfillmentSnapshot, ItemOutcome, SyncBatch, SyncBatchResult,
+    ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult, SyncBatch, SyncBatchResult,
 };
-use crate::domain::{OrderId, Role};
-use crate::engine::{Engine, count};
+use crate::domain::{Order, OrderId, Role};
+use crate::engine::Engine;
 use crate::storage::outbox::{self, Claimed, Settle};
 use crate::storage::{StorageError, now_micros, orders};
 
@@ -59,10 +67,12 @@ impl RelayConfig {
 pub struct Relay {
     engine: Engine,
     cfg: RelayConfig,
-    client: reqwest::Client,
+    peer: PeerClient,
     breaker: Arc<Breaker>,
-    endpoint: String,
 }
+
+/// Most requests one round may make while splitting a failing batch.
+const MAX_REQUESTS_PER_ROUND: u32 = 24;
 
 /// What a round did.
 enum Round {
@@ -80,18 +90,12 @@ impl Relay {
         cfg: RelayConfig,
         breaker: Arc<Breaker>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
-        let endpoint = format!("{}/api/v1/sync/changes", cfg.peer_url.trim_end_matches('/'));
+        let peer = PeerClient::new(&cfg.peer_url, cfg.secrets.clone(), cfg.request_timeout)?;
         Ok(Self {
             engine,
             cfg,
-            client,
+            peer,
             breaker,
-            endpoint,
         })
     }
 
@@ -139,6 +143,31 @@ impl Relay {
         }
     }
 
+    /// The snapshot this side sends for an order, with its version.
+    fn snapshot(&self, o: &Order) -> Option<(serde_json::Value, i64)> {
+        match self.engine.role() {
+            Role::Store => {
+                let snap = ContentSnapshot::from_domain(
+                    o.id,
+                    &o.number,
+                    o.store_version,
+                    &o.content,
+                    o.created_at,
+                );
+                serde_json::to_value(snap)
+                    .ok()
+                    .map(|v| (v, o.store_version))
+            }
+            Role::Warehouse => {
+                let f = o.fulfillment.as_ref()?;
+                let snap = FulfillmentSnapshot::from_domain(o.id, o.warehouse_version, f);
+                serde_json::to_value(snap)
+                    .ok()
+                    .map(|v| (v, o.warehouse_version))
+            }
+        }
+    }
+
     async fn round(&self, rng: &mut impl rand::Rng) -> Result<Round, StorageError> {
         if let Err(wait) = self.breaker.allow() {
             return Ok(Round::Paused(wait));
@@ -172,27 +201,7 @@ impl Relay {
         let mut changes = Vec::with_capacity(claimed.len());
         for row in &claimed {
             let found = loaded.iter().find(|o| o.id.to_string() == row.order_id);
-            let snapshot = found.and_then(|o| match self.engine.role() {
-                Role::Store => serde_json::to_value(ContentSnapshot::from_domain(
-                    o.id,
-                    &o.number,
-                    o.store_version,
-                    &o.content,
-                    o.created_at,
-                ))
-                .ok()
-                .map(|v| (v, o.store_version)),
-                Role::Warehouse => o.fulfillment.as_ref().and_then(|f| {
-                    serde_json::to_value(FulfillmentSnapshot::from_domain(
-                        o.id,
-                        o.warehouse_version,
-                        f,
-                    ))
-                    .ok()
-                    .map(|v| (v, o.warehouse_version))
-                }),
-            });
-            match snapshot {
+            match found.and_then(|o| self.snapshot(o)) {
                 Some((v, version)) => {
                     changes.push(v);
                     sent.push((row, version));
@@ -201,10 +210,10 @@ impl Relay {
             }
         }
 
-        let answer = if changes.is_empty() {
-            Ok(vec![])
+        let answers = if changes.is_empty() {
+            vec![]
         } else {
-            self.send(changes).await
+            self.send_isolating(&changes).await
         };
         let now = now_micros();
         let mut tx = self.engine.db().begin().await?;
@@ -224,133 +233,143 @@ impl Relay {
             )
             .await?;
         }
-        match answer {
-            Ok(results) => {
-                self.breaker.success();
-                let mut delivered = 0;
-                for ((row, version), result) in sent.iter().zip(results) {
-                    let how = match result.outcome {
+        let horizon = self.cfg.retry_horizon.as_micros() as i64;
+        let (mut delivered, mut failed) = (0u64, 0u64);
+        let mut any_answer = false;
+        let mut transport_error = None;
+        for ((row, version), answer) in sent.iter().zip(answers) {
+            let (how, outcome, detail, next_retry) = match answer {
+                Ok(result) => {
+                    any_answer = true;
+                    match result.outcome {
                         ItemOutcome::Applied | ItemOutcome::Stale => {
                             delivered += 1;
-                            Settle::Delivered
+                            let latency = (now - row.enqueued_at).max(0) as f64 / 1e6;
+                            self.engine.metrics().delivery_latency.record(latency);
+                            (Settle::Delivered, result.outcome.as_str(), None, None)
                         }
                         ItemOutcome::Rejected => {
                             let reason = result
                                 .reason
                                 .unwrap_or_else(|| "rejected by the peer".into());
                             tracing::warn!(order_id = %row.order_id, %reason, "peer rejected a snapshot; it is now a dead letter");
-                            Settle::Dead { reason }
+                            (
+                                Settle::Dead {
+                                    reason: reason.clone(),
+                                },
+                                "rejected",
+                                Some(reason),
+                                None,
+                            )
                         }
-                    };
-                    outbox::settle(&mut tx, peer, &row.order_id, *version, &how, now).await?;
-                    let detail = match &how {
-                        Settle::Dead { reason } => Some(reason.as_str()),
-                        _ => None,
-                    };
-                    outbox::record_attempt(
-                        &mut tx,
-                        peer,
-                        &row.order_id,
-                        now,
-                        result.outcome.as_str(),
-                        detail,
-                        None,
-                    )
-                    .await?;
+                    }
                 }
-                count(&self.engine.metrics().delivered, delivered);
-            }
-            Err(error) => {
-                self.breaker.failure();
-                count(&self.engine.metrics().delivery_failures, sent.len() as u64);
-                tracing::warn!(peer, %error, orders = sent.len(), "delivery failed; will retry");
-                let horizon = self.cfg.retry_horizon.as_micros() as i64;
-                for (row, version) in &sent {
-                    let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-                    let next = now + backoff::delay(attempt, rng).as_micros() as i64;
-                    let (how, next_retry) = if now - row.enqueued_at > horizon {
-                        let reason =
-                            format!("gave up after the retry horizon; last error: {error}");
-                        (Settle::Dead { reason }, None)
+                Err(error) => {
+                    failed += 1;
+                    if error.is_answer() {
+                        any_answer = true;
                     } else {
-                        (
-                            Settle::Retry {
-                                error: error.clone(),
-                                next_attempt_at: next,
-                            },
-                            Some(next),
-                        )
-                    };
-                    outbox::settle(&mut tx, peer, &row.order_id, *version, &how, now).await?;
-                    outbox::record_attempt(
-                        &mut tx,
-                        peer,
-                        &row.order_id,
-                        now,
-                        "error",
-                        Some(&error),
-                        next_retry,
-                    )
-                    .await?;
+                        transport_error = Some(error.to_string());
+                    }
+                    let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+                    let mut wait = backoff::delay(attempt, rng);
+                    if let Some(asked) = error.retry_after() {
+                        wait = wait.max(asked);
+                    }
+                    let next = now + wait.as_micros() as i64;
+                    let message = error.to_string();
+                    if now - row.enqueued_at > horizon {
+                        let reason =
+                            format!("gave up after the retry horizon; last error: {message}");
+                        (Settle::Dead { reason }, "error", Some(message), None)
+                    } else {
+                        let how = Settle::Retry {
+                            error: message.clone(),
+                            next_attempt_at: next,
+                        };
+                        (how, "error", Some(message), Some(next))
+                    }
                 }
-            }
+            };
+            outbox::settle(&mut tx, peer, &row.order_id, *version, &how, now).await?;
+            outbox::record_attempt(
+                &mut tx,
+                peer,
+                &row.order_id,
+                now,
+                outcome,
+                detail.as_deref(),
+                next_retry,
+            )
+            .await?;
         }
         tx.commit().await?;
+
+        // The breaker judges the peer, not our data: any answer means it is up.
+        if any_answer {
+            self.breaker.success();
+        } else if let Some(error) = &transport_error {
+            self.breaker.failure();
+            tracing::warn!(peer, %error, orders = sent.len(), "delivery failed; will retry");
+        }
+        let m = self.engine.metrics();
+        m.delivered.increment(delivered);
+        m.delivery_failures.increment(failed);
         Ok(Round::Worked)
     }
 
-    /// Sends one signed batch; `Err` is a human-readable reason to retry.
-    async fn send(
-        &self,
-        changes: Vec<serde_json::Value>,
-    ) -> Result<Vec<crate::domain::snapshot::ItemResult>, String> {
+    /// Sends one signed batch and checks the answer has one result per item.
+    async fn send(&self, changes: &[serde_json::Value]) -> Result<Vec<ItemResult>, PeerError> {
         let n = changes.len();
-        let body = serde_json::to_vec(&SyncBatch { changes })
-            .map_err(|e| format!("cannot encode batch: {e}"))?;
-        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-        let ts = chrono::Utc::now().timestamp();
-        let signature = self.cfg.secrets.sign(&id, ts, &body);
-        let response = self
-            .client
-            .post(&self.endpoint)
-            .header(HEADER_ID, &id)
-            .header(HEADER_TIMESTAMP, ts.to_string())
-            .header(HEADER_SIGNATURE, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| describe_transport(&e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("peer's answer was cut: {e}"))?;
-        if !status.is_success() {
-            let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-                .unwrap_or_default();
-            return Err(format!("peer answered {status} {detail}").trim().to_owned());
-        }
-        let parsed: SyncBatchResult = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("peer's answer is not a sync result: {e}"))?;
+        let batch = SyncBatch {
+            changes: changes.to_vec(),
+        };
+        let parsed: SyncBatchResult = self.peer.post("/api/v1/sync/changes", &batch).await?;
         if parsed.results.len() != n {
-            return Err(format!(
-                "peer answered {} results for {n} items",
+            return Err(PeerError::BadAnswer(format!(
+                "{} results for {n} items",
                 parsed.results.len()
-            ));
+            )));
         }
         Ok(parsed.results)
     }
-}
 
-fn describe_transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "peer did not answer in time".into()
-    } else if e.is_connect() {
-        "cannot connect to the peer (is it running, and is --peer-url right?)".into()
-    } else {
-        format!("request to the peer failed: {e}")
+    /// Sends items, splitting the batch in halves when the peer answers it
+    /// with an error, so that one item the peer cannot take fails alone.
+    /// Returns, per item, its result or the error of its smallest batch.
+    async fn send_isolating(
+        &self,
+        changes: &[serde_json::Value],
+    ) -> Vec<Result<ItemResult, PeerError>> {
+        let mut out: Vec<Option<Result<ItemResult, PeerError>>> = vec![None; changes.len()];
+        let mut todo: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
+        todo.push(0..changes.len());
+        // Isolating one poison item in a batch of n takes about 2·log2(n)
+        // requests; the cap keeps a peer that fails everything from costing
+        // hundreds per round.
+        let mut budget = MAX_REQUESTS_PER_ROUND;
+        while let Some(range) = todo.pop() {
+            budget = budget.saturating_sub(1);
+            match self.send(&changes[range.clone()]).await {
+                Ok(results) => {
+                    for (slot, r) in out[range].iter_mut().zip(results) {
+                        *slot = Some(Ok(r));
+                    }
+                }
+                Err(e) if e.may_be_the_content() && range.len() > 1 && budget > 0 => {
+                    let mid = range.start + range.len() / 2;
+                    todo.push(mid..range.end);
+                    todo.push(range.start..mid);
+                }
+                Err(e) => {
+                    for slot in &mut out[range] {
+                        *slot = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(PeerError::BadAnswer("no answer".into()))))
+            .collect()
     }
 }

@@ -11,3 +11,4 @@ mod idempotency;
 mod order_flow;
 mod outage;
 mod pagination;
+mod reconcile;

@@ -1,0 +1,588 @@
+//! Reconciliation (anti-entropy): finds and repairs what the outbox cannot
+//! know about — a restored backup, a bug, a manual edit.
+//!
+//! Both sides keep per-order digests of `(id, store_version)` and
+//! `(id, warehouse_version)`, so the digest of any id range is one indexed
+//! aggregate query. The reconciler compares the whole id space first, and
+//! descends only into ranges whose digests differ: ranges are id prefixes,
+//! split by the next hex digit, until a range holds few enough orders to
+//! compare row by row. A million unchanged orders cost two aggregate
+//! queries and one request.
+//!
+//! For each order that differs, this side repairs what it owns and asks the
+//! peer to repair what it owns:
+//! - the peer lacks the order, or holds an older version of this side's
+//!   fields: enqueue this side's snapshot again;
+//! - the peer holds a *newer* version of this side's fields than this side
+//!   (this database was restored or rolled back): raise the local version
+//!   above the peer's and enqueue, so this side's current data wins;
+//! - this side holds an older or newer copy of the peer's fields: ask the
+//!   peer to send its snapshot again (raising its version when it is the one
+//!   that went back in time).
+//!
+//! An order that only the warehouse has cannot be recreated (its money lives
+//! only at the store); it is reported as an orphan.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::peer::{PeerClient, PeerError};
+use crate::domain::{OrderId, Role};
+use crate::engine::Engine;
+use crate::storage::digests::{self, RangeDigest, Versions};
+use crate::storage::{StorageError, now_micros, outbox};
+
+/// A range compares row by row once both sides hold at most this many.
+pub const LEAF_SIZE: i64 = 256;
+/// Most ranges in one digest request.
+pub const MAX_RANGES: usize = 512;
+/// Most rows in one versions answer.
+pub const MAX_ROWS: i64 = 2000;
+/// Most orders in one resend request.
+pub const MAX_RESEND: usize = 2000;
+
+/// A half-open range of order ids `[lo, hi)`, always an id prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub lo: String,
+    pub hi: String,
+}
+
+impl Range {
+    /// Every id (ids are lower-case hex UUIDs; `~` sorts after them all).
+    pub fn all() -> Self {
+        Self {
+            lo: String::new(),
+            hi: "~".into(),
+        }
+    }
+
+    fn prefix(p: String) -> Self {
+        let mut hi = p.clone();
+        // The next string after every id starting with `p`.
+        match hi.pop() {
+            Some(c) => hi.push(char::from_u32(c as u32 + 1).unwrap_or('~')),
+            None => hi.push('~'),
+        }
+        Self { lo: p, hi }
+    }
+
+    /// The ranges of the next id character (hex digits; the hyphens of a
+    /// UUID are fixed, so those positions have one child).
+    fn children(&self) -> Vec<Range> {
+        let pos = self.lo.len();
+        if pos >= 36 {
+            return vec![];
+        }
+        if matches!(pos, 8 | 13 | 18 | 23) {
+            return vec![Range::prefix(format!("{}-", self.lo))];
+        }
+        "0123456789abcdef"
+            .chars()
+            .map(|c| Range::prefix(format!("{}{c}", self.lo)))
+            .collect()
+    }
+}
+
+/// What one pass compared, found and did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Report {
+    /// Orders in this database.
+    pub local_orders: i64,
+    /// Orders in the peer's database.
+    pub peer_orders: i64,
+    /// Id ranges whose digests were compared.
+    pub ranges_compared: u64,
+    /// Small ranges compared order by order.
+    pub ranges_listed: u64,
+    /// Orders the peer lacks or holds an older version of: sent again.
+    pub resent_to_peer: u64,
+    /// Orders whose local version was behind the peer's copy: raised and sent.
+    pub raised_locally: u64,
+    /// Orders the peer was asked to send again.
+    pub requested_from_peer: u64,
+    /// Orders only the warehouse has; they cannot be recreated.
+    pub orphans: u64,
+}
+
+impl Report {
+    pub fn differences(&self) -> u64 {
+        self.resent_to_peer + self.raised_locally + self.requested_from_peer + self.orphans
+    }
+
+    pub fn repaired(&self) -> u64 {
+        self.resent_to_peer + self.raised_locally + self.requested_from_peer
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "compared {} local and {} peer orders ({} ranges by digest, {} listed)",
+            self.local_orders, self.peer_orders, self.ranges_compared, self.ranges_listed
+        )?;
+        writeln!(f, "found {} difference(s):", self.differences())?;
+        writeln!(
+            f,
+            "  sent again to the peer (missing or older there): {}",
+            self.resent_to_peer
+        )?;
+        writeln!(
+            f,
+            "  local version raised above the peer's copy, sent: {}",
+            self.raised_locally
+        )?;
+        writeln!(
+            f,
+            "  asked the peer to send again:                     {}",
+            self.requested_from_peer
+        )?;
+        write!(
+            f,
+            "  orphans (only at the warehouse, not repairable):  {}",
+            self.orphans
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the peer: {0}")]
+    Peer(#[from] PeerError),
+    #[error("a reconciliation is already running")]
+    Busy,
+}
+
+// -- the peer protocol (served in http::sync) -------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestsRequest {
+    pub ranges: Vec<Range>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DigestsAnswer {
+    pub digests: Vec<RangeDigest>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsRequest {
+    pub range: Range,
+    pub limit: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionsAnswer {
+    pub rows: Vec<Versions>,
+}
+
+/// "Send me your snapshot of this order again", raising your version above
+/// `above` first when yours is not higher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendItem {
+    pub id: OrderId,
+    #[serde(default)]
+    pub above: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendRequest {
+    pub items: Vec<ResendItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResendAnswer {
+    pub resent: u64,
+    pub unknown: u64,
+}
+
+/// Digests of the given ranges in this database.
+pub async fn local_digests(
+    engine: &Engine,
+    ranges: &[Range],
+) -> Result<Vec<RangeDigest>, StorageError> {
+    let mut c = engine.db().reader().acquire().await?;
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        out.push(digests::range_digest(&mut c, &r.lo, &r.hi).await?);
+    }
+    Ok(out)
+}
+
+pub async fn local_versions(
+    engine: &Engine,
+    range: &Range,
+    limit: i64,
+) -> Result<Vec<Versions>, StorageError> {
+    let mut c = engine.db().reader().acquire().await?;
+    digests::range_versions(&mut c, &range.lo, &range.hi, limit).await
+}
+
+/// Re-enqueues this side's snapshot of each order (raising its version above
+/// `above` where needed), in one transaction. Returns (resent, unknown).
+pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64), StorageError> {
+    let role = engine.role();
+    let now = now_micros();
+    let mut tx = engine.db().begin().await?;
+    let (mut resent, mut unknown) = (0, 0);
+    for item in items {
+        let id = item.id.to_string();
+        let Some(mut version) = digests::own_version(&mut tx, role, &id).await? else {
+            unknown += 1;
+            continue;
+        };
+        if let Some(above) = item.above.filter(|a| version <= *a) {
+            version = above + 1;
+            digests::raise_version(&mut tx, role, &id, version).await?;
+        }
+        outbox::enqueue(&mut tx, engine.peer(), item.id, version, now).await?;
+        resent += 1;
+    }
+    tx.commit().await?;
+    if resent > 0 {
+        engine.wake_relay();
+    }
+    Ok((resent, unknown))
+}
+
+/// What to do about the orders of one listed range.
+#[derive(Default)]
+struct Repairs {
+    resend_local: Vec<ResendItem>,
+    ask_peer: Vec<ResendItem>,
+    orphans: u64,
+}
+
+/// Compares one range order by order.
+fn compare(role: Role, local: &[Versions], peer: &[Versions], out: &mut Repairs) {
+    let own = |v: &Versions| match role {
+        Role::Store => v.store_version,
+        Role::Warehouse => v.warehouse_version,
+    };
+    let theirs = |v: &Versions| match role {
+        Role::Store => v.warehouse_version,
+        Role::Warehouse => v.store_version,
+    };
+    let mut all: BTreeMap<&str, (Option<&Versions>, Option<&Versions>)> = BTreeMap::new();
+    for v in local {
+        all.entry(v.id.as_str()).or_default().0 = Some(v);
+    }
+    for v in peer {
+        all.entry(v.id.as_str()).or_default().1 = Some(v);
+    }
+    for (id, pair) in all {
+        let Some(oid) = OrderId::parse(id) else {
+            continue;
+        };
+        let item = |above| ResendItem { id: oid, above };
+        match pair {
+            (Some(_), None) if role == Role::Store => out.resend_local.push(item(None)),
+            (None, Some(_)) if role == Role::Warehouse => out.ask_peer.push(item(None)),
+            (Some(_), None) | (None, Some(_)) => out.orphans += 1,
+            (Some(l), Some(p)) => {
+                if own(l) > own(p) {
+                    out.resend_local.push(item(None));
+                } else if own(l) < own(p) {
+                    out.resend_local.push(item(Some(own(p))));
+                }
+                if theirs(l) < theirs(p) {
+                    out.ask_peer.push(item(None));
+                } else if theirs(l) > theirs(p) {
+                    out.ask_peer.push(item(Some(theirs(l))));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Progress of a pass, for a terminal progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Orders under ranges already settled (equal, or listed).
+    pub settled: i64,
+    pub total: i64,
+}
+
+/// Runs reconciliation passes against the peer; one at a time.
+pub struct Reconciler {
+    engine: Engine,
+    peer: PeerClient,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Reconciler {
+    pub fn new(
+        engine: Engine,
+        peer_url: &str,
+        secrets: super::signature::Secrets,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            engine,
+            peer: PeerClient::new(peer_url, secrets, Duration::from_secs(60))?,
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// One pass, recorded in the database (also when it fails).
+    pub async fn run(
+        &self,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Report, ReconcileError> {
+        let _guard = self.running.try_lock().map_err(|_| ReconcileError::Busy)?;
+        let started_at = now_micros();
+        let result = self.pass(progress).await;
+        let run = digests::Run {
+            started_at,
+            finished_at: now_micros(),
+            compared: result.as_ref().map_or(0, |r| r.local_orders),
+            differences: result.as_ref().map_or(0, |r| r.differences() as i64),
+            repaired: result.as_ref().map_or(0, |r| r.repaired() as i64),
+            report: result
+                .as_ref()
+                .ok()
+                .and_then(|r| serde_json::to_string(r).ok())
+                .unwrap_or_else(|| "{}".into()),
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        let mut tx = self.engine.db().begin().await?;
+        digests::record_run(&mut tx, &run).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        match &result {
+            Ok(r) => tracing::info!(
+                compared = r.local_orders,
+                differences = r.differences(),
+                repaired = r.repaired(),
+                orphans = r.orphans,
+                "reconciliation finished"
+            ),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
+        }
+        result
+    }
+
+    async fn pass(
+        &self,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Report, ReconcileError> {
+        let role = self.engine.role();
+        let mut report = Report::default();
+        let mut repairs = Repairs::default();
+        let mut frontier = vec![Range::all()];
+        let mut settled = 0i64;
+        let mut total = None;
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for chunk in frontier.chunks(MAX_RANGES) {
+                let local = local_digests(&self.engine, chunk).await?;
+                let answer: DigestsAnswer = self
+                    .peer
+                    .post(
+                        "/api/v1/sync/digests",
+                        &DigestsRequest {
+                            ranges: chunk.to_vec(),
+                        },
+                    )
+                    .await?;
+                if answer.digests.len() != chunk.len() {
+                    return Err(PeerError::BadAnswer(
+                        "digest count differs from range count".into(),
+                    )
+                    .into());
+                }
+                if total.is_none() {
+                    report.local_orders = local[0].count;
+                    report.peer_orders = answer.digests[0].count;
+                    total = Some(local[0].count.max(answer.digests[0].count));
+                }
+                report.ranges_compared += chunk.len() as u64;
+                for ((range, l), p) in chunk.iter().zip(&local).zip(&answer.digests) {
+                    if l == p {
+                        settled += l.count;
+                        continue;
+                    }
+                    let children = range.children();
+                    if (l.count <= LEAF_SIZE && p.count <= LEAF_SIZE) || children.is_empty() {
+                        self.list_and_compare(role, range, &mut repairs, &mut report)
+                            .await?;
+                        settled += l.count.max(p.count);
+                    } else {
+                        next.extend(children);
+                    }
+                }
+                progress(Progress {
+                    settled,
+                    total: total.unwrap_or(0),
+                });
+            }
+            frontier = next;
+        }
+        self.apply(repairs, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn list_and_compare(
+        &self,
+        role: Role,
+        range: &Range,
+        repairs: &mut Repairs,
+        report: &mut Report,
+    ) -> Result<(), ReconcileError> {
+        report.ranges_listed += 1;
+        let local = local_versions(&self.engine, range, MAX_ROWS).await?;
+        let answer: VersionsAnswer = self
+            .peer
+            .post(
+                "/api/v1/sync/versions",
+                &VersionsRequest {
+                    range: range.clone(),
+                    limit: MAX_ROWS,
+                },
+            )
+            .await?;
+        compare(role, &local, &answer.rows, repairs);
+        Ok(())
+    }
+
+    async fn apply(&self, repairs: Repairs, report: &mut Report) -> Result<(), ReconcileError> {
+        report.orphans = repairs.orphans;
+        for chunk in repairs.resend_local.chunks(MAX_RESEND) {
+            resend(&self.engine, chunk).await?;
+        }
+        report.raised_locally = repairs
+            .resend_local
+            .iter()
+            .filter(|i| i.above.is_some())
+            .count() as u64;
+        report.resent_to_peer = repairs.resend_local.len() as u64 - report.raised_locally;
+        for chunk in repairs.ask_peer.chunks(MAX_RESEND) {
+            let _: ResendAnswer = self
+                .peer
+                .post(
+                    "/api/v1/sync/resend",
+                    &ResendRequest {
+                        items: chunk.to_vec(),
+                    },
+                )
+                .await?;
+        }
+        report.requested_from_peer = repairs.ask_peer.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_uuid_text() {
+        let root = Range::all();
+        let kids = root.children();
+        assert_eq!(kids.len(), 16);
+        assert_eq!(
+            kids[0],
+            Range {
+                lo: "0".into(),
+                hi: "1".into()
+            }
+        );
+        assert_eq!(
+            kids[9],
+            Range {
+                lo: "9".into(),
+                hi: ":".into()
+            }
+        );
+        assert_eq!(
+            kids[15],
+            Range {
+                lo: "f".into(),
+                hi: "g".into()
+            }
+        );
+        let at_hyphen = Range::prefix("0193a2b4".into()).children();
+        assert_eq!(
+            at_hyphen,
+            vec![Range {
+                lo: "0193a2b4-".into(),
+                hi: "0193a2b4.".into()
+            }]
+        );
+        let id = OrderId::new().to_string();
+        let mut r = Range::all();
+        for _ in 0..36 {
+            assert!(
+                r.lo.as_str() <= id.as_str() && id.as_str() < r.hi.as_str(),
+                "{r:?} must hold {id}"
+            );
+            match r
+                .children()
+                .into_iter()
+                .find(|c| c.lo.as_str() <= id.as_str() && id.as_str() < c.hi.as_str())
+            {
+                Some(c) => r = c,
+                None => break,
+            }
+        }
+        assert_eq!(r.lo, id, "descends to the single id");
+    }
+
+    fn v(id: &OrderId, s: i64, w: i64) -> Versions {
+        Versions {
+            id: id.to_string(),
+            store_version: s,
+            warehouse_version: w,
+        }
+    }
+
+    #[test]
+    fn store_side_repairs() {
+        let (a, b, c, d, e) = (
+            OrderId::new(),
+            OrderId::new(),
+            OrderId::new(),
+            OrderId::new(),
+            OrderId::new(),
+        );
+        let local = [v(&a, 3, 2), v(&b, 2, 1), v(&c, 1, 1), v(&d, 2, 5)];
+        let peer = [v(&b, 1, 1), v(&c, 4, 3), v(&d, 2, 3), v(&e, 1, 1)];
+        let mut r = Repairs::default();
+        compare(Role::Store, &local, &peer, &mut r);
+        let ids = |items: &[ResendItem]| items.iter().map(|i| (i.id, i.above)).collect::<Vec<_>>();
+        let mut resend = ids(&r.resend_local);
+        resend.sort();
+        let mut expect = vec![(a, None), (b, None), (c, Some(4))];
+        expect.sort();
+        assert_eq!(
+            resend, expect,
+            "missing, older at peer, and rolled back here"
+        );
+        let mut ask = ids(&r.ask_peer);
+        ask.sort();
+        let mut expect = vec![(c, None), (d, Some(5))];
+        expect.sort();
+        assert_eq!(ask, expect, "newer there, and rolled back there");
+        assert_eq!(r.orphans, 1, "e exists only at the warehouse");
+    }
+
+    #[test]
+    fn warehouse_side_asks_the_store_for_missing_orders() {
+        let a = OrderId::new();
+        let mut r = Repairs::default();
+        compare(Role::Warehouse, &[], &[v(&a, 1, 0)], &mut r);
+        assert_eq!(r.ask_peer.len(), 1);
+        let mut r = Repairs::default();
+        compare(Role::Warehouse, &[v(&a, 1, 1)], &[], &mut r);
+        assert_eq!(r.orphans, 1);
+    }
+}

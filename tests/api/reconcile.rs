@@ -1,0 +1,162 @@
+//! Reconciliation repairs what the outbox cannot know about: rows deleted or
+//! rolled back by hand in either database.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(reconcile_repairs_rows_deleted_or_rolled_back_by_hand);
+
+async fn reconcile(side: &Side) -> Value {
+    let (s, report) = side.post("/api/v1/sync/reconcile", &json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    report
+}
+
+fn differences(r: &Value) -> i64 {
+    [
+        "resent_to_peer",
+        "raised_locally",
+        "requested_from_peer",
+        "orphans",
+    ]
+    .iter()
+    .map(|k| r[k].as_i64().unwrap_or(0))
+    .sum()
+}
+
+async fn reconcile_repairs_rows_deleted_or_rolled_back_by_hand(b: Backend) {
+    let Some(pair) = Pair::start(b).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(id_of(
+            &create_order(&pair.store, &format!("Reconcile {i}")).await,
+        ));
+    }
+    let (s, _) = pair
+        .store
+        .patch(
+            &format!("/api/v1/orders/{}", ids[1]),
+            &json!({"notes": "second version"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    wait_for_order(&pair.warehouse, &ids[1], "the edit", |o| {
+        o["notes"] == "second version"
+    })
+    .await;
+    for id in &ids {
+        wait_for_order(&pair.store, id, "round trip", |o| {
+            o["fulfillment"]["status"] == "pending"
+        })
+        .await;
+    }
+
+    let clean = reconcile(&pair.store).await;
+    assert_eq!(
+        (
+            clean["local_orders"].as_i64(),
+            clean["peer_orders"].as_i64()
+        ),
+        (Some(12), Some(12)),
+        "{clean}"
+    );
+    assert_eq!(differences(&clean), 0, "nothing to repair yet: {clean}");
+
+    // Break the warehouse by hand: lose one order, roll another back.
+    let wh = &pair.warehouse;
+    let (lost, rolled, unheard) = (&ids[0], &ids[1], &ids[2]);
+    for table in ["order_lines", "shipments"] {
+        wh.sql(&format!("DELETE FROM {table} WHERE order_id = '{lost}'"))
+            .await;
+    }
+    wh.sql(&format!("DELETE FROM orders WHERE id = '{lost}'"))
+        .await;
+    wh.sql(&format!(
+        "UPDATE orders SET store_version = 1, notes = 'stale' WHERE id = '{rolled}'"
+    ))
+    .await;
+    // And the store: forget what the warehouse reported about another.
+    pair.store
+        .sql(&format!(
+            "UPDATE orders SET warehouse_version = 0, status = NULL WHERE id = '{unheard}'"
+        ))
+        .await;
+
+    let report = reconcile(&pair.store).await;
+    assert_eq!(report["peer_orders"], 11, "{report}");
+    assert_eq!(
+        report["resent_to_peer"], 2,
+        "the lost and the rolled-back order: {report}"
+    );
+    assert_eq!(
+        report["requested_from_peer"], 1,
+        "the store's forgotten fulfillment: {report}"
+    );
+    assert_eq!(report["orphans"], 0);
+
+    let back = wait_for_order(wh, lost, "the lost order is back at the warehouse", |_| {
+        true
+    })
+    .await;
+    assert_eq!(back["customer"]["name"], "Reconcile 0");
+    wait_for_order(wh, rolled, "the rolled-back order is current again", |o| {
+        o["notes"] == "second version"
+    })
+    .await;
+    wait_for_order(&pair.store, unheard, "the store hears again", |o| {
+        o["fulfillment"]["status"] == "pending"
+    })
+    .await;
+
+    // Converged: the next pass finds nothing, also through the CLI.
+    let again = eventually(20, "a clean pass", || async {
+        let r = reconcile(&pair.store).await;
+        (differences(&r) == 0).then_some(r)
+    })
+    .await;
+    assert_eq!(again["peer_orders"], 12);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
+        .args([
+            "reconcile",
+            "--role",
+            "store",
+            "--database-url",
+            &pair.store.db.url,
+            "--peer-url",
+            &wh.url,
+            "--sync-secret",
+            SECRET,
+        ])
+        .output()
+        .expect("reconcile runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("compared 12 local and 12 peer orders")
+            && stdout.contains("found 0 difference(s)"),
+        "{stdout}"
+    );
+
+    let (_, status) = pair.store.get("/api/v1/sync/status").await;
+    assert_eq!(status["last_reconciliation"]["differences"], 0, "{status}");
+    // The peer endpoints are signed like the changes endpoint.
+    let r = pair
+        .store
+        .http
+        .post(format!("{}/api/v1/sync/digests", wh.url))
+        .json(&json!({"ranges": []}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    pair.stop().await;
+}
