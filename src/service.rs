@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::domain::Role;
 use crate::engine::Engine;
 use crate::http::{self, AppState};
+use crate::storage::prune::{Retention, prune};
 use crate::storage::{Db, DbOptions};
 use crate::sync::breaker::Breaker;
 use crate::sync::reconcile::Reconciler;
@@ -37,6 +38,11 @@ pub struct ServiceConfig {
     pub breaker_open_for: Duration,
     /// How often the store reconciles with the warehouse (`None`: never).
     pub reconcile_interval: Option<Duration>,
+    /// Longest the relay sleeps when nothing wakes it (commits do).
+    pub idle_poll: Duration,
+    /// How long old records are kept, and how often they are pruned.
+    pub retention: Retention,
+    pub prune_every: Duration,
 }
 
 impl ServiceConfig {
@@ -57,6 +63,9 @@ impl ServiceConfig {
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
             reconcile_interval: Some(Duration::from_secs(600)),
+            idle_poll: Duration::from_secs(5),
+            retention: Retention::default(),
+            prune_every: Duration::from_secs(300),
         }
     }
 
@@ -88,6 +97,7 @@ pub struct Service {
     server: JoinHandle<()>,
     relay: JoinHandle<()>,
     periodic: Option<JoinHandle<()>>,
+    pruner: JoinHandle<()>,
 }
 
 impl Service {
@@ -101,6 +111,7 @@ impl Service {
         let mut relay_cfg = RelayConfig::new(cfg.peer_url.clone(), secrets.clone());
         relay_cfg.retry_horizon = cfg.retry_horizon;
         relay_cfg.batch_size = cfg.batch_size;
+        relay_cfg.idle_poll = cfg.idle_poll;
         let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
         let reconciler = Arc::new(Reconciler::new(
             engine.clone(),
@@ -135,6 +146,12 @@ impl Service {
             }
             _ => None,
         };
+        let pruner = tokio::spawn(prune_every(
+            engine.db().clone(),
+            cfg.retention.clone(),
+            cfg.prune_every,
+            rx.clone(),
+        ));
         let relay = tokio::spawn(relay.run(rx));
         tracing::info!(role = %cfg.role, %addr, "service listening");
         Ok(Service {
@@ -145,6 +162,7 @@ impl Service {
             server,
             relay,
             periodic,
+            pruner,
         })
     }
 
@@ -181,8 +199,31 @@ impl Service {
         if let Some(p) = self.periodic {
             let _ = p.await;
         }
+        let _ = self.pruner.await;
         self.engine.db().close().await;
         tracing::info!(role = %self.engine.role(), "service stopped");
+    }
+}
+
+/// Prunes old records every `every`, starting shortly after start-up.
+async fn prune_every(
+    db: Db,
+    retention: Retention,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut wait = Duration::from_secs(10).min(every);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        wait = every;
+        match prune(&db, &retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old records"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;
+pub mod prune;
 
 use std::str::FromStr;
 use std::sync::Once;

@@ -67,6 +67,14 @@ impl SyncInfo {
     };
 }
 
+fn backend_of(c: &AnyConnection) -> Backend {
+    if c.backend_name().eq_ignore_ascii_case("postgresql") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
 /// Records that `version` of order `id` must reach `peer`. Call inside the
 /// transaction that made the change.
 pub async fn enqueue(
@@ -76,6 +84,7 @@ pub async fn enqueue(
     version: i64,
     now: i64,
 ) -> Result<()> {
+    let backend = backend_of(c);
     sqlx::query(
         "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
          VALUES ($1, $2, $3, 'pending', 0, $4, $4, 0) \
@@ -93,7 +102,20 @@ pub async fn enqueue(
     .bind(now)
     .execute(&mut *c)
     .await?;
+    if backend == Backend::Postgres {
+        // Delivered at commit, to every relay on this database (other
+        // replicas too); several in one transaction are folded into one.
+        sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, '')) AS n")
+            .bind(notify_channel(peer))
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(())
+}
+
+/// The LISTEN/NOTIFY channel that wakes relays delivering to `peer`.
+pub fn notify_channel(peer: &str) -> String {
+    format!("fulfillment_outbox_{peer}")
 }
 
 #[derive(sqlx::FromRow)]

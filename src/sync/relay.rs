@@ -103,6 +103,14 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake: Arc<Notify> = self.engine.wake_handle();
         let mut rng = rand::rngs::StdRng::from_entropy();
+        let listener = self.engine.db().listen_url().map(|url| {
+            tokio::spawn(listen(
+                url.to_owned(),
+                outbox::notify_channel(self.engine.peer()),
+                wake.clone(),
+                shutdown.clone(),
+            ))
+        });
         tracing::info!(peer = self.engine.peer(), url = %self.cfg.peer_url, "relay started");
         loop {
             if *shutdown.borrow() {
@@ -123,6 +131,9 @@ impl Relay {
                 _ = shutdown.changed() => {}
             }
         }
+        if let Some(l) = listener {
+            let _ = l.await;
+        }
         tracing::info!(peer = self.engine.peer(), "relay stopped");
     }
 
@@ -140,6 +151,30 @@ impl Relay {
                 Duration::from_micros((t - now_micros()).max(1_000) as u64).min(self.cfg.idle_poll)
             }
             None => self.cfg.idle_poll,
+        }
+    }
+
+    /// Loads the orders to send. One order whose stored data no longer
+    /// parses (edited by hand, say) must not hold back the others: it is
+    /// left out, and so settled as a dead letter with the reason logged.
+    async fn load(&self, ids: &[OrderId]) -> Result<Vec<Order>, StorageError> {
+        let mut c = self.engine.db().reader().acquire().await?;
+        match orders::load_many(&mut c, ids).await {
+            Err(StorageError::Corrupt(_)) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match orders::load(&mut c, *id).await {
+                        Ok(Some(o)) => out.push(o),
+                        Ok(None) => {}
+                        Err(StorageError::Corrupt(why)) => {
+                            tracing::error!(order_id = %id, reason = %why, "cannot send an order whose stored data is invalid");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(out)
+            }
+            other => other,
         }
     }
 
@@ -192,10 +227,7 @@ impl Relay {
             .iter()
             .filter_map(|c| OrderId::parse(&c.order_id))
             .collect();
-        let loaded = {
-            let mut c = self.engine.db().reader().acquire().await?;
-            orders::load_many(&mut c, &ids).await?
-        };
+        let loaded = self.load(&ids).await?;
         let mut sent: Vec<(&Claimed, i64)> = Vec::with_capacity(claimed.len());
         let mut missing: Vec<&Claimed> = Vec::new();
         let mut changes = Vec::with_capacity(claimed.len());
@@ -219,7 +251,7 @@ impl Relay {
         let mut tx = self.engine.db().begin().await?;
         for row in missing {
             let how = Settle::Dead {
-                reason: "the order no longer exists in this database".into(),
+                reason: "the order is missing or its stored data is invalid in this database; fix it, then replay".into(),
             };
             outbox::settle(&mut tx, peer, &row.order_id, row.version, &how, now).await?;
             outbox::record_attempt(
@@ -371,5 +403,42 @@ impl Relay {
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(PeerError::BadAnswer("no answer".into()))))
             .collect()
+    }
+}
+
+/// Wakes the relay when any process commits to this database's outbox
+/// (PostgreSQL LISTEN/NOTIFY), so replicas and CLI replays do not wait for
+/// the poll. Reconnects after errors; the poll covers the gaps.
+async fn listen(
+    url: String,
+    channel: String,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(&channel).await {
+                Ok(()) => loop {
+                    tokio::select! {
+                        n = listener.recv() => match n {
+                            Ok(_) => wake.notify_one(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                                break;
+                            }
+                        },
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for outbox commits"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection"),
+        }
+        // Something went wrong: the poll covers the gap; retry shortly.
+        wake.notify_one();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
     }
 }

@@ -6,9 +6,11 @@ mod helpers;
 
 mod api_errors;
 mod auth;
+mod dead_letters;
 mod fencing;
 mod idempotency;
 mod order_flow;
 mod outage;
 mod pagination;
 mod reconcile;
+mod scale_out;

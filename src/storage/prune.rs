@@ -1,0 +1,100 @@
+//! Pruning: nothing grows forever. Delivered outbox rows, old delivery
+//! attempts, expired idempotency keys, remembered webhook ids and old
+//! reconciliation records are deleted in small batches by a background task,
+//! never on a request's path, so a prune never holds the writer for long.
+
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+
+use super::{Db, Result, now_micros};
+
+/// How long each kind of record is kept (the documented defaults).
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Delivered outbox rows (an order without a row is shown as synced).
+    pub delivered: Duration,
+    /// Delivery attempts shown in an order's sync timeline.
+    pub attempts: Duration,
+    /// Idempotency keys: API.md promises 24 h.
+    pub idempotency: Duration,
+    /// Webhook ids: a replay is refused by the timestamp check after
+    /// 2 × 300 s, so ids need keeping only that long (with a margin).
+    pub webhook_ids: Duration,
+    pub reconcile_runs: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            delivered: Duration::from_secs(24 * 3600),
+            attempts: Duration::from_secs(7 * 24 * 3600),
+            idempotency: Duration::from_secs(24 * 3600),
+            webhook_ids: Duration::from_secs(15 * 60),
+            reconcile_runs: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Rows deleted per statement.
+pub const BATCH: i64 = 1000;
+
+/// `(table, key columns, condition on a cutoff $1)`.
+const TARGETS: &[(&str, &str, &str)] = &[
+    (
+        "outbox",
+        "peer, order_id",
+        "state = 'delivered' AND delivered_at < $1",
+    ),
+    ("sync_attempts", "id", "at < $1"),
+    ("idempotency_keys", "key", "created_at < $1"),
+    ("seen_webhooks", "id", "seen_at < $1"),
+    ("reconcile_runs", "id", "finished_at < $1"),
+];
+
+async fn prune_batch(
+    c: &mut AnyConnection,
+    table: &str,
+    key: &str,
+    cond: &str,
+    cutoff: i64,
+) -> Result<u64> {
+    // Row-value IN works on both backends and keeps each delete small.
+    let sql = format!(
+        "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {BATCH})"
+    );
+    Ok(sqlx::query(&sql)
+        .bind(cutoff)
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+}
+
+/// Deletes everything past its retention, a batch at a time (each batch its
+/// own short transaction). Returns how many rows went.
+pub async fn prune(db: &Db, r: &Retention) -> Result<u64> {
+    let now = now_micros();
+    let ages = [
+        r.delivered,
+        r.attempts,
+        r.idempotency,
+        r.webhook_ids,
+        r.reconcile_runs,
+    ];
+    let mut total = 0;
+    for ((table, key, cond), age) in TARGETS.iter().zip(ages) {
+        let cutoff = now - age.as_micros() as i64;
+        loop {
+            let mut tx = db.begin().await?;
+            let n = prune_batch(&mut tx, table, key, cond, cutoff).await?;
+            tx.commit().await?;
+            total += n;
+            if n < BATCH as u64 {
+                break;
+            }
+            // Let queued writers in between batches.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    Ok(total)
+}
