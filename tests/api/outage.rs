@@ -37,6 +37,25 @@ async fn orders_created_while_warehouse_is_down_all_arrive(b: Backend) {
     })
     .await;
     assert_eq!(st["pending"], 30, "{st}");
+    // Repeated failures open the circuit breaker (visible in the status and
+    // the metrics); it closes again once the peer answers.
+    eventually(30, "the breaker opens", || async {
+        let (_, st) = pair.store.get("/api/v1/sync/status").await;
+        (st["breaker"] == "open" || st["breaker"] == "half_open").then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", pair.store.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("fulfillment_sync_breaker_state") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     let (_, one) = pair.store.get(&format!("/api/v1/orders/{}", ids[0])).await;
     assert!(
         one["sync"]["last_error"]
