@@ -183,17 +183,33 @@ impl Engine {
         content: OrderContent,
         pricing: Pricing,
         idempotency: Option<(&str, &str)>,
-        render: impl Fn(&OrderView) -> String,
+        render: impl Fn(&OrderView) -> String + Send + Sync + 'static,
     ) -> Result<Created> {
         self.require(Role::Store, "orders are created at the store")?;
+        let render = Arc::new(render);
+        let idempotency = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
         // Two requests racing with one key on PostgreSQL: the loser's insert
         // of the key fails, and its second round finds the winner's answer.
         let mut last_err = None;
         for _ in 0..2 {
-            match self
-                .try_create(actor, &content, &pricing, idempotency, &render)
-                .await
-            {
+            let (this, actor, content, pricing, key, render) = (
+                self.clone(),
+                actor.clone(),
+                content.clone(),
+                pricing.clone(),
+                idempotency.clone(),
+                render.clone(),
+            );
+            let attempt = self
+                .db
+                .write(move |c| {
+                    Box::pin(async move {
+                        this.try_create(c, &actor, content, pricing, key, &*render)
+                            .await
+                    })
+                })
+                .await;
+            match attempt {
                 Err(EngineError::Storage(StorageError::Sqlx(sqlx::Error::Database(e))))
                     if idempotency.is_some() && e.is_unique_violation() =>
                 {
@@ -201,7 +217,13 @@ impl Engine {
                         sqlx::Error::Database(e),
                     )));
                 }
-                other => return other,
+                Ok(created) => {
+                    if matches!(created, Created::New(_)) {
+                        self.wake_relay();
+                    }
+                    return Ok(created);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(last_err.unwrap_or(EngineError::Conflict("concurrent create".into())))
@@ -209,52 +231,50 @@ impl Engine {
 
     async fn try_create(
         &self,
+        c: &mut AnyConnection,
         actor: &Actor,
-        content: &OrderContent,
-        pricing: &Pricing,
-        idempotency: Option<(&str, &str)>,
-        render: &impl Fn(&OrderView) -> String,
+        content: OrderContent,
+        pricing: Pricing,
+        idempotency: Option<(String, String)>,
+        render: &(dyn Fn(&OrderView) -> String + Send + Sync),
     ) -> Result<Created> {
         let now = now_micros();
-        let mut tx = self.db.begin().await?;
-        if let Some((key, hash)) = idempotency {
-            if let Some(stored) = idempotency::find(&mut tx, key, now).await? {
-                return if stored.request_hash == hash {
+        if let Some((key, hash)) = &idempotency {
+            if let Some(stored) = idempotency::find(c, key, now).await? {
+                return if &stored.request_hash == hash {
                     Ok(Created::Replayed(stored.response))
                 } else {
                     Err(EngineError::IdempotencyKeyReused)
                 };
             }
         }
-        let seq = orders::next_number(&mut tx).await?;
+        let seq = orders::next_number(c).await?;
         let at = storage::from_micros(now);
         let order = Order {
             id: OrderId::new(),
             number: crate::domain::order::order_number(seq),
-            content: content.clone(),
+            content,
             store_version: 1,
             warehouse_version: 0,
             fulfillment: None,
             created_at: at,
             updated_at: at,
         };
-        orders::insert(&mut tx, &order).await?;
-        orders::save_pricing(&mut tx, order.id, pricing).await?;
-        audit::record(&mut tx, order.id, actor, &["created"], now).await?;
-        outbox::enqueue(&mut tx, self.peer(), order.id, order.store_version, now).await?;
+        orders::insert(c, &order).await?;
+        orders::save_pricing(c, order.id, &pricing).await?;
+        audit::record(c, order.id, actor, &["created"], now).await?;
+        outbox::enqueue(c, self.peer(), order.id, order.store_version, now).await?;
         let view = OrderView {
             order,
-            pricing: Some(pricing.clone()),
+            pricing: Some(pricing),
             sync: SyncInfo {
                 state: SyncState::Pending,
                 last_error: None,
             },
         };
-        if let Some((key, hash)) = idempotency {
-            idempotency::save(&mut tx, key, hash, &render(&view), now).await?;
+        if let Some((key, hash)) = &idempotency {
+            idempotency::save(c, key, hash, &render(&view), now).await?;
         }
-        tx.commit().await?;
-        self.wake_relay();
         Ok(Created::New(Box::new(view)))
     }
 
@@ -266,15 +286,29 @@ impl Engine {
         patch: &PatchOrderInput,
     ) -> Result<OrderView> {
         self.require(Role::Store, "orders are edited at the store")?;
+        let (this, actor, patch) = (self.clone(), actor.clone(), patch.clone());
+        self.db
+            .write(move |c| Box::pin(async move { this.patch_in(c, &actor, id, &patch).await }))
+            .await?;
+        self.wake_relay();
+        self.get(id).await
+    }
+
+    async fn patch_in(
+        &self,
+        c: &mut AnyConnection,
+        actor: &Actor,
+        id: OrderId,
+        patch: &PatchOrderInput,
+    ) -> Result<()> {
         let now = now_micros();
-        let mut tx = self.db.begin().await?;
-        let order = orders::load_for_update(&self.db, &mut tx, id)
+        let order = orders::load_for_update(&self.db, c, id)
             .await?
             .ok_or(EngineError::NotFound(id))?;
         order.store_may_edit().map_err(|e| {
             EngineError::Conflict(format!("order {} cannot be edited: {e}", order.number))
         })?;
-        let pricing = orders::load_pricing(&mut tx, &[id])
+        let pricing = orders::load_pricing(c, &[id])
             .await?
             .remove(&id)
             .ok_or_else(|| StorageError::Corrupt(format!("order {id} has no prices")))?;
@@ -288,23 +322,21 @@ impl Engine {
                     changed.push(f);
                 }
             }
-            orders::save_pricing(&mut tx, id, &new_pricing).await?;
+            orders::save_pricing(c, id, &new_pricing).await?;
         }
         if content != order.content {
             // Money is not part of what the warehouse receives, so only a
             // content change moves the version and goes to the outbox.
             let v = order.store_version + 1;
-            orders::update_content(&mut tx, id, &content, v, now).await?;
-            outbox::enqueue(&mut tx, self.peer(), id, v, now).await?;
+            orders::update_content(c, id, &content, v, now).await?;
+            outbox::enqueue(c, self.peer(), id, v, now).await?;
         } else if !changed.is_empty() {
-            touch(&mut tx, id, now).await?;
+            touch(c, id, now).await?;
         }
         if !changed.is_empty() {
-            audit::record(&mut tx, id, actor, &changed, now).await?;
+            audit::record(c, id, actor, &changed, now).await?;
         }
-        tx.commit().await?;
-        self.wake_relay();
-        self.get(id).await
+        Ok(())
     }
 
     /// Asks the warehouse to cancel. Repeating it changes nothing.
@@ -315,20 +347,26 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<OrderView> {
         self.require(Role::Store, "cancellation is requested at the store")?;
-        let now = now_micros();
-        let mut tx = self.db.begin().await?;
-        let order = orders::load_for_update(&self.db, &mut tx, id)
-            .await?
-            .ok_or(EngineError::NotFound(id))?;
-        if order.content.cancel.is_none() {
-            let mut content = order.content.clone();
-            content.cancel = Some(CancelRequest { reason });
-            let v = order.store_version + 1;
-            orders::update_content(&mut tx, id, &content, v, now).await?;
-            audit::record(&mut tx, id, actor, &["cancel_request"], now).await?;
-            outbox::enqueue(&mut tx, self.peer(), id, v, now).await?;
-        }
-        tx.commit().await?;
+        let (this, actor) = (self.clone(), actor.clone());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_micros();
+                    let order = orders::load_for_update(&this.db, c, id)
+                        .await?
+                        .ok_or(EngineError::NotFound(id))?;
+                    if order.content.cancel.is_none() {
+                        let mut content = order.content.clone();
+                        content.cancel = Some(CancelRequest { reason });
+                        let v = order.store_version + 1;
+                        orders::update_content(c, id, &content, v, now).await?;
+                        audit::record(c, id, &actor, &["cancel_request"], now).await?;
+                        outbox::enqueue(c, this.peer(), id, v, now).await?;
+                    }
+                    Ok::<_, EngineError>(())
+                })
+            })
+            .await?;
         self.wake_relay();
         self.get(id).await
     }
@@ -343,18 +381,23 @@ impl Engine {
         action: Action,
     ) -> Result<OrderView> {
         self.require(Role::Warehouse, "fulfillment is changed at the warehouse")?;
-        let now = now_micros();
-        let mut tx = self.db.begin().await?;
-        let order = orders::load_for_update(&self.db, &mut tx, id)
-            .await?
-            .ok_or(EngineError::NotFound(id))?;
-        let current = order.fulfillment.clone().unwrap_or_default();
-        let next = current
-            .apply(action, Utc::now())
-            .map_err(|e| EngineError::Conflict(format!("order {}: {e}", order.number)))?;
-        self.save_fulfillment(&mut tx, &order, &current, &next, actor, now)
+        let (this, actor) = (self.clone(), actor.clone());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_micros();
+                    let order = orders::load_for_update(&this.db, c, id)
+                        .await?
+                        .ok_or(EngineError::NotFound(id))?;
+                    let current = order.fulfillment.clone().unwrap_or_default();
+                    let next = current.apply(action, Utc::now()).map_err(|e| {
+                        EngineError::Conflict(format!("order {}: {e}", order.number))
+                    })?;
+                    this.save_fulfillment(c, &order, &current, &next, &actor, now)
+                        .await
+                })
+            })
             .await?;
-        tx.commit().await?;
         self.wake_relay();
         self.get(id).await
     }

@@ -203,7 +203,7 @@ async fn create(
         .map(|b| format!("{b:02x}"))
         .collect();
     let role = state.engine.role();
-    let render = |v: &OrderView| order_json(role, v).to_string();
+    let render = move |v: &OrderView| order_json(role, v).to_string();
     let created = state
         .engine
         .create_order(

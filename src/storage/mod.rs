@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod prune;
+pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -37,6 +38,8 @@ pub enum StorageError {
     Sqlx(#[from] sqlx::Error),
     #[error("stored data is invalid ({0}); was the database edited by hand?")]
     Corrupt(String),
+    #[error("the write was not committed: {0}")]
+    Commit(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -78,6 +81,8 @@ impl Default for DbOptions {
 pub struct Db {
     read: AnyPool,
     write: AnyPool,
+    /// SQLite's group-commit writer; `None` on PostgreSQL.
+    queue: Option<writer::Queue>,
     backend: Backend,
     url_for_listen: Option<String>,
 }
@@ -171,6 +176,7 @@ impl Db {
                     .await
                     .map_err(unreachable)?;
                 Ok(Db {
+                    queue: Some(writer::start(write.clone())),
                     read,
                     write,
                     backend,
@@ -185,6 +191,7 @@ impl Db {
                     .await
                     .map_err(unreachable)?;
                 Ok(Db {
+                    queue: None,
                     read: pool.clone(),
                     write: pool,
                     backend,
@@ -206,6 +213,54 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(self.write.begin().await?)
+    }
+
+    /// Runs `f` in a write transaction and answers once it is durable.
+    ///
+    /// On SQLite, concurrent writes share one transaction and one fsync
+    /// (group commit, see [`writer`]); each runs in its own savepoint, so a
+    /// write that fails changes nothing and does not affect the others. On
+    /// PostgreSQL each write is its own transaction: the server already
+    /// shares WAL flushes between concurrent commits, and writers of the
+    /// same order queue on row locks.
+    pub async fn write<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> writer::BoxFuture<'c, std::result::Result<T, E>>
+            + Send
+            + 'static,
+    {
+        let stopped = || {
+            E::from(StorageError::Commit(
+                "the database writer has stopped".into(),
+            ))
+        };
+        match &self.queue {
+            Some(queue) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                queue
+                    .send(Box::new(writer::Task::new(f, reply)))
+                    .await
+                    .map_err(|_| stopped())?;
+                answer.await.map_err(|_| stopped())?
+            }
+            None => {
+                let mut tx = self.write.begin().await.map_err(|e| E::from(e.into()))?;
+                match f(&mut tx).await {
+                    Ok(v) => {
+                        tx.commit().await.map_err(|e| E::from(e.into()))?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+        }
     }
 
     /// The URL to open a LISTEN connection with (PostgreSQL only).

@@ -186,16 +186,19 @@ pub async fn claim(
            AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4{lock}) \
          RETURNING order_id, version, attempts, enqueued_at"
     );
-    let mut tx = db.begin().await?;
-    let rows = sqlx::query_as::<_, Claimed>(&sql)
-        .bind(peer)
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(rows)
+    let peer = peer.to_owned();
+    db.write(move |c| {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, Claimed>(&sql)
+                .bind(peer)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?)
+        })
+    })
+    .await
 }
 
 /// How one leased row ends this round.

@@ -30,14 +30,40 @@ pub async fn apply_batch(
     webhook_id: &str,
     items: &[serde_json::Value],
 ) -> Result<std::result::Result<Vec<ItemResult>, BatchRefused>> {
+    let (this, webhook_id, items) = (engine.clone(), webhook_id.to_owned(), items.to_vec());
+    let outcome = engine
+        .db()
+        .write(move |c| Box::pin(async move { apply_in(&this, c, &webhook_id, &items).await }))
+        .await?;
+    let Ok((results, enqueued)) = outcome else {
+        return Ok(Err(BatchRefused::Replayed));
+    };
+    let applied = results
+        .iter()
+        .filter(|r| r.outcome == ItemOutcome::Applied)
+        .count();
+    engine.metrics().applied.increment(applied as u64);
+    if enqueued {
+        engine.wake_relay();
+    }
+    Ok(Ok(results))
+}
+
+/// The batch inside its transaction: results, and whether anything was
+/// enqueued for the relay.
+async fn apply_in(
+    engine: &Engine,
+    c: &mut AnyConnection,
+    webhook_id: &str,
+    items: &[serde_json::Value],
+) -> Result<std::result::Result<(Vec<ItemResult>, bool), BatchRefused>> {
     let now = now_micros();
-    let mut tx = engine.db().begin().await?;
     let fresh = sqlx::query(
         "INSERT INTO seen_webhooks (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
     )
     .bind(webhook_id)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await?
     .rows_affected();
     if fresh == 0 {
@@ -48,23 +74,12 @@ pub async fn apply_batch(
     let mut enqueued = false;
     for item in items {
         let r = match engine.role() {
-            Role::Warehouse => {
-                apply_content(engine, &mut tx, &actor, item, now, &mut enqueued).await?
-            }
-            Role::Store => apply_fulfillment(engine, &mut tx, &actor, item, now).await?,
+            Role::Warehouse => apply_content(engine, c, &actor, item, now, &mut enqueued).await?,
+            Role::Store => apply_fulfillment(engine, c, &actor, item, now).await?,
         };
         results.push(r);
     }
-    tx.commit().await?;
-    let applied = results
-        .iter()
-        .filter(|r| r.outcome == ItemOutcome::Applied)
-        .count();
-    engine.metrics().applied.increment(applied as u64);
-    if enqueued {
-        engine.wake_relay();
-    }
-    Ok(Ok(results))
+    Ok(Ok((results, enqueued)))
 }
 
 fn rejected(id: Option<OrderId>, reason: String) -> ItemResult {

@@ -71,6 +71,16 @@ pub struct Relay {
     breaker: Arc<Breaker>,
 }
 
+/// How one leased row ends this round, decided before it is written.
+struct Settled {
+    order_id: String,
+    version: i64,
+    how: Settle,
+    outcome: &'static str,
+    detail: Option<String>,
+    next_retry: Option<i64>,
+}
+
 /// Most requests one round may make while splitting a failing batch.
 const MAX_REQUESTS_PER_ROUND: u32 = 24;
 
@@ -248,22 +258,19 @@ impl Relay {
             self.send_isolating(&changes).await
         };
         let now = now_micros();
-        let mut tx = self.engine.db().begin().await?;
+        // Decide every row's fate first, then write them all in one go.
+        let mut settled: Vec<Settled> = Vec::with_capacity(claimed.len());
         for row in missing {
-            let how = Settle::Dead {
-                reason: "the order is missing or its stored data is invalid in this database; fix it, then replay".into(),
-            };
-            outbox::settle(&mut tx, peer, &row.order_id, row.version, &how, now).await?;
-            outbox::record_attempt(
-                &mut tx,
-                peer,
-                &row.order_id,
-                now,
-                "error",
-                Some("order missing locally"),
-                None,
-            )
-            .await?;
+            settled.push(Settled {
+                order_id: row.order_id.clone(),
+                version: row.version,
+                how: Settle::Dead {
+                    reason: "the order is missing or its stored data is invalid in this database; fix it, then replay".into(),
+                },
+                outcome: "error",
+                detail: Some("order missing or invalid locally".into()),
+                next_retry: None,
+            });
         }
         let horizon = self.cfg.retry_horizon.as_micros() as i64;
         let (mut delivered, mut failed) = (0u64, 0u64);
@@ -323,19 +330,37 @@ impl Relay {
                     }
                 }
             };
-            outbox::settle(&mut tx, peer, &row.order_id, *version, &how, now).await?;
-            outbox::record_attempt(
-                &mut tx,
-                peer,
-                &row.order_id,
-                now,
+            settled.push(Settled {
+                order_id: row.order_id.clone(),
+                version: *version,
+                how,
                 outcome,
-                detail.as_deref(),
+                detail,
                 next_retry,
-            )
-            .await?;
+            });
         }
-        tx.commit().await?;
+        let peer_name = peer.to_owned();
+        self.engine
+            .db()
+            .write(move |c| {
+                Box::pin(async move {
+                    for s in &settled {
+                        outbox::settle(c, &peer_name, &s.order_id, s.version, &s.how, now).await?;
+                        outbox::record_attempt(
+                            c,
+                            &peer_name,
+                            &s.order_id,
+                            now,
+                            s.outcome,
+                            s.detail.as_deref(),
+                            s.next_retry,
+                        )
+                        .await?;
+                    }
+                    Ok::<_, StorageError>(())
+                })
+            })
+            .await?;
 
         // The breaker judges the peer, not our data: any answer means it is up.
         if any_answer {
