@@ -32,6 +32,8 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// 408: the request took longer than the service allows.
+    Timeout,
     /// 500/503: our fault; the detail never carries internals.
     Internal,
     Unavailable(String),
@@ -88,6 +90,7 @@ impl ApiError {
                 "validation",
                 "Invalid request",
             ),
+            ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timeout"),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -120,6 +123,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal => {
                 "something went wrong on our side; the request was not applied, try again"
+            }
+            ApiError::Timeout => {
+                "the request took too long and was abandoned; it may have been applied, so check before retrying (a create can be retried safely with the same Idempotency-Key)"
             }
         };
         let errors: &[FieldError] = match &self {

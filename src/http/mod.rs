@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
@@ -59,10 +58,7 @@ pub fn router(state: AppState) -> Router {
             ops::time_requests,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -74,4 +70,17 @@ async fn openapi_json(
     _caller: extract::Caller,
 ) -> axum::Json<serde_json::Value> {
     axum::Json(openapi::document(state.engine.role()))
+}
+
+/// Answers 408 (problem+json) when a request runs past [`REQUEST_TIMEOUT`],
+/// so a slow client or a stuck dependency cannot hold a worker forever.
+async fn time_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }

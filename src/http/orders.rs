@@ -32,6 +32,19 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/sync", get(sync_timeline))
 }
 
+/// Refuses, with 405 and the methods the route does allow here, a route this
+/// side does not serve.
+fn only_at(state: &AppState, role: Role, detail: &str, allow: &'static str) -> ApiResult<()> {
+    if state.engine.role() == role {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed {
+            detail: detail.to_owned(),
+            allow: Some(allow),
+        })
+    }
+}
+
 fn respond(state: &AppState, status: StatusCode, v: &OrderView) -> Response {
     (status, Json(order_json(state.engine.role(), v))).into_response()
 }
@@ -171,12 +184,12 @@ async fn create(
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    if state.engine.role() != Role::Store {
-        return Err(ApiError::MethodNotAllowed {
-            detail: "orders are created at the store, never at the warehouse".into(),
-            allow: Some("GET"),
-        });
-    }
+    only_at(
+        &state,
+        Role::Store,
+        "orders are created at the store, never at the warehouse",
+        "GET",
+    )?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -235,12 +248,12 @@ async fn patch(
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    if state.engine.role() != Role::Store {
-        return Err(ApiError::MethodNotAllowed {
-            detail: "order content is edited at the store; the warehouse changes fulfillment with POST /api/v1/orders/{id}/fulfillment".into(),
-            allow: Some("GET"),
-        });
-    }
+    only_at(
+        &state,
+        Role::Store,
+        "order content is edited at the store; the warehouse changes fulfillment with POST /api/v1/orders/{id}/fulfillment",
+        "GET",
+    )?;
     let ApiJson { value, .. } = <ApiJson<PatchOrderInput> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)
@@ -279,14 +292,12 @@ async fn cancel(
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    if state.engine.role() != Role::Store {
-        return Err(ApiError::MethodNotAllowed {
-            detail:
-                "cancellation is requested at the store; the warehouse answers it automatically"
-                    .into(),
-            allow: Some("GET"),
-        });
-    }
+    only_at(
+        &state,
+        Role::Store,
+        "cancellation is requested at the store; the warehouse answers it automatically",
+        "",
+    )?;
     // The body is optional: an empty POST is a cancel without a reason; a
     // body, when sent, must be JSON like any other.
     let ct = headers
@@ -328,13 +339,12 @@ async fn fulfillment(
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    if state.engine.role() != Role::Warehouse {
-        return Err(ApiError::MethodNotAllowed {
-            detail: "fulfillment is changed at the warehouse; the store sees it through sync"
-                .into(),
-            allow: Some(""),
-        });
-    }
+    only_at(
+        &state,
+        Role::Warehouse,
+        "fulfillment is changed at the warehouse; the store sees it through sync",
+        "",
+    )?;
     let ApiJson { value: b, .. } = <ApiJson<FulfillmentBody> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)

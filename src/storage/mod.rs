@@ -184,6 +184,13 @@ impl Db {
                 })
             }
             Backend::Postgres => {
+                // One direct attempt first: the pool would retry a refused
+                // connection until its acquire timeout, and a wrong URL
+                // deserves an answer now.
+                let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&connect_opts)
+                    .await
+                    .map_err(unreachable)?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(30))
