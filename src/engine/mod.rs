@@ -260,7 +260,14 @@ impl Engine {
             created_at: at,
             updated_at: at,
         };
-        orders::insert(c, &order).await?;
+        if !orders::insert(c, &order).await? {
+            // A fresh v7 id and the next number cannot be taken, unless
+            // the database was edited by hand.
+            return Err(EngineError::Conflict(format!(
+                "order number {} is already taken; check the order_number counter",
+                order.number
+            )));
+        }
         orders::save_pricing(c, order.id, &pricing).await?;
         audit::record(c, order.id, actor, &["created"], now).await?;
         outbox::enqueue(c, self.peer(), order.id, order.store_version, now).await?;

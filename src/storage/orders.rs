@@ -254,19 +254,21 @@ fn fulfillment_columns(
     }
 }
 
-/// Inserts a new order with its lines and shipment.
-pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
+/// Inserts a new order with its lines and shipment. Returns false, and
+/// writes nothing, when its id or number is already taken: two deliveries of
+/// one new order racing on PostgreSQL must not fail a batch.
+pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
     let (status, hold_reason, held_from, rejected, changed) =
         fulfillment_columns(o.fulfillment.as_ref());
     let ct = &o.content;
     let key = o.id.to_string();
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
          customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
          ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
          cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25, $26)",
+         $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING",
     )
     .bind(key.as_str())
     .bind(o.number.as_str())
@@ -295,12 +297,16 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<()> {
     .bind(to_micros(o.updated_at))
     .bind(id_hash(&key))
     .execute(&mut *c)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
     insert_lines(c, o.id, &ct.lines).await?;
     if let Some(s) = o.fulfillment.as_ref().and_then(|f| f.shipment.as_ref()) {
         insert_shipment(c, o.id, s).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn insert_lines(c: &mut AnyConnection, id: OrderId, lines: &[Line]) -> Result<()> {

@@ -135,41 +135,44 @@ async fn apply_content(
         Err(errors) => return Ok(rejected(Some(snap.id), describe(&errors))),
     };
     let id = snap.id;
-    match orders::load_for_update(engine.db(), c, id).await? {
-        None => {
-            let taken: Option<String> =
-                sqlx::query_scalar("SELECT id FROM orders WHERE number = $1")
-                    .bind(snap.number.as_str())
-                    .fetch_optional(&mut *c)
-                    .await?;
-            if taken.is_some() {
-                return Ok(rejected(
-                    Some(id),
-                    format!("order number {} belongs to another order", snap.number),
-                ));
-            }
-            let mut fulfillment = Fulfillment::new();
-            if content.cancel.is_some() {
-                fulfillment = fulfillment.answer_cancel_request();
-            }
-            let at = crate::storage::from_micros(now);
-            let order = Order {
-                id,
-                number: snap.number.clone(),
-                content,
-                store_version: snap.store_version,
-                warehouse_version: 1,
-                fulfillment: Some(fulfillment),
-                created_at: snap.created_at,
-                updated_at: at,
-            };
-            orders::insert(c, &order).await?;
+    let mut existing = orders::load_for_update(engine.db(), c, id).await?;
+    if existing.is_none() {
+        let mut fulfillment = Fulfillment::new();
+        if content.cancel.is_some() {
+            fulfillment = fulfillment.answer_cancel_request();
+        }
+        let order = Order {
+            id,
+            number: snap.number.clone(),
+            content: content.clone(),
+            store_version: snap.store_version,
+            warehouse_version: 1,
+            fulfillment: Some(fulfillment),
+            created_at: snap.created_at,
+            updated_at: crate::storage::from_micros(now),
+        };
+        if orders::insert(c, &order).await? {
             audit::record(c, id, actor, &["created"], now).await?;
             // The store learns the order's first fulfillment state.
             outbox::enqueue(c, engine.peer(), id, 1, now).await?;
             *enqueued = true;
-            Ok(outcome(id, ItemOutcome::Applied))
+            return Ok(outcome(id, ItemOutcome::Applied));
         }
+        // Taken meanwhile: by a concurrent delivery of this same order (then
+        // it is an update like any other), or its number by another order.
+        existing = orders::load_for_update(engine.db(), c, id).await?;
+        if existing.is_none() {
+            return Ok(rejected(
+                Some(id),
+                format!("order number {} belongs to another order", snap.number),
+            ));
+        }
+    }
+    match existing {
+        None => Ok(rejected(
+            Some(id),
+            "order vanished while being applied".into(),
+        )),
         Some(old) if old.store_version >= snap.store_version => Ok(outcome(id, ItemOutcome::Stale)),
         Some(old) => {
             let changed = old.content.changed_fields(&content);

@@ -245,6 +245,41 @@ impl Side {
     }
 }
 
+impl Side {
+    /// Every value of every row of `table`, as text (for scanning).
+    pub async fn dump_table(&self, table: &str) -> String {
+        use sqlx::{Column, Row, TypeInfo};
+        sqlx::any::install_default_drivers();
+        let mut c = AnyConnection::connect(&self.db.url).await.expect("connect");
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(&mut c)
+            .await
+            .expect("select");
+        c.close().await.ok();
+        let mut out = String::new();
+        for r in &rows {
+            for (i, col) in r.columns().iter().enumerate() {
+                let v = r
+                    .try_get::<Option<String>, _>(i)
+                    .map(|v| v.unwrap_or_default())
+                    .or_else(|_| {
+                        r.try_get::<Option<i64>, _>(i)
+                            .map(|v| v.map(|n| n.to_string()).unwrap_or_default())
+                    })
+                    .or_else(|_| {
+                        r.try_get::<Option<Vec<u8>>, _>(i)
+                            .map(|v| String::from_utf8_lossy(&v.unwrap_or_default()).into_owned())
+                    })
+                    .unwrap_or_else(|_| format!("<{}>", col.type_info().name()));
+                out.push_str(&v);
+                out.push('\t');
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// The API.md example order, with a distinctive customer name.
 pub fn order_body(name: &str) -> Value {
     json!({

@@ -9,6 +9,7 @@ mod auth;
 mod dead_letters;
 mod fencing;
 mod idempotency;
+mod no_money;
 mod order_flow;
 mod outage;
 mod pagination;
