@@ -15,6 +15,13 @@ use super::order::{
 };
 use super::values::{Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, optional_text, required_text};
 
+/// Largest version a snapshot may carry. No real order is edited a billion
+/// times, and the bound keeps the reconciliation digest, which multiplies
+/// each version by 2654435761 in SQL (`storage::digests`), inside a 64-bit
+/// integer: a larger version, once stored, would make every digest of its
+/// range fail on PostgreSQL ("bigint out of range").
+pub const MAX_VERSION: i64 = 1_000_000_000;
+
 /// Store → warehouse: the store-owned content of one order, no money.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,8 +76,11 @@ impl ContentSnapshot {
     /// Validates the snapshot with the same rules as the store's API.
     pub fn parse(&self) -> Result<OrderContent, Vec<FieldError>> {
         let mut errs = Errors::new();
-        if self.store_version < 1 {
-            errs.push(FieldError::new("store_version", "must be at least 1"));
+        if !(1..=MAX_VERSION).contains(&self.store_version) {
+            errs.push(FieldError::new(
+                "store_version",
+                format!("must be between 1 and {MAX_VERSION}"),
+            ));
         }
         errs.take(required_text("number", &self.number, 32));
         let customer = self.customer.parse("customer", &mut errs);
@@ -143,8 +153,11 @@ impl FulfillmentSnapshot {
     /// the state it left, a shipment has carrier, tracking and time).
     pub fn parse(&self) -> Result<Fulfillment, Vec<FieldError>> {
         let mut errs = Errors::new();
-        if self.warehouse_version < 1 {
-            errs.push(FieldError::new("warehouse_version", "must be at least 1"));
+        if !(1..=MAX_VERSION).contains(&self.warehouse_version) {
+            errs.push(FieldError::new(
+                "warehouse_version",
+                format!("must be between 1 and {MAX_VERSION}"),
+            ));
         }
         let hold = match (self.status, &self.hold_reason, self.held_from) {
             (FulfillmentStatus::OnHold, Some(reason), Some(from))

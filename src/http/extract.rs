@@ -2,7 +2,7 @@
 //! token authentication, and order ids from the path.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
@@ -123,4 +123,26 @@ pub fn order_id(raw: &str) -> Result<OrderId, ApiError> {
             format!("{raw:?} is not an order id (a UUID)"),
         ))
     })
+}
+
+/// The order id of an `/orders/{id}/...` route. Every way the segment can be
+/// wrong (not a UUID, or percent-encoded bytes that are not even UTF-8) is a
+/// 400 problem+json naming `id`; axum's own rejection would be plain text.
+pub struct OrderPath(pub OrderId);
+
+impl FromRequestParts<AppState> for OrderPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => order_id(&raw).map(OrderPath),
+            Err(e) => Err(ApiError::BadField(FieldError::new(
+                "id",
+                format!("is not an order id (a UUID): {}", e.body_text()),
+            ))),
+        }
+    }
 }

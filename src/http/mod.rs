@@ -24,8 +24,40 @@ use error::ApiError;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-/// Longest a request may take before it is answered 408.
+/// Longest a request may take before it is answered 408, reading its body
+/// included. `FULFILLMENT_REQUEST_TIMEOUT` overrides it (see
+/// [`request_timeout`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request timeout in force: [`REQUEST_TIMEOUT`], or the environment
+/// variable `FULFILLMENT_REQUEST_TIMEOUT` (`2`, `2s` or `2500ms`), read once
+/// per router. Meant for tests that check a slow client is cut off without
+/// waiting 30 s; an unreadable or zero value is ignored with a warning.
+pub fn request_timeout() -> Duration {
+    let Ok(raw) = std::env::var("FULFILLMENT_REQUEST_TIMEOUT") else {
+        return REQUEST_TIMEOUT;
+    };
+    let v = raw.trim();
+    let parsed = match v.strip_suffix("ms") {
+        Some(ms) => ms.parse().ok().map(Duration::from_millis),
+        None => v
+            .strip_suffix('s')
+            .unwrap_or(v)
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
+    };
+    match parsed {
+        Some(d) if !d.is_zero() => d,
+        _ => {
+            tracing::warn!(
+                value = %raw,
+                "FULFILLMENT_REQUEST_TIMEOUT is not a duration like 30, 30s or 500ms; using 30s"
+            );
+            REQUEST_TIMEOUT
+        }
+    }
+}
 
 /// Everything a handler can reach.
 #[derive(Clone)]
@@ -58,7 +90,10 @@ pub fn router(state: AppState) -> Router {
             ops::time_requests,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(time_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout(),
+            time_limit,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -72,14 +107,16 @@ async fn openapi_json(
     axum::Json(openapi::document(state.engine.role()))
 }
 
-/// Answers 408 (problem+json) when a request runs past [`REQUEST_TIMEOUT`],
-/// so a slow client or a stuck dependency cannot hold a worker forever.
+/// Answers 408 (problem+json) when a request runs past the request timeout
+/// ([`request_timeout`]), so a slow client or a stuck dependency cannot hold
+/// a worker forever.
 async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),
     }

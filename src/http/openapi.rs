@@ -5,9 +5,11 @@
 //! (`orders.rs`, `sync.rs`, `ops.rs`), the response shapes (`views.rs`), the
 //! error body (`error.rs`) and the input shapes (`domain::order`). Keep it in
 //! step with them: a route, parameter, field or status code added or changed
-//! there must be changed here too. The tests below check only that the
-//! document hangs together (every `$ref` resolves) and that the warehouse's
-//! document names no money field, not that it matches the handlers.
+//! there must be changed here too. The tests below check that the document
+//! hangs together (every `$ref` resolves) and that the warehouse's document
+//! names no money field; `scripts/schemathesis` (run by `scripts/test`)
+//! checks that it matches the handlers: every answer's status, content type
+//! and body must be the documented ones.
 //!
 //! The warehouse document is built without the store-only schemas at all,
 //! so it cannot mention money even in a description.
@@ -15,6 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::Role;
+use crate::domain::values::{COUNTRIES, CURRENCIES};
 
 /// Largest free-text field (`domain::values::MAX_TEXT`).
 const MAX_TEXT: u64 = 500;
@@ -124,6 +127,11 @@ fn text_response(description: &str, media_type: &str, example: &str) -> Value {
     })
 }
 
+/// The codes of a space-separated list, as a JSON array (for an `enum`).
+fn codes(list: &str) -> Value {
+    list.split(' ').map(|c| json!(c)).collect()
+}
+
 /// A nullable string with at most `max` characters.
 fn nullable_text(max: u64) -> Value {
     json!({"type": "string", "nullable": true, "maxLength": max})
@@ -155,6 +163,10 @@ const E500: (&str, &str) = (
     "Something went wrong on the service's side; nothing was applied.",
 );
 const E503: (&str, &str) = ("503", "The database is busy; retry shortly.");
+const E408: (&str, &str) = (
+    "408",
+    "The request took longer than 30 s (reading a slow body included) and was abandoned.",
+);
 const E400_ID: (&str, &str) = ("400", "The path id is not a UUID.");
 const E400_ID_BODY: (&str, &str) = (
     "400",
@@ -169,24 +181,89 @@ const E415: (&str, &str) = (
 );
 
 /// The responses of an operation: `ok` (status → response) plus one
-/// problem+json response per `(status, description)` of `errors`.
+/// problem+json response per `(status, description)` of `errors`; the first
+/// description of a status wins.
 fn responses(ok: Value, errors: &[(&str, &str)]) -> Value {
     let mut map = match ok {
         Value::Object(m) => m,
         _ => Map::new(),
     };
     for (status, description) in errors {
-        map.insert((*status).to_owned(), problem(description));
+        map.entry(*status).or_insert_with(|| problem(description));
     }
     Value::Object(map)
 }
 
 /// Like [`responses`], for a bearer route: adds 401, 500 and 503 (the token
-/// is looked up in the database before anything else).
+/// is looked up in the database before anything else) and 408 (every
+/// request runs under the request timeout).
 fn bearer_responses(ok: Value, errors: &[(&str, &str)]) -> Value {
     let mut all = errors.to_vec();
-    all.extend([E401, E500, E503]);
+    all.extend([E401, E408, E500, E503]);
     responses(ok, &all)
+}
+
+/// The Standard Webhooks headers of a signed peer request.
+fn signed_headers() -> Value {
+    let header = |name: &str, description: &str, schema: Value| {
+        json!({
+            "name": name, "in": "header", "required": true,
+            "description": description, "schema": schema,
+        })
+    };
+    json!([
+        header(
+            "webhook-id",
+            "Unique per request (1 to 200 characters); a repeat of a \
+                              sync/changes request is 409.",
+            json!({"type": "string", "minLength": 1, "maxLength": 200})
+        ),
+        header(
+            "webhook-timestamp",
+            "Unix seconds when the request was signed.",
+            json!({"type": "string", "pattern": "^[0-9]+$"})
+        ),
+        header(
+            "webhook-signature",
+            "`v1,` + base64(HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")); \
+                several space-separated signatures are allowed during secret rotation.",
+            json!({"type": "string"})
+        ),
+    ])
+}
+
+/// A signed peer-to-peer operation (no bearer token): `ok` plus the errors
+/// every signed route can answer and `extra`.
+fn signed_operation(
+    operation_id: &str,
+    summary: &str,
+    description: &str,
+    request: Value,
+    ok: Value,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut errors = vec![
+        ("400", "The body cannot be read, or is not valid JSON."),
+        (
+            "401",
+            "Missing or invalid signature, or a timestamp more than 300 s off.",
+        ),
+        E408,
+        E413,
+        E500,
+        E503,
+    ];
+    errors.extend_from_slice(extra);
+    json!({
+        "tags": ["sync"],
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "security": [],
+        "parameters": signed_headers(),
+        "requestBody": json_body(request),
+        "responses": responses(ok, &errors),
+    })
 }
 
 /// An operation that this role refuses: 405 after authentication (and after
@@ -245,6 +322,19 @@ fn paths(role: Role) -> Value {
     );
     p.insert("/api/v1/sync/status".into(), json!({"get": sync_status()}));
     p.insert("/api/v1/sync/replay".into(), json!({"post": sync_replay()}));
+    p.insert(
+        "/api/v1/sync/reconcile".into(),
+        json!({"post": sync_reconcile()}),
+    );
+    p.insert(
+        "/api/v1/sync/digests".into(),
+        json!({"post": sync_digests()}),
+    );
+    p.insert(
+        "/api/v1/sync/versions".into(),
+        json!({"post": sync_versions()}),
+    );
+    p.insert("/api/v1/sync/resend".into(), json!({"post": sync_resend()}));
     p.insert(
         "/api/v1/openapi.json".into(),
         json!({"get": openapi_json()}),
@@ -357,6 +447,8 @@ fn create_order(role: Role) -> Value {
                                          Idempotency-Key).", schema_ref("StoreOrder"))}),
             &[
                 E400_BODY,
+                ("409", "The next order number is already taken (only after a hand edit \
+                         of the database)."),
                 E413,
                 E415,
                 ("422", "Invalid values (every one listed in `errors`), a bad \
@@ -521,44 +613,87 @@ fn sync_changes(role: Role) -> Value {
         Role::Store => "fulfillment snapshots from the warehouse",
         Role::Warehouse => "content snapshots from the store",
     };
-    let header = |name: &str, description: &str, schema: Value| {
-        json!({
-            "name": name, "in": "header", "required": true,
-            "description": description, "schema": schema,
-        })
-    };
-    json!({
-        "tags": ["sync"],
-        "operationId": "receiveSyncChanges",
-        "summary": "Receive a signed batch from the other service",
-        "description": format!(
+    signed_operation(
+        "receiveSyncChanges",
+        "Receive a signed batch from the other service",
+        &format!(
             "Peer to peer: {what}. Signed with the Standard Webhooks scheme instead of a \
              bearer token: unsigned, badly signed, or a timestamp more than 300 s off is 401. \
              Each item is applied, stale, or rejected on its own."
         ),
-        "security": [],
-        "parameters": [
-            header("webhook-id", "Unique per request (1 to 200 characters); a repeat is 409.",
-                   json!({"type": "string", "minLength": 1, "maxLength": 200})),
-            header("webhook-timestamp", "Unix seconds when the request was signed.",
-                   json!({"type": "string", "pattern": "^[0-9]+$"})),
-            header("webhook-signature",
-                   "`v1,` + base64(HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")); \
-                    several space-separated signatures are allowed during secret rotation.",
-                   json!({"type": "string"})),
+        schema_ref("SyncBatch"),
+        json!({"200": json_response("One result per item, in request order.",
+                                    schema_ref("SyncBatchResult"))}),
+        &[
+            ("409", "This webhook-id was already processed."),
+            (
+                "422",
+                "The body is not a batch, or has more than 1000 items.",
+            ),
         ],
-        "requestBody": json_body(schema_ref("SyncBatch")),
-        "responses": responses(
-            json!({"200": json_response("One result per item, in request order.",
-                                        schema_ref("SyncBatchResult"))}),
+    )
+}
+
+fn sync_digests() -> Value {
+    signed_operation(
+        "peerDigests",
+        "Digests of id ranges (reconciliation, peer to peer)",
+        "Signed like sync/changes. Answers one digest per range, in request order: the \
+         number of orders whose id is in `[lo, hi)` and a checksum of each side's versions.",
+        schema_ref("DigestsRequest"),
+        json!({"200": json_response("One digest per range.", schema_ref("DigestsAnswer"))}),
+        &[(
+            "422",
+            "The body is not a digests request, or has more than 512 ranges.",
+        )],
+    )
+}
+
+fn sync_versions() -> Value {
+    signed_operation(
+        "peerVersions",
+        "Versions of the orders in an id range (reconciliation, peer to peer)",
+        "Signed like sync/changes. At most `limit` orders of `[lo, hi)`, by id.",
+        schema_ref("VersionsRequest"),
+        json!({"200": json_response("The orders' versions.", schema_ref("VersionsAnswer"))}),
+        &[(
+            "422",
+            "The body is not a versions request, or `limit` is not between 1 and 2000.",
+        )],
+    )
+}
+
+fn sync_resend() -> Value {
+    signed_operation(
+        "peerResend",
+        "Send these orders again (reconciliation, peer to peer)",
+        "Signed like sync/changes. Enqueues this side's snapshot of each known order again, \
+         first raising its version above `above` when it is not higher.",
+        schema_ref("ResendRequest"),
+        json!({"200": json_response("How many were enqueued and how many are unknown here.",
+                                    schema_ref("ResendAnswer"))}),
+        &[(
+            "422",
+            "The body is not a resend request, has more than 2000 items, or an `above` \
+             outside 0 to 999999999.",
+        )],
+    )
+}
+
+fn sync_reconcile() -> Value {
+    json!({
+        "tags": ["sync"],
+        "operationId": "reconcileNow",
+        "summary": "Run one reconciliation pass now",
+        "description": "Compares this side with the other service by digests and repairs \
+                        what differs (see the README's Reconciliation section); answers the \
+                        pass's report. Takes no body.",
+        "responses": bearer_responses(
+            json!({"200": json_response("What the pass compared, found and repaired.",
+                                        schema_ref("ReconcileReport"))}),
             &[
-                ("400", "The body cannot be read, or is not valid JSON."),
-                ("401", "Missing or invalid signature, or a timestamp more than 300 s off."),
-                ("409", "This webhook-id was already processed."),
-                E413,
-                ("422", "The body is not a batch, or has more than 1000 items."),
-                E500,
-                E503,
+                ("409", "A reconciliation is already running."),
+                ("503", "The database is busy, or the other service could not be reached."),
             ],
         ),
     })
@@ -626,11 +761,10 @@ fn readyz() -> Value {
         "operationId": "readyz",
         "summary": "Readiness",
         "security": [],
-        "responses": {
-            "200": text_response("The database answers.", "text/plain", "ready"),
-            "503": text_response("The database does not answer (plain text, not \
-                                  problem+json).", "text/plain", "database not answering"),
-        },
+        "responses": responses(
+            json!({"200": text_response("The database answers.", "text/plain", "ready")}),
+            &[E408, ("503", "The database does not answer.")],
+        ),
     })
 }
 
@@ -644,13 +778,14 @@ fn metrics(role: Role) -> Value {
         "summary": "Prometheus metrics",
         "description": "Outbox gauges and sync counters, labelled with the role.",
         "security": [],
-        "responses": {
-            "200": text_response(
+        "responses": responses(
+            json!({"200": text_response(
                 "Prometheus text exposition format.",
                 "text/plain; version=0.0.4",
                 &example,
-            ),
-        },
+            )}),
+            &[E408],
+        ),
     })
 }
 
@@ -676,6 +811,14 @@ fn schemas(role: Role) -> Value {
     put("ReplayResult", replay_result());
     put("SyncBatch", sync_batch(role));
     put("SyncBatchResult", sync_batch_result());
+    put("ReconcileReport", reconcile_report());
+    put("IdRange", id_range());
+    put("DigestsRequest", digests_request());
+    put("DigestsAnswer", digests_answer());
+    put("VersionsRequest", versions_request());
+    put("VersionsAnswer", versions_answer());
+    put("ResendRequest", resend_request());
+    put("ResendAnswer", resend_answer());
     match role {
         Role::Store => {
             put("StoreLine", store_line());
@@ -854,8 +997,24 @@ fn sync_timeline() -> Value {
 fn sync_status_schema() -> Value {
     json!({
         "type": "object",
-        "required": ["pending", "dead", "oldest_pending_seconds", "breaker", "last_delivered_at"],
+        "required": ["pending", "dead", "oldest_pending_seconds", "breaker", "last_delivered_at",
+                     "last_reconciliation"],
         "properties": {
+            "last_reconciliation": {
+                "type": "object",
+                "nullable": true,
+                "description": "The last reconciliation pass; null before the first.",
+                "required": ["finished_at", "compared", "differences", "repaired", "error"],
+                "properties": {
+                    "finished_at": {"type": "string", "format": "date-time"},
+                    "compared": {"type": "integer", "format": "int64",
+                                 "description": "Orders in this database."},
+                    "differences": {"type": "integer", "format": "int64"},
+                    "repaired": {"type": "integer", "format": "int64"},
+                    "error": {"type": "string", "nullable": true,
+                              "description": "Why the pass failed; null when it finished."},
+                },
+            },
             "pending": {"type": "integer", "format": "int64"},
             "dead": {"type": "integer", "format": "int64"},
             "oldest_pending_seconds": {"type": "number", "nullable": true},
@@ -929,6 +1088,137 @@ fn sync_batch_result() -> Value {
                 },
             },
         },
+    })
+}
+
+fn reconcile_report() -> Value {
+    let count = |d: &str| {
+        json!({"type": "integer", "format": "int64", "minimum": 0,
+                                  "description": d})
+    };
+    json!({
+        "type": "object",
+        "required": ["local_orders", "peer_orders", "ranges_compared", "ranges_listed",
+                     "resent_to_peer", "raised_locally", "requested_from_peer", "orphans"],
+        "properties": {
+            "local_orders": count("Orders in this database."),
+            "peer_orders": count("Orders in the other service's database."),
+            "ranges_compared": count("Id ranges whose digests were compared."),
+            "ranges_listed": count("Small ranges compared order by order."),
+            "resent_to_peer": count("Orders the other side lacked or held an older \
+                                     version of: sent again."),
+            "raised_locally": count("Orders whose local version was behind the other \
+                                     side's copy: raised and sent."),
+            "requested_from_peer": count("Orders the other side was asked to send again."),
+            "orphans": count("Orders only the warehouse has; they cannot be recreated."),
+        },
+    })
+}
+
+fn id_range() -> Value {
+    json!({
+        "type": "object",
+        "description": "Order ids `lo <= id < hi` (text order).",
+        "required": ["lo", "hi"],
+        "additionalProperties": false,
+        "properties": {"lo": {"type": "string"}, "hi": {"type": "string"}},
+    })
+}
+
+fn digests_request() -> Value {
+    json!({
+        "type": "object",
+        "required": ["ranges"],
+        "additionalProperties": false,
+        "properties": {
+            "ranges": {"type": "array", "maxItems": 512, "items": schema_ref("IdRange")},
+        },
+    })
+}
+
+fn digests_answer() -> Value {
+    let int = json!({"type": "integer", "format": "int64"});
+    json!({
+        "type": "object",
+        "required": ["digests"],
+        "properties": {
+            "digests": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["count", "store", "warehouse"],
+                    "properties": {"count": int, "store": int, "warehouse": int},
+                },
+            },
+        },
+    })
+}
+
+fn versions_request() -> Value {
+    json!({
+        "type": "object",
+        "required": ["range", "limit"],
+        "additionalProperties": false,
+        "properties": {
+            "range": schema_ref("IdRange"),
+            "limit": {"type": "integer", "minimum": 1, "maximum": 2000},
+        },
+    })
+}
+
+fn versions_answer() -> Value {
+    json!({
+        "type": "object",
+        "required": ["rows"],
+        "properties": {
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "store_version", "warehouse_version"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "store_version": {"type": "integer", "format": "int64"},
+                        "warehouse_version": {"type": "integer", "format": "int64"},
+                    },
+                },
+            },
+        },
+    })
+}
+
+fn resend_request() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": false,
+        "properties": {
+            "items": {
+                "type": "array",
+                "maxItems": 2000,
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "above": {"type": "integer", "format": "int64", "nullable": true,
+                                  "minimum": 0, "maximum": 999_999_999,
+                                  "description": "Raise this side's version above this \
+                                                  first, when it is not higher."},
+                    },
+                },
+            },
+        },
+    })
+}
+
+fn resend_answer() -> Value {
+    let count = json!({"type": "integer", "format": "int64", "minimum": 0});
+    json!({
+        "type": "object",
+        "required": ["resent", "unknown"],
+        "properties": {"resent": count, "unknown": count},
     })
 }
 
@@ -1036,9 +1326,9 @@ fn address_input() -> Value {
             "city": text,
             "region": nullable_text(MAX_TEXT),
             "postal_code": text,
-            "country": {"type": "string", "minLength": 2, "maxLength": 2,
-                        "pattern": "^[A-Za-z]{2}$",
-                        "description": "ISO 3166-1 alpha-2 (any case)."},
+            "country": {"type": "string", "enum": codes(COUNTRIES),
+                        "description": "ISO 3166-1 alpha-2; lower case is accepted too \
+                                        and stored upper case."},
         },
     })
 }
@@ -1082,8 +1372,9 @@ fn create_order_schema() -> Value {
             "customer": schema_ref("CustomerInput"),
             "shipping_address": schema_ref("AddressInput"),
             "lines": lines_array(),
-            "currency": {"type": "string", "minLength": 3, "maxLength": 3,
-                         "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217 (any case)."},
+            "currency": {"type": "string", "enum": codes(CURRENCIES),
+                         "description": "ISO 4217; lower case is accepted too and stored \
+                                         upper case."},
             "shipping_cost": shipping_cost,
             "notes": nullable_text(MAX_TEXT),
             "deliver_by": nullable_time(),
@@ -1291,8 +1582,14 @@ mod tests {
                         continue;
                     }
                     let open = op.get("security") == Some(&json!([]));
+                    let signed = [
+                        "/api/v1/sync/changes",
+                        "/api/v1/sync/digests",
+                        "/api/v1/sync/versions",
+                        "/api/v1/sync/resend",
+                    ];
                     let should_be_open =
-                        !path.starts_with("/api/v1/") || path == "/api/v1/sync/changes";
+                        !path.starts_with("/api/v1/") || signed.contains(&path.as_str());
                     assert_eq!(open, should_be_open, "{role} {method} {path}");
                     if !open {
                         assert!(

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Caller, body_bytes, is_json, order_id, parse_json};
+use super::extract::{ApiJson, Caller, OrderPath, body_bytes, is_json, parse_json};
 use super::views::order_json;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::values::{MAX_TEXT, optional_text};
@@ -169,9 +169,9 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
 ) -> ApiResult<Response> {
-    let v = state.engine.get(order_id(&id)?).await?;
+    let v = state.engine.get(id).await?;
     Ok(respond(&state, StatusCode::OK, &v))
 }
 
@@ -244,10 +244,9 @@ async fn create(
 async fn patch(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
     only_at(
         &state,
         Role::Store,
@@ -265,9 +264,9 @@ async fn patch(
 async fn delete(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    // Extracting it checks the id: a bad one is 400, before the 405.
+    _id: OrderPath,
 ) -> ApiResult<Response> {
-    order_id(&id)?;
     Err(ApiError::MethodNotAllowed {
         detail: "orders are never deleted; the store can request cancellation with POST /api/v1/orders/{id}/cancel".into(),
         allow: Some(match state.engine.role() {
@@ -287,11 +286,10 @@ struct CancelBody {
 async fn cancel(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
     only_at(
         &state,
         Role::Store,
@@ -335,10 +333,9 @@ struct FulfillmentBody {
 async fn fulfillment(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
     only_at(
         &state,
         Role::Warehouse,
@@ -364,9 +361,8 @@ async fn fulfillment(
 async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
     let entries = state.engine.audit(id).await?;
     let items: Vec<serde_json::Value> = entries
         .iter()
@@ -387,9 +383,8 @@ const TIMELINE_LIMIT: i64 = 100;
 async fn sync_timeline(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    OrderPath(id): OrderPath,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
     let v = state.engine.get(id).await?;
     let attempts = state.engine.attempts(id, TIMELINE_LIMIT).await?;
     let items: Vec<serde_json::Value> = attempts

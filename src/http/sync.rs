@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, body_bytes, parse_json};
-use crate::domain::OrderId;
-use crate::domain::snapshot::{SyncBatch, SyncBatchResult};
+use crate::domain::snapshot::{MAX_VERSION, SyncBatch, SyncBatchResult};
+use crate::domain::{FieldError, OrderId};
 use crate::storage::outbox::ReplaySelection;
 use crate::storage::{from_micros, now_micros, outbox};
 use crate::sync::apply::{BatchRefused, apply_batch};
@@ -191,6 +191,23 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
             "items",
             format!("at most {MAX_RESEND} items per request"),
         ));
+    }
+    // A version is raised to `above + 1`: keep that a version a snapshot may
+    // carry (and far from overflowing).
+    let bad: Vec<FieldError> = r
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.above.is_some_and(|a| !(0..MAX_VERSION).contains(&a)))
+        .map(|(n, _)| {
+            FieldError::new(
+                format!("items[{n}].above"),
+                format!("must be between 0 and {}", MAX_VERSION - 1),
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(ApiError::invalid(bad));
     }
     let (resent, unknown) = reconcile::resend(&state.engine, &r.items).await?;
     Ok(Json(ResendAnswer { resent, unknown }).into_response())

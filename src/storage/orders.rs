@@ -573,9 +573,12 @@ pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Resu
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let exact = next(Arg::Text(s.to_owned()), &mut args);
+        // SQL LOWER() folds ASCII only (SQLite; PostgreSQL under the C
+        // locale), so the pattern folds ASCII only too: "Élodie" still
+        // finds "Élodie Durand".
         let pattern = format!(
             "%{}%",
-            s.to_lowercase()
+            s.to_ascii_lowercase()
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_")

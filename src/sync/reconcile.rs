@@ -241,7 +241,8 @@ pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64),
             continue;
         };
         if let Some(above) = item.above.filter(|a| version <= *a) {
-            version = above + 1;
+            // The HTTP layer bounds `above`; saturate anyway rather than wrap.
+            version = above.saturating_add(1);
             digests::raise_version(&mut tx, role, &id, version).await?;
         }
         outbox::enqueue(&mut tx, engine.peer(), item.id, version, now).await?;

@@ -8,6 +8,7 @@ mod api_errors;
 mod auth;
 mod dead_letters;
 mod fencing;
+mod hostile;
 mod idempotency;
 mod no_money;
 mod order_flow;
