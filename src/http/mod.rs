@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", axum::routing::get(openapi_json));
     Router::new()
         .nest("/api/v1", api)
-        .nest("/admin", admin::router(state.clone()))
+        .merge(admin::router(state.clone()))
         .merge(ops::router())
         .fallback(|| async {
             ApiError::NotFound("no such route; see API.md or /api/v1/openapi.json".into())

@@ -27,7 +27,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, any, get, post};
 
 use super::AppState;
 use crate::domain::Role;
@@ -35,32 +35,44 @@ use crate::engine::EngineError;
 use crate::storage::StorageError;
 use session::AdminUser;
 
-/// The routes, to be nested under `/admin`.
+/// The admin routes, with their full `/admin/...` paths (merged into the
+/// service's router, so that both `/admin` and `/admin/` are ours).
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/login", get(session::login_page).post(session::login))
-        .route("/logout", post(session::logout))
-        .route("/orders", get(orders::list).post(orders::create))
-        .route("/orders/new", get(orders::new_form))
-        .route("/orders/{id}", get(orders::show))
-        .route("/orders/{id}/edit", get(orders::edit_form).post(orders::edit))
-        .route("/orders/{id}/cancel", post(orders::cancel))
-        .route("/orders/{id}/fulfillment", post(orders::fulfillment))
-        .route("/sync", get(sync::page))
-        .route("/sync/replay", post(sync::replay))
-        .route("/tokens", get(tokens::page).post(tokens::create))
-        .route("/tokens/{id}/revoke", post(tokens::revoke))
-        .route("/static/admin.css", get(css))
-        .route("/static/admin.js", get(js))
-        .fallback(not_found)
-        .method_not_allowed_fallback(|| async {
+    // Each route answers a wrong method itself: a merged router has no
+    // fallback of its own, and the API's fallback would answer problem+json.
+    fn only(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        m.fallback(|| async {
             AdminError::page(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Not allowed",
                 "This page does not take that kind of request.",
             )
         })
+    }
+    Router::new()
+        .route("/admin", only(get(home)))
+        .route("/admin/", only(get(home)))
+        .route("/admin/login", only(get(session::login_page).post(session::login)))
+        .route("/admin/logout", only(post(session::logout)))
+        .route("/admin/orders", only(get(orders::list).post(orders::create)))
+        .route("/admin/orders/new", only(get(orders::new_form)))
+        .route("/admin/orders/{id}", only(get(orders::show)))
+        .route(
+            "/admin/orders/{id}/edit",
+            only(get(orders::edit_form).post(orders::edit)),
+        )
+        .route("/admin/orders/{id}/cancel", only(post(orders::cancel)))
+        .route(
+            "/admin/orders/{id}/fulfillment",
+            only(post(orders::fulfillment)),
+        )
+        .route("/admin/sync", only(get(sync::page)))
+        .route("/admin/sync/replay", only(post(sync::replay)))
+        .route("/admin/tokens", only(get(tokens::page).post(tokens::create)))
+        .route("/admin/tokens/{id}/revoke", only(post(tokens::revoke)))
+        .route("/admin/static/admin.css", only(get(css)))
+        .route("/admin/static/admin.js", only(get(js)))
+        .route("/admin/{*rest}", any(not_found))
         .layer(middleware::from_fn_with_state(state, finish))
 }
 
