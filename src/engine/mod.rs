@@ -226,14 +226,14 @@ impl Engine {
     ) -> Result<Created> {
         let now = now_micros();
         let mut tx = self.db.begin().await?;
-        if let Some((key, hash)) = idempotency {
-            if let Some(stored) = idempotency::find(&mut tx, key, now).await? {
-                return if stored.request_hash == hash {
-                    Ok(Created::Replayed(stored.response))
-                } else {
-                    Err(EngineError::IdempotencyKeyReused)
-                };
-            }
+        if let Some((key, hash)) = idempotency
+            && let Some(stored) = idempotency::find(&mut tx, key, now).await?
+        {
+            return if stored.request_hash == hash {
+                Ok(Created::Replayed(stored.response))
+            } else {
+                Err(EngineError::IdempotencyKeyReused)
+            };
         }
         let seq = orders::next_number(&mut tx).await?;
         let at = storage::from_micros(now);

@@ -85,25 +85,22 @@ pub async fn list_tokens(c: &mut AnyConnection) -> Result<Vec<TokenInfo>> {
 
 /// Revokes a token; `Ok(false)` when there is no live token with that id.
 pub async fn revoke_token(c: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+    let r =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Admin users by name, with when they were created.
 pub async fn list_users(c: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
-    Ok(
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT username, created_at FROM users ORDER BY username",
-        )
-        .fetch_all(&mut *c)
-        .await?,
+    Ok(sqlx::query_as::<_, (String, i64)>(
+        "SELECT username, created_at FROM users ORDER BY username",
     )
+    .fetch_all(&mut *c)
+    .await?)
 }
 
 // -- admin sessions ------------------------------------------------------------
@@ -184,11 +181,7 @@ pub async fn record_login_failure(c: &mut AnyConnection, username: &str, now: i6
 }
 
 /// Times of the failed sign-ins for `username` since `since`, newest first.
-pub async fn login_failures(
-    c: &mut AnyConnection,
-    username: &str,
-    since: i64,
-) -> Result<Vec<i64>> {
+pub async fn login_failures(c: &mut AnyConnection, username: &str, since: i64) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar::<_, i64>(
         "SELECT at FROM admin_login_failures WHERE username = $1 AND at >= $2 ORDER BY at DESC",
     )

@@ -126,7 +126,11 @@ impl Browser {
     }
 
     pub async fn url(&self) -> String {
-        self.client.current_url().await.expect("current url").to_string()
+        self.client
+            .current_url()
+            .await
+            .expect("current url")
+            .to_string()
     }
 
     pub async fn path(&self) -> String {
@@ -265,18 +269,29 @@ impl Browser {
         if std::env::var("FULFILLMENT_SCREENSHOTS").as_deref() != Ok("1") {
             return;
         }
-        let height = self
-            .client
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(900)
-            .clamp(600, 4000) as u32;
-        self.client
-            .set_window_size(WIDTH, height)
-            .await
-            .expect("resize");
+        // The window's height includes more than the page's viewport: grow
+        // it until the whole page fits.
+        let mut height = 900u32;
+        for _ in 0..4 {
+            self.client
+                .set_window_size(WIDTH, height)
+                .await
+                .expect("resize");
+            let missing = self
+                .client
+                .execute(
+                    "return document.documentElement.scrollHeight - window.innerHeight",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            if missing <= 0 || height >= 5000 {
+                break;
+            }
+            height = (height + missing as u32).min(5000);
+        }
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -306,10 +321,10 @@ async fn wait_ready(url: &str) -> bool {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{url}/status")).send().await {
-            if r.status().is_success() {
-                return true;
-            }
+        if let Ok(r) = http.get(format!("{url}/status")).send().await
+            && r.status().is_success()
+        {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

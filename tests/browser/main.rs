@@ -97,7 +97,11 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
     b.fill("#lines-0-unit-price", "19.99").await;
     // The script adds a row in the page (no round trip).
     b.click_in_page("[data-add-line]").await;
-    assert_eq!(b.path().await, "/admin/orders/new", "add line left the page");
+    assert_eq!(
+        b.path().await,
+        "/admin/orders/new",
+        "add line left the page"
+    );
     b.fill("#lines-1-sku", "BUG-9").await;
     b.fill("#lines-1-name", "Moth (framed)").await;
     b.fill("#lines-1-quantity", "1").await;
@@ -127,8 +131,12 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
 
     // The warehouse sees it (after sync) and ships it.
     b.login(&wh.url, ADMIN, PASSWORD).await;
-    b.reload_until(20, "the order reaches the warehouse list", TextContains(&number))
-        .await;
+    b.reload_until(
+        20,
+        "the order reaches the warehouse list",
+        TextContains(&number),
+    )
+    .await;
     if shots(backend) {
         b.screenshot("warehouse-orders").await;
     }
@@ -148,14 +156,15 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
     let (_, w) = wh.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(w["status"], "shipped");
     assert_eq!(w["tracking_number"], "1Z999AA10123456784");
-    if shots(backend) {
-        b.screenshot("warehouse-order").await;
-    }
 
     // Back at the store: carrier and tracking arrive through sync.
     b.goto(&format!("{}/admin/orders/{id}", store.url)).await;
-    b.reload_until(20, "the store's order page shows the shipment", TextContains("1Z999AA10123456784"))
-        .await;
+    b.reload_until(
+        20,
+        "the store's order page shows the shipment",
+        TextContains("1Z999AA10123456784"),
+    )
+    .await;
     assert_eq!(b.text("#carrier").await, "UPS");
     assert_eq!(b.text("#fulfillment-status").await, "Shipped");
     let o = wait_for_order(store, &id, "shipped at the store", |o| {
@@ -165,7 +174,10 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
     assert_eq!(o["fulfillment"]["carrier"], "UPS");
     // The audit trail names the admin on both sides.
     let audit = b.page_text().await;
-    assert!(audit.contains("admin: admin"), "audit trail lacks the admin");
+    assert!(
+        audit.contains("admin: admin"),
+        "audit trail lacks the admin"
+    );
     if shots(backend) {
         b.screenshot("store-order").await;
         b.goto(&format!("{}/admin/orders", store.url)).await;
@@ -193,10 +205,18 @@ async fn wrong_password_gives_no_session_and_repeats_lock_out(backend: Backend) 
     b.click("form button[type=submit]").await;
     assert_eq!(b.path().await, "/admin/login");
     assert!(b.page_text().await.contains("Wrong username or password"));
-    assert_eq!(b.cookie(cookie_name).await, None, "a session cookie was set");
+    assert_eq!(
+        b.cookie(cookie_name).await,
+        None,
+        "a session cookie was set"
+    );
     assert_eq!(count(store, "SELECT COUNT(*) FROM admin_sessions").await, 0);
     b.goto(&format!("{}/admin/orders", store.url)).await;
-    assert_eq!(b.path().await, "/admin/login", "orders reachable without a session");
+    assert_eq!(
+        b.path().await,
+        "/admin/login",
+        "orders reachable without a session"
+    );
 
     // Four more failures lock the username; then even the right password
     // is refused, and no session is made.
@@ -213,7 +233,10 @@ async fn wrong_password_gives_no_session_and_repeats_lock_out(backend: Backend) 
     b.click("form button[type=submit]").await;
     assert_eq!(b.path().await, "/admin/login");
     let text = b.page_text().await;
-    assert!(text.contains("Sign-in is locked"), "locked user got in: {text}");
+    assert!(
+        text.contains("Sign-in is locked"),
+        "locked user got in: {text}"
+    );
     assert_eq!(count(store, "SELECT COUNT(*) FROM admin_sessions").await, 0);
     assert_eq!(
         count(
@@ -255,7 +278,10 @@ async fn forms_without_csrf_token_are_refused(backend: Backend) {
     let id = id_of(&create_order(store, "Csrf Target").await);
     b.login(&store.url, ADMIN, PASSWORD).await;
     b.goto(&format!("{}/admin/orders/{id}", store.url)).await;
-    let session = b.cookie("store_admin_session").await.expect("session cookie");
+    let session = b
+        .cookie("store_admin_session")
+        .await
+        .expect("session cookie");
     let csrf = b
         .find("form[action$='/cancel'] input[name=csrf]")
         .await
@@ -272,7 +298,9 @@ async fn forms_without_csrf_token_are_refused(backend: Backend) {
     };
 
     let cancel = format!("/admin/orders/{id}/cancel");
-    let no_token = post(cancel.clone(), vec![("reason", "x".into())]).await.expect("post");
+    let no_token = post(cancel.clone(), vec![("reason", "x".into())])
+        .await
+        .expect("post");
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
     let wrong = post(
         cancel.clone(),
@@ -282,7 +310,10 @@ async fn forms_without_csrf_token_are_refused(backend: Backend) {
     .expect("post");
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let body = wrong.text().await.expect("body");
-    assert!(body.contains("nothing was changed"), "not an HTML error page: {body}");
+    assert!(
+        body.contains("nothing was changed"),
+        "not an HTML error page: {body}"
+    );
     let create = post(
         "/admin/orders".into(),
         vec![
@@ -309,7 +340,11 @@ async fn forms_without_csrf_token_are_refused(backend: Backend) {
     );
     assert_eq!(count(store, "SELECT COUNT(*) FROM orders").await, 1);
     assert_eq!(
-        count(store, "SELECT COUNT(*) FROM api_tokens WHERE name = 'forged'").await,
+        count(
+            store,
+            "SELECT COUNT(*) FROM api_tokens WHERE name = 'forged'"
+        )
+        .await,
         0
     );
 
@@ -346,7 +381,10 @@ async fn customer_text_is_escaped_on_both_sides(backend: Backend) {
                 "{page} does not show the name as text"
             );
             let src = b.source().await;
-            assert!(src.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}: not escaped");
+            assert!(
+                src.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{page}: not escaped"
+            );
             assert!(!src.contains(evil), "{page}: raw script tag in the page");
             let scripts = b
                 .client
@@ -387,7 +425,11 @@ async fn validation_errors_show_next_to_fields_and_keep_values(backend: Backend)
     b.fill("#lines-0-unit-price", "abc").await;
     b.click(".form-actions .btn-primary").await;
 
-    assert_eq!(b.path().await, "/admin/orders", "the form was not shown again");
+    assert_eq!(
+        b.path().await,
+        "/admin/orders",
+        "the form was not shown again"
+    );
     // Each error sits with its own field.
     let email_error = b.text(".field.has-error #customer-email ~ p.error").await;
     assert!(email_error.contains("Email"), "email error: {email_error}");
@@ -439,7 +481,12 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
     let http = raw_http();
 
     // Without a session every admin page sends to the login page.
-    for path in ["/admin/orders", "/admin/", "/admin/sync", "/admin/orders/new"] {
+    for path in [
+        "/admin/orders",
+        "/admin/",
+        "/admin/sync",
+        "/admin/orders/new",
+    ] {
         let res = http
             .get(format!("{}{path}", wh.url))
             .send()
@@ -487,6 +534,9 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
     assert_eq!(buttons(&b).await, ["ship", "hold"]);
     let (_, o) = wh.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(o["status"], "packed");
+    if shots(backend) {
+        b.screenshot("warehouse-order").await;
+    }
 
     // An invalid transition sent anyway is refused and changes nothing.
     let session = b.cookie("warehouse_admin_session").await.expect("cookie");
@@ -509,12 +559,21 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
     let res = http
         .post(format!("{}/admin/orders/{id}/fulfillment", wh.url))
         .header("cookie", format!("warehouse_admin_session={session}"))
-        .form(&[("csrf", csrf.as_str()), ("action", "ship"), ("carrier", "UPS")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "ship"),
+            ("carrier", "UPS"),
+        ])
         .send()
         .await
         .expect("post");
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text().await.expect("body").contains("Tracking number is required"));
+    assert!(
+        res.text()
+            .await
+            .expect("body")
+            .contains("Tracking number is required")
+    );
     let (_, o) = wh.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(o["status"], "packed");
 
@@ -526,10 +585,18 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
         .await
         .expect("get");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(res.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
     b.goto(&format!("{}/admin/orders/new", wh.url)).await;
     assert!(b.page_text().await.contains("Not found"));
-    assert!(!b.exists("a[href='/admin/orders/new']").await, "warehouse links to create");
+    assert!(
+        !b.exists("a[href='/admin/orders/new']").await,
+        "warehouse links to create"
+    );
     // Security headers on pages and assets.
     for path in ["/admin/orders", "/admin/static/admin.css"] {
         let res = http
@@ -539,7 +606,12 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
             .await
             .expect("get");
         let h = res.headers();
-        assert!(h["content-security-policy"].to_str().unwrap_or("").contains("script-src 'self'"));
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap_or("")
+                .contains("script-src 'self'")
+        );
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["referrer-policy"], "same-origin");

@@ -84,21 +84,84 @@ pub const FIELDS: &[FieldSpec] = &[
     spec("customer", "customer.name", "Name", "text", true, ""),
     spec("customer", "customer.email", "Email", "email", true, ""),
     spec("customer", "customer.company", "Company", "text", false, ""),
-    spec("address", "shipping_address.name", "Recipient", "text", true, ""),
-    spec("address", "shipping_address.line1", "Address line 1", "text", true, ""),
-    spec("address", "shipping_address.line2", "Address line 2", "text", false, ""),
+    spec(
+        "address",
+        "shipping_address.name",
+        "Recipient",
+        "text",
+        true,
+        "",
+    ),
+    spec(
+        "address",
+        "shipping_address.line1",
+        "Address line 1",
+        "text",
+        true,
+        "",
+    ),
+    spec(
+        "address",
+        "shipping_address.line2",
+        "Address line 2",
+        "text",
+        false,
+        "",
+    ),
     spec("address", "shipping_address.city", "City", "text", true, ""),
-    spec("address", "shipping_address.region", "Region", "text", false, ""),
-    spec("address", "shipping_address.postal_code", "Postal code", "text", true, ""),
-    spec("address", "shipping_address.country", "Country", "text", true, "2-letter code, e.g. GB"),
+    spec(
+        "address",
+        "shipping_address.region",
+        "Region",
+        "text",
+        false,
+        "",
+    ),
+    spec(
+        "address",
+        "shipping_address.postal_code",
+        "Postal code",
+        "text",
+        true,
+        "",
+    ),
+    spec(
+        "address",
+        "shipping_address.country",
+        "Country",
+        "text",
+        true,
+        "2-letter code, e.g. GB",
+    ),
     FieldSpec {
         create_only: true,
-        ..spec("order", "currency", "Currency", "text", true, "3-letter code, e.g. GBP")
+        ..spec(
+            "order",
+            "currency",
+            "Currency",
+            "text",
+            true,
+            "3-letter code, e.g. GBP",
+        )
     },
-    spec("order", "shipping_cost", "Shipping cost", "text", false, "in the order's currency, e.g. 4.95"),
+    spec(
+        "order",
+        "shipping_cost",
+        "Shipping cost",
+        "text",
+        false,
+        "in the order's currency, e.g. 4.95",
+    ),
     FieldSpec {
         create_only: true,
-        ..spec("order", "deliver_by", "Deliver by (UTC)", "datetime-local", false, "")
+        ..spec(
+            "order",
+            "deliver_by",
+            "Deliver by (UTC)",
+            "datetime-local",
+            false,
+            "",
+        )
     },
     spec("order", "notes", "Notes", "textarea", false, ""),
 ];
@@ -133,13 +196,22 @@ impl OrderValues {
         let mut f: HashMap<&'static str, String> = HashMap::new();
         f.insert("customer.name", c.customer.name.to_string());
         f.insert("customer.email", c.customer.email.as_str().into());
-        f.insert("customer.company", c.customer.company.clone().unwrap_or_default());
+        f.insert(
+            "customer.company",
+            c.customer.company.clone().unwrap_or_default(),
+        );
         let a = &c.shipping_address;
         f.insert("shipping_address.name", a.name.to_string());
         f.insert("shipping_address.line1", a.line1.to_string());
-        f.insert("shipping_address.line2", a.line2.clone().unwrap_or_default());
+        f.insert(
+            "shipping_address.line2",
+            a.line2.clone().unwrap_or_default(),
+        );
         f.insert("shipping_address.city", a.city.to_string());
-        f.insert("shipping_address.region", a.region.clone().unwrap_or_default());
+        f.insert(
+            "shipping_address.region",
+            a.region.clone().unwrap_or_default(),
+        );
         f.insert("shipping_address.postal_code", a.postal_code.to_string());
         f.insert("shipping_address.country", a.country.as_str().into());
         f.insert("notes", c.notes.clone().unwrap_or_default());
@@ -150,7 +222,10 @@ impl OrderValues {
                 .unwrap_or_default(),
         );
         if let Some(p) = &v.pricing {
-            f.insert("shipping_cost", amount_input(p.shipping_cost.get(), &currency));
+            f.insert(
+                "shipping_cost",
+                amount_input(p.shipping_cost.get(), &currency),
+            );
         }
         f.insert("currency", currency.clone());
         let lines = c

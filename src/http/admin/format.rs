@@ -56,7 +56,7 @@ pub fn amount(minor: i64, currency: &str) -> String {
     let whole = whole.to_string();
     let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
     for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(ch);
@@ -82,7 +82,11 @@ pub fn amount_input(minor: i64, currency: &str) -> String {
 /// `1,234.50` and `20` are fine) into minor units, exactly (no floats).
 pub fn parse_amount(s: &str, currency: &str) -> Result<i64, String> {
     let digits = minor_digits(currency) as usize;
-    let cleaned: String = s.trim().chars().filter(|c| *c != ',' && *c != ' ').collect();
+    let cleaned: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != ',' && *c != ' ')
+        .collect();
     let bad = || {
         if digits == 0 {
             "must be a whole amount, e.g. 1500".to_owned()

@@ -52,9 +52,15 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin", only(get(home)))
         .route("/admin/", only(get(home)))
-        .route("/admin/login", only(get(session::login_page).post(session::login)))
+        .route(
+            "/admin/login",
+            only(get(session::login_page).post(session::login)),
+        )
         .route("/admin/logout", only(post(session::logout)))
-        .route("/admin/orders", only(get(orders::list).post(orders::create)))
+        .route(
+            "/admin/orders",
+            only(get(orders::list).post(orders::create)),
+        )
         .route("/admin/orders/new", only(get(orders::new_form)))
         .route("/admin/orders/{id}", only(get(orders::show)))
         .route(
@@ -68,7 +74,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/admin/sync", only(get(sync::page)))
         .route("/admin/sync/replay", only(post(sync::replay)))
-        .route("/admin/tokens", only(get(tokens::page).post(tokens::create)))
+        .route(
+            "/admin/tokens",
+            only(get(tokens::page).post(tokens::create)),
+        )
         .route("/admin/tokens/{id}/revoke", only(post(tokens::revoke)))
         .route("/admin/static/admin.css", only(get(css)))
         .route("/admin/static/admin.js", only(get(js)))

@@ -151,18 +151,16 @@ pub async fn list(
     let role = state.engine.role();
     let echo = echo.map(|Query(q)| q).unwrap_or_default();
     // The API's own parser: the same filters, the same validation.
-    let filter = params
-        .map_err(|e| e.body_text())
-        .and_then(|Query(p)| {
-            p.filter(role).map_err(|e| match e {
-                crate::http::error::ApiError::Invalid { errors, .. } => errors
-                    .iter()
-                    .map(|e| format!("{} {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                _ => "the filters could not be read".into(),
-            })
-        });
+    let filter = params.map_err(|e| e.body_text()).and_then(|Query(p)| {
+        p.filter(role).map_err(|e| match e {
+            crate::http::error::ApiError::Invalid { errors, .. } => errors
+                .iter()
+                .map(|e| format!("{} {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "the filters could not be read".into(),
+        })
+    });
     let (rows, next_cursor, error) = match filter {
         Ok(mut f) => {
             f.limit = PAGE_SIZE + 1;
@@ -346,10 +344,7 @@ impl Detail {
                         .pricing
                         .as_ref()
                         .map(|p| money(p.unit_prices.get(i).map_or(0, |u| u.get()))),
-                    line_total: v
-                        .pricing
-                        .as_ref()
-                        .map(|p| money(p.line_total(i, l).get())),
+                    line_total: v.pricing.as_ref().map(|p| money(p.line_total(i, l).get())),
                 })
                 .collect(),
             totals: v.pricing.as_ref().map(|p| Totals {
@@ -455,9 +450,7 @@ async fn order_page(
         notice,
         error: problems.error,
         actions: match role {
-            Role::Warehouse => {
-                Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default())
-            }
+            Role::Warehouse => Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default()),
             Role::Store => Actions::default(),
         },
         action_errors: problems.action_errors,
@@ -503,7 +496,15 @@ pub async fn show(
 ) -> AdminResult {
     let id = order_id(&id)?;
     let notice = q.ok().and_then(|Query(q)| notice_text(&q.notice));
-    order_page(&state, &user, id, StatusCode::OK, notice, Problems::default()).await
+    order_page(
+        &state,
+        &user,
+        id,
+        StatusCode::OK,
+        notice,
+        Problems::default(),
+    )
+    .await
 }
 
 fn see_order(id: OrderId, notice: &str) -> Response {
@@ -704,7 +705,12 @@ fn form_page(
         sections,
         lines,
         lines_error,
-        currency: values.get("currency").to_owned(),
+        // Only an existing order's currency is fixed; a new one's is typed.
+        currency: if editing {
+            values.get("currency").to_owned()
+        } else {
+            String::new()
+        },
         error,
         summary,
     }
@@ -732,10 +738,10 @@ fn row_change(fields: &Fields, values: &mut OrderValues) -> bool {
         return true;
     }
     if let Some(i) = fields.get("remove_line") {
-        if let Ok(i) = i.parse::<usize>() {
-            if i < values.lines.len() {
-                values.lines.remove(i);
-            }
+        if let Ok(i) = i.parse::<usize>()
+            && i < values.lines.len()
+        {
+            values.lines.remove(i);
         }
         if values.lines.is_empty() {
             values.lines.push(LineValues::default());
@@ -887,7 +893,11 @@ pub async fn cancel(
     store_only(&state)?;
     let id = order_id(&id)?;
     let reason = fields.text("reason");
-    match crate::domain::values::optional_text("reason", Some(reason), crate::domain::values::MAX_TEXT) {
+    match crate::domain::values::optional_text(
+        "reason",
+        Some(reason),
+        crate::domain::values::MAX_TEXT,
+    ) {
         Ok(reason) => {
             state
                 .engine
@@ -901,7 +911,15 @@ pub async fn cancel(
                 action_values: HashMap::from([("reason".to_owned(), reason.to_owned())]),
                 ..Default::default()
             };
-            order_page(&state, &user, id, StatusCode::UNPROCESSABLE_ENTITY, None, problems).await
+            order_page(
+                &state,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                problems,
+            )
+            .await
         }
     }
 }
@@ -945,8 +963,15 @@ pub async fn fulfillment(
                 action_values: values,
                 error: None,
             };
-            return order_page(&state, &user, id, StatusCode::UNPROCESSABLE_ENTITY, None, problems)
-                .await;
+            return order_page(
+                &state,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                problems,
+            )
+            .await;
         }
     };
     match state.engine.transition(&user.actor(), id, action).await {

@@ -91,7 +91,8 @@ fn is_https(headers: &HeaderMap) -> bool {
 /// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
 fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let v = format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let v =
+        format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -308,7 +309,9 @@ pub async fn login(
     let mut tx = db.begin().await?;
     if !ok {
         auth::record_login_failure(&mut tx, &username, now).await?;
-        tx.commit().await.map_err(crate::storage::StorageError::from)?;
+        tx.commit()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
         tracing::warn!(%username, "admin sign-in failed");
         let locked = failures.len() + 1 >= MAX_FAILURES;
         let message = if locked {
@@ -345,7 +348,9 @@ pub async fn login(
         now + micros(SESSION_TTL),
     )
     .await?;
-    tx.commit().await.map_err(crate::storage::StorageError::from)?;
+    tx.commit()
+        .await
+        .map_err(crate::storage::StorageError::from)?;
     tracing::info!(%username, "admin signed in");
 
     let secure = is_https(&headers);
@@ -380,7 +385,9 @@ pub async fn logout(
     if let Some(id) = cookie(&headers, &session_cookie(role)) {
         let mut tx = state.engine.db().begin().await?;
         auth::delete_session(&mut tx, &token_hash(id)).await?;
-        tx.commit().await.map_err(crate::storage::StorageError::from)?;
+        tx.commit()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
     }
     tracing::info!(username = %user.username, "admin signed out");
     let mut res = Redirect::to("/admin/login").into_response();

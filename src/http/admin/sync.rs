@@ -14,9 +14,9 @@ use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::{OrderId, Role};
 use crate::http::AppState;
+use crate::storage::now_micros;
 use crate::storage::orders::ListFilter;
 use crate::storage::outbox::{self, ReplaySelection, SyncState};
-use crate::storage::now_micros;
 use crate::sync::breaker::BreakerState;
 
 /// Dead letters listed on the page (replay all covers every one).

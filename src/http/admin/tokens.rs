@@ -93,7 +93,16 @@ pub async fn page(
         .ok()
         .and_then(|q| q.0.revoked)
         .map(|_| "Token revoked: it no longer opens the API.");
-    render_page(&state, &user, StatusCode::OK, None, String::new(), None, notice).await
+    render_page(
+        &state,
+        &user,
+        StatusCode::OK,
+        None,
+        String::new(),
+        None,
+        notice,
+    )
+    .await
 }
 
 /// `POST /admin/tokens`: creates a token and shows it once.
