@@ -195,8 +195,9 @@ struct LoginPage {
     error: Option<String>,
 }
 
-/// Renders the login form with a fresh pre-sign-in CSRF token (also set as
-/// a cookie).
+/// Renders the login form with its pre-sign-in CSRF token, also set as a
+/// cookie. The browser's token is kept when it has one, so that two open
+/// login tabs do not invalidate each other.
 fn login_form(
     state: &AppState,
     headers: &HeaderMap,
@@ -205,7 +206,9 @@ fn login_form(
     error: Option<String>,
 ) -> AdminResult {
     let role = state.engine.role();
-    let csrf = random_token();
+    let csrf = cookie(headers, &login_cookie(role))
+        .filter(|c| c.len() >= 32)
+        .map_or_else(random_token, str::to_owned);
     let page = LoginPage {
         chrome: Chrome::bare(role, "Sign in"),
         csrf: csrf.clone(),
@@ -263,7 +266,15 @@ pub async fn login(
     let role = state.engine.role();
     let expected = cookie(&headers, &login_cookie(role)).unwrap_or("");
     if !same_secret(fields.get("csrf").unwrap_or(""), expected) {
-        return Err(AdminError::Forbidden);
+        // Refused, but as the form again (a fresh token comes with it):
+        // an expired login form is the usual cause, not an attack.
+        return login_form(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            fields.text("username"),
+            Some("The sign-in form expired or did not come from this site. Please sign in again.".into()),
+        );
     }
     let username = fields.text("username").to_owned();
     let password = fields.get("password").unwrap_or("").to_owned();
@@ -309,6 +320,8 @@ pub async fn login(
     let mut tx = db.begin().await?;
     if !ok {
         auth::record_login_failure(&mut tx, &username, now).await?;
+        // Keeps the table small even when nobody signs in successfully.
+        auth::prune_logins(&mut tx, now, window_start).await?;
         tx.commit()
             .await
             .map_err(crate::storage::StorageError::from)?;
