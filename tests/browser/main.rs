@@ -27,6 +27,7 @@ both_backends!(
     customer_text_is_escaped_on_both_sides,
     validation_errors_show_next_to_fields_and_keep_values,
     warehouse_buttons_follow_the_state_machine,
+    tokens_are_shown_once_and_revoked,
 );
 
 /// Services, admins on both sides and a browser; `None` to skip.
@@ -129,7 +130,23 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
     let number = order["number"].as_str().expect("number").to_owned();
     assert_eq!(b.text("#order-total").await, "49.93 USD");
 
+    // Edited while the warehouse has not started: one more COBOL manual.
+    b.click(&format!("a[href='/admin/orders/{id}/edit']")).await;
+    assert_eq!(b.value("#lines-0-quantity").await, "2");
+    assert_eq!(b.value("#lines-1-unit-price").await, "5.00");
+    b.fill("#lines-0-quantity", "3").await;
+    b.click(".form-actions .btn-primary").await;
+    assert!(b.page_text().await.contains("Changes saved"));
+    let (_, order) = store.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(order["lines"][0]["quantity"], 3);
+    assert_eq!(order["total"], 3 * 1999 + 500 + 495);
+    assert_eq!(order["currency"], "USD");
+
     // The warehouse sees it (after sync) and ships it.
+    wait_for_order(wh, &id, "the edit reaches the warehouse", |o| {
+        o["lines"][0]["quantity"] == 3
+    })
+    .await;
     b.login(&wh.url, ADMIN, PASSWORD).await;
     b.reload_until(
         20,
@@ -167,6 +184,19 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
     .await;
     assert_eq!(b.text("#carrier").await, "UPS");
     assert_eq!(b.text("#fulfillment-status").await, "Shipped");
+    // Editing is closed now, and the edit page says why.
+    assert!(
+        !b.exists(&format!("a[href='/admin/orders/{id}/edit']"))
+            .await
+    );
+    b.goto(&format!("{}/admin/orders/{id}/edit", store.url))
+        .await;
+    assert!(
+        b.page_text()
+            .await
+            .contains("the warehouse has already started on this order"),
+        "no reason given for the closed edit"
+    );
     let o = wait_for_order(store, &id, "shipped at the store", |o| {
         o["fulfillment"]["status"] == "shipped"
     })
@@ -179,7 +209,23 @@ async fn store_creates_and_warehouse_ships(backend: Backend) {
         "audit trail lacks the admin"
     );
     if shots(backend) {
+        b.goto(&format!("{}/admin/orders/{id}", store.url)).await;
         b.screenshot("store-order").await;
+        // A few more orders, so that the list looks like a list.
+        for name in ["Ada Lovelace", "Alan Turing", "Katherine Johnson"] {
+            create_order(store, name).await;
+        }
+        let last = id_of(&create_order(store, "Edsger Dijkstra").await);
+        store
+            .post(
+                &format!("/api/v1/orders/{last}/cancel"),
+                &serde_json::json!({}),
+            )
+            .await;
+        wait_for_order(store, &last, "cancel answered", |o| {
+            o["fulfillment"]["status"] == "cancelled"
+        })
+        .await;
         b.goto(&format!("{}/admin/orders", store.url)).await;
         b.screenshot("orders").await;
         b.goto(&format!("{}/admin/sync", store.url)).await;
@@ -616,6 +662,57 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["referrer-policy"], "same-origin");
     }
+    b.close().await;
+    pair.stop().await;
+}
+
+async fn tokens_are_shown_once_and_revoked(backend: Backend) {
+    let Some((pair, b)) = setup(backend).await else {
+        return;
+    };
+    let store = &pair.store;
+    b.login(&store.url, ADMIN, PASSWORD).await;
+    b.click("a[href='/admin/tokens']").await;
+    b.fill("#token-name", "shop <frontend>").await;
+    b.click("form[action='/admin/tokens'] button").await;
+    let token = b.text("#new-token").await;
+    assert!(token.starts_with("fst_"), "token: {token}");
+    assert!(b.page_text().await.contains("shop <frontend>"));
+    // It opens the API; the database holds only its hash.
+    let api = raw_http();
+    let get = || {
+        api.get(format!("{}/api/v1/orders", store.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get().await.expect("get").status(), StatusCode::OK);
+    assert_eq!(
+        count(
+            store,
+            &format!("SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{token}'")
+        )
+        .await,
+        0
+    );
+    // Shown once: the list does not show it again.
+    b.goto(&format!("{}/admin/tokens", store.url)).await;
+    assert!(!b.source().await.contains(&token));
+    // Revoke it (the newest token is listed first).
+    b.client
+        .execute("window.confirm = () => true", vec![])
+        .await
+        .expect("accept the confirmation");
+    b.click("form[action$='/revoke'] button").await;
+    assert!(b.page_text().await.contains("Token revoked"));
+    assert_eq!(get().await.expect("get").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) FROM api_tokens WHERE name = 'shop <frontend>' AND revoked_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
     b.close().await;
     pair.stop().await;
 }

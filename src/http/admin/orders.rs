@@ -131,7 +131,9 @@ pub fn list_row(v: &OrderView) -> ListRow {
         customer: o.content.customer.name.to_string(),
         email: o.content.customer.email.as_str().to_owned(),
         status: Badge::status(o.fulfillment.as_ref().map(|f| f.status)),
-        cancel_requested: o.content.cancel.is_some(),
+        // Once cancelled, the request needs no badge of its own.
+        cancel_requested: o.content.cancel.is_some()
+            && o.fulfillment.as_ref().map(|f| f.status) != Some(FulfillmentStatus::Cancelled),
         sync: Badge::sync(v.sync.state),
         updated: format::time(o.updated_at),
         total: v

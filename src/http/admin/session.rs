@@ -273,7 +273,10 @@ pub async fn login(
             &headers,
             StatusCode::FORBIDDEN,
             fields.text("username"),
-            Some("The sign-in form expired or did not come from this site. Please sign in again.".into()),
+            Some(
+                "The sign-in form expired or did not come from this site. Please sign in again."
+                    .into(),
+            ),
         );
     }
     let username = fields.text("username").to_owned();
