@@ -435,6 +435,27 @@ mod tests {
     }
 
     #[test]
+    fn cookie_flags_and_secure_behind_https() {
+        let mut h = HeaderMap::new();
+        assert!(!is_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(is_https(&h));
+        let c = set_cookie("store_admin_session", "abc", 60, true);
+        let c = c.to_str().unwrap_or("");
+        for part in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/admin",
+            "Max-Age=60",
+            "Secure",
+        ] {
+            assert!(c.contains(part), "{c} lacks {part}");
+        }
+        let plain = set_cookie("x", "y", 0, false);
+        assert!(!plain.to_str().unwrap_or("").contains("Secure"));
+    }
+
+    #[test]
     fn cookies_are_found_by_exact_name() {
         let mut h = HeaderMap::new();
         h.insert(
