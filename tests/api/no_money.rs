@@ -66,7 +66,9 @@ async fn warehouse_never_holds_or_shows_money(b: Backend) {
     let log = Captured::default();
     let writer = log.clone();
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,fulfillment=debug,sqlx=warn"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,fulfillment=debug,sqlx=warn",
+        ))
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .try_init();
