@@ -585,15 +585,15 @@ impl PatchOrderInput {
             c.lines = lines;
             p.unit_prices = prices;
         }
-        if let Some(notes) = &self.notes {
-            if let Some(v) = opt_text(&mut errs, "notes", notes) {
-                c.notes = v;
-            }
+        if let Some(notes) = &self.notes
+            && let Some(v) = opt_text(&mut errs, "notes", notes)
+        {
+            c.notes = v;
         }
-        if let Some(cost) = self.shipping_cost {
-            if let Some(v) = errs.take(MinorUnits::parse("shipping_cost", cost)) {
-                p.shipping_cost = v;
-            }
+        if let Some(cost) = self.shipping_cost
+            && let Some(v) = errs.take(MinorUnits::parse("shipping_cost", cost))
+        {
+            p.shipping_cost = v;
         }
         if errs.is_empty() {
             Ok((c, p))

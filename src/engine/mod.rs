@@ -239,14 +239,14 @@ impl Engine {
         render: &(dyn Fn(&OrderView) -> String + Send + Sync),
     ) -> Result<Created> {
         let now = now_micros();
-        if let Some((key, hash)) = &idempotency {
-            if let Some(stored) = idempotency::find(c, key, now).await? {
-                return if &stored.request_hash == hash {
-                    Ok(Created::Replayed(stored.response))
-                } else {
-                    Err(EngineError::IdempotencyKeyReused)
-                };
-            }
+        if let Some((key, hash)) = &idempotency
+            && let Some(stored) = idempotency::find(c, key, now).await?
+        {
+            return if &stored.request_hash == hash {
+                Ok(Created::Replayed(stored.response))
+            } else {
+                Err(EngineError::IdempotencyKeyReused)
+            };
         }
         let seq = orders::next_number(c).await?;
         let at = storage::from_micros(now);

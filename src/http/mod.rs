@@ -1,6 +1,8 @@
-//! The HTTP layer: the REST API (`/api/v1`), the signed sync endpoint and the
-//! operational endpoints, on one axum router per service.
+//! The HTTP layer: the REST API (`/api/v1`), the signed sync endpoint, the
+//! admin web UI (`/admin`) and the operational endpoints, on one axum router
+//! per service.
 
+pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", axum::routing::get(openapi_json));
     Router::new()
         .nest("/api/v1", api)
+        .merge(admin::router(state.clone()))
         .merge(ops::router())
         .fallback(|| async {
             ApiError::NotFound("no such route; see API.md or /api/v1/openapi.json".into())

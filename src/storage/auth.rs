@@ -1,5 +1,6 @@
-//! Admin users (argon2id password hashes) and API tokens (SHA-256 hashes).
-//! Neither a password nor a token is ever stored in clear.
+//! Admin users (argon2id password hashes), API tokens (SHA-256 hashes), and
+//! the admin UI's sessions (SHA-256 of the session id) and failed sign-ins.
+//! Neither a password, a token nor a session id is ever stored in clear.
 
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -62,4 +63,138 @@ pub async fn token_name(c: &mut AnyConnection, token_hash: &str) -> Result<Optio
     .bind(token_hash)
     .fetch_optional(&mut *c)
     .await?)
+}
+
+/// An API token as listed to admins (never the token itself).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Every API token, newest first.
+pub async fn list_tokens(c: &mut AnyConnection) -> Result<Vec<TokenInfo>> {
+    Ok(sqlx::query_as::<_, TokenInfo>(
+        "SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id DESC",
+    )
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// Revokes a token; `Ok(false)` when there is no live token with that id.
+pub async fn revoke_token(c: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    let r =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Admin users by name, with when they were created.
+pub async fn list_users(c: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as::<_, (String, i64)>(
+        "SELECT username, created_at FROM users ORDER BY username",
+    )
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+// -- admin sessions ------------------------------------------------------------
+
+/// A live admin session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    pub username: String,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+pub async fn create_session(
+    c: &mut AnyConnection,
+    id_hash: &str,
+    username: &str,
+    csrf_token: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO admin_sessions (id_hash, username, csrf_token, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id_hash)
+    .bind(username)
+    .bind(csrf_token)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// The unexpired session with this id hash.
+pub async fn find_session(
+    c: &mut AnyConnection,
+    id_hash: &str,
+    now: i64,
+) -> Result<Option<Session>> {
+    Ok(sqlx::query_as::<_, Session>(
+        "SELECT username, csrf_token, expires_at FROM admin_sessions WHERE id_hash = $1 AND expires_at > $2",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?)
+}
+
+pub async fn delete_session(c: &mut AnyConnection, id_hash: &str) -> Result<()> {
+    sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired sessions and failures older than `failures_before`.
+pub async fn prune_logins(c: &mut AnyConnection, now: i64, failures_before: i64) -> Result<()> {
+    sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM admin_login_failures WHERE at < $1")
+        .bind(failures_before)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_login_failure(c: &mut AnyConnection, username: &str, now: i64) -> Result<()> {
+    sqlx::query("INSERT INTO admin_login_failures (username, at) VALUES ($1, $2)")
+        .bind(username)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Times of the failed sign-ins for `username` since `since`, newest first.
+pub async fn login_failures(c: &mut AnyConnection, username: &str, since: i64) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT at FROM admin_login_failures WHERE username = $1 AND at >= $2 ORDER BY at DESC",
+    )
+    .bind(username)
+    .bind(since)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+pub async fn clear_login_failures(c: &mut AnyConnection, username: &str) -> Result<()> {
+    sqlx::query("DELETE FROM admin_login_failures WHERE username = $1")
+        .bind(username)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }

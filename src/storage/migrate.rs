@@ -35,6 +35,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_store_money.sql"),
         postgres: include_str!("../../migrations/postgres/0002_store_money.sql"),
     },
+    Migration {
+        version: 3,
+        name: "admin_sessions",
+        only: None,
+        sqlite: include_str!("../../migrations/sqlite/0003_admin_sessions.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_admin_sessions.sql"),
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -1,0 +1,215 @@
+//! How values are shown to people and read back from forms: times, ages,
+//! money in major units (with the currency's number of decimals), labels.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::FulfillmentStatus;
+use crate::storage::from_micros;
+use crate::storage::outbox::SyncState;
+
+/// `2026-01-02 13:45 UTC`.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A stored time (microseconds) as [`time`].
+pub fn micros(us: i64) -> String {
+    time(from_micros(us))
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {} h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// Decimal places of an ISO 4217 currency's minor unit.
+pub fn minor_digits(currency: &str) -> u32 {
+    const ZERO: &str = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
+    const THREE: &str = "BHD IQD JOD KWD LYD OMR TND";
+    let c = currency.trim().to_ascii_uppercase();
+    if c.len() != 3 {
+        2
+    } else if ZERO.split(' ').any(|z| z == c) {
+        0
+    } else if THREE.split(' ').any(|z| z == c) {
+        3
+    } else {
+        2
+    }
+}
+
+/// Minor units as a decimal amount: `1999` GBP is `19.99`, with thousands
+/// separated: `1,234.50`.
+pub fn amount(minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    let scale = 10i64.pow(digits);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let whole = abs / scale as u64;
+    let frac = abs % scale as u64;
+    let whole = whole.to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    if digits == 0 {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac:0width$}", width = digits as usize)
+    }
+}
+
+/// `19.99 GBP`.
+pub fn money(minor: i64, currency: &str) -> String {
+    format!("{} {currency}", amount(minor, currency))
+}
+
+/// Minor units as typed into a form field (no separators): `19.99`.
+pub fn amount_input(minor: i64, currency: &str) -> String {
+    amount(minor, currency).replace(',', "")
+}
+
+/// Reads a decimal amount typed by a person (`19.99`, `19,99` is refused,
+/// `1,234.50` and `20` are fine) into minor units, exactly (no floats).
+pub fn parse_amount(s: &str, currency: &str) -> Result<i64, String> {
+    let digits = minor_digits(currency) as usize;
+    let cleaned: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != ',' && *c != ' ')
+        .collect();
+    let bad = || {
+        if digits == 0 {
+            "must be a whole amount, e.g. 1500".to_owned()
+        } else {
+            format!(
+                "must be an amount with at most {digits} decimals, e.g. 19.{}",
+                "9".repeat(digits)
+            )
+        }
+    };
+    let (whole, frac) = match cleaned.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (cleaned.as_str(), ""),
+    };
+    if cleaned.starts_with('-') {
+        return Err("must not be negative".into());
+    }
+    if whole.is_empty() && frac.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > digits
+        || whole.len() > 15
+    {
+        return Err(bad());
+    }
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let f: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<digits$}").parse().map_err(|_| bad())?
+    };
+    w.checked_mul(10i64.pow(digits as u32))
+        .and_then(|v| v.checked_add(f))
+        .ok_or_else(bad)
+}
+
+pub fn status_label(s: FulfillmentStatus) -> &'static str {
+    match s {
+        FulfillmentStatus::Pending => "Pending",
+        FulfillmentStatus::Picking => "Picking",
+        FulfillmentStatus::Packed => "Packed",
+        FulfillmentStatus::Shipped => "Shipped",
+        FulfillmentStatus::OnHold => "On hold",
+        FulfillmentStatus::Cancelled => "Cancelled",
+    }
+}
+
+pub fn sync_label(s: SyncState) -> &'static str {
+    match s {
+        SyncState::Pending => "Sending",
+        SyncState::Synced => "Synced",
+        SyncState::Failing => "Retrying",
+        SyncState::Dead => "Stopped",
+    }
+}
+
+/// A status badge: its text and its CSS modifier.
+#[derive(Debug, Clone)]
+pub struct Badge {
+    pub text: &'static str,
+    pub class: &'static str,
+}
+
+impl Badge {
+    pub fn status(s: Option<FulfillmentStatus>) -> Badge {
+        match s {
+            Some(s) => Badge {
+                text: status_label(s),
+                class: s.as_str(),
+            },
+            None => Badge {
+                text: "Not at warehouse yet",
+                class: "none",
+            },
+        }
+    }
+
+    pub fn sync(s: SyncState) -> Badge {
+        Badge {
+            text: sync_label(s),
+            class: match s {
+                SyncState::Pending => "sync-pending",
+                SyncState::Synced => "sync-synced",
+                SyncState::Failing => "sync-failing",
+                SyncState::Dead => "sync-dead",
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_round_trip_without_floats() {
+        assert_eq!(amount(1999, "GBP"), "19.99");
+        assert_eq!(amount(123450, "EUR"), "1,234.50");
+        assert_eq!(amount(1500, "JPY"), "1,500");
+        assert_eq!(amount(1234, "KWD"), "1.234");
+        assert_eq!(parse_amount("19.99", "GBP"), Ok(1999));
+        assert_eq!(parse_amount("1,234.5", "GBP"), Ok(123450));
+        assert_eq!(parse_amount("20", "GBP"), Ok(2000));
+        assert_eq!(parse_amount(".5", "GBP"), Ok(50));
+        assert_eq!(parse_amount("1500", "JPY"), Ok(1500));
+        assert!(parse_amount("19.999", "GBP").is_err());
+        assert!(parse_amount("1.5", "JPY").is_err());
+        assert!(parse_amount("-1", "GBP").is_err());
+        assert!(parse_amount("abc", "GBP").is_err());
+        assert!(parse_amount("", "GBP").is_err());
+        assert!(parse_amount("99999999999999999999", "GBP").is_err());
+        assert_eq!(amount_input(123450, "EUR"), "1234.50");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(5), "5 s");
+        assert_eq!(age(125), "2 min");
+        assert_eq!(age(3 * 3600 + 300), "3 h 5 min");
+        assert_eq!(age(2 * 86400 + 4 * 3600), "2 d 4 h");
+    }
+}

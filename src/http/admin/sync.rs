@@ -1,0 +1,191 @@
+//! `/admin/sync`: how delivery to the peer is doing (outbox depth, oldest
+//! pending change, breaker, last delivery) and the dead letters, each with a
+//! replay button, plus "replay all". Replay is the same storage call the API
+//! and the CLI use, in one transaction, then the relay is woken.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+
+use super::format;
+use super::orders::{ListRow, list_row};
+use super::session::{AdminUser, Fields};
+use super::{AdminError, AdminResult, Chrome, render};
+use crate::domain::{OrderId, Role};
+use crate::http::AppState;
+use crate::storage::now_micros;
+use crate::storage::orders::ListFilter;
+use crate::storage::outbox::{self, ReplaySelection, SyncState};
+use crate::sync::breaker::BreakerState;
+
+/// Dead letters listed on the page (replay all covers every one).
+const DEAD_SHOWN: u32 = 200;
+
+pub struct DeadLetter {
+    pub row: ListRow,
+    pub last_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sync.html")]
+struct SyncPage {
+    chrome: Chrome,
+    peer: &'static str,
+    pending: i64,
+    dead: i64,
+    oldest_pending: Option<String>,
+    breaker: &'static str,
+    breaker_class: &'static str,
+    breaker_help: &'static str,
+    last_delivered: Option<String>,
+    letters: Vec<DeadLetter>,
+    notice: Option<String>,
+    /// The last reconciliation pass recorded in this database.
+    reconcile: Option<LastReconcile>,
+    /// Reconciliation runs from the store; the warehouse only answers it.
+    can_reconcile: bool,
+}
+
+pub struct LastReconcile {
+    pub finished: String,
+    pub compared: i64,
+    pub differences: i64,
+    pub repaired: i64,
+    pub error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    replayed: Option<u64>,
+    reconciled: Option<u64>,
+}
+
+/// `GET /admin/sync` (`?replayed=N` after a replay).
+pub async fn page(
+    State(state): State<AppState>,
+    user: AdminUser,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult {
+    let q = q.ok().map(|Query(q)| q);
+    let replayed = q.as_ref().and_then(|q| q.replayed).map(|n| match n {
+        0 => "Nothing to replay: no matching dead letter.".to_owned(),
+        1 => "1 dead letter is being delivered again.".to_owned(),
+        n => format!("{n} dead letters are being delivered again."),
+    });
+    let reconciled = q.as_ref().and_then(|q| q.reconciled).map(|n| match n {
+        0 => "Reconciliation finished: both sides agree.".to_owned(),
+        n => format!("Reconciliation finished: {n} difference(s) found; repairs are on their way."),
+    });
+    let notice = replayed.or(reconciled);
+    let state = &state;
+    let user = &user;
+    let engine = &state.engine;
+    let s = engine.outbox_status().await?;
+    let now = now_micros();
+    let dead = engine
+        .list(&ListFilter {
+            sync_state: Some(SyncState::Dead.as_str().to_owned()),
+            limit: DEAD_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    let reconcile = {
+        let mut c = engine
+            .db()
+            .reader()
+            .acquire()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
+        crate::storage::digests::last_run(&mut c).await?
+    }
+    .map(|r| LastReconcile {
+        finished: format::micros(r.finished_at),
+        compared: r.compared,
+        differences: r.differences,
+        repaired: r.repaired,
+        error: r.error,
+    });
+    let (breaker, breaker_class, breaker_help) = match state.breaker.state() {
+        BreakerState::Closed => ("Closed", "ok", "deliveries flow normally"),
+        BreakerState::Open => (
+            "Open",
+            "bad",
+            "the peer failed repeatedly; deliveries pause before a probe",
+        ),
+        BreakerState::HalfOpen => ("Half open", "warn", "a probe delivery is testing the peer"),
+    };
+    let page = SyncPage {
+        chrome: Chrome::new(engine.role(), user, "Sync", "sync"),
+        peer: match engine.role() {
+            Role::Store => "warehouse",
+            Role::Warehouse => "store",
+        },
+        pending: s.pending,
+        dead: s.dead,
+        oldest_pending: s
+            .oldest_pending_at
+            .map(|t| format::age((now - t) / 1_000_000)),
+        breaker,
+        breaker_class,
+        breaker_help,
+        last_delivered: s.last_delivered_at.map(format::micros),
+        letters: dead
+            .iter()
+            .map(|v| DeadLetter {
+                row: list_row(v),
+                last_error: v.sync.last_error.clone(),
+            })
+            .collect(),
+        notice,
+        reconcile,
+        can_reconcile: engine.role() == Role::Store,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /admin/sync/reconcile`: one reconciliation pass now (store only).
+pub async fn reconcile(
+    State(state): State<AppState>,
+    user: AdminUser,
+    fields: Fields,
+) -> AdminResult {
+    user.check_csrf(&fields)?;
+    if state.engine.role() != Role::Store {
+        return Err(AdminError::BadRequest(
+            "Reconciliation runs from the store.".into(),
+        ));
+    }
+    let report = state.reconciler.run(&|_| {}).await.map_err(|e| {
+        AdminError::BadRequest(format!(
+            "Reconciliation did not finish: {e}. Try again when the peer answers."
+        ))
+    })?;
+    tracing::info!(user = %user.username, differences = report.differences(), "reconciliation run from admin");
+    Ok(Redirect::to(&format!("/admin/sync?reconciled={}", report.differences())).into_response())
+}
+
+/// `POST /admin/sync/replay` with `id` (one dead letter) or `all`.
+/// With `back=order` it returns to that order's page.
+pub async fn replay(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
+    user.check_csrf(&fields)?;
+    let (which, one) = if fields.get("all").is_some() {
+        (ReplaySelection::All, None)
+    } else {
+        let id = OrderId::parse(fields.text("id"))
+            .ok_or_else(|| AdminError::BadRequest("No dead letter was chosen.".into()))?;
+        (ReplaySelection::Ids(vec![id]), Some(id))
+    };
+    let engine = &state.engine;
+    let mut tx = engine.db().begin().await?;
+    let n = outbox::replay(&mut tx, engine.peer(), &which, false, now_micros()).await?;
+    tx.commit().await?;
+    if n > 0 {
+        engine.wake_relay();
+    }
+    tracing::info!(user = %user.username, replayed = n, "dead letters replayed from admin");
+    if let (Some(id), "order") = (one, fields.text("back")) {
+        return Ok(Redirect::to(&format!("/admin/orders/{id}?notice=replayed")).into_response());
+    }
+    Ok(Redirect::to(&format!("/admin/sync?replayed={n}")).into_response())
+}
