@@ -127,19 +127,7 @@ impl Service {
             breaker: breaker.clone(),
             reconciler: reconciler.clone(),
         });
-        let mut server_rx = rx.clone();
-        let role = cfg.role;
-        let server = tokio::spawn(async move {
-            let stop = async move {
-                let _ = server_rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(%role, error = %e, "HTTP server failed");
-            }
-        });
+        let server = tokio::spawn(serve(listener, app, rx.clone(), cfg.role));
         let periodic = match (cfg.role, cfg.reconcile_interval) {
             (Role::Store, Some(every)) => {
                 Some(tokio::spawn(reconcile_every(reconciler, every, rx.clone())))
@@ -202,6 +190,66 @@ impl Service {
         let _ = self.pruner.await;
         self.engine.db().close().await;
         tracing::info!(role = %self.engine.role(), "service stopped");
+    }
+}
+
+/// Longest a client may take to send a request's headers. (The whole
+/// request is bounded separately, see `http::REQUEST_TIMEOUT`.) Also closes
+/// idle keep-alive connections after this long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stopping service waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 until `stop`, then lets in-flight requests finish.
+///
+/// Not `axum::serve`: it sets no timer, so hyper's header-read timeout never
+/// fires and a client that sends its headers one byte a second (or never
+/// finishes them) would hold a connection forever.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    role: Role,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: back off a little.
+                        tracing::warn!(%role, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            // The guard `wait_for` returns is not Send: drop it inside.
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(%role, "some requests were still running after 30 s; stopping anyway");
     }
 }
 

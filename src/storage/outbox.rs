@@ -419,3 +419,23 @@ pub async fn replay(
         .map_err(StorageError::from)?
         .rows_affected())
 }
+
+/// Frees every lease on rows for `peer` (a relay starting on a database only
+/// it uses). Returns how many were held.
+pub async fn release_leases(db: &Db, peer: &str) -> Result<u64> {
+    let peer = peer.to_owned();
+    db.write(move |c| {
+        Box::pin(async move {
+            Ok(
+                sqlx::query(
+                    "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND lease_until > 0",
+                )
+                .bind(peer)
+                .execute(&mut *c)
+                .await?
+                .rows_affected(),
+            )
+        })
+    })
+    .await
+}

@@ -56,7 +56,9 @@ impl RelayConfig {
             peer_url,
             secrets,
             batch_size: 256,
-            lease: Duration::from_secs(60),
+            // Three request timeouts: long enough for a round, short enough
+            // that a crashed replica's rows are soon taken over.
+            lease: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             idle_poll: Duration::from_secs(5),
             retry_horizon: Duration::from_secs(72 * 3600),
@@ -121,6 +123,18 @@ impl Relay {
                 shutdown.clone(),
             ))
         });
+        // One process owns a SQLite file, so leases found at start belong to
+        // a relay of this service that died (SIGKILL, power loss): free them
+        // now instead of waiting for them to expire.
+        if self.engine.db().backend() == crate::storage::Backend::Sqlite {
+            match outbox::release_leases(self.engine.db(), self.engine.peer()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "released leases left by a previous run"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot release old leases; they expire on their own")
+                }
+            }
+        }
         tracing::info!(peer = self.engine.peer(), url = %self.cfg.peer_url, "relay started");
         loop {
             if *shutdown.borrow() {

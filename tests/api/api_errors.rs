@@ -359,3 +359,39 @@ async fn operational_endpoints(b: Backend) {
     );
     pair.stop().await;
 }
+
+/// A client that never finishes its request headers is disconnected after
+/// the header-read timeout instead of holding a connection forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(pair) = Pair::start(Backend::Sqlite).await else {
+        return;
+    };
+    let mut stream = tokio::net::TcpStream::connect(pair.store.url.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was still open after 30 s");
+    let waited = started.elapsed();
+    let limit = fulfillment::service::HEADER_READ_TIMEOUT;
+    assert!(
+        waited >= limit - std::time::Duration::from_secs(1),
+        "closed too early: {waited:?}"
+    );
+    pair.stop().await;
+}

@@ -130,11 +130,11 @@ async fn sync_endpoint_needs_a_valid_signature(b: Backend) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        signed_post(wh, SECRET, "m2", now - 301, &body).await.0,
+        signed_post(wh, SECRET, "m2", now - 310, &body).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        signed_post(wh, SECRET, "m3", now + 301, &body).await.0,
+        signed_post(wh, SECRET, "m3", now + 310, &body).await.0,
         StatusCode::UNAUTHORIZED
     );
     let sig = Secrets::new(&[SECRET])

@@ -789,23 +789,20 @@ proptest! {
                 );
             }
         }
-        if let Ok((patch, _)) = parse_json::<PatchOrderInput>(&bytes) {
-            if let Err(errors) = patch.apply(&base_content, &base_pricing) {
+        if let Ok((patch, _)) = parse_json::<PatchOrderInput>(&bytes)
+            && let Err(errors) = patch.apply(&base_content, &base_pricing) {
                 prop_assert!(!errors.is_empty());
             }
-        }
-        if let Ok(snap) = serde_json::from_slice::<ContentSnapshot>(&bytes) {
-            if let Err(errors) = snap.parse() {
+        if let Ok(snap) = serde_json::from_slice::<ContentSnapshot>(&bytes)
+            && let Err(errors) = snap.parse() {
                 prop_assert!(!errors.is_empty());
             }
-        }
-        if let Ok(snap) = serde_json::from_slice::<FulfillmentSnapshot>(&bytes) {
-            if let Ok(f) = snap.parse() {
+        if let Ok(snap) = serde_json::from_slice::<FulfillmentSnapshot>(&bytes)
+            && let Ok(f) = snap.parse() {
                 // Round trip: what the store keeps is what was sent.
                 let again = FulfillmentSnapshot::from_domain(snap.id, snap.warehouse_version, &f);
                 prop_assert_eq!(again.parse(), Ok(f));
             }
-        }
     }
 }
 
