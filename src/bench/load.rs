@@ -97,10 +97,7 @@ impl Api {
         let status = r.status();
         let body = r.bytes().await.map_err(|e| anyhow!("store answer: {e}"))?;
         if status != reqwest::StatusCode::CREATED {
-            bail!(
-                "POST /api/v1/orders answered {status}: {}",
-                snippet(&body)
-            );
+            bail!("POST /api/v1/orders answered {status}: {}", snippet(&body));
         }
         if !want_id {
             return Ok(None);

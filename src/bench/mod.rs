@@ -10,11 +10,13 @@
 //! - [`load`]: the HTTP clients and the scenarios;
 //! - [`seed`]: bulk rows for the reconciliation scenario;
 //! - [`report`]: the table, `bench.json`; [`svg`]: the plots;
-//! - [`progress`]: the progress line on stderr; [`stats`]: percentiles.
+//! - [`progress`]: the progress line on stderr; [`stats`]: percentiles;
+//! - [`host`]: how much CPU other processes took during the run.
 //!
 //! The services are separate processes so that their RSS and CPU can be read
 //! on their own, without the load generator's.
 
+mod host;
 mod load;
 mod pair;
 mod progress;
@@ -36,19 +38,19 @@ use report::Results;
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Store→warehouse orders/s at --concurrency clients (then RSS).
+    /// Store→warehouse orders per second (then RSS).
     E2e,
-    /// Warehouse→store fulfillment updates/s at --concurrency clients.
+    /// Warehouse→store fulfillment updates per second.
     Updates,
-    /// Create latency at 8 clients (or --concurrency) for --duration.
+    /// Create latency at 8 clients.
     Latency,
-    /// 201 at the store → applied at the warehouse, open loop at --rate.
+    /// From a 201 at the store to the order applied at the warehouse.
     Propagation,
-    /// CPU of an idle pair over --duration.
+    /// CPU of an idle pair.
     Idle,
-    /// One reconciliation pass over --reconcile-orders unchanged orders.
+    /// One reconciliation pass over many unchanged orders.
     Reconcile,
-    /// Everything above, plus RSS after --rss-orders orders.
+    /// Everything above, plus RSS after many orders.
     All,
 }
 
@@ -63,23 +65,23 @@ pub struct BenchArgs {
     #[arg(long, env = "FULFILLMENT_BENCH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: Option<u32>,
     /// Seconds per timed scenario (latency, propagation, idle) [default: 10;
-    /// 2 with --smoke].
+    /// 2 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_DURATION", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub duration: Option<u32>,
     /// Orders created for e2e, and orders updated for updates [default:
-    /// 20000; 300 with --smoke].
+    /// 20000; 300 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_ORDERS", value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: Option<u64>,
-    /// With --scenario all: before reading RSS, create orders until the store
-    /// holds this many [default: 5 × --orders, i.e. 100000].
+    /// When running all scenarios: before reading RSS, create orders until
+    /// the store holds this many [default: 5 × orders, i.e. 100000].
     #[arg(long, env = "FULFILLMENT_BENCH_RSS_ORDERS")]
     pub rss_orders: Option<u64>,
     /// Unchanged orders in both databases for the reconcile scenario
-    /// [default: 1000000; 2000 with --smoke].
+    /// [default: 1000000; 2000 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_RECONCILE_ORDERS", value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_orders: Option<u64>,
     /// Orders per second for the propagation scenario (open loop)
-    /// [default: 500; 200 with --smoke].
+    /// [default: 500; 200 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_RATE", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: Option<u32>,
     /// Run on PostgreSQL: an admin URL (e.g. postgres://postgres@127.0.0.1/postgres).
@@ -90,7 +92,8 @@ pub struct BenchArgs {
     /// Directory for bench.json and the SVG plots (created if missing).
     #[arg(long, env = "FULFILLMENT_BENCH_OUT", default_value = "bench-results")]
     pub out: PathBuf,
-    /// Tiny sizes for CI (seconds, not minutes); explicit flags still win.
+    /// Smoke mode, for CI: tiny sizes, done in seconds; explicit sizes still
+    /// win. The figures then mean nothing.
     #[arg(long, env = "FULFILLMENT_BENCH_SMOKE")]
     pub smoke: bool,
 }
@@ -127,9 +130,11 @@ impl BenchArgs {
             duration_seconds: u64::from(self.duration.unwrap_or(if smoke { 2 } else { 10 })),
             orders,
             rss_orders: self.rss_orders.unwrap_or(orders.saturating_mul(5)),
-            reconcile_orders: self
-                .reconcile_orders
-                .unwrap_or(if smoke { 2_000 } else { 1_000_000 }),
+            reconcile_orders: self.reconcile_orders.unwrap_or(if smoke {
+                2_000
+            } else {
+                1_000_000
+            }),
             rate: self.rate.unwrap_or(if smoke { 200 } else { 500 }),
             backend: if self.database_url.is_some() {
                 "postgres".into()
@@ -149,12 +154,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {:?}", args.out))?;
     let mut env = Env::new(args.database_url.as_deref()).await?;
+    let before = host::sample(args.database_url.is_some());
     let outcome = tokio::select! {
         r = scenarios(&mut env, &cfg, args.scenario) => r,
         _ = stop => Err(anyhow::anyhow!("interrupted; the services were stopped")),
     };
+    // Every child has been stopped and reaped by now, so its CPU time
+    // counts as the bench's own.
+    let after = host::sample(args.database_url.is_some());
     env.cleanup().await;
-    let results = outcome?;
+    let mut results = outcome?;
+    if let (Some(a), Some(b)) = (before, after) {
+        results.contention = Some(host::contention(a, b, results.cores));
+    }
     results.print_table();
     let json = args.out.join("bench.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results.to_json())?)
@@ -233,11 +245,11 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                 "latency",
                 &format!(
                     "creates from {} clients for {} s",
-                    cfg.latency_clients,
-                    cfg.duration_seconds
+                    cfg.latency_clients, cfg.duration_seconds
                 ),
             );
-            let r = load::latency(&api, &pair, cfg.latency_clients, cfg.duration(), &progress).await?;
+            let r =
+                load::latency(&api, &pair, cfg.latency_clients, cfg.duration(), &progress).await?;
             progress.done(&format!(
                 "p50 {:.2} ms, p99 {:.2} ms",
                 r.latency.p50_ms, r.latency.p99_ms
@@ -249,8 +261,7 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                 "propagation",
                 &format!(
                     "{} orders/s for {} s, open loop",
-                    cfg.rate,
-                    cfg.duration_seconds
+                    cfg.rate, cfg.duration_seconds
                 ),
             );
             let r = load::propagation(&api, &pair, cfg.rate, cfg.duration(), &progress).await?;
@@ -263,10 +274,7 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
         if which == All {
             progress.phase(
                 "rss",
-                &format!(
-                    "orders until the store holds {}, then RSS",
-                    cfg.rss_orders
-                ),
+                &format!("orders until the store holds {}, then RSS", cfg.rss_orders),
             );
             load::top_up(&api, &pair, cfg.rss_orders, cfg.clients, &progress).await?;
             let r = load::rss(&pair).await?;
@@ -299,8 +307,8 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             ),
         );
         let started = std::time::Instant::now();
-        let pair = pair::Pair::start(env, "reconcile", Some(cfg.reconcile_orders), &progress)
-            .await?;
+        let pair =
+            pair::Pair::start(env, "reconcile", Some(cfg.reconcile_orders), &progress).await?;
         let seed_seconds = started.elapsed().as_secs_f64();
         progress.done(&format!("seeded and started in {seed_seconds:.1} s"));
         progress.phase("reconcile", "one pass, store against warehouse");

@@ -131,7 +131,12 @@ async fn admin(url: &reqwest::Url) -> anyhow::Result<sqlx::AnyConnection> {
     sqlx::any::install_default_drivers();
     sqlx::AnyConnection::connect(url.as_str())
         .await
-        .map_err(|e| anyhow!("cannot connect to PostgreSQL at --database-url: {}", pg_message(&e)))
+        .map_err(|e| {
+            anyhow!(
+                "cannot connect to PostgreSQL at --database-url: {}",
+                pg_message(&e)
+            )
+        })
 }
 
 /// A database error without the URL (which may hold a password).
@@ -219,13 +224,13 @@ impl Service {
 
     /// The order ids and apply times (µs) of the peer's new orders after `mark`.
     pub async fn created_by_sync(&self, mark: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        sqlx::query_as(
             "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = 'created'",
         )
         .bind(mark)
         .fetch_all(&self.probe)
         .await
-        .with_context(|| format!("cannot read the {}'s database", self.role))?)
+        .with_context(|| format!("cannot read the {}'s database", self.role))
     }
 
     pub async fn order_count(&self) -> anyhow::Result<u64> {
@@ -309,7 +314,14 @@ fn free_port() -> anyhow::Result<u16> {
 /// Creates an API token with `token create`, as an operator would.
 fn token(env: &Env, role: Role, url: &str) -> anyhow::Result<String> {
     let out = Command::new(&env.exe)
-        .args(["token", "create", "--role", role.as_str(), "--name", "bench"])
+        .args([
+            "token",
+            "create",
+            "--role",
+            role.as_str(),
+            "--name",
+            "bench",
+        ])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -407,7 +419,12 @@ async fn probe(url: &str) -> anyhow::Result<AnyPool> {
         .max_connections(1)
         .connect(&url)
         .await
-        .map_err(|e| anyhow!("cannot open a service database to watch it: {}", pg_message(&e)))
+        .map_err(|e| {
+            anyhow!(
+                "cannot open a service database to watch it: {}",
+                pg_message(&e)
+            )
+        })
 }
 
 fn proc_file(pid: u32, name: &str) -> Option<String> {

@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn lines() {
         let l = render("[2/7] e2e", "created", 50, 100, 1.25);
-        assert!(l.contains("[############............]  50%  created 50/100"), "{l}");
+        assert!(
+            l.contains("[############............]  50%  created 50/100"),
+            "{l}"
+        );
         assert!(l.ends_with("1.2 s") || l.ends_with("1.3 s"), "{l}");
         assert!(render("[1/1] idle", "", 0, 0, 0.0).starts_with("[1/1] idle"));
     }

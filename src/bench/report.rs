@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Config;
+use super::host::Contention;
 use super::load::{E2e, Idle, Latency, Propagation, Reconcile, Rss, Updates};
 
 /// The targets of the issue (release build, 2 cores, SQLite, synchronous=FULL).
@@ -21,6 +22,11 @@ pub struct Results {
     pub config: Config,
     pub cores: usize,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// 1-minute load average of the machine when the bench started (Linux).
+    pub load_before: Option<f64>,
+    /// CPU that other processes used during the run: other work on the
+    /// machine lowers every figure.
+    pub contention: Option<Contention>,
     pub e2e: Option<E2e>,
     pub updates: Option<Updates>,
     pub latency: Option<Latency>,
@@ -77,6 +83,8 @@ impl Results {
             config,
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             started_at: chrono::Utc::now(),
+            load_before: load_average(),
+            contention: None,
             e2e: None,
             updates: None,
             latency: None,
@@ -135,7 +143,10 @@ impl Results {
         }
         if let Some(p) = &self.propagation {
             rows.push(row(
-                format!("propagation p50 / p99 at {}/s", thousands(f64::from(p.target_rate))),
+                format!(
+                    "propagation p50 / p99 at {}/s",
+                    thousands(f64::from(p.target_rate))
+                ),
                 format!("{} / {} ms", ms(p.latency.p50_ms), ms(p.latency.p99_ms)),
                 "p99 ≤ 50 ms",
                 Some(p.latency.p99_ms <= TARGET_PROPAGATION_P99_MS),
@@ -143,7 +154,10 @@ impl Results {
         }
         if let Some(r) = &self.rss {
             rows.push(row(
-                format!("RSS store / warehouse, {} orders", thousands(r.orders as f64)),
+                format!(
+                    "RSS store / warehouse, {} orders",
+                    thousands(r.orders as f64)
+                ),
                 format!("{:.1} / {:.1} MiB", r.store_mib, r.warehouse_mib),
                 "≤ 25 MiB",
                 Some(r.store_mib <= TARGET_RSS_MIB && r.warehouse_mib <= TARGET_RSS_MIB),
@@ -205,6 +219,19 @@ impl Results {
                     p.before_201
                 ));
             }
+        }
+        if let Some(load) = self.load_before.filter(|l| *l >= 1.0) {
+            notes.push(format!(
+                "the machine was already busy when the bench started (load average {load:.1})"
+            ));
+        }
+        if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
+            notes.push(format!(
+                "other processes used {:.0} CPU-seconds during the run ({:.0} % of the machine): \
+                 the figures are lower than on a quiet machine",
+                c.other_cpu_seconds,
+                c.other_share * 100.0
+            ));
         }
         if self.cores > 0 && self.cores != 2 {
             notes.push(format!(
@@ -275,6 +302,8 @@ impl Results {
             "started_at": self.started_at,
             "backend": self.config.backend,
             "cores": self.cores,
+            "load_average_before": self.load_before,
+            "contention": self.contention,
             "os": std::env::consts::OS,
             "config": self.config,
             "figures": self.figures(),
@@ -288,6 +317,16 @@ impl Results {
             "reconcile": self.reconcile,
         })
     }
+}
+
+/// The 1-minute load average (Linux `/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

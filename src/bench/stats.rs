@@ -66,11 +66,18 @@ mod tests {
     fn nearest_rank() {
         let s = summarize((1..=100).rev().map(f64::from).collect());
         assert_eq!(s.count, 100);
-        assert_eq!((s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms), (1.0, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms),
+            (1.0, 50.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(s.mean_ms, 50.5);
         assert_eq!(s.cdf.first(), Some(&[1.0, 0.01]));
         assert_eq!(s.cdf.last(), Some(&[100.0, 1.0]));
-        assert!(s.cdf.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] < w[1][1]));
+        assert!(
+            s.cdf
+                .windows(2)
+                .all(|w| w[0][0] <= w[1][0] && w[0][1] < w[1][1])
+        );
     }
 
     #[test]

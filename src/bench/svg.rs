@@ -173,7 +173,7 @@ pub fn cdf(title: &str, series: &[(&str, &[[f64; 2]])], target: Option<(f64, &st
             TOP + ph,
             y(0.99),
             LEFT + pw,
-            x(t) - 4.0,
+            x(t) + 4.0,
             TOP + 14.0,
             esc(label),
             trim(t)
@@ -188,10 +188,10 @@ pub fn cdf(title: &str, series: &[(&str, &[[f64; 2]])], target: Option<(f64, &st
         let _ = writeln!(
             svg,
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\
-             <text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>",
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{colour}\">{}</text>",
             path.trim_end(),
-            LEFT + 8.0,
-            TOP + 16.0 + 16.0 * i as f64,
+            LEFT + pw - 8.0,
+            TOP + ph - 10.0 - 16.0 * i as f64,
             esc(label)
         );
     }
@@ -289,7 +289,11 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("t &lt;x&gt;") && s.contains("a&amp;b"));
         assert!(s.contains("<polyline"));
-        let b = bar_chart("b", &[("x".into(), 100.0), ("y".into(), 9000.0)], Some(8000.0));
+        let b = bar_chart(
+            "b",
+            &[("x".into(), 100.0), ("y".into(), 9000.0)],
+            Some(8000.0),
+        );
         assert_eq!(b.matches("<rect x=").count(), 3, "frame and two bars");
         assert!(!b.contains("NaN") && !s.contains("NaN"));
         let empty = cdf("e", &[("none", &[])], None);
