@@ -306,6 +306,8 @@ async fn wait_applied(
 pub struct Cpu {
     pub store_seconds: Option<f64>,
     pub warehouse_seconds: Option<f64>,
+    /// The load generator (this process), which shares the machine.
+    pub bench_seconds: Option<f64>,
 }
 
 impl Cpu {
@@ -313,6 +315,7 @@ impl Cpu {
         Cpu {
             store_seconds: pair.store.cpu_seconds(),
             warehouse_seconds: pair.warehouse.cpu_seconds(),
+            bench_seconds: super::pair::cpu_seconds(std::process::id()),
         }
     }
 
@@ -322,6 +325,7 @@ impl Cpu {
         Cpu {
             store_seconds: d(now.store_seconds, before.store_seconds),
             warehouse_seconds: d(now.warehouse_seconds, before.warehouse_seconds),
+            bench_seconds: d(now.bench_seconds, before.bench_seconds),
         }
     }
 }
