@@ -107,6 +107,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn draw(s: &Shared) {
     let (label, what) = lock(&s.text).clone();
+    if label.is_empty() {
+        return;
+    }
     let secs = lock(&s.started).elapsed().as_secs_f64();
     let line = render(
         &label,
