@@ -104,7 +104,11 @@ fn frame(svg: &mut String) {
 
 /// Cumulative distributions on a log-scale x axis (milliseconds).
 pub fn cdf(title: &str, series: &[(&str, &[[f64; 2]])], target: Option<(f64, &str)>) -> String {
-    let xs = series.iter().flat_map(|(_, pts)| pts.iter().map(|p| p[0]));
+    // Zero (or clamped) values sit on the left edge of the log axis.
+    let xs = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p[0]))
+        .filter(|x| *x > 0.0);
     let (mut lo, mut hi) = xs.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
     if let Some((t, _)) = target {
         hi = hi.max(t);
@@ -296,6 +300,8 @@ mod tests {
         );
         assert_eq!(b.matches("<rect x=").count(), 3, "frame and two bars");
         assert!(!b.contains("NaN") && !s.contains("NaN"));
+        let zeros = cdf("z", &[("a", &[[0.0, 0.01], [2.0, 0.5], [30.0, 1.0]])], None);
+        assert!(zeros.contains(">1</text>") && !zeros.contains(">0.01</text>"));
         let empty = cdf("e", &[("none", &[])], None);
         assert!(!empty.contains("NaN"));
     }
