@@ -22,7 +22,9 @@ pub struct Results {
     pub config: Config,
     pub cores: usize,
     pub started_at: chrono::DateTime<chrono::Utc>,
-    /// 1-minute load average of the machine when the bench started (Linux).
+    /// 1-minute load average of the machine when the bench started (Linux);
+    /// in bench.json only, since it decays slowly and still counts a bench
+    /// that ended a minute ago.
     pub load_before: Option<f64>,
     /// CPU that other processes used during the run: other work on the
     /// machine lowers every figure.
@@ -219,11 +221,6 @@ impl Results {
                     p.before_201
                 ));
             }
-        }
-        if let Some(load) = self.load_before.filter(|l| *l >= 1.0) {
-            notes.push(format!(
-                "the machine was already busy when the bench started (load average {load:.1})"
-            ));
         }
         if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
             notes.push(format!(
