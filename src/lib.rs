@@ -9,8 +9,10 @@
 //! - [`sync`]: signatures, the relay that drains the outbox, and the apply
 //!   side that receives the peer's snapshots (both built on the engine);
 //! - [`http`]: the REST API and operational endpoints;
-//! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands.
+//! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands;
+//!   [`bench`]: `fulfillment bench`, which measures a running pair.
 
+pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod engine;

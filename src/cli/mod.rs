@@ -49,6 +49,9 @@ pub enum Command {
     Outbox(OutboxCommand),
     /// Compare this side with the peer and repair what differs (anti-entropy).
     Reconcile(ReconcileArgs),
+    /// Measure a store and warehouse pair (started as child processes) and
+    /// report throughput, latency, memory, idle CPU and reconciliation time.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Outbox(OutboxCommand::Status { db }) => outbox_status(db).await,
         Command::Reconcile(args) => reconcile(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
         Command::Outbox(OutboxCommand::Replay {
             db,
             id,

@@ -1,0 +1,479 @@
+//! A store and a warehouse as child processes, on databases made for them:
+//! temporary SQLite files, or fresh PostgreSQL databases that are dropped
+//! afterwards. Each child is killed when its handle is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use sqlx::{AnyPool, Connection, Executor};
+
+use super::progress::Progress;
+use super::seed;
+use crate::domain::Role;
+use crate::storage::{Db, DbOptions};
+
+/// Where the databases live, and what to remove at the end.
+pub struct Env {
+    /// Logs, and the SQLite files: removed on drop.
+    dir: PathBuf,
+    /// PostgreSQL admin URL (`None`: SQLite).
+    pg_admin: Option<reqwest::Url>,
+    /// Databases created on that server, dropped by [`Env::cleanup`].
+    pg_created: Vec<String>,
+    secret: String,
+    exe: PathBuf,
+}
+
+impl Env {
+    pub async fn new(database_url: Option<&str>) -> anyhow::Result<Env> {
+        let exe = std::env::current_exe()
+            .context("cannot find this program's binary to start the services from")?;
+        if !exe.is_file() {
+            bail!(
+                "the fulfillment binary {} is missing; was it rebuilt or deleted while running?",
+                exe.display()
+            );
+        }
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("fulfillment-bench-{tag}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the temporary directory {dir:?}"))?;
+        let pg_admin = match database_url {
+            None => None,
+            Some(u) => {
+                let url = reqwest::Url::parse(u).map_err(|_| {
+                    anyhow!("--database-url is not a URL; give an admin URL like postgres://postgres@127.0.0.1/postgres")
+                })?;
+                if !matches!(url.scheme(), "postgres" | "postgresql") {
+                    bail!(
+                        "--database-url must be a postgres:// URL (without it the bench uses temporary SQLite files)"
+                    );
+                }
+                // Fail early, with one line, if the server is not there.
+                admin(&url).await?.close().await.ok();
+                Some(url)
+            }
+        };
+        Ok(Env {
+            dir,
+            pg_admin,
+            pg_created: Vec::new(),
+            secret: format!("bench-{}", uuid::Uuid::now_v7().simple()),
+            exe,
+        })
+    }
+
+    /// A fresh, empty database for `role`; returns its URL.
+    async fn database(&mut self, role: Role, tag: &str) -> anyhow::Result<String> {
+        match &self.pg_admin {
+            None => Ok(format!(
+                "sqlite://{}",
+                self.dir.join(format!("{tag}-{role}.db")).display()
+            )),
+            Some(admin_url) => {
+                let name = format!("bench_{role}_{}", uuid::Uuid::now_v7().simple());
+                let mut c = admin(admin_url).await?;
+                c.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .map_err(|e| anyhow!("cannot create database {name}: {}", pg_message(&e)))?;
+                c.close().await.ok();
+                self.pg_created.push(name.clone());
+                let mut url = admin_url.clone();
+                url.set_path(&format!("/{name}"));
+                Ok(url.to_string())
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL databases made for this run. The services must
+    /// be stopped first (their connections are closed by force anyway).
+    pub async fn cleanup(&mut self) {
+        let Some(admin_url) = &self.pg_admin else {
+            return;
+        };
+        if self.pg_created.is_empty() {
+            return;
+        }
+        match admin(admin_url).await {
+            Ok(mut c) => {
+                for name in self.pg_created.drain(..) {
+                    let forced = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    if c.execute(forced.as_str()).await.is_err() {
+                        // Before PostgreSQL 13 there is no FORCE.
+                        let plain = format!("DROP DATABASE IF EXISTS {name}");
+                        if let Err(e) = c.execute(plain.as_str()).await {
+                            eprintln!(
+                                "warning: could not drop database {name}: {}",
+                                pg_message(&e)
+                            );
+                        }
+                    }
+                }
+                c.close().await.ok();
+            }
+            Err(e) => eprintln!(
+                "warning: could not drop the bench databases ({}): {e}",
+                self.pg_created.join(", ")
+            ),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn admin(url: &reqwest::Url) -> anyhow::Result<sqlx::AnyConnection> {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url.as_str())
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot connect to PostgreSQL at --database-url: {}",
+                pg_message(&e)
+            )
+        })
+}
+
+/// A database error without the URL (which may hold a password).
+fn pg_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        sqlx::Error::Io(io) => format!("{io}; is the server running and the address right?"),
+        other => other.to_string(),
+    }
+}
+
+/// One running service.
+pub struct Service {
+    pub role: Role,
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// An API token of this service.
+    pub token: String,
+    /// Read-only connection to its database, for looking at what it applied.
+    pub probe: AnyPool,
+    proc: Proc,
+}
+
+/// A child process, killed when dropped (also on an error or Ctrl-C).
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
+    /// Resident memory now, in bytes (Linux `/proc`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        rss_bytes(self.pid())
+    }
+
+    /// User + system CPU time used so far, in seconds (Linux `/proc`).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.pid())
+    }
+
+    /// The highest audit entry id: later entries are newer.
+    pub async fn audit_mark(&self) -> anyhow::Result<i64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit_log")
+            .fetch_one(&self.probe)
+            .await
+            .with_context(|| format!("cannot read the {}'s database", self.role))?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Count and latest time of the audit entries after `mark` that this
+    /// service wrote when applying the peer's snapshots (`changes` as given,
+    /// or any).
+    pub async fn applied_since(
+        &self,
+        mark: i64,
+        changes: Option<&str>,
+    ) -> anyhow::Result<(u64, Option<i64>)> {
+        let sql = match changes {
+            Some(_) => {
+                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = $2"
+            }
+            None => {
+                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes <> $2"
+            }
+        };
+        let (n, last): (i64, Option<i64>) = sqlx::query_as(sql)
+            .bind(mark)
+            .bind(changes.unwrap_or(""))
+            .fetch_one(&self.probe)
+            .await
+            .with_context(|| format!("cannot read the {}'s database", self.role))?;
+        Ok((n.max(0) as u64, last))
+    }
+
+    /// The order ids and apply times (µs) of the peer's new orders after `mark`.
+    pub async fn created_by_sync(&self, mark: i64) -> anyhow::Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = 'created'",
+        )
+        .bind(mark)
+        .fetch_all(&self.probe)
+        .await
+        .with_context(|| format!("cannot read the {}'s database", self.role))
+    }
+
+    pub async fn order_count(&self) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.probe)
+            .await
+            .with_context(|| format!("cannot read the {}'s database", self.role))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+/// A store and a warehouse that sync with each other.
+pub struct Pair {
+    pub store: Service,
+    pub warehouse: Service,
+}
+
+impl Pair {
+    /// Makes two databases, creates a token in each (and, with `seed`,
+    /// that many identical orders in both), then starts both services and
+    /// waits until they are ready.
+    pub async fn start(
+        env: &mut Env,
+        tag: &str,
+        seed: Option<u64>,
+        progress: &Progress,
+    ) -> anyhow::Result<Pair> {
+        let store_db = env.database(Role::Store, tag).await?;
+        let wh_db = env.database(Role::Warehouse, tag).await?;
+        let store_token = token(env, Role::Store, &store_db)?;
+        let wh_token = token(env, Role::Warehouse, &wh_db)?;
+        if let Some(n) = seed {
+            let opts = DbOptions::default();
+            let (s, w) = tokio::try_join!(
+                Db::open(&store_db, Role::Store, &opts),
+                Db::open(&wh_db, Role::Warehouse, &opts)
+            )?;
+            seed::orders(&s, &w, n, progress).await?;
+            s.close().await;
+            w.close().await;
+        }
+        let (sp, wp) = (free_port()?, free_port()?);
+        let (s_url, w_url) = (
+            format!("http://127.0.0.1:{sp}"),
+            format!("http://127.0.0.1:{wp}"),
+        );
+        let mut store = spawn(env, Role::Store, &store_db, sp, &w_url, tag)?;
+        let mut warehouse = spawn(env, Role::Warehouse, &wh_db, wp, &s_url, tag)?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        wait_ready(&client, Role::Store, &s_url, &mut store).await?;
+        wait_ready(&client, Role::Warehouse, &w_url, &mut warehouse).await?;
+        // Opened once the services run: a read-only SQLite connection needs
+        // the WAL files they keep open.
+        let store = Service {
+            role: Role::Store,
+            url: s_url,
+            token: store_token,
+            probe: probe(&store_db).await?,
+            proc: store,
+        };
+        let warehouse = Service {
+            role: Role::Warehouse,
+            url: w_url,
+            token: wh_token,
+            probe: probe(&wh_db).await?,
+            proc: warehouse,
+        };
+        Ok(Pair { store, warehouse })
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot open a loopback port for the services")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Creates an API token with `token create`, as an operator would.
+fn token(env: &Env, role: Role, url: &str) -> anyhow::Result<String> {
+    let out = Command::new(&env.exe)
+        .args([
+            "token",
+            "create",
+            "--role",
+            role.as_str(),
+            "--name",
+            "bench",
+        ])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", env.exe.display()))?;
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || token.is_empty() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "cannot create a {role} token: {}",
+            err.lines().last().unwrap_or("no reason given")
+        );
+    }
+    Ok(token)
+}
+
+fn spawn(
+    env: &Env,
+    role: Role,
+    db: &str,
+    port: u16,
+    peer: &str,
+    tag: &str,
+) -> anyhow::Result<Proc> {
+    let log = env.dir.join(format!("{tag}-{role}.log"));
+    let file = std::fs::File::create(&log).with_context(|| format!("cannot create {log:?}"))?;
+    let child = Command::new(&env.exe)
+        .args(["serve", "--role", role.as_str()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--peer-url", peer])
+        .args(["--reconcile-interval", "0"])
+        // In the environment rather than argv, so `ps` shows no secret or password.
+        .env("DATABASE_URL", db)
+        .env("FULFILLMENT_SYNC_SECRET", &env.secret)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start the {role} ({})", env.exe.display()))?;
+    Ok(Proc { child, log })
+}
+
+async fn wait_ready(
+    client: &reqwest::Client,
+    role: Role,
+    base: &str,
+    p: &mut Proc,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("{base}/readyz");
+    loop {
+        if let Some(status) = p.child.try_wait()? {
+            bail!(
+                "the {role} exited ({status}) before it was ready: {}",
+                last_line(&p.log)
+            );
+        }
+        if let Ok(r) = client.get(&url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the {role} was not ready within 60 s: {}",
+                last_line(&p.log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last line a service wrote to stderr (why it stopped, usually).
+fn last_line(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "(it wrote nothing)".into())
+}
+
+/// A read-only connection to a service's database.
+async fn probe(url: &str) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let url = match url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite://{path}?mode=ro"),
+        None => url.to_owned(),
+    };
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot open a service database to watch it: {}",
+                pg_message(&e)
+            )
+        })
+}
+
+fn proc_file(pid: u32, name: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join(name)).ok()
+}
+
+/// `VmRSS` from `/proc/<pid>/status`, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = proc_file(pid, "status")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`CLK_TCK`; 100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// utime + stime from `/proc/<pid>/stat`, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    parse_stat_cpu(&proc_file(pid, "stat")?)
+}
+
+fn parse_stat_cpu(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces and parentheses; the
+    // fields after its closing parenthesis start with field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / CLK_TCK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu_fields() {
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 200";
+        assert_eq!(parse_stat_cpu(stat), Some(3.0));
+        assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        if cfg!(target_os = "linux") {
+            let pid = std::process::id();
+            assert!(rss_bytes(pid).is_some_and(|b| b > 0));
+            assert!(cpu_seconds(pid).is_some());
+        }
+    }
+}

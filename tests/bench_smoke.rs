@@ -1,0 +1,221 @@
+//! `fulfillment bench` as a user runs it, with tiny sizes: it completes,
+//! exits 0, prints the table, and writes bench.json (with sane numbers) and
+//! the plots. Performance targets are deliberately never asserted here:
+//! this machine, a debug build and a busy CI runner say nothing about them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
+
+const SMALL: &[&str] = &[
+    "bench",
+    "--scenario",
+    "all",
+    "--orders",
+    "300",
+    "--duration",
+    "2",
+    "--reconcile-orders",
+    "2000",
+];
+
+fn bench(args: &[&str], out: &Path, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--out").arg(out).args(extra);
+    // Only the flags given here count.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FULFILLMENT_BENCH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{} is not a number in bench.json", path.join(".")))
+}
+
+fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for row in [
+        "figure",
+        "end-to-end store→warehouse",
+        "warehouse→store updates",
+        "create latency p50 / p99",
+        "propagation p50 / p99",
+        "RSS store / warehouse",
+        "idle CPU",
+        "reconcile",
+    ] {
+        assert!(stdout.contains(row), "table lacks {row:?}:\n{stdout}");
+    }
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("bench.json")).expect("bench.json is written"),
+    )
+    .expect("bench.json is JSON");
+
+    for rate in [
+        &["e2e", "rate"][..],
+        &["e2e", "create_rate"],
+        &["updates", "rate"],
+        &["updates", "post_rate"],
+        &["latency", "rate"],
+        &["propagation", "rate"],
+    ] {
+        let r = num(&json, rate);
+        assert!(r.is_finite() && r > 0.0, "{rate:?} = {r}");
+    }
+    assert_eq!(num(&json, &["e2e", "orders"]), 300.0);
+    assert_eq!(num(&json, &["updates", "orders"]), 300.0);
+    for lat in ["p50_ms", "p99_ms", "max_ms"] {
+        let l = num(&json, &["latency", "latency", lat]);
+        assert!(l > 0.0 && l < 60_000.0, "create latency {lat} = {l}");
+    }
+    assert!(
+        num(&json, &["latency", "latency", "p99_ms"])
+            >= num(&json, &["latency", "latency", "p50_ms"])
+    );
+    let p99 = num(&json, &["propagation", "latency", "p99_ms"]);
+    assert!(p99 > 0.0 && p99 < 60_000.0, "propagation p99 = {p99}");
+    assert_eq!(
+        num(&json, &["propagation", "latency", "count"]),
+        num(&json, &["propagation", "orders"]),
+        "every order's propagation is measured"
+    );
+    for side in ["store_mib", "warehouse_mib"] {
+        let m = num(&json, &["rss", side]);
+        assert!(m > 1.0 && m < 4096.0, "rss {side} = {m}");
+    }
+    assert!(
+        num(&json, &["rss", "orders"]) >= 1500.0,
+        "topped up to 5 × --orders"
+    );
+    for side in ["store_cpu_percent", "warehouse_cpu_percent"] {
+        let c = num(&json, &["idle", side]);
+        assert!((0.0..=200.0).contains(&c), "idle {side} = {c}");
+    }
+    assert_eq!(num(&json, &["reconcile", "differences"]), 0.0);
+    assert_eq!(num(&json, &["reconcile", "orders"]), reconcile_orders);
+    assert_eq!(
+        num(&json, &["reconcile", "report", "peer_orders"]),
+        reconcile_orders
+    );
+    assert!(num(&json, &["reconcile", "seconds"]) > 0.0);
+    let figures = json["figures"].as_array().expect("figures");
+    assert!(figures.len() >= 7, "{figures:?}");
+
+    for svg in ["latency-cdf.svg", "propagation-cdf.svg", "throughput.svg"] {
+        let text = std::fs::read_to_string(dir.join(svg)).unwrap_or_else(|_| panic!("{svg}"));
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{svg} is an SVG document"
+        );
+        assert!(!text.contains("NaN"), "{svg} has no NaN coordinates");
+    }
+    json
+}
+
+#[test]
+fn bench_runs_every_scenario_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench(SMALL, dir.path(), &[]);
+    let json = check_run(&out, dir.path(), 2000.0);
+    assert_eq!(json["backend"], "sqlite");
+}
+
+#[test]
+fn bench_runs_on_postgres_and_drops_its_databases() {
+    let Ok(admin) = std::env::var("FULFILLMENT_TEST_PG_URL") else {
+        eprintln!("FULFILLMENT_TEST_PG_URL not set: skipping the PostgreSQL bench smoke test");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench(SMALL, dir.path(), &["--database-url", &admin]);
+    let json = check_run(&out, dir.path(), 2000.0);
+    assert_eq!(json["backend"], "postgres");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let left: Vec<String> = rt.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&admin).await.expect("admin");
+        sqlx::query_scalar(
+            "SELECT datname::TEXT FROM pg_database WHERE datname LIKE 'bench\\_store\\_%' OR datname LIKE 'bench\\_warehouse\\_%'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .expect("list databases")
+    });
+    assert!(left.is_empty(), "databases left behind: {left:?}");
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_a_failure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench(
+        &[
+            "bench",
+            "--scenario",
+            "e2e",
+            "--database-url",
+            "mysql://x@localhost/db",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("postgres://"), "{stderr}");
+
+    let out = bench(
+        &[
+            "bench",
+            "--scenario",
+            "e2e",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/postgres",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_flag_with_its_environment_variable() {
+    let out = Command::new(BIN)
+        .args(["bench", "--help"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flags = help
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("--") && !l.contains("--help") && !l.contains("--version")
+        })
+        .count();
+    assert!(flags >= 11, "{help}");
+    assert!(help.matches("[env:").count() >= flags, "{help}");
+}
