@@ -380,10 +380,10 @@ async fn wait_ready(
                 last_line(&p.log)
             );
         }
-        if let Ok(r) = client.get(&url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!(

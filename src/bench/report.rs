@@ -63,7 +63,7 @@ pub fn thousands(x: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -196,31 +196,31 @@ impl Results {
         if self.config.smoke {
             notes.push("--smoke sizes: a check that the bench runs, not a measurement".into());
         }
-        if let Some(r) = &self.rss {
-            if r.orders < TARGET_RSS_ORDERS {
-                notes.push(format!(
-                    "RSS was read after {} orders, fewer than the target's {}",
-                    thousands(r.orders as f64),
-                    thousands(TARGET_RSS_ORDERS as f64)
-                ));
-            }
+        if let Some(r) = &self.rss
+            && r.orders < TARGET_RSS_ORDERS
+        {
+            notes.push(format!(
+                "RSS was read after {} orders, fewer than the target's {}",
+                thousands(r.orders as f64),
+                thousands(TARGET_RSS_ORDERS as f64)
+            ));
         }
-        if let Some(r) = &self.reconcile {
-            if r.orders < TARGET_RECONCILE_ORDERS {
-                notes.push(format!(
-                    "reconcile ran over {} orders, fewer than the target's {}",
-                    thousands(r.orders as f64),
-                    thousands(TARGET_RECONCILE_ORDERS as f64)
-                ));
-            }
+        if let Some(r) = &self.reconcile
+            && r.orders < TARGET_RECONCILE_ORDERS
+        {
+            notes.push(format!(
+                "reconcile ran over {} orders, fewer than the target's {}",
+                thousands(r.orders as f64),
+                thousands(TARGET_RECONCILE_ORDERS as f64)
+            ));
         }
-        if let Some(p) = &self.propagation {
-            if p.before_201 > 0 {
-                notes.push(format!(
+        if let Some(p) = &self.propagation
+            && p.before_201 > 0
+        {
+            notes.push(format!(
                     "propagation: {} order(s) reached the warehouse before their client had the 201 (counted as 0 ms)",
                     p.before_201
                 ));
-            }
         }
         if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
             notes.push(format!(
