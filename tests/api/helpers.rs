@@ -338,3 +338,42 @@ pub async fn wait_for_order(
     })
     .await
 }
+
+/// Every log line this test process writes, captured in memory. (nextest
+/// runs each test in its own process, so the lines are this test's.)
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Installs a subscriber with `filter` that writes here. The flag is false
+    /// when another subscriber was installed first (nothing is captured).
+    pub fn install(filter: &str) -> (CapturedLogs, bool) {
+        let log = CapturedLogs::default();
+        let writer = log.clone();
+        let installed = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .is_ok();
+        (log, installed)
+    }
+
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}

@@ -1359,34 +1359,11 @@ fn slow_body_is_cut_off_with_408() {
 // Logs
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Tokens (good and bad), the sync secret, signatures and request bodies
 /// never reach a log line, even at debug level, through successes and
 /// refusals alike.
 async fn no_secret_or_body_is_logged(b: Backend) {
-    let log = Captured::default();
-    let writer = log.clone();
-    let captured = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,sqlx=warn"))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .is_ok();
+    let (log, captured) = CapturedLogs::install("debug,sqlx=warn");
     let Some(pair) = Pair::start(b).await else {
         return;
     };
@@ -1441,7 +1418,7 @@ async fn no_secret_or_body_is_logged(b: Backend) {
     let tokens = [pair.store.token.clone(), pair.warehouse.token.clone()];
     pair.stop().await;
 
-    let text = String::from_utf8_lossy(&log.0.lock().expect("log").clone()).into_owned();
+    let text = log.text();
     if captured {
         assert!(text.contains("order created"), "the capture works: {text}");
     }

@@ -3,9 +3,6 @@
 //! or says contains a price, total or currency: not a table, not a column,
 //! not the raw SQLite file bytes, not an API answer, not a log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -43,35 +40,11 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn warehouse_never_holds_or_shows_money(b: Backend) {
     // Capture every log line of both services: the service's own events at
     // debug level, libraries as in production (sqlx's debug level echoes SQL
     // text, which is not a log of the service).
-    let log = Captured::default();
-    let writer = log.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "info,fulfillment=debug,sqlx=warn",
-        ))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init();
+    let (log, _) = CapturedLogs::install("info,fulfillment=debug,sqlx=warn");
 
     let Some(pair) = Pair::start(b).await else {
         return;
@@ -191,7 +164,7 @@ async fn warehouse_never_holds_or_shows_money(b: Backend) {
     pair.stop().await;
 
     // Neither service logs money (the store does not log bodies either).
-    let text = String::from_utf8_lossy(&log.0.lock().expect("log").clone()).into_owned();
+    let text = log.text();
     for value in forbidden().iter().take(6) {
         assert!(
             !text.contains(value.as_str()),
