@@ -36,10 +36,6 @@ impl Env {
                 exe.display()
             );
         }
-        let tag = uuid::Uuid::now_v7().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("fulfillment-bench-{tag}"));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the temporary directory {dir:?}"))?;
         let pg_admin = match database_url {
             None => None,
             Some(u) => {
@@ -56,6 +52,11 @@ impl Env {
                 Some(url)
             }
         };
+        // Made last: nothing after it can fail and leave it behind.
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("fulfillment-bench-{tag}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the temporary directory {dir:?}"))?;
         Ok(Env {
             dir,
             pg_admin,
