@@ -255,8 +255,11 @@ impl Relay {
         let mut sent: Vec<(&Claimed, i64)> = Vec::with_capacity(claimed.len());
         let mut missing: Vec<&Claimed> = Vec::new();
         let mut changes = Vec::with_capacity(claimed.len());
+        // By id: a batch is up to 1000 rows, so no quadratic search.
+        let by_id: std::collections::HashMap<OrderId, &Order> =
+            loaded.iter().map(|o| (o.id, o)).collect();
         for row in &claimed {
-            let found = loaded.iter().find(|o| o.id.to_string() == row.order_id);
+            let found = OrderId::parse(&row.order_id).and_then(|id| by_id.get(&id).copied());
             match found.and_then(|o| self.snapshot(o)) {
                 Some((v, version)) => {
                     changes.push(v);
