@@ -271,19 +271,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     bail!("say which dead letters to replay: --id ORDER_ID, --all or --since TIME")
                 }
             };
-            let handle = db.open().await?;
-            let mut tx = handle.begin().await?;
-            let n = outbox::replay(
-                &mut tx,
-                db.role.peer().as_str(),
-                &which,
-                dry_run,
-                now_micros(),
-            )
-            .await?;
-            tx.commit()
+            let engine = Engine::new(db.open().await?, db.role);
+            let n = engine
+                .replay_dead_letters(which, dry_run)
                 .await
-                .map_err(crate::storage::StorageError::from)?;
+                .map_err(explain)?;
             if dry_run {
                 println!("{n} dead letter(s) would be replayed");
             } else {

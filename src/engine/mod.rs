@@ -172,6 +172,37 @@ impl Engine {
         Ok(outbox::status(&mut c, self.peer()).await?)
     }
 
+    /// The last reconciliation pass recorded in this database.
+    pub async fn last_reconcile(&self) -> Result<Option<storage::digests::Run>> {
+        let mut c = self.db.reader().acquire().await?;
+        Ok(storage::digests::last_run(&mut c).await?)
+    }
+
+    /// Moves the selected dead letters back to pending (or, with `dry_run`,
+    /// only counts them) and wakes the relay. The API, the admin page and
+    /// the CLI all replay through here.
+    pub async fn replay_dead_letters(
+        &self,
+        which: outbox::ReplaySelection,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let peer = self.peer();
+        let n = self
+            .db
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok::<_, EngineError>(
+                        outbox::replay(c, peer, &which, dry_run, now_micros()).await?,
+                    )
+                })
+            })
+            .await?;
+        if !dry_run && n > 0 {
+            self.wake_relay();
+        }
+        Ok(n)
+    }
+
     // -- store commands -------------------------------------------------------
 
     /// Creates an order at the store. With an idempotency key, a repeat of the

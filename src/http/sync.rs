@@ -16,7 +16,7 @@ use super::extract::{ApiJson, Caller, body_bytes, parse_json};
 use crate::domain::snapshot::{MAX_VERSION, SyncBatch, SyncBatchResult};
 use crate::domain::{FieldError, OrderId};
 use crate::storage::outbox::ReplaySelection;
-use crate::storage::{from_micros, now_micros, outbox};
+use crate::storage::{from_micros, now_micros};
 use crate::sync::apply::{BatchRefused, apply_batch};
 use crate::sync::reconcile::{
     self, DigestsAnswer, DigestsRequest, MAX_RANGES, MAX_RESEND, MAX_ROWS, ReconcileError,
@@ -82,16 +82,7 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
 
 async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let s = state.engine.outbox_status().await?;
-    let last = {
-        let mut c = state
-            .engine
-            .db()
-            .reader()
-            .acquire()
-            .await
-            .map_err(crate::storage::StorageError::from)?;
-        crate::storage::digests::last_run(&mut c).await?
-    };
+    let last = state.engine.last_reconcile().await?;
     let now = now_micros();
     Ok(Json(serde_json::json!({
         "last_reconciliation": last.map(|r| serde_json::json!({
@@ -139,21 +130,7 @@ async fn replay(
             ));
         }
     };
-    let mut tx = state.engine.db().begin().await?;
-    let n = outbox::replay(
-        &mut tx,
-        state.engine.peer(),
-        &which,
-        b.dry_run,
-        now_micros(),
-    )
-    .await?;
-    tx.commit()
-        .await
-        .map_err(crate::storage::StorageError::from)?;
-    if !b.dry_run && n > 0 {
-        state.engine.wake_relay();
-    }
+    let n = state.engine.replay_dead_letters(which, b.dry_run).await?;
     Ok(Json(serde_json::json!({ "replayed": n, "dry_run": b.dry_run })).into_response())
 }
 

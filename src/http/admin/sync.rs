@@ -16,7 +16,7 @@ use crate::domain::{OrderId, Role};
 use crate::http::AppState;
 use crate::storage::now_micros;
 use crate::storage::orders::ListFilter;
-use crate::storage::outbox::{self, ReplaySelection, SyncState};
+use crate::storage::outbox::{ReplaySelection, SyncState};
 use crate::sync::breaker::BreakerState;
 
 /// Dead letters listed on the page (replay all covers every one).
@@ -90,16 +90,7 @@ pub async fn page(
             ..Default::default()
         })
         .await?;
-    let reconcile = {
-        let mut c = engine
-            .db()
-            .reader()
-            .acquire()
-            .await
-            .map_err(crate::storage::StorageError::from)?;
-        crate::storage::digests::last_run(&mut c).await?
-    }
-    .map(|r| LastReconcile {
+    let reconcile = engine.last_reconcile().await?.map(|r| LastReconcile {
         finished: format::micros(r.finished_at),
         compared: r.compared,
         differences: r.differences,
@@ -176,13 +167,7 @@ pub async fn replay(State(state): State<AppState>, user: AdminUser, fields: Fiel
             .ok_or_else(|| AdminError::BadRequest("No dead letter was chosen.".into()))?;
         (ReplaySelection::Ids(vec![id]), Some(id))
     };
-    let engine = &state.engine;
-    let mut tx = engine.db().begin().await?;
-    let n = outbox::replay(&mut tx, engine.peer(), &which, false, now_micros()).await?;
-    tx.commit().await?;
-    if n > 0 {
-        engine.wake_relay();
-    }
+    let n = state.engine.replay_dead_letters(which, false).await?;
     tracing::info!(user = %user.username, replayed = n, "dead letters replayed from admin");
     if let (Some(id), "order") = (one, fields.text("back")) {
         return Ok(Redirect::to(&format!("/admin/orders/{id}?notice=replayed")).into_response());
