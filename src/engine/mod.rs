@@ -8,11 +8,11 @@
 //! What differs between store and warehouse is which commands are allowed
 //! ([`EngineError::WrongRole`]) and whether money is loaded with an order.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use sqlx::AnyConnection;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::{
@@ -71,6 +71,25 @@ pub struct Engine {
     role: Role,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Creates without an idempotency key wait here to be written together.
+    creates: Arc<OnceLock<mpsc::Sender<PendingCreate>>>,
+}
+
+/// Most creates written in one statement batch.
+const MAX_CREATE_BATCH: usize = 256;
+
+/// What a new order is made of, before it has an id and a number.
+#[derive(Clone)]
+struct NewOrder {
+    actor: Actor,
+    content: OrderContent,
+    pricing: Pricing,
+}
+
+/// A create waiting for the next batch, and where its answer goes.
+struct PendingCreate {
+    order: NewOrder,
+    reply: oneshot::Sender<Result<OrderView>>,
 }
 
 impl Engine {
@@ -80,6 +99,7 @@ impl Engine {
             role,
             wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new(role)),
+            creates: Arc::new(OnceLock::new()),
         }
     }
 
@@ -208,6 +228,10 @@ impl Engine {
     /// Creates an order at the store. With an idempotency key, a repeat of the
     /// same request answers the first response (`render` makes it) and
     /// creates nothing.
+    ///
+    /// Creates without a key that arrive together are written together (see
+    /// [`create_batches`]): one statement per table for the whole batch, and
+    /// each is answered once the batch is durable.
     pub async fn create_order(
         &self,
         actor: &Actor,
@@ -217,32 +241,38 @@ impl Engine {
         render: impl Fn(&OrderView) -> String + Send + Sync + 'static,
     ) -> Result<Created> {
         self.require(Role::Store, "orders are created at the store")?;
+        let order = NewOrder {
+            actor: actor.clone(),
+            content,
+            pricing,
+        };
+        let Some((key, hash)) = idempotency else {
+            let (reply, answer) = oneshot::channel();
+            let stopped = || StorageError::Commit("the order writer has stopped".into());
+            self.create_queue()
+                .send(PendingCreate { order, reply })
+                .await
+                .map_err(|_| stopped())?;
+            let view = answer.await.map_err(|_| stopped())??;
+            return Ok(Created::New(Box::new(view)));
+        };
         let render = Arc::new(render);
-        let idempotency = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
+        let key = (key.to_owned(), hash.to_owned());
         // Two requests racing with one key on PostgreSQL: the loser's insert
         // of the key fails, and its second round finds the winner's answer.
         let mut last_err = None;
         for _ in 0..2 {
-            let (this, actor, content, pricing, key, render) = (
-                self.clone(),
-                actor.clone(),
-                content.clone(),
-                pricing.clone(),
-                idempotency.clone(),
-                render.clone(),
-            );
+            let (peer, order, key, render) =
+                (self.peer(), order.clone(), key.clone(), render.clone());
             let attempt = self
                 .db
                 .write(move |c| {
-                    Box::pin(async move {
-                        this.try_create(c, &actor, content, pricing, key, &*render)
-                            .await
-                    })
+                    Box::pin(async move { create_keyed(c, peer, order, key, &*render).await })
                 })
                 .await;
             match attempt {
                 Err(EngineError::Storage(StorageError::Sqlx(sqlx::Error::Database(e))))
-                    if idempotency.is_some() && e.is_unique_violation() =>
+                    if e.is_unique_violation() =>
                 {
                     last_err = Some(EngineError::Storage(StorageError::Sqlx(
                         sqlx::Error::Database(e),
@@ -260,60 +290,20 @@ impl Engine {
         Err(last_err.unwrap_or(EngineError::Conflict("concurrent create".into())))
     }
 
-    async fn try_create(
-        &self,
-        c: &mut AnyConnection,
-        actor: &Actor,
-        content: OrderContent,
-        pricing: Pricing,
-        idempotency: Option<(String, String)>,
-        render: &(dyn Fn(&OrderView) -> String + Send + Sync),
-    ) -> Result<Created> {
-        let now = now_micros();
-        if let Some((key, hash)) = &idempotency
-            && let Some(stored) = idempotency::find(c, key, now).await?
-        {
-            return if &stored.request_hash == hash {
-                Ok(Created::Replayed(stored.response))
-            } else {
-                Err(EngineError::IdempotencyKeyReused)
-            };
-        }
-        let seq = orders::next_number(c).await?;
-        let at = storage::from_micros(now);
-        let order = Order {
-            id: OrderId::new(),
-            number: crate::domain::order::order_number(seq),
-            content,
-            store_version: 1,
-            warehouse_version: 0,
-            fulfillment: None,
-            created_at: at,
-            updated_at: at,
-        };
-        if !orders::insert(c, &order).await? {
-            // A fresh v7 id and the next number cannot be taken, unless
-            // the database was edited by hand.
-            return Err(EngineError::Conflict(format!(
-                "order number {} is already taken; check the order_number counter",
-                order.number
-            )));
-        }
-        orders::save_pricing(c, order.id, &pricing).await?;
-        audit::record(c, order.id, actor, &["created"], now).await?;
-        outbox::enqueue(c, self.peer(), order.id, order.store_version, now).await?;
-        let view = OrderView {
-            order,
-            pricing: Some(pricing),
-            sync: SyncInfo {
-                state: SyncState::Pending,
-                last_error: None,
-            },
-        };
-        if let Some((key, hash)) = &idempotency {
-            idempotency::save(c, key, hash, &render(&view), now).await?;
-        }
-        Ok(Created::New(Box::new(view)))
+    /// The queue of [`create_batches`], started on first use.
+    fn create_queue(&self) -> &mpsc::Sender<PendingCreate> {
+        self.creates.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(4 * MAX_CREATE_BATCH);
+            // The task holds the database and the wake-up, not the engine:
+            // when the last engine goes, the queue closes and the task ends.
+            tokio::spawn(create_batches(
+                self.db.clone(),
+                self.peer(),
+                self.wake.clone(),
+                rx,
+            ));
+            tx
+        })
     }
 
     /// Changes content or money of an order the warehouse has not started on.
@@ -457,6 +447,161 @@ impl Engine {
         outbox::enqueue(c, self.peer(), order.id, v, now).await?;
         Ok(v)
     }
+}
+
+/// Takes every create waiting, writes them as one batch, and answers each
+/// once the batch is durable. Batches are written concurrently: the next
+/// one gathers while the last commits.
+async fn create_batches(
+    db: Db,
+    peer: &'static str,
+    wake: Arc<Notify>,
+    mut queue: mpsc::Receiver<PendingCreate>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_CREATE_BATCH {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        tokio::spawn(create_batch(db.clone(), peer, wake.clone(), batch));
+    }
+}
+
+async fn create_batch(db: Db, peer: &'static str, wake: Arc<Notify>, batch: Vec<PendingCreate>) {
+    let (orders, replies): (Vec<NewOrder>, Vec<_>) =
+        batch.into_iter().map(|p| (p.order, p.reply)).unzip();
+    let orders = Arc::new(orders);
+    let all = orders.clone();
+    let written = db
+        .write(move |c| Box::pin(async move { insert_new(c, peer, &all).await }))
+        .await;
+    match written {
+        Ok(views) => {
+            wake.notify_one();
+            for (reply, view) in replies.into_iter().zip(views) {
+                let _ = reply.send(Ok(view));
+            }
+        }
+        Err(e) if replies.len() == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Err(_) => {
+            // Nothing of the batch was written. Each create alone, so that
+            // only the one at fault fails, with its own error.
+            let mut any = false;
+            for (i, reply) in replies.into_iter().enumerate() {
+                let one = orders.clone();
+                let r = db
+                    .write(move |c| Box::pin(async move { insert_new(c, peer, &one[i..=i]).await }))
+                    .await
+                    .and_then(|mut v| v.pop().ok_or_else(not_written));
+                any |= r.is_ok();
+                let _ = reply.send(r);
+            }
+            if any {
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+fn not_written() -> EngineError {
+    StorageError::Commit("the order was not written".into()).into()
+}
+
+/// A create with an idempotency key: the stored answer when the key was
+/// seen with the same body, else the new order and the key saved with it.
+async fn create_keyed(
+    c: &mut AnyConnection,
+    peer: &'static str,
+    order: NewOrder,
+    (key, hash): (String, String),
+    render: &(dyn Fn(&OrderView) -> String + Send + Sync),
+) -> Result<Created> {
+    let now = now_micros();
+    if let Some(stored) = idempotency::find(c, &key, now).await? {
+        return if stored.request_hash == hash {
+            Ok(Created::Replayed(stored.response))
+        } else {
+            Err(EngineError::IdempotencyKeyReused)
+        };
+    }
+    let view = insert_new(c, peer, std::slice::from_ref(&order))
+        .await?
+        .pop()
+        .ok_or_else(not_written)?;
+    idempotency::save(c, &key, &hash, &render(&view), now).await?;
+    Ok(Created::New(Box::new(view)))
+}
+
+/// Writes new orders at the store: numbers, rows, money, audit and outbox,
+/// one statement per table for the lot.
+async fn insert_new(
+    c: &mut AnyConnection,
+    peer: &'static str,
+    new: &[NewOrder],
+) -> Result<Vec<OrderView>> {
+    let now = now_micros();
+    let at = storage::from_micros(now);
+    let first = orders::next_numbers(c, new.len()).await?;
+    let list: Vec<Order> = new
+        .iter()
+        .zip(first..)
+        .map(|(n, seq)| Order {
+            id: OrderId::new(),
+            number: crate::domain::order::order_number(seq),
+            content: n.content.clone(),
+            store_version: 1,
+            warehouse_version: 0,
+            fulfillment: None,
+            created_at: at,
+            updated_at: at,
+        })
+        .collect();
+    let inserted = orders::insert_many(c, &list).await?;
+    if let Some(taken) = list.iter().find(|o| !inserted.contains(&o.id)) {
+        // Fresh v7 ids and the next numbers cannot be taken, unless the
+        // database was edited by hand.
+        return Err(EngineError::Conflict(format!(
+            "order number {} is already taken; check the order_number counter",
+            taken.number
+        )));
+    }
+    let prices: Vec<(OrderId, &Pricing)> = list
+        .iter()
+        .zip(new)
+        .map(|(o, n)| (o.id, &n.pricing))
+        .collect();
+    orders::insert_pricing(c, &prices).await?;
+    let trail: Vec<audit::Record> = list
+        .iter()
+        .zip(new)
+        .map(|(o, n)| audit::Record {
+            id: o.id,
+            actor: &n.actor,
+            changes: "created".into(),
+        })
+        .collect();
+    audit::record_many(c, &trail, now).await?;
+    let queued: Vec<(OrderId, i64)> = list.iter().map(|o| (o.id, o.store_version)).collect();
+    outbox::enqueue_many(c, peer, &queued, now).await?;
+    Ok(list
+        .into_iter()
+        .zip(new)
+        .map(|(order, n)| OrderView {
+            order,
+            pricing: Some(n.pricing.clone()),
+            sync: SyncInfo {
+                state: SyncState::Pending,
+                last_error: None,
+            },
+        })
+        .collect())
 }
 
 async fn touch(c: &mut AnyConnection, id: OrderId, now: i64) -> Result<()> {

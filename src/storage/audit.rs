@@ -3,7 +3,15 @@
 use sqlx::AnyConnection;
 
 use super::Result;
+use super::bulk::{self, Val};
 use crate::domain::{Actor, OrderId};
+
+/// One line of the trail: `actor` changed `changes` of order `id`.
+pub struct Record<'a> {
+    pub id: OrderId,
+    pub actor: &'a Actor,
+    pub changes: String,
+}
 
 pub async fn record(
     c: &mut AnyConnection,
@@ -12,14 +20,36 @@ pub async fn record(
     changes: &[&str],
     at: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id.to_string())
-        .bind(at)
-        .bind(actor.kind())
-        .bind(actor.name())
-        .bind(changes.join(","))
-        .execute(&mut *c)
-        .await?;
+    let one = Record {
+        id,
+        actor,
+        changes: changes.join(","),
+    };
+    record_many(c, &[one], at).await
+}
+
+/// Appends many lines at once (one statement per chunk).
+pub async fn record_many(c: &mut AnyConnection, list: &[Record<'_>], at: i64) -> Result<()> {
+    let keys: Vec<String> = list.iter().map(|r| r.id.to_string()).collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 5);
+    for (key, r) in keys.iter().zip(list) {
+        rows.extend([
+            Val::from(key.as_str()),
+            at.into(),
+            r.actor.kind().into(),
+            r.actor.name().into(),
+            r.changes.as_str().into(),
+        ]);
+    }
+    bulk::run(
+        c,
+        "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) VALUES ",
+        "",
+        &[],
+        5,
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 

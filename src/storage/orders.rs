@@ -3,10 +3,11 @@
 //! Rows are parsed back into domain types on load, so an order read from the
 //! database obeys the same rules as one built from a request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
+use super::bulk::{self, Val};
 use super::{Db, Result, StorageError, from_micros, placeholders, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
@@ -208,29 +209,45 @@ pub async fn load(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
 /// Loads an order for a read-modify-write inside `c`'s transaction, locking
 /// its row on PostgreSQL so concurrent writers of the same order queue up.
 pub async fn load_for_update(db: &Db, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
-    if !db.for_update().is_empty() {
-        let sql = format!("SELECT id FROM orders WHERE id = $1{}", db.for_update());
-        if sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *c)
-            .await?
-            .is_none()
-        {
-            return Ok(None);
-        }
-    }
-    load(c, id).await
+    Ok(load_many_for_update(db, c, &[id]).await?.pop())
 }
 
-/// The store's next order number (1, 2, ...), inside the caller's transaction.
-pub async fn next_number(c: &mut AnyConnection) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar(
-        "INSERT INTO counters (name, value) VALUES ('order_number', 1) \
-         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+/// [`load_for_update`] for a whole batch. Rows are locked in id order, so
+/// two batches never wait on each other crosswise.
+pub async fn load_many_for_update(
+    db: &Db,
+    c: &mut AnyConnection,
+    ids: &[OrderId],
+) -> Result<Vec<Order>> {
+    if !db.for_update().is_empty() && !ids.is_empty() {
+        let sql = format!(
+            "SELECT id FROM orders WHERE id IN {} ORDER BY id{}",
+            placeholders(1, ids.len()),
+            db.for_update()
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id.to_string());
+        }
+        if q.fetch_all(&mut *c).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
+    load_many(c, ids).await
+}
+
+/// Takes the store's next `n` order numbers (1, 2, ...) inside the caller's
+/// transaction; returns the first of them.
+pub async fn next_numbers(c: &mut AnyConnection, n: usize) -> Result<i64> {
+    let n = n as i64;
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('order_number', $1) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + $1 RETURNING value",
     )
+    .bind(n)
     .fetch_one(&mut *c)
     .await?;
-    Ok(n)
+    Ok(last - n + 1)
 }
 
 fn fulfillment_columns(
@@ -254,84 +271,146 @@ fn fulfillment_columns(
     }
 }
 
-/// Inserts a new order with its lines and shipment. Returns false, and
-/// writes nothing, when its id or number is already taken: two deliveries of
-/// one new order racing on PostgreSQL must not fail a batch.
-pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
-    let (status, hold_reason, held_from, rejected, changed) =
-        fulfillment_columns(o.fulfillment.as_ref());
-    let ct = &o.content;
-    let key = o.id.to_string();
-    let inserted = sqlx::query(
+/// Inserts new orders with their lines and shipments, in as few statements
+/// as the batch allows. Returns the ids actually inserted: an order whose id
+/// or number is already taken is skipped and nothing of it is written (two
+/// deliveries of one new order racing on PostgreSQL must not fail a batch).
+pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSet<OrderId>> {
+    if list.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<String> = list.iter().map(|o| o.id.to_string()).collect();
+    let hashes: Vec<i64> = keys.iter().map(|k| id_hash(k)).collect();
+    let fulfillment: Vec<_> = list
+        .iter()
+        .map(|o| fulfillment_columns(o.fulfillment.as_ref()))
+        .collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 26);
+    for (((o, key), hash), (status, hold_reason, held_from, rejected, changed)) in
+        list.iter().zip(&keys).zip(&hashes).zip(&fulfillment)
+    {
+        let ct = &o.content;
+        rows.extend([
+            Val::from(key.as_str()),
+            o.number.as_str().into(),
+            o.store_version.into(),
+            o.warehouse_version.into(),
+            ct.customer.name.as_str().into(),
+            ct.customer.email.as_str().into(),
+            ct.customer.company.as_deref().into(),
+            ct.shipping_address.name.as_str().into(),
+            ct.shipping_address.line1.as_str().into(),
+            ct.shipping_address.line2.as_deref().into(),
+            ct.shipping_address.city.as_str().into(),
+            ct.shipping_address.region.as_deref().into(),
+            ct.shipping_address.postal_code.as_str().into(),
+            ct.shipping_address.country.as_str().into(),
+            ct.notes.as_deref().into(),
+            ct.deliver_by.map(to_micros).into(),
+            i64::from(ct.cancel.is_some()).into(),
+            ct.cancel.as_ref().and_then(|r| r.reason.as_deref()).into(),
+            (*status).into(),
+            hold_reason.as_deref().into(),
+            (*held_from).into(),
+            rejected.as_deref().into(),
+            (*changed).into(),
+            to_micros(o.created_at).into(),
+            to_micros(o.updated_at).into(),
+            (*hash).into(),
+        ]);
+    }
+    let returned = bulk::run(
+        c,
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
          customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
          ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING",
+         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) VALUES ",
+        " ON CONFLICT DO NOTHING RETURNING id",
+        &[],
+        26,
+        &rows,
     )
-    .bind(key.as_str())
-    .bind(o.number.as_str())
-    .bind(o.store_version)
-    .bind(o.warehouse_version)
-    .bind(ct.customer.name.as_str())
-    .bind(ct.customer.email.as_str())
-    .bind(ct.customer.company.as_deref())
-    .bind(ct.shipping_address.name.as_str())
-    .bind(ct.shipping_address.line1.as_str())
-    .bind(ct.shipping_address.line2.as_deref())
-    .bind(ct.shipping_address.city.as_str())
-    .bind(ct.shipping_address.region.as_deref())
-    .bind(ct.shipping_address.postal_code.as_str())
-    .bind(ct.shipping_address.country.as_str())
-    .bind(ct.notes.as_deref())
-    .bind(ct.deliver_by.map(to_micros))
-    .bind(i64::from(ct.cancel.is_some()))
-    .bind(ct.cancel.as_ref().and_then(|r| r.reason.as_deref()))
-    .bind(status)
-    .bind(hold_reason)
-    .bind(held_from)
-    .bind(rejected)
-    .bind(changed)
-    .bind(to_micros(o.created_at))
-    .bind(to_micros(o.updated_at))
-    .bind(id_hash(&key))
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(false);
+    .await?;
+    let mut inserted = HashSet::with_capacity(returned.len());
+    for row in returned {
+        let id: String = row.try_get(0)?;
+        inserted.insert(OrderId::parse(&id).ok_or_else(|| corrupt(&id, "not a UUID"))?);
     }
-    insert_lines(c, o.id, &ct.lines).await?;
-    if let Some(s) = o.fulfillment.as_ref().and_then(|f| f.shipment.as_ref()) {
-        insert_shipment(c, o.id, s).await?;
-    }
-    Ok(true)
+    let new: Vec<&Order> = list.iter().filter(|o| inserted.contains(&o.id)).collect();
+    insert_lines(c, new.iter().map(|o| (o.id, o.content.lines.as_slice()))).await?;
+    insert_shipments(
+        c,
+        new.iter().filter_map(|o| {
+            o.fulfillment
+                .as_ref()
+                .and_then(|f| f.shipment.as_ref())
+                .map(|s| (o.id, s))
+        }),
+    )
+    .await?;
+    Ok(inserted)
 }
 
-async fn insert_lines(c: &mut AnyConnection, id: OrderId, lines: &[Line]) -> Result<()> {
-    let key = id.to_string();
-    for (i, l) in lines.iter().enumerate() {
-        sqlx::query("INSERT INTO order_lines (order_id, line_no, sku, name, quantity) VALUES ($1, $2, $3, $4, $5)")
-            .bind(key.as_str())
-            .bind(i as i64)
-            .bind(l.sku.as_str())
-            .bind(l.name.as_str())
-            .bind(i64::from(l.quantity.get()))
-            .execute(&mut *c)
-            .await?;
+/// Inserts one new order; false when its id or number is taken (see
+/// [`insert_many`]).
+pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
+    Ok(!insert_many(c, std::slice::from_ref(o)).await?.is_empty())
+}
+
+async fn insert_lines<'a>(
+    c: &mut AnyConnection,
+    orders: impl Iterator<Item = (OrderId, &'a [Line])>,
+) -> Result<()> {
+    let orders: Vec<(String, &[Line])> = orders.map(|(id, l)| (id.to_string(), l)).collect();
+    let mut rows: Vec<Val> = Vec::new();
+    for (key, lines) in &orders {
+        for (i, l) in lines.iter().enumerate() {
+            rows.extend([
+                Val::from(key.as_str()),
+                (i as i64).into(),
+                l.sku.as_str().into(),
+                l.name.as_str().into(),
+                i64::from(l.quantity.get()).into(),
+            ]);
+        }
     }
+    bulk::run(
+        c,
+        "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) VALUES ",
+        "",
+        &[],
+        5,
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
-async fn insert_shipment(c: &mut AnyConnection, id: OrderId, s: &Shipment) -> Result<()> {
-    sqlx::query("INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) VALUES ($1, 1, $2, $3, $4)")
-        .bind(id.to_string())
-        .bind(s.carrier.as_str())
-        .bind(s.tracking_number.as_str())
-        .bind(to_micros(s.shipped_at))
-        .execute(&mut *c)
-        .await?;
+async fn insert_shipments<'a>(
+    c: &mut AnyConnection,
+    shipments: impl Iterator<Item = (OrderId, &'a Shipment)>,
+) -> Result<()> {
+    let shipments: Vec<(String, &Shipment)> =
+        shipments.map(|(id, s)| (id.to_string(), s)).collect();
+    let mut rows: Vec<Val> = Vec::new();
+    for (key, s) in &shipments {
+        rows.extend([
+            Val::from(key.as_str()),
+            1.into(),
+            s.carrier.as_str().into(),
+            s.tracking_number.as_str().into(),
+            to_micros(s.shipped_at).into(),
+        ]);
+    }
+    bulk::run(
+        c,
+        "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) VALUES ",
+        "",
+        &[],
+        5,
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
@@ -378,7 +457,7 @@ pub async fn update_content(
         .bind(id.to_string())
         .execute(&mut *c)
         .await?;
-    insert_lines(c, id, &ct.lines).await?;
+    insert_lines(c, std::iter::once((id, ct.lines.as_slice()))).await?;
     Ok(true)
 }
 
@@ -416,9 +495,7 @@ pub async fn update_fulfillment(
         .bind(id.to_string())
         .execute(&mut *c)
         .await?;
-    if let Some(s) = &f.shipment {
-        insert_shipment(c, id, s).await?;
-    }
+    insert_shipments(c, f.shipment.iter().map(|s| (id, s))).await?;
     Ok(true)
 }
 
@@ -428,30 +505,51 @@ pub async fn update_fulfillment(
 
 /// Writes (or replaces) the money of an order.
 pub async fn save_pricing(c: &mut AnyConnection, id: OrderId, p: &Pricing) -> Result<()> {
-    let key = id.to_string();
-    sqlx::query(
-        "INSERT INTO order_prices (order_id, currency, shipping_cost) VALUES ($1, $2, $3) \
-         ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
-    )
-    .bind(key.as_str())
-    .bind(p.currency.as_str())
-    .bind(p.shipping_cost.get())
-    .execute(&mut *c)
-    .await?;
     sqlx::query("DELETE FROM order_line_prices WHERE order_id = $1")
-        .bind(key.as_str())
+        .bind(id.to_string())
         .execute(&mut *c)
         .await?;
-    for (i, price) in p.unit_prices.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ($1, $2, $3)",
-        )
-        .bind(key.as_str())
-        .bind(i as i64)
-        .bind(price.get())
-        .execute(&mut *c)
-        .await?;
+    insert_pricing(c, &[(id, p)]).await
+}
+
+/// Writes the money of orders that have none yet (new orders), or whose
+/// line prices were just deleted.
+pub async fn insert_pricing(c: &mut AnyConnection, list: &[(OrderId, &Pricing)]) -> Result<()> {
+    let keys: Vec<String> = list.iter().map(|(id, _)| id.to_string()).collect();
+    let mut orders: Vec<Val> = Vec::with_capacity(list.len() * 3);
+    let mut lines: Vec<Val> = Vec::new();
+    for (key, (_, p)) in keys.iter().zip(list) {
+        orders.extend([
+            Val::from(key.as_str()),
+            p.currency.as_str().into(),
+            p.shipping_cost.get().into(),
+        ]);
+        for (i, price) in p.unit_prices.iter().enumerate() {
+            lines.extend([
+                Val::from(key.as_str()),
+                (i as i64).into(),
+                price.get().into(),
+            ]);
+        }
     }
+    bulk::run(
+        c,
+        "INSERT INTO order_prices (order_id, currency, shipping_cost) VALUES ",
+        " ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
+        &[],
+        3,
+        &orders,
+    )
+    .await?;
+    bulk::run(
+        c,
+        "INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ",
+        "",
+        &[],
+        3,
+        &lines,
+    )
+    .await?;
     Ok(())
 }
 

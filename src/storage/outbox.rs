@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
+use super::bulk::{self, Val};
 use super::{Backend, Db, Result, StorageError, placeholders};
 use crate::domain::OrderId;
 
@@ -84,10 +85,39 @@ pub async fn enqueue(
     version: i64,
     now: i64,
 ) -> Result<()> {
-    let backend = backend_of(c);
-    sqlx::query(
+    enqueue_many(c, peer, &[(id, version)], now).await
+}
+
+/// [`enqueue`] for many orders at once (one statement per chunk). An order
+/// listed twice is enqueued once, with its highest version.
+pub async fn enqueue_many(
+    c: &mut AnyConnection,
+    peer: &str,
+    list: &[(OrderId, i64)],
+    now: i64,
+) -> Result<()> {
+    // One statement must not upsert a row twice (PostgreSQL refuses).
+    let mut newest: HashMap<OrderId, i64> = HashMap::with_capacity(list.len());
+    for &(id, v) in list {
+        let e = newest.entry(id).or_insert(v);
+        *e = (*e).max(v);
+    }
+    let keys: Vec<(String, i64)> = list
+        .iter()
+        .filter_map(|(id, _)| newest.remove(id).map(|v| (id.to_string(), v)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<Val> = Vec::with_capacity(keys.len() * 2);
+    for (key, v) in &keys {
+        rows.extend([Val::from(key.as_str()), (*v).into()]);
+    }
+    bulk::run(
+        c,
         "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
-         VALUES ($1, $2, $3, 'pending', 0, $4, $4, 0) \
+         SELECT $1, column1, column2, 'pending', 0, $2, $2, 0 FROM (VALUES ",
+        ") AS v WHERE true \
          ON CONFLICT (peer, order_id) DO UPDATE SET \
            version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
            attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
@@ -95,14 +125,12 @@ pub async fn enqueue(
            next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
            last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
            state = 'pending'",
+        &[Val::from(peer), Val::Int(now)],
+        2,
+        &rows,
     )
-    .bind(peer)
-    .bind(id.to_string())
-    .bind(version)
-    .bind(now)
-    .execute(&mut *c)
     .await?;
-    if backend == Backend::Postgres {
+    if backend_of(c) == Backend::Postgres {
         // Delivered at commit, to every relay on this database (other
         // replicas too); several in one transaction are folded into one.
         sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, '')) AS n")
@@ -212,86 +240,110 @@ pub enum Settle {
     Retry { error: String, next_attempt_at: i64 },
 }
 
-/// Ends the lease of one row. `sent_version` is the version of the snapshot
-/// actually sent; a row bumped to a newer version meanwhile stays pending.
-pub async fn settle(
-    c: &mut AnyConnection,
-    peer: &str,
-    id: &str,
-    sent_version: i64,
-    how: &Settle,
-    now: i64,
-) -> Result<()> {
-    match how {
-        Settle::Delivered => {
-            sqlx::query(
-                "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $4 \
-                 WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
-            )
-            .bind(peer)
-            .bind(id)
-            .bind(sent_version)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-        }
-        Settle::Dead { reason } => {
-            sqlx::query(
-                "UPDATE outbox SET state = 'dead', last_error = $4, attempts = attempts + 1 \
-                 WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
-            )
-            .bind(peer)
-            .bind(id)
-            .bind(sent_version)
-            .bind(reason.as_str())
-            .execute(&mut *c)
-            .await?;
-        }
-        Settle::Retry {
-            error,
-            next_attempt_at,
-        } => {
-            sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4 \
-                 WHERE peer = $1 AND order_id = $2 AND state = 'pending'",
-            )
-            .bind(peer)
-            .bind(id)
-            .bind(error.as_str())
-            .bind(*next_attempt_at)
-            .execute(&mut *c)
-            .await?;
-        }
-    }
-    sqlx::query("UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id = $2")
-        .bind(peer)
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+/// How one leased row ends this round, decided before it is written.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub order_id: String,
+    /// The version of the snapshot actually sent; a row bumped to a newer
+    /// version meanwhile stays pending.
+    pub version: i64,
+    pub how: Settle,
+    /// The attempt's outcome for the timeline (`applied`, `rejected`, ...).
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub next_retry: Option<i64>,
 }
 
-/// Appends one delivery attempt to the order's timeline.
-#[allow(clippy::too_many_arguments)]
-pub async fn record_attempt(
+/// Ends the leases of a round's rows and appends each attempt to its
+/// order's timeline. Deliveries (the common case) are settled together in
+/// one statement per chunk; failures one by one.
+pub async fn settle_many(
     c: &mut AnyConnection,
     peer: &str,
-    id: &str,
-    at: i64,
-    outcome: &str,
-    detail: Option<&str>,
-    next_retry_at: Option<i64>,
+    list: &[Settled],
+    now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sync_attempts (peer, order_id, at, outcome, detail, next_retry_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    if list.is_empty() {
+        return Ok(());
+    }
+    let mut delivered: Vec<Val> = Vec::new();
+    for s in list {
+        match &s.how {
+            Settle::Delivered => {
+                delivered.extend([Val::from(s.order_id.as_str()), s.version.into()])
+            }
+            Settle::Dead { reason } => {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'dead', last_error = $4, attempts = attempts + 1 \
+                     WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
+                )
+                .bind(peer)
+                .bind(s.order_id.as_str())
+                .bind(s.version)
+                .bind(reason.as_str())
+                .execute(&mut *c)
+                .await?;
+            }
+            Settle::Retry {
+                error,
+                next_attempt_at,
+            } => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4 \
+                     WHERE peer = $1 AND order_id = $2 AND state = 'pending'",
+                )
+                .bind(peer)
+                .bind(s.order_id.as_str())
+                .bind(error.as_str())
+                .bind(*next_attempt_at)
+                .execute(&mut *c)
+                .await?;
+            }
+        }
+    }
+    let fixed = [Val::from(peer), Val::Int(now)];
+    bulk::run(
+        c,
+        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $2 \
+         FROM (VALUES ",
+        ") AS v WHERE outbox.peer = $1 AND outbox.order_id = v.column1 \
+         AND outbox.version <= v.column2 AND outbox.state = 'pending'",
+        &fixed,
+        2,
+        &delivered,
     )
-    .bind(peer)
-    .bind(id)
-    .bind(at)
-    .bind(outcome)
-    .bind(detail)
-    .bind(next_retry_at)
-    .execute(&mut *c)
+    .await?;
+    let ids: Vec<Val> = list
+        .iter()
+        .map(|s| Val::from(s.order_id.as_str()))
+        .collect();
+    bulk::run(
+        c,
+        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id IN (VALUES ",
+        ")",
+        &fixed[..1],
+        1,
+        &ids,
+    )
+    .await?;
+    let mut attempts: Vec<Val> = Vec::with_capacity(list.len() * 5);
+    for s in list {
+        attempts.extend([
+            Val::from(s.order_id.as_str()),
+            s.outcome.into(),
+            s.detail.as_deref().into(),
+            s.next_retry.into(),
+        ]);
+    }
+    bulk::run(
+        c,
+        "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
+         SELECT $1, $2, column1, column2, column3, column4 FROM (VALUES ",
+        ") AS v",
+        &fixed,
+        4,
+        &attempts,
+    )
     .await?;
     Ok(())
 }

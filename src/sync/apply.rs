@@ -9,10 +9,12 @@
 //! An item the receiver cannot parse or accept is `rejected` on its own; the
 //! rest of the batch still applies.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::AnyConnection;
 
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
-use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderId, Role};
+use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
 use crate::engine::{Engine, Result};
 use crate::storage::{audit, now_micros, orders, outbox};
 
@@ -51,6 +53,11 @@ pub async fn apply_batch(
 
 /// The batch inside its transaction: results, and whether anything was
 /// enqueued for the relay.
+///
+/// The orders of the whole batch are loaded in one go, and new orders at
+/// the warehouse (the bulk of traffic) are inserted together, so a batch
+/// costs a few statements plus one or two per changed order. An order that
+/// appears twice in one batch is reloaded before each of its items.
 async fn apply_in(
     engine: &Engine,
     c: &mut AnyConnection,
@@ -70,16 +77,299 @@ async fn apply_in(
         return Ok(Err(BatchRefused::Replayed));
     }
     let actor = Actor::Sync(engine.peer().to_owned());
-    let mut results = Vec::with_capacity(items.len());
-    let mut enqueued = false;
-    for item in items {
-        let r = match engine.role() {
-            Role::Warehouse => apply_content(engine, c, &actor, item, now, &mut enqueued).await?,
-            Role::Store => apply_fulfillment(engine, c, &actor, item, now).await?,
-        };
-        results.push(r);
+    let parsed: Vec<std::result::Result<Parsed, ItemResult>> = items
+        .iter()
+        .map(|item| Parsed::from_item(engine.role(), item))
+        .collect();
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut repeated = HashSet::new();
+    for p in parsed.iter().flatten() {
+        if !seen.insert(p.id()) {
+            repeated.insert(p.id());
+        }
     }
-    Ok(Ok((results, enqueued)))
+    let ids: Vec<OrderId> = seen.into_iter().collect();
+    let loaded = orders::load_many_for_update(engine.db(), c, &ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let mut batch = Batch {
+        engine,
+        actor: &actor,
+        now,
+        loaded,
+        repeated,
+        trail: Vec::new(),
+        enqueue: Vec::new(),
+        enqueued: false,
+    };
+
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut new_orders: Vec<(usize, ContentSnapshot, Order)> = Vec::new();
+    for (i, p) in parsed.into_iter().enumerate() {
+        let p = match p {
+            Ok(p) => p,
+            Err(r) => {
+                results.push(Some(r));
+                continue;
+            }
+        };
+        let id = p.id();
+        match p {
+            Parsed::Content(snap, content)
+                if !batch.loaded.contains_key(&id) && !batch.repeated.contains(&id) =>
+            {
+                let order = new_at_warehouse(&snap, content, now);
+                new_orders.push((i, snap, order));
+                results.push(None);
+            }
+            Parsed::Content(snap, content) => {
+                let old = batch.current(c, id).await?;
+                results.push(Some(batch.apply_content(c, &snap, content, old).await?));
+            }
+            Parsed::Fulfillment(snap, f) => {
+                let old = batch.current(c, id).await?;
+                results.push(Some(batch.apply_fulfillment(c, &snap, f, old).await?));
+            }
+        }
+    }
+    if !new_orders.is_empty() {
+        let list: Vec<Order> = new_orders.iter().map(|(_, _, o)| o.clone()).collect();
+        let inserted = orders::insert_many(c, &list).await?;
+        for (i, snap, order) in new_orders {
+            let r = if inserted.contains(&order.id) {
+                batch.trail.push(audit::Record {
+                    id: order.id,
+                    actor: &actor,
+                    changes: "created".into(),
+                });
+                // The store learns the order's first fulfillment state.
+                batch.enqueue.push((order.id, 1));
+                outcome(order.id, ItemOutcome::Applied)
+            } else {
+                // Taken meanwhile: by a concurrent delivery of this same
+                // order (then it is an update like any other), or its number
+                // by another order.
+                batch.taken(c, &snap, order).await?
+            };
+            results[i] = Some(r);
+        }
+    }
+    let Batch {
+        trail,
+        enqueue,
+        enqueued,
+        ..
+    } = batch;
+    audit::record_many(c, &trail, now).await?;
+    outbox::enqueue_many(c, engine.peer(), &enqueue, now).await?;
+    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+    Ok(Ok((results, enqueued || !enqueue.is_empty())))
+}
+
+/// One item of a batch, parsed for the receiving side.
+enum Parsed {
+    Content(ContentSnapshot, OrderContent),
+    Fulfillment(FulfillmentSnapshot, Fulfillment),
+}
+
+impl Parsed {
+    /// Parses an item, or says why it is rejected.
+    fn from_item(role: Role, item: &serde_json::Value) -> std::result::Result<Parsed, ItemResult> {
+        match role {
+            Role::Warehouse => {
+                let snap: ContentSnapshot = serde_json::from_value(item.clone()).map_err(|e| {
+                    rejected(item_id(item), format!("not an order content snapshot: {e}"))
+                })?;
+                let content = snap
+                    .parse()
+                    .map_err(|errors| rejected(Some(snap.id), describe(&errors)))?;
+                Ok(Parsed::Content(snap, content))
+            }
+            Role::Store => {
+                let snap: FulfillmentSnapshot =
+                    serde_json::from_value(item.clone()).map_err(|e| {
+                        rejected(item_id(item), format!("not a fulfillment snapshot: {e}"))
+                    })?;
+                let f = snap
+                    .parse()
+                    .map_err(|errors| rejected(Some(snap.id), describe(&errors)))?;
+                Ok(Parsed::Fulfillment(snap, f))
+            }
+        }
+    }
+
+    fn id(&self) -> OrderId {
+        match self {
+            Parsed::Content(s, _) => s.id,
+            Parsed::Fulfillment(s, _) => s.id,
+        }
+    }
+}
+
+/// A new order as the warehouse first holds it.
+fn new_at_warehouse(snap: &ContentSnapshot, content: OrderContent, now: i64) -> Order {
+    let mut fulfillment = Fulfillment::new();
+    if content.cancel.is_some() {
+        fulfillment = fulfillment.answer_cancel_request();
+    }
+    Order {
+        id: snap.id,
+        number: snap.number.clone(),
+        content,
+        store_version: snap.store_version,
+        warehouse_version: 1,
+        fulfillment: Some(fulfillment),
+        created_at: snap.created_at,
+        updated_at: crate::storage::from_micros(now),
+    }
+}
+
+/// What a batch has loaded, and what it writes at its end.
+struct Batch<'a> {
+    engine: &'a Engine,
+    actor: &'a Actor,
+    now: i64,
+    /// The batch's orders as loaded at its start.
+    loaded: HashMap<OrderId, Order>,
+    /// Orders that appear more than once: reloaded before each item.
+    repeated: HashSet<OrderId>,
+    trail: Vec<audit::Record<'a>>,
+    /// New orders whose first fulfillment state goes to the store.
+    enqueue: Vec<(OrderId, i64)>,
+    /// Whether an item already enqueued something itself.
+    enqueued: bool,
+}
+
+impl Batch<'_> {
+    /// The order as it stands before this item.
+    async fn current(&mut self, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
+        if self.repeated.contains(&id) {
+            Ok(orders::load_for_update(self.engine.db(), c, id).await?)
+        } else {
+            Ok(self.loaded.remove(&id))
+        }
+    }
+
+    /// A new order whose insert found its id or number taken.
+    async fn taken(
+        &mut self,
+        c: &mut AnyConnection,
+        snap: &ContentSnapshot,
+        order: Order,
+    ) -> Result<ItemResult> {
+        let id = order.id;
+        match orders::load_for_update(self.engine.db(), c, id).await? {
+            None => Ok(rejected(
+                Some(id),
+                format!("order number {} belongs to another order", order.number),
+            )),
+            Some(old) => self.update_content(c, snap, order.content, old).await,
+        }
+    }
+
+    async fn apply_content(
+        &mut self,
+        c: &mut AnyConnection,
+        snap: &ContentSnapshot,
+        content: OrderContent,
+        old: Option<Order>,
+    ) -> Result<ItemResult> {
+        let id = snap.id;
+        match old {
+            // Only an order listed twice in one batch gets here new.
+            None => {
+                let order = new_at_warehouse(snap, content, self.now);
+                if !orders::insert(c, &order).await? {
+                    return self.taken(c, snap, order).await;
+                }
+                audit::record(c, id, self.actor, &["created"], self.now).await?;
+                self.enqueue.push((id, 1));
+                Ok(outcome(id, ItemOutcome::Applied))
+            }
+            Some(old) => self.update_content(c, snap, content, old).await,
+        }
+    }
+
+    /// Newer content for an order the warehouse holds.
+    async fn update_content(
+        &mut self,
+        c: &mut AnyConnection,
+        snap: &ContentSnapshot,
+        content: OrderContent,
+        old: Order,
+    ) -> Result<ItemResult> {
+        let id = snap.id;
+        if old.store_version >= snap.store_version {
+            return Ok(outcome(id, ItemOutcome::Stale));
+        }
+        let changed = old.content.changed_fields(&content);
+        orders::update_content(c, id, &content, snap.store_version, self.now).await?;
+        if !changed.is_empty() {
+            audit::record(c, id, self.actor, &changed, self.now).await?;
+        }
+        let before = old.fulfillment.clone().unwrap_or_default();
+        let mut after = before.clone();
+        let edited = changed.iter().any(|f| *f != "cancel_request");
+        if edited && before.work_started() {
+            // The store owns content, so the edit is applied; staff are
+            // told it came after they started.
+            after.content_changed_after_pick = true;
+        }
+        if content.cancel.is_some() {
+            after = after.answer_cancel_request();
+        }
+        if after != before {
+            self.engine
+                .save_fulfillment(
+                    c,
+                    &old,
+                    &before,
+                    &after,
+                    &Actor::System("warehouse".into()),
+                    self.now,
+                )
+                .await?;
+            self.enqueued = true;
+        }
+        Ok(outcome(id, ItemOutcome::Applied))
+    }
+
+    async fn apply_fulfillment(
+        &mut self,
+        c: &mut AnyConnection,
+        snap: &FulfillmentSnapshot,
+        fulfillment: Fulfillment,
+        old: Option<Order>,
+    ) -> Result<ItemResult> {
+        let id = snap.id;
+        match old {
+            None => Ok(rejected(
+                Some(id),
+                "the store has no order with this id".into(),
+            )),
+            Some(old) if old.warehouse_version >= snap.warehouse_version => {
+                Ok(outcome(id, ItemOutcome::Stale))
+            }
+            Some(old) => {
+                let changed = match &old.fulfillment {
+                    Some(before) => before.changed_fields(&fulfillment),
+                    None => vec!["status"],
+                };
+                orders::update_fulfillment(c, id, &fulfillment, snap.warehouse_version, self.now)
+                    .await?;
+                if !changed.is_empty() {
+                    self.trail.push(audit::Record {
+                        id,
+                        actor: self.actor,
+                        changes: changed.join(","),
+                    });
+                }
+                Ok(outcome(id, ItemOutcome::Applied))
+            }
+        }
+    }
 }
 
 fn rejected(id: Option<OrderId>, reason: String) -> ItemResult {
@@ -111,143 +401,4 @@ fn item_id(item: &serde_json::Value) -> Option<OrderId> {
     item.get("id")
         .and_then(|v| v.as_str())
         .and_then(OrderId::parse)
-}
-
-async fn apply_content(
-    engine: &Engine,
-    c: &mut AnyConnection,
-    actor: &Actor,
-    item: &serde_json::Value,
-    now: i64,
-    enqueued: &mut bool,
-) -> Result<ItemResult> {
-    let snap: ContentSnapshot = match serde_json::from_value(item.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(rejected(
-                item_id(item),
-                format!("not an order content snapshot: {e}"),
-            ));
-        }
-    };
-    let content = match snap.parse() {
-        Ok(c) => c,
-        Err(errors) => return Ok(rejected(Some(snap.id), describe(&errors))),
-    };
-    let id = snap.id;
-    let mut existing = orders::load_for_update(engine.db(), c, id).await?;
-    if existing.is_none() {
-        let mut fulfillment = Fulfillment::new();
-        if content.cancel.is_some() {
-            fulfillment = fulfillment.answer_cancel_request();
-        }
-        let order = Order {
-            id,
-            number: snap.number.clone(),
-            content: content.clone(),
-            store_version: snap.store_version,
-            warehouse_version: 1,
-            fulfillment: Some(fulfillment),
-            created_at: snap.created_at,
-            updated_at: crate::storage::from_micros(now),
-        };
-        if orders::insert(c, &order).await? {
-            audit::record(c, id, actor, &["created"], now).await?;
-            // The store learns the order's first fulfillment state.
-            outbox::enqueue(c, engine.peer(), id, 1, now).await?;
-            *enqueued = true;
-            return Ok(outcome(id, ItemOutcome::Applied));
-        }
-        // Taken meanwhile: by a concurrent delivery of this same order (then
-        // it is an update like any other), or its number by another order.
-        existing = orders::load_for_update(engine.db(), c, id).await?;
-        if existing.is_none() {
-            return Ok(rejected(
-                Some(id),
-                format!("order number {} belongs to another order", snap.number),
-            ));
-        }
-    }
-    match existing {
-        None => Ok(rejected(
-            Some(id),
-            "order vanished while being applied".into(),
-        )),
-        Some(old) if old.store_version >= snap.store_version => Ok(outcome(id, ItemOutcome::Stale)),
-        Some(old) => {
-            let changed = old.content.changed_fields(&content);
-            orders::update_content(c, id, &content, snap.store_version, now).await?;
-            if !changed.is_empty() {
-                audit::record(c, id, actor, &changed, now).await?;
-            }
-            let before = old.fulfillment.clone().unwrap_or_default();
-            let mut after = before.clone();
-            let edited = changed.iter().any(|f| *f != "cancel_request");
-            if edited && before.work_started() {
-                // The store owns content, so the edit is applied; staff are
-                // told it came after they started.
-                after.content_changed_after_pick = true;
-            }
-            if content.cancel.is_some() {
-                after = after.answer_cancel_request();
-            }
-            if after != before {
-                engine
-                    .save_fulfillment(
-                        c,
-                        &old,
-                        &before,
-                        &after,
-                        &Actor::System("warehouse".into()),
-                        now,
-                    )
-                    .await?;
-                *enqueued = true;
-            }
-            Ok(outcome(id, ItemOutcome::Applied))
-        }
-    }
-}
-
-async fn apply_fulfillment(
-    engine: &Engine,
-    c: &mut AnyConnection,
-    actor: &Actor,
-    item: &serde_json::Value,
-    now: i64,
-) -> Result<ItemResult> {
-    let snap: FulfillmentSnapshot = match serde_json::from_value(item.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(rejected(
-                item_id(item),
-                format!("not a fulfillment snapshot: {e}"),
-            ));
-        }
-    };
-    let fulfillment = match snap.parse() {
-        Ok(f) => f,
-        Err(errors) => return Ok(rejected(Some(snap.id), describe(&errors))),
-    };
-    let id = snap.id;
-    match orders::load_for_update(engine.db(), c, id).await? {
-        None => Ok(rejected(
-            Some(id),
-            "the store has no order with this id".into(),
-        )),
-        Some(old) if old.warehouse_version >= snap.warehouse_version => {
-            Ok(outcome(id, ItemOutcome::Stale))
-        }
-        Some(old) => {
-            let changed = match &old.fulfillment {
-                Some(before) => before.changed_fields(&fulfillment),
-                None => vec!["status"],
-            };
-            orders::update_fulfillment(c, id, &fulfillment, snap.warehouse_version, now).await?;
-            if !changed.is_empty() {
-                audit::record(c, id, actor, &changed, now).await?;
-            }
-            Ok(outcome(id, ItemOutcome::Applied))
-        }
-    }
 }

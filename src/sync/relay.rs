@@ -30,7 +30,7 @@ use crate::domain::snapshot::{
 };
 use crate::domain::{Order, OrderId, Role};
 use crate::engine::Engine;
-use crate::storage::outbox::{self, Claimed, Settle};
+use crate::storage::outbox::{self, Claimed, Settle, Settled};
 use crate::storage::{StorageError, now_micros, orders};
 
 /// Tunables of the relay, with the defaults documented on the CLI.
@@ -71,16 +71,6 @@ pub struct Relay {
     cfg: RelayConfig,
     peer: PeerClient,
     breaker: Arc<Breaker>,
-}
-
-/// How one leased row ends this round, decided before it is written.
-struct Settled {
-    order_id: String,
-    version: i64,
-    how: Settle,
-    outcome: &'static str,
-    detail: Option<String>,
-    next_retry: Option<i64>,
 }
 
 /// Most requests one round may make while splitting a failing batch.
@@ -361,19 +351,7 @@ impl Relay {
             .db()
             .write(move |c| {
                 Box::pin(async move {
-                    for s in &settled {
-                        outbox::settle(c, &peer_name, &s.order_id, s.version, &s.how, now).await?;
-                        outbox::record_attempt(
-                            c,
-                            &peer_name,
-                            &s.order_id,
-                            now,
-                            s.outcome,
-                            s.detail.as_deref(),
-                            s.next_retry,
-                        )
-                        .await?;
-                    }
+                    outbox::settle_many(c, &peer_name, &settled, now).await?;
                     Ok::<_, StorageError>(())
                 })
             })
