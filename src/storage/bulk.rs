@@ -98,7 +98,7 @@ pub async fn run(
     cols: usize,
     rows: &[Val<'_>],
 ) -> Result<Vec<AnyRow>> {
-    debug_assert!(cols > 0 && rows.len() % cols == 0);
+    debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
     let mut out = Vec::new();
     let mut rest = rows;
     for size in chunk_sizes(rows.len() / cols) {
