@@ -8,7 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{EngineError, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Engine, EngineError, Result};
 use crate::domain::Role;
 use crate::domain::values::{FieldError, required_text};
 use crate::storage::{Db, StorageError, auth, now_micros};
@@ -90,4 +94,68 @@ pub async fn create_token(db: &Db, role: Role, name: &str) -> Result<String> {
     auth::create_token(&mut c, &name, &token_hash(&token), now_micros()).await?;
     c.commit().await?;
     Ok(token)
+}
+
+/// How long an API token found valid is trusted without reading the
+/// database again. A token revoked in the admin UI stops working at once
+/// (the cache is cleared); one revoked by `fulfillment token revoke`, another
+/// process, within this time.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Most tokens remembered; more are rare (a token per client), and the
+/// cache is simply emptied when it fills.
+const TOKEN_CACHE_MAX: usize = 4096;
+
+/// Recently checked API tokens (by hash), so that authenticating a request
+/// costs no database read. Unknown tokens are never remembered.
+#[derive(Default)]
+pub struct TokenCache {
+    seen: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(name, _)| name.clone())
+    }
+
+    fn put(&self, hash: String, name: String) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= TOKEN_CACHE_MAX {
+            seen.clear();
+        }
+        seen.insert(hash, (name, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl Engine {
+    /// The name of a valid (not revoked) API token, if it is one.
+    pub async fn token_name(&self, token: &str) -> Result<Option<String>> {
+        let hash = token_hash(token);
+        if let Some(name) = self.tokens.get(&hash) {
+            return Ok(Some(name));
+        }
+        let mut c = self
+            .db()
+            .reader()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        let name = auth::token_name(&mut c, &hash).await?;
+        if let Some(name) = &name {
+            self.tokens.put(hash, name.clone());
+        }
+        Ok(name)
+    }
+
+    /// Forgets every checked token (after a revocation in this process).
+    pub fn forget_tokens(&self) {
+        self.tokens.clear();
+    }
 }

@@ -73,6 +73,7 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// Creates without an idempotency key wait here to be written together.
     creates: Arc<OnceLock<mpsc::Sender<PendingCreate>>>,
+    tokens: Arc<credentials::TokenCache>,
 }
 
 /// Most creates written in one statement batch.
@@ -100,6 +101,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new(role)),
             creates: Arc::new(OnceLock::new()),
+            tokens: Arc::default(),
         }
     }
 
@@ -450,8 +452,9 @@ impl Engine {
 }
 
 /// Takes every create waiting, writes them as one batch, and answers each
-/// once the batch is durable. Batches are written concurrently: the next
-/// one gathers while the last commits.
+/// once the batch is durable. One batch is written at a time: the next one
+/// gathers while the last commits (that wait is what makes batches; writing
+/// each as it comes would make batches of one).
 async fn create_batches(
     db: Db,
     peer: &'static str,
@@ -466,11 +469,11 @@ async fn create_batches(
                 Err(_) => break,
             }
         }
-        tokio::spawn(create_batch(db.clone(), peer, wake.clone(), batch));
+        create_batch(&db, peer, &wake, batch).await;
     }
 }
 
-async fn create_batch(db: Db, peer: &'static str, wake: Arc<Notify>, batch: Vec<PendingCreate>) {
+async fn create_batch(db: &Db, peer: &'static str, wake: &Notify, batch: Vec<PendingCreate>) {
     let (orders, replies): (Vec<NewOrder>, Vec<_>) =
         batch.into_iter().map(|p| (p.order, p.reply)).unzip();
     let orders = Arc::new(orders);

@@ -9,8 +9,6 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::{Actor, FieldError, OrderId};
-use crate::engine::credentials::token_hash;
-use crate::storage::auth;
 
 /// A JSON body parsed into `T`, keeping the raw value (for idempotency hashes).
 pub struct ApiJson<T> {
@@ -99,14 +97,7 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         // The lookup is by hash, so the comparison never touches the token
         // itself and takes the same time whatever its prefix.
-        let mut c = state
-            .engine
-            .db()
-            .reader()
-            .acquire()
-            .await
-            .map_err(crate::storage::StorageError::from)?;
-        match auth::token_name(&mut c, &token_hash(token)).await? {
+        match state.engine.token_name(token).await? {
             Some(name) => Ok(Caller(Actor::Token(name))),
             None => Err(ApiError::Unauthorized(
                 "unknown or revoked API token; create one with `fulfillment token create`".into(),

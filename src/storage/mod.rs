@@ -158,6 +158,10 @@ impl Db {
                         .max_connections(n)
                         .min_connections(1)
                         .acquire_timeout(Duration::from_secs(30))
+                        // A local file does not drop connections; a ping
+                        // before each use would be one more round trip to
+                        // the connection's thread for every request.
+                        .test_before_acquire(false)
                         .after_connect(move |conn, _| {
                             let pragmas = pragmas.clone();
                             Box::pin(async move {

@@ -471,32 +471,77 @@ pub async fn update_fulfillment(
     warehouse_version: i64,
     now: i64,
 ) -> Result<bool> {
-    let (status, hold_reason, held_from, rejected, changed) = fulfillment_columns(Some(f));
-    let done = sqlx::query(
-        "UPDATE orders SET warehouse_version = $2, status = $3, hold_reason = $4, held_from = $5, \
-         cancel_rejected_reason = $6, content_changed_after_pick = $7, updated_at = $8 \
-         WHERE id = $1 AND warehouse_version < $2",
-    )
-    .bind(id.to_string())
-    .bind(warehouse_version)
-    .bind(status)
-    .bind(hold_reason)
-    .bind(held_from)
-    .bind(rejected)
-    .bind(changed)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if done == 0 {
-        return Ok(false);
+    Ok(!update_fulfillments(c, &[(id, f, warehouse_version)], now)
+        .await?
+        .is_empty())
+}
+
+/// [`update_fulfillment`] for many orders, one statement per chunk (plus
+/// their shipments). Returns the ids actually updated.
+pub async fn update_fulfillments(
+    c: &mut AnyConnection,
+    list: &[(OrderId, &Fulfillment, i64)],
+    now: i64,
+) -> Result<HashSet<OrderId>> {
+    let keys: Vec<String> = list.iter().map(|(id, _, _)| id.to_string()).collect();
+    let columns: Vec<_> = list
+        .iter()
+        .map(|(_, f, _)| fulfillment_columns(Some(f)))
+        .collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 7);
+    for ((key, (_, _, version)), (status, hold_reason, held_from, rejected, changed)) in
+        keys.iter().zip(list).zip(&columns)
+    {
+        rows.extend([
+            Val::from(key.as_str()),
+            (*version).into(),
+            (*status).into(),
+            hold_reason.as_deref().into(),
+            (*held_from).into(),
+            rejected.as_deref().into(),
+            (*changed).into(),
+        ]);
     }
-    sqlx::query("DELETE FROM shipments WHERE order_id = $1")
-        .bind(id.to_string())
-        .execute(&mut *c)
-        .await?;
-    insert_shipments(c, f.shipment.iter().map(|s| (id, s))).await?;
-    Ok(true)
+    let returned = bulk::run(
+        c,
+        "UPDATE orders SET warehouse_version = v.column2, status = v.column3, hold_reason = v.column4, \
+         held_from = v.column5, cancel_rejected_reason = v.column6, content_changed_after_pick = v.column7, \
+         updated_at = $1 FROM (VALUES ",
+        ") AS v WHERE orders.id = v.column1 AND orders.warehouse_version < v.column2 RETURNING orders.id",
+        &[Val::Int(now)],
+        7,
+        &rows,
+    )
+    .await?;
+    let mut updated = HashSet::with_capacity(returned.len());
+    for row in returned {
+        let id: String = row.try_get(0)?;
+        updated.insert(OrderId::parse(&id).ok_or_else(|| corrupt(&id, "not a UUID"))?);
+    }
+    // Shipments are replaced wholesale: usually there is none on either side.
+    let replaced: Vec<Val> = keys
+        .iter()
+        .zip(list)
+        .filter(|(_, (id, _, _))| updated.contains(id))
+        .map(|(key, _)| Val::from(key.as_str()))
+        .collect();
+    bulk::run(
+        c,
+        "DELETE FROM shipments WHERE order_id IN (VALUES ",
+        ")",
+        &[],
+        1,
+        &replaced,
+    )
+    .await?;
+    insert_shipments(
+        c,
+        list.iter()
+            .filter(|(id, _, _)| updated.contains(id))
+            .filter_map(|(id, f, _)| f.shipment.as_ref().map(|s| (*id, s))),
+    )
+    .await?;
+    Ok(updated)
 }
 
 // ---------------------------------------------------------------------------

@@ -115,6 +115,15 @@ async fn commit_group(pool: &AnyPool, group: &mut [Box<dyn Work>]) -> Result<(),
     let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
     let c: &mut AnyConnection = &mut conn;
     exec(c, "BEGIN").await?;
+    if let [only] = group {
+        // Alone in its transaction, a write needs no savepoint: if it
+        // fails, the rollback of the whole transaction undoes just it.
+        return if only.run(c).await {
+            exec(c, "COMMIT").await
+        } else {
+            exec(c, "ROLLBACK").await
+        };
+    }
     let mut result = Ok(());
     for w in group.iter_mut() {
         if let Err(e) = exec(c, "SAVEPOINT w").await {

@@ -103,6 +103,7 @@ async fn apply_in(
         trail: Vec::new(),
         enqueue: Vec::new(),
         enqueued: false,
+        fulfillments: Vec::new(),
     };
 
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
@@ -160,8 +161,12 @@ async fn apply_in(
         trail,
         enqueue,
         enqueued,
+        fulfillments,
         ..
     } = batch;
+    let fulfillments: Vec<(OrderId, &Fulfillment, i64)> =
+        fulfillments.iter().map(|(id, f, v)| (*id, f, *v)).collect();
+    orders::update_fulfillments(c, &fulfillments, now).await?;
     audit::record_many(c, &trail, now).await?;
     outbox::enqueue_many(c, engine.peer(), &enqueue, now).await?;
     let results: Vec<ItemResult> = results.into_iter().flatten().collect();
@@ -242,6 +247,8 @@ struct Batch<'a> {
     enqueue: Vec<(OrderId, i64)>,
     /// Whether an item already enqueued something itself.
     enqueued: bool,
+    /// Newer fulfillments (at the store), written together at the end.
+    fulfillments: Vec<(OrderId, Fulfillment, i64)>,
 }
 
 impl Batch<'_> {
@@ -359,8 +366,20 @@ impl Batch<'_> {
                     Some(before) => before.changed_fields(&fulfillment),
                     None => vec!["status"],
                 };
-                orders::update_fulfillment(c, id, &fulfillment, snap.warehouse_version, self.now)
+                if self.repeated.contains(&id) {
+                    // Written now: the order's next item reloads it.
+                    orders::update_fulfillment(
+                        c,
+                        id,
+                        &fulfillment,
+                        snap.warehouse_version,
+                        self.now,
+                    )
                     .await?;
+                } else {
+                    self.fulfillments
+                        .push((id, fulfillment, snap.warehouse_version));
+                }
                 if !changed.is_empty() {
                     self.trail.push(audit::Record {
                         id,

@@ -154,6 +154,7 @@ pub async fn revoke(
     let mut tx = state.engine.db().begin().await?;
     let done = auth::revoke_token(&mut tx, &id, now_micros()).await?;
     tx.commit().await?;
+    state.engine.forget_tokens();
     if !done {
         return Err(AdminError::Conflict(
             "That token does not exist or was already revoked.".into(),
