@@ -210,11 +210,14 @@ async fn create(
     .await?;
     let (content, pricing) = value.parse().map_err(ApiError::invalid)?;
     // serde_json's map is ordered by key, so this is a canonical form: the
-    // same body with keys in another order is the same request.
-    let hash: String = Sha256::digest(raw.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // same body with keys in another order is the same request. Only a
+    // request with a key needs it.
+    let hash = key.as_ref().map(|_| {
+        Sha256::digest(raw.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
     let role = state.engine.role();
     let render = move |v: &OrderView| order_json(role, v).to_string();
     let created = state
@@ -223,7 +226,7 @@ async fn create(
             &actor,
             content,
             pricing,
-            key.as_deref().map(|k| (k, hash.as_str())),
+            key.as_deref().zip(hash.as_deref()),
             render,
         )
         .await?;
