@@ -8,11 +8,11 @@
 //! What differs between store and warehouse is which commands are allowed
 //! ([`EngineError::WrongRole`]) and whether money is loaded with an order.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use chrono::Utc;
 use sqlx::AnyConnection;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::{
@@ -20,8 +20,12 @@ use crate::domain::{
 };
 pub use crate::metrics::Metrics;
 use crate::storage::outbox::{SyncInfo, SyncState};
+mod batch;
 pub mod credentials;
 
+use batch::{BatchWrite, Batcher, not_written};
+
+use crate::storage::writer::BoxFuture;
 use crate::storage::{self, Db, StorageError, audit, idempotency, now_micros, orders, outbox};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +75,12 @@ pub struct Engine {
     role: Role,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    /// Creates without an idempotency key wait here to be written together.
-    creates: Arc<OnceLock<mpsc::Sender<PendingCreate>>>,
+    /// Creates without an idempotency key, written together.
+    creates: Arc<Batcher<Creates>>,
+    /// Fulfillment steps by staff, written together.
+    steps: Arc<Batcher<Steps>>,
     tokens: Arc<credentials::TokenCache>,
 }
-
-/// Most creates written in one statement batch.
-const MAX_CREATE_BATCH: usize = 256;
 
 /// What a new order is made of, before it has an id and a number.
 #[derive(Clone)]
@@ -87,20 +90,20 @@ struct NewOrder {
     pricing: Pricing,
 }
 
-/// A create waiting for the next batch, and where its answer goes.
-struct PendingCreate {
-    order: NewOrder,
-    reply: oneshot::Sender<Result<OrderView>>,
-}
-
 impl Engine {
     pub fn new(db: Db, role: Role) -> Self {
         Self {
-            db,
+            db: db.clone(),
             role,
             wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new(role)),
-            creates: Arc::new(OnceLock::new()),
+            creates: Arc::new(Batcher::new(Creates {
+                peer: role.peer().as_str(),
+            })),
+            steps: Arc::new(Batcher::new(Steps {
+                db: db.clone(),
+                peer: role.peer().as_str(),
+            })),
             tokens: Arc::default(),
         }
     }
@@ -232,7 +235,7 @@ impl Engine {
     /// creates nothing.
     ///
     /// Creates without a key that arrive together are written together (see
-    /// [`create_batches`]): one statement per table for the whole batch, and
+    /// [`batch`]): one statement per table for the whole batch, and
     /// each is answered once the batch is durable.
     pub async fn create_order(
         &self,
@@ -249,13 +252,7 @@ impl Engine {
             pricing,
         };
         let Some((key, hash)) = idempotency else {
-            let (reply, answer) = oneshot::channel();
-            let stopped = || StorageError::Commit("the order writer has stopped".into());
-            self.create_queue()
-                .send(PendingCreate { order, reply })
-                .await
-                .map_err(|_| stopped())?;
-            let view = answer.await.map_err(|_| stopped())??;
+            let view = self.creates.submit(&self.db, &self.wake, order).await?;
             return Ok(Created::New(Box::new(view)));
         };
         let render = Arc::new(render);
@@ -290,22 +287,6 @@ impl Engine {
             }
         }
         Err(last_err.unwrap_or(EngineError::Conflict("concurrent create".into())))
-    }
-
-    /// The queue of [`create_batches`], started on first use.
-    fn create_queue(&self) -> &mpsc::Sender<PendingCreate> {
-        self.creates.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(4 * MAX_CREATE_BATCH);
-            // The task holds the database and the wake-up, not the engine:
-            // when the last engine goes, the queue closes and the task ends.
-            tokio::spawn(create_batches(
-                self.db.clone(),
-                self.peer(),
-                self.wake.clone(),
-                rx,
-            ));
-            tx
-        })
     }
 
     /// Changes content or money of an order the warehouse has not started on.
@@ -404,6 +385,7 @@ impl Engine {
     // -- warehouse commands ---------------------------------------------------
 
     /// Moves an order through fulfillment, or says why it cannot move.
+    /// Steps that arrive together are written together (see [`batch`]).
     pub async fn transition(
         &self,
         actor: &Actor,
@@ -411,29 +393,17 @@ impl Engine {
         action: Action,
     ) -> Result<OrderView> {
         self.require(Role::Warehouse, "fulfillment is changed at the warehouse")?;
-        let (this, actor) = (self.clone(), actor.clone());
-        self.db
-            .write(move |c| {
-                Box::pin(async move {
-                    let now = now_micros();
-                    let order = orders::load_for_update(&this.db, c, id)
-                        .await?
-                        .ok_or(EngineError::NotFound(id))?;
-                    let current = order.fulfillment.clone().unwrap_or_default();
-                    let next = current.apply(action, Utc::now()).map_err(|e| {
-                        EngineError::Conflict(format!("order {}: {e}", order.number))
-                    })?;
-                    this.save_fulfillment(c, &order, &current, &next, &actor, now)
-                        .await
-                })
-            })
-            .await?;
-        self.wake_relay();
-        self.get(id).await
+        let step = Step {
+            actor: actor.clone(),
+            id,
+            action,
+        };
+        self.steps.submit(&self.db, &self.wake, step).await
     }
 
     /// Writes a new fulfillment with the next warehouse version, audits it and
-    /// enqueues it for the store. Shared by staff actions and sync effects.
+    /// enqueues it for the store (the effects of sync; staff steps go
+    /// through [`apply_steps`] in bulk).
     pub(crate) async fn save_fulfillment(
         &self,
         c: &mut AnyConnection,
@@ -451,70 +421,132 @@ impl Engine {
     }
 }
 
-/// Takes every create waiting, writes them as one batch, and answers each
-/// once the batch is durable. One batch is written at a time: the next one
-/// gathers while the last commits (that wait is what makes batches; writing
-/// each as it comes would make batches of one).
-async fn create_batches(
+/// New orders at the store, written in bulk.
+struct Creates {
+    peer: &'static str,
+}
+
+impl BatchWrite for Creates {
+    type Item = NewOrder;
+
+    fn write<'c>(
+        &'c self,
+        c: &'c mut AnyConnection,
+        items: &'c [NewOrder],
+    ) -> BoxFuture<'c, Result<Vec<Result<OrderView>>>> {
+        Box::pin(async move {
+            let views = insert_new(c, self.peer, items).await?;
+            Ok(views.into_iter().map(Ok).collect())
+        })
+    }
+}
+
+/// One fulfillment step asked for by staff.
+struct Step {
+    actor: Actor,
+    id: OrderId,
+    action: Action,
+}
+
+/// Fulfillment steps at the warehouse, written in bulk.
+struct Steps {
     db: Db,
     peer: &'static str,
-    wake: Arc<Notify>,
-    mut queue: mpsc::Receiver<PendingCreate>,
-) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_CREATE_BATCH {
-            match queue.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        create_batch(&db, peer, &wake, batch).await;
+}
+
+impl BatchWrite for Steps {
+    type Item = Step;
+
+    fn write<'c>(
+        &'c self,
+        c: &'c mut AnyConnection,
+        items: &'c [Step],
+    ) -> BoxFuture<'c, Result<Vec<Result<OrderView>>>> {
+        Box::pin(apply_steps(c, &self.db, self.peer, items))
     }
 }
 
-async fn create_batch(db: &Db, peer: &'static str, wake: &Notify, batch: Vec<PendingCreate>) {
-    let (orders, replies): (Vec<NewOrder>, Vec<_>) =
-        batch.into_iter().map(|p| (p.order, p.reply)).unzip();
-    let orders = Arc::new(orders);
-    let all = orders.clone();
-    let written = db
-        .write(move |c| Box::pin(async move { insert_new(c, peer, &all).await }))
-        .await;
-    match written {
-        Ok(views) => {
-            wake.notify_one();
-            for (reply, view) in replies.into_iter().zip(views) {
-                let _ = reply.send(Ok(view));
-            }
-        }
-        Err(e) if replies.len() == 1 => {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(e));
-            }
-        }
-        Err(_) => {
-            // Nothing of the batch was written. Each create alone, so that
-            // only the one at fault fails, with its own error.
-            let mut any = false;
-            for (i, reply) in replies.into_iter().enumerate() {
-                let one = orders.clone();
-                let r = db
-                    .write(move |c| Box::pin(async move { insert_new(c, peer, &one[i..=i]).await }))
-                    .await
-                    .and_then(|mut v| v.pop().ok_or_else(not_written));
-                any |= r.is_ok();
-                let _ = reply.send(r);
-            }
-            if any {
-                wake.notify_one();
+/// Applies staff steps: the orders are loaded (and locked) together, each
+/// step is checked against the order as the steps before it left it (a step
+/// that cannot be taken fails alone and changes nothing), and the orders
+/// that moved are written once each, with one audit line per step.
+async fn apply_steps(
+    c: &mut AnyConnection,
+    db: &Db,
+    peer: &'static str,
+    steps: &[Step],
+) -> Result<Vec<Result<OrderView>>> {
+    let now = now_micros();
+    let at = storage::from_micros(now);
+    let mut ids: Vec<OrderId> = steps.iter().map(|s| s.id).collect();
+    ids.sort();
+    ids.dedup();
+    let mut current: HashMap<OrderId, Order> = orders::load_many_for_update(db, c, &ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let mut moved: Vec<OrderId> = Vec::new();
+    let mut trail = Vec::new();
+    let mut results: Vec<Result<Order>> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let Some(order) = current.get_mut(&step.id) else {
+            results.push(Err(EngineError::NotFound(step.id)));
+            continue;
+        };
+        let before = order.fulfillment.clone().unwrap_or_default();
+        match before.apply(step.action.clone(), at) {
+            Err(e) => results.push(Err(EngineError::Conflict(format!(
+                "order {}: {e}",
+                order.number
+            )))),
+            Ok(after) => {
+                trail.push(audit::Record {
+                    id: order.id,
+                    actor: &step.actor,
+                    changes: before.changed_fields(&after).join(","),
+                });
+                order.fulfillment = Some(after);
+                order.warehouse_version += 1;
+                order.updated_at = at;
+                if !moved.contains(&order.id) {
+                    moved.push(order.id);
+                }
+                results.push(Ok(order.clone()));
             }
         }
     }
-}
-
-fn not_written() -> EngineError {
-    StorageError::Commit("the order was not written".into()).into()
+    let writes: Vec<(OrderId, &Fulfillment, i64)> = moved
+        .iter()
+        .filter_map(|id| current.get(id))
+        .filter_map(|o| {
+            o.fulfillment
+                .as_ref()
+                .map(|f| (o.id, f, o.warehouse_version))
+        })
+        .collect();
+    let written = orders::update_fulfillments(c, &writes, now).await?;
+    if written.len() != writes.len() {
+        // The rows are locked (or the writer is alone), so only a hand edit
+        // of the database can get here.
+        return Err(EngineError::Conflict(
+            "an order changed while it was being updated; try again".into(),
+        ));
+    }
+    audit::record_many(c, &trail, now).await?;
+    let queued: Vec<(OrderId, i64)> = writes.iter().map(|(id, _, v)| (*id, *v)).collect();
+    outbox::enqueue_many(c, peer, &queued, now).await?;
+    let sync = outbox::sync_info(c, peer, &moved).await?;
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.map(|order| OrderView {
+                sync: sync.get(&order.id).cloned().unwrap_or(SyncInfo::SYNCED),
+                pricing: None,
+                order,
+            })
+        })
+        .collect())
 }
 
 /// A create with an idempotency key: the stored answer when the key was
