@@ -41,9 +41,10 @@ pub async fn record_many(c: &mut AnyConnection, list: &[Record<'_>], at: i64) ->
             r.changes.as_str().into(),
         ]);
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) VALUES ",
+        "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes)",
+        "*",
         "",
         &[],
         5,

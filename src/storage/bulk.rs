@@ -4,9 +4,15 @@
 //! statement is a round trip to the connection's worker thread, and those
 //! hand-offs, not SQLite itself, were most of the cost of a write.
 //!
-//! Rows go in chunks whose sizes are powers of two up to [`MAX_CHUNK`], so a
-//! table has a few distinct statement texts, each prepared once and kept in
-//! the connection's statement cache, rather than one text per batch size.
+//! Rows go in chunks of at most [`MAX_CHUNK`], and each chunk is padded
+//! with rows of NULLs up to a power of two: a table has seven statement
+//! texts at most (1, 2, 4 ... 64 rows), each prepared once and kept in the
+//! connection's statement cache. (Preparing a 64-row insert costs about as
+//! much as running it; one text per batch size overflowed the cache.) So
+//! every statement given to [`run`] must ignore rows whose first value is
+//! NULL: inserts are written `INSERT ... SELECT * FROM (VALUES ...) AS v
+//! WHERE column1 IS NOT NULL`, and a NULL key matches nothing in an
+//! `UPDATE ... FROM (VALUES ...)` or an `IN (VALUES ...)`.
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -24,6 +30,17 @@ pub enum Val<'a> {
     Text(&'a str),
     OptInt(Option<i64>),
     OptText(Option<&'a str>),
+}
+
+impl Val<'_> {
+    /// NULL of the same type (PostgreSQL types the columns of a VALUES
+    /// list from its parameters).
+    fn null(self) -> Self {
+        match self {
+            Val::Int(_) | Val::OptInt(_) => Val::OptInt(None),
+            Val::Text(_) | Val::OptText(_) => Val::OptText(None),
+        }
+    }
 }
 
 impl From<i64> for Val<'_> {
@@ -50,22 +67,6 @@ impl<'a> From<Option<&'a str>> for Val<'a> {
     }
 }
 
-/// The chunk sizes for `n` rows: powers of two, largest first, none above
-/// [`MAX_CHUNK`].
-fn chunk_sizes(mut n: usize) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    while n > 0 {
-        let size = if n >= MAX_CHUNK {
-            MAX_CHUNK
-        } else {
-            1 << (usize::BITS - 1 - n.leading_zeros())
-        };
-        sizes.push(size);
-        n -= size;
-    }
-    sizes
-}
-
 /// `($first, ...), (...)`: placeholders for `rows` rows of `cols` values.
 fn values(first: usize, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
@@ -87,9 +88,9 @@ fn values(first: usize, rows: usize, cols: usize) -> String {
 }
 
 /// Runs `{head}{VALUES list}{tail}` over `rows` (flat, `cols` values per
-/// row), chunked. `fixed` values are bound first, as `$1..$k`, in every
-/// chunk; the rows' placeholders follow them. Returns what the statements
-/// returned (for `RETURNING`), in chunk order.
+/// row), chunked and padded (see the module's notes). `fixed` values are
+/// bound first, as `$1..$k`, in every chunk; the rows' placeholders follow
+/// them. Returns what the statements returned (for `RETURNING`).
 pub async fn run(
     c: &mut AnyConnection,
     head: &str,
@@ -100,14 +101,19 @@ pub async fn run(
 ) -> Result<Vec<AnyRow>> {
     debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
     let mut out = Vec::new();
-    let mut rest = rows;
-    for size in chunk_sizes(rows.len() / cols) {
-        let (chunk, tail_rows) = rest.split_at(size * cols);
-        rest = tail_rows;
-        let sql = format!("{head}{}{tail}", values(fixed.len() + 1, size, cols));
+    for chunk in rows.chunks(MAX_CHUNK * cols) {
+        let n = chunk.len() / cols;
+        let shape = n.next_power_of_two();
+        let padding = chunk[..cols].iter().map(|v| v.null()).cycle();
+        let sql = format!("{head}{}{tail}", values(fixed.len() + 1, shape, cols));
         let mut q = sqlx::query(&sql);
-        for v in fixed.iter().chain(chunk) {
-            q = match *v {
+        for v in fixed
+            .iter()
+            .copied()
+            .chain(chunk.iter().copied())
+            .chain(padding.take((shape - n) * cols))
+        {
+            q = match v {
                 Val::Int(i) => q.bind(i),
                 Val::Text(t) => q.bind(t),
                 Val::OptInt(i) => q.bind(i),
@@ -119,22 +125,32 @@ pub async fn run(
     Ok(out)
 }
 
+/// A multi-row insert: `{into} SELECT {select} FROM (VALUES ...) AS v WHERE
+/// column1 IS NOT NULL {tail}` (the padding rows are filtered out; the
+/// `WHERE` also settles SQLite's parsing of an `ON CONFLICT` tail).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    c: &mut AnyConnection,
+    into: &str,
+    select: &str,
+    tail: &str,
+    fixed: &[Val<'_>],
+    cols: usize,
+    rows: &[Val<'_>],
+) -> Result<Vec<AnyRow>> {
+    let head = format!("{into} SELECT {select} FROM (VALUES ");
+    let tail = format!(") AS v WHERE column1 IS NOT NULL{tail}");
+    run(c, &head, &tail, fixed, cols, rows).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chunks_are_powers_of_two_that_add_up() {
-        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
-        assert_eq!(chunk_sizes(1), vec![1]);
-        assert_eq!(chunk_sizes(7), vec![4, 2, 1]);
-        assert_eq!(chunk_sizes(64), vec![64]);
-        assert_eq!(chunk_sizes(200), vec![64, 64, 64, 8]);
-        for n in 0..300 {
-            let sizes = chunk_sizes(n);
-            assert_eq!(sizes.iter().sum::<usize>(), n);
-            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_CHUNK));
-        }
+    fn padding_keeps_the_type() {
+        assert!(matches!(Val::Int(3).null(), Val::OptInt(None)));
+        assert!(matches!(Val::Text("x").null(), Val::OptText(None)));
     }
 
     #[test]

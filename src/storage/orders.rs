@@ -319,12 +319,13 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
             (*hash).into(),
         ]);
     }
-    let returned = bulk::run(
+    let returned = bulk::insert(
         c,
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
          customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
          ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) VALUES ",
+         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash)",
+        "*",
         " ON CONFLICT DO NOTHING RETURNING id",
         &[],
         26,
@@ -374,9 +375,10 @@ async fn insert_lines<'a>(
             ]);
         }
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) VALUES ",
+        "INSERT INTO order_lines (order_id, line_no, sku, name, quantity)",
+        "*",
         "",
         &[],
         5,
@@ -402,9 +404,10 @@ async fn insert_shipments<'a>(
             to_micros(s.shipped_at).into(),
         ]);
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) VALUES ",
+        "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at)",
+        "*",
         "",
         &[],
         5,
@@ -577,18 +580,20 @@ pub async fn insert_pricing(c: &mut AnyConnection, list: &[(OrderId, &Pricing)])
             ]);
         }
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO order_prices (order_id, currency, shipping_cost) VALUES ",
+        "INSERT INTO order_prices (order_id, currency, shipping_cost)",
+        "*",
         " ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
         &[],
         3,
         &orders,
     )
     .await?;
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO order_line_prices (order_id, line_no, unit_price) VALUES ",
+        "INSERT INTO order_line_prices (order_id, line_no, unit_price)",
+        "*",
         "",
         &[],
         3,

@@ -113,12 +113,11 @@ pub async fn enqueue_many(
     for (key, v) in &keys {
         rows.extend([Val::from(key.as_str()), (*v).into()]);
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
-         SELECT $1, column1, column2, 'pending', 0, $2, $2, 0 FROM (VALUES ",
-        ") AS v WHERE true \
-         ON CONFLICT (peer, order_id) DO UPDATE SET \
+        "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until)",
+        "$1, column1, column2, 'pending', 0, $2, $2, 0",
+        " ON CONFLICT (peer, order_id) DO UPDATE SET \
            version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
            attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
            enqueued_at = CASE WHEN outbox.state = 'pending' THEN outbox.enqueued_at ELSE excluded.enqueued_at END, \
@@ -302,12 +301,15 @@ pub async fn settle_many(
         }
     }
     let fixed = [Val::from(peer), Val::Int(now)];
+    // `state || ''` keeps the planner off the (peer, state) index: with it,
+    // SQLite walked every pending row once per VALUES row (11 ms a batch
+    // with a backlog), instead of looking each row up by its key.
     bulk::run(
         c,
         "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $2 \
          FROM (VALUES ",
         ") AS v WHERE outbox.peer = $1 AND outbox.order_id = v.column1 \
-         AND outbox.version <= v.column2 AND outbox.state = 'pending'",
+         AND outbox.version <= v.column2 AND (outbox.state || '') = 'pending'",
         &fixed,
         2,
         &delivered,
@@ -335,11 +337,11 @@ pub async fn settle_many(
             s.next_retry.into(),
         ]);
     }
-    bulk::run(
+    bulk::insert(
         c,
-        "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
-         SELECT $1, $2, column1, column2, column3, column4 FROM (VALUES ",
-        ") AS v",
+        "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at)",
+        "$1, $2, column1, column2, column3, column4",
+        "",
         &fixed,
         4,
         &attempts,
