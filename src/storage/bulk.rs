@@ -17,7 +17,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::Result;
+use super::{Result, positional};
 
 /// Most rows in one statement (64 orders × 26 columns stays far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters).
@@ -90,7 +90,8 @@ fn values(first: usize, rows: usize, cols: usize) -> String {
 /// Runs `{head}{VALUES list}{tail}` over `rows` (flat, `cols` values per
 /// row), chunked and padded (see the module's notes). `fixed` values are
 /// bound first, as `$1..$k`, in every chunk; the rows' placeholders follow
-/// them. Returns what the statements returned (for `RETURNING`).
+/// them. Write each `$k` once and all before the VALUES list, so that on
+/// SQLite they can become anonymous `?` (see [`positional`]). Returns what the statements returned (for `RETURNING`).
 pub async fn run(
     c: &mut AnyConnection,
     head: &str,
@@ -106,6 +107,7 @@ pub async fn run(
         let shape = n.next_power_of_two();
         let padding = chunk[..cols].iter().map(|v| v.null()).cycle();
         let sql = format!("{head}{}{tail}", values(fixed.len() + 1, shape, cols));
+        let sql = positional(c, &sql);
         let mut q = sqlx::query(&sql);
         for v in fixed
             .iter()

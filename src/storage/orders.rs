@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::bulk::{self, Val};
-use super::{Db, Result, StorageError, from_micros, placeholders, to_micros};
+use super::{Db, Result, StorageError, from_micros, placeholders, positional, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use crate::domain::order::{
@@ -147,6 +147,7 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     let ph = placeholders(1, keys.len());
 
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id IN {ph}");
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, OrderRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -156,6 +157,7 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     let sql = format!(
         "SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no"
     );
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, LineRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -174,6 +176,7 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     let sql = format!(
         "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments WHERE order_id IN {ph} ORDER BY order_id, shipment_no"
     );
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, ShipmentRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -630,6 +633,7 @@ pub async fn load_pricing(
     let sql = format!(
         "SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no"
     );
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, LinePriceRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -643,6 +647,7 @@ pub async fn load_pricing(
     let sql = format!(
         "SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}"
     );
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, PriceRow>(&sql);
     for k in &keys {
         q = q.bind(k.as_str());

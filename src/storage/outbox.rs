@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::bulk::{self, Val};
-use super::{Backend, Db, Result, StorageError, placeholders};
+use super::{Backend, Db, Result, StorageError, backend_of, placeholders, positional};
 use crate::domain::OrderId;
 
 /// An order's delivery state towards the peer, as the API shows it.
@@ -68,14 +68,6 @@ impl SyncInfo {
     };
 }
 
-fn backend_of(c: &AnyConnection) -> Backend {
-    if c.backend_name().eq_ignore_ascii_case("postgresql") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    }
-}
-
 /// Records that `version` of order `id` must reach `peer`. Call inside the
 /// transaction that made the change.
 pub async fn enqueue(
@@ -116,7 +108,7 @@ pub async fn enqueue_many(
     bulk::insert(
         c,
         "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until)",
-        "$1, column1, column2, 'pending', 0, $2, $2, 0",
+        "$1, column1, column2, 'pending', 0, $2, $3, 0",
         " ON CONFLICT (peer, order_id) DO UPDATE SET \
            version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
            attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
@@ -124,7 +116,7 @@ pub async fn enqueue_many(
            next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
            last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
            state = 'pending'",
-        &[Val::from(peer), Val::Int(now)],
+        &[Val::from(peer), Val::Int(now), Val::Int(now)],
         2,
         &rows,
     )
@@ -168,6 +160,7 @@ pub async fn sync_info(
         "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {}",
         placeholders(2, ids.len())
     );
+    let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, InfoRow>(&sql).bind(peer);
     for id in ids {
         q = q.bind(id.to_string());
@@ -268,9 +261,11 @@ pub async fn settle_many(
     let mut delivered: Vec<Val> = Vec::new();
     for s in list {
         match &s.how {
-            Settle::Delivered => {
-                delivered.extend([Val::from(s.order_id.as_str()), s.version.into()])
-            }
+            Settle::Delivered => delivered.extend([
+                Val::from(s.order_id.as_str()),
+                s.version.into(),
+                peer.into(),
+            ]),
             Settle::Dead { reason } => {
                 sqlx::query(
                     "UPDATE outbox SET state = 'dead', last_error = $4, attempts = attempts + 1 \
@@ -306,12 +301,12 @@ pub async fn settle_many(
     // with a backlog), instead of looking each row up by its key.
     bulk::run(
         c,
-        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $2 \
+        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1 \
          FROM (VALUES ",
-        ") AS v WHERE outbox.peer = $1 AND outbox.order_id = v.column1 \
+        ") AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
          AND outbox.version <= v.column2 AND (outbox.state || '') = 'pending'",
-        &fixed,
-        2,
+        &[Val::Int(now)],
+        3,
         &delivered,
     )
     .await?;
