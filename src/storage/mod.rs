@@ -371,6 +371,18 @@ fn anonymous_params(sql: &str) -> Option<String> {
     Some(out)
 }
 
+/// An `IN` list for `keys`: `($first, ...)` padded with NULLs to a power of
+/// two, and the values to bind in order. A few list lengths mean a few
+/// statement texts, each prepared once and kept in the connection's cache;
+/// one text per length (a relay batch can be any size up to a thousand)
+/// filled every connection's cache with large, rarely reused statements.
+pub(crate) fn in_list(first: usize, keys: &[String]) -> (String, Vec<Option<&str>>) {
+    let shape = keys.len().max(1).next_power_of_two();
+    let mut values: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
+    values.resize(shape, None);
+    (placeholders(first, shape), values)
+}
+
 /// `($k, $k+1, ...)` placeholders for an `IN` list of `n` values.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
@@ -396,6 +408,15 @@ mod tests {
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite://").is_err());
         assert_eq!(placeholders(2, 3), "($2, $3, $4)");
+    }
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two() {
+        let keys: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let (ph, values) = in_list(2, &keys);
+        assert_eq!(ph, "($2, $3, $4, $5)");
+        assert_eq!(values, vec![Some("a"), Some("b"), Some("c"), None]);
+        assert_eq!(in_list(1, &keys[..1]).0, "($1)");
     }
 
     #[test]

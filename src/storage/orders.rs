@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::bulk::{self, Val};
-use super::{Db, Result, StorageError, from_micros, placeholders, positional, to_micros};
+use super::{Db, Result, StorageError, from_micros, in_list, positional, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use crate::domain::order::{
@@ -144,13 +144,13 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
         return Ok(Vec::new());
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let ph = placeholders(1, keys.len());
+    let (ph, list) = in_list(1, &keys);
 
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id IN {ph}");
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, OrderRow>(&sql);
-    for k in &keys {
-        q = q.bind(k.as_str());
+    for k in &list {
+        q = q.bind(*k);
     }
     let rows = q.fetch_all(&mut *c).await?;
 
@@ -159,8 +159,8 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     );
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, LineRow>(&sql);
-    for k in &keys {
-        q = q.bind(k.as_str());
+    for k in &list {
+        q = q.bind(*k);
     }
     let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
     for l in q.fetch_all(&mut *c).await? {
@@ -178,8 +178,8 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
     );
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, ShipmentRow>(&sql);
-    for k in &keys {
-        q = q.bind(k.as_str());
+    for k in &list {
+        q = q.bind(*k);
     }
     let mut shipments: HashMap<String, Shipment> = HashMap::new();
     for s in q.fetch_all(&mut *c).await? {
@@ -223,14 +223,15 @@ pub async fn load_many_for_update(
     ids: &[OrderId],
 ) -> Result<Vec<Order>> {
     if !db.for_update().is_empty() && !ids.is_empty() {
+        let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+        let (ph, list) = in_list(1, &keys);
         let sql = format!(
-            "SELECT id FROM orders WHERE id IN {} ORDER BY id{}",
-            placeholders(1, ids.len()),
+            "SELECT id FROM orders WHERE id IN {ph} ORDER BY id{}",
             db.for_update()
         );
         let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(id.to_string());
+        for k in &list {
+            q = q.bind(*k);
         }
         if q.fetch_all(&mut *c).await?.is_empty() {
             return Ok(Vec::new());
@@ -629,14 +630,14 @@ pub async fn load_pricing(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let ph = placeholders(1, keys.len());
+    let (ph, list) = in_list(1, &keys);
     let sql = format!(
         "SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no"
     );
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, LinePriceRow>(&sql);
-    for k in &keys {
-        q = q.bind(k.as_str());
+    for k in &list {
+        q = q.bind(*k);
     }
     let mut prices: HashMap<String, Vec<MinorUnits>> = HashMap::new();
     for r in q.fetch_all(&mut *c).await? {
@@ -649,8 +650,8 @@ pub async fn load_pricing(
     );
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, PriceRow>(&sql);
-    for k in &keys {
-        q = q.bind(k.as_str());
+    for k in &list {
+        q = q.bind(*k);
     }
     for r in q.fetch_all(&mut *c).await? {
         let bad = |e: crate::domain::FieldError| corrupt(&r.order_id, e);

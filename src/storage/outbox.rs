@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::bulk::{self, Val};
-use super::{Backend, Db, Result, StorageError, backend_of, placeholders, positional};
+use super::{Backend, Db, Result, StorageError, backend_of, in_list, placeholders, positional};
 use crate::domain::OrderId;
 
 /// An order's delivery state towards the peer, as the API shows it.
@@ -156,14 +156,15 @@ pub async fn sync_info(
     if ids.is_empty() {
         return Ok(out);
     }
+    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+    let (ph, list) = in_list(2, &keys);
     let sql = format!(
-        "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {}",
-        placeholders(2, ids.len())
+        "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {ph}"
     );
     let sql = positional(c, &sql);
     let mut q = sqlx::query_as::<_, InfoRow>(&sql).bind(peer);
-    for id in ids {
-        q = q.bind(id.to_string());
+    for k in &list {
+        q = q.bind(*k);
     }
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
