@@ -25,6 +25,7 @@ pub mod credentials;
 
 use batch::{BatchWrite, Batcher, not_written};
 
+use crate::storage::bulk::Script;
 use crate::storage::writer::BoxFuture;
 use crate::storage::{self, Db, StorageError, audit, idempotency, now_micros, orders, outbox};
 
@@ -598,21 +599,15 @@ async fn insert_new(
             updated_at: at,
         })
         .collect();
-    let inserted = orders::insert_many(c, &list).await?;
-    if let Some(taken) = list.iter().find(|o| !inserted.contains(&o.id)) {
-        // Fresh v7 ids and the next numbers cannot be taken, unless the
-        // database was edited by hand.
-        return Err(EngineError::Conflict(format!(
-            "order number {} is already taken; check the order_number counter",
-            taken.number
-        )));
-    }
+    // One script: on SQLite the six inserts are one call to the database.
+    let mut script = Script::new(c);
+    orders::plan_insert_all(&mut script, &list);
     let prices: Vec<(OrderId, &Pricing)> = list
         .iter()
         .zip(new)
         .map(|(o, n)| (o.id, &n.pricing))
         .collect();
-    orders::insert_pricing(c, &prices).await?;
+    orders::plan_pricing(&mut script, &prices);
     let trail: Vec<audit::Record> = list
         .iter()
         .zip(new)
@@ -622,9 +617,19 @@ async fn insert_new(
             changes: "created".into(),
         })
         .collect();
-    audit::record_many(c, &trail, now).await?;
+    audit::plan_records(&mut script, &trail, now);
     let queued: Vec<(OrderId, i64)> = list.iter().map(|o| (o.id, o.store_version)).collect();
-    outbox::enqueue_many(c, peer, &queued, now).await?;
+    outbox::plan_enqueue(&mut script, peer, &queued, now);
+    let inserted = orders::inserted_ids(script.run(c).await?)?;
+    if let Some(taken) = list.iter().find(|o| !inserted.contains(&o.id)) {
+        // Fresh v7 ids and the next numbers cannot be taken, unless the
+        // database was edited by hand. The caller rolls the batch back.
+        return Err(EngineError::Conflict(format!(
+            "order number {} is already taken; check the order_number counter",
+            taken.number
+        )));
+    }
+    outbox::notify(c, peer).await?;
     Ok(list
         .into_iter()
         .zip(new)

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 
 use super::Result;
-use super::bulk::{self, Val};
+use super::bulk::{Script, Val};
 use crate::domain::{Actor, OrderId};
 
 /// One line of the trail: `actor` changed `changes` of order `id`.
@@ -30,6 +30,14 @@ pub async fn record(
 
 /// Appends many lines at once (one statement per chunk).
 pub async fn record_many(c: &mut AnyConnection, list: &[Record<'_>], at: i64) -> Result<()> {
+    let mut s = Script::new(c);
+    plan_records(&mut s, list, at);
+    s.run(c).await?;
+    Ok(())
+}
+
+/// Plans [`record_many`].
+pub fn plan_records(s: &mut Script, list: &[Record<'_>], at: i64) {
     let keys: Vec<String> = list.iter().map(|r| r.id.to_string()).collect();
     let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 5);
     for (key, r) in keys.iter().zip(list) {
@@ -41,17 +49,14 @@ pub async fn record_many(c: &mut AnyConnection, list: &[Record<'_>], at: i64) ->
             r.changes.as_str().into(),
         ]);
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes)",
         "*",
         "",
         &[],
         5,
         &rows,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

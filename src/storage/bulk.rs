@@ -17,7 +17,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{Result, positional};
+use super::{Backend, Result, anonymous_params, backend_of, positional};
 
 /// Most rows in one statement (64 orders × 26 columns stays far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters).
@@ -87,11 +87,140 @@ fn values(first: usize, rows: usize, cols: usize) -> String {
     s
 }
 
-/// Runs `{head}{VALUES list}{tail}` over `rows` (flat, `cols` values per
-/// row), chunked and padded (see the module's notes). `fixed` values are
-/// bound first, as `$1..$k`, in every chunk; the rows' placeholders follow
-/// them. Write each `$k` once and all before the VALUES list, so that on
-/// SQLite they can become anonymous `?` (see [`positional`]). Returns what the statements returned (for `RETURNING`).
+/// One value as a [`Script`] keeps it (owned: a script outlives the data it
+/// was planned from).
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<Val<'_>> for Arg {
+    fn from(v: Val<'_>) -> Self {
+        match v {
+            Val::Int(i) => Arg::Int(Some(i)),
+            Val::OptInt(i) => Arg::Int(i),
+            Val::Text(t) => Arg::Text(Some(t.to_owned())),
+            Val::OptText(t) => Arg::Text(t.map(str::to_owned)),
+        }
+    }
+}
+
+/// Statements planned to run together, in order. On SQLite they go to the
+/// connection in one call (SQLite runs several statements from one text),
+/// so a batch's six inserts cost one round trip to the connection's thread
+/// instead of six; on PostgreSQL they run one after another.
+pub struct Script {
+    backend: Backend,
+    parts: Vec<(String, Vec<Arg>)>,
+}
+
+impl Script {
+    pub fn new(c: &AnyConnection) -> Self {
+        Self {
+            backend: backend_of(c),
+            parts: Vec::new(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Adds one plain statement.
+    pub fn push(&mut self, sql: &str, args: &[Val<'_>]) {
+        let args = args.iter().copied().map(Arg::from).collect();
+        self.parts.push((sql.to_owned(), args));
+    }
+
+    /// Adds `{head}{VALUES list}{tail}` over `rows` (flat, `cols` values per
+    /// row), chunked and padded (see the module's notes). `fixed` values are
+    /// bound first, as `$1..$k`, in every chunk; the rows' placeholders
+    /// follow them. Write each `$k` once and all before the VALUES list, so
+    /// that on SQLite they can become anonymous `?` (see [`positional`]).
+    pub fn add(
+        &mut self,
+        head: &str,
+        tail: &str,
+        fixed: &[Val<'_>],
+        cols: usize,
+        rows: &[Val<'_>],
+    ) {
+        debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
+        for chunk in rows.chunks(MAX_CHUNK * cols) {
+            let n = chunk.len() / cols;
+            let shape = n.next_power_of_two();
+            let padding = chunk[..cols].iter().map(|v| v.null()).cycle();
+            let sql = format!("{head}{}{tail}", values(fixed.len() + 1, shape, cols));
+            let args = fixed
+                .iter()
+                .copied()
+                .chain(chunk.iter().copied())
+                .chain(padding.take((shape - n) * cols))
+                .map(Arg::from)
+                .collect();
+            self.parts.push((sql, args));
+        }
+    }
+
+    /// Adds a multi-row insert: `{into} SELECT {select} FROM (VALUES ...) AS
+    /// v WHERE column1 IS NOT NULL {tail}` (the padding rows are filtered
+    /// out; the `WHERE` also settles SQLite's parsing of an `ON CONFLICT`
+    /// tail).
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        into: &str,
+        select: &str,
+        tail: &str,
+        fixed: &[Val<'_>],
+        cols: usize,
+        rows: &[Val<'_>],
+    ) {
+        let head = format!("{into} SELECT {select} FROM (VALUES ");
+        let tail = format!(") AS v WHERE column1 IS NOT NULL{tail}");
+        self.add(&head, &tail, fixed, cols, rows);
+    }
+
+    /// Runs the statements; returns the rows they returned (`RETURNING`),
+    /// in order.
+    pub async fn run(self, c: &mut AnyConnection) -> Result<Vec<AnyRow>> {
+        let parts = match self.backend {
+            Backend::Sqlite if self.parts.len() > 1 => {
+                // One text, anonymous parameters in order, if every part
+                // numbers its own from $1 in order (else one by one).
+                let texts: Option<Vec<String>> = self
+                    .parts
+                    .iter()
+                    .map(|(sql, _)| anonymous_params(sql))
+                    .collect();
+                match texts {
+                    Some(texts) => vec![(
+                        texts.join(";\n"),
+                        self.parts.into_iter().flat_map(|(_, args)| args).collect(),
+                    )],
+                    None => self.parts,
+                }
+            }
+            _ => self.parts,
+        };
+        let mut out = Vec::new();
+        for (sql, args) in parts {
+            let sql = positional(c, &sql);
+            let mut q = sqlx::query(&sql);
+            for a in args {
+                q = match a {
+                    Arg::Int(i) => q.bind(i),
+                    Arg::Text(t) => q.bind(t),
+                };
+            }
+            out.extend(q.fetch_all(&mut *c).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// [`Script::add`] alone.
 pub async fn run(
     c: &mut AnyConnection,
     head: &str,
@@ -100,36 +229,12 @@ pub async fn run(
     cols: usize,
     rows: &[Val<'_>],
 ) -> Result<Vec<AnyRow>> {
-    debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
-    let mut out = Vec::new();
-    for chunk in rows.chunks(MAX_CHUNK * cols) {
-        let n = chunk.len() / cols;
-        let shape = n.next_power_of_two();
-        let padding = chunk[..cols].iter().map(|v| v.null()).cycle();
-        let sql = format!("{head}{}{tail}", values(fixed.len() + 1, shape, cols));
-        let sql = positional(c, &sql);
-        let mut q = sqlx::query(&sql);
-        for v in fixed
-            .iter()
-            .copied()
-            .chain(chunk.iter().copied())
-            .chain(padding.take((shape - n) * cols))
-        {
-            q = match v {
-                Val::Int(i) => q.bind(i),
-                Val::Text(t) => q.bind(t),
-                Val::OptInt(i) => q.bind(i),
-                Val::OptText(t) => q.bind(t),
-            };
-        }
-        out.extend(q.fetch_all(&mut *c).await?);
-    }
-    Ok(out)
+    let mut s = Script::new(c);
+    s.add(head, tail, fixed, cols, rows);
+    s.run(c).await
 }
 
-/// A multi-row insert: `{into} SELECT {select} FROM (VALUES ...) AS v WHERE
-/// column1 IS NOT NULL {tail}` (the padding rows are filtered out; the
-/// `WHERE` also settles SQLite's parsing of an `ON CONFLICT` tail).
+/// [`Script::insert`] alone.
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
     c: &mut AnyConnection,
@@ -140,9 +245,9 @@ pub async fn insert(
     cols: usize,
     rows: &[Val<'_>],
 ) -> Result<Vec<AnyRow>> {
-    let head = format!("{into} SELECT {select} FROM (VALUES ");
-    let tail = format!(") AS v WHERE column1 IS NOT NULL{tail}");
-    run(c, &head, &tail, fixed, cols, rows).await
+    let mut s = Script::new(c);
+    s.insert(into, select, tail, fixed, cols, rows);
+    s.run(c).await
 }
 
 #[cfg(test)]

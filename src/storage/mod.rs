@@ -350,7 +350,7 @@ pub(crate) fn positional<'a>(c: &sqlx::AnyConnection, sql: &'a str) -> std::borr
 }
 
 /// `sql` with `$1, $2, ...` as `?`, if each appears once and in order.
-fn anonymous_params(sql: &str) -> Option<String> {
+pub(crate) fn anonymous_params(sql: &str) -> Option<String> {
     let mut out = String::with_capacity(sql.len());
     let mut expected = 1usize;
     let mut rest = sql;

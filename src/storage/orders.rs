@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::bulk::{self, Val};
+use super::bulk::{self, Script, Val};
 use super::{Db, Result, StorageError, from_micros, in_list, positional, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
@@ -283,6 +284,41 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
     if list.is_empty() {
         return Ok(HashSet::new());
     }
+    let mut s = Script::new(c);
+    plan_orders(&mut s, list);
+    let inserted = inserted_ids(s.run(c).await?)?;
+    let new: Vec<Order> = list
+        .iter()
+        .filter(|o| inserted.contains(&o.id))
+        .cloned()
+        .collect();
+    let mut s = Script::new(c);
+    plan_children(&mut s, &new);
+    s.run(c).await?;
+    Ok(inserted)
+}
+
+/// Plans the insert of new orders and their lines and shipments, all of
+/// them, for a caller that knows none is taken (new orders at the store):
+/// the rows the script returns are the ids inserted, and a shortfall means
+/// a number was taken after all, so the caller must roll back.
+pub fn plan_insert_all(s: &mut Script, list: &[Order]) {
+    plan_orders(s, list);
+    plan_children(s, list);
+}
+
+/// The ids in what an orders insert (or update) returned.
+pub fn inserted_ids(returned: Vec<AnyRow>) -> Result<HashSet<OrderId>> {
+    let mut inserted = HashSet::with_capacity(returned.len());
+    for row in returned {
+        let id: String = row.try_get(0)?;
+        inserted.insert(OrderId::parse(&id).ok_or_else(|| corrupt(&id, "not a UUID"))?);
+    }
+    Ok(inserted)
+}
+
+/// The order rows; the statement returns the ids it inserted.
+fn plan_orders(s: &mut Script, list: &[Order]) {
     let keys: Vec<String> = list.iter().map(|o| o.id.to_string()).collect();
     let hashes: Vec<i64> = keys.iter().map(|k| id_hash(k)).collect();
     let fulfillment: Vec<_> = list
@@ -323,8 +359,7 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
             (*hash).into(),
         ]);
     }
-    let returned = bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
          customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
          ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -334,26 +369,21 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
         &[],
         26,
         &rows,
-    )
-    .await?;
-    let mut inserted = HashSet::with_capacity(returned.len());
-    for row in returned {
-        let id: String = row.try_get(0)?;
-        inserted.insert(OrderId::parse(&id).ok_or_else(|| corrupt(&id, "not a UUID"))?);
-    }
-    let new: Vec<&Order> = list.iter().filter(|o| inserted.contains(&o.id)).collect();
-    insert_lines(c, new.iter().map(|o| (o.id, o.content.lines.as_slice()))).await?;
-    insert_shipments(
-        c,
-        new.iter().filter_map(|o| {
+    );
+}
+
+/// The lines and shipments of new orders.
+fn plan_children(s: &mut Script, list: &[Order]) {
+    plan_lines(s, list.iter().map(|o| (o.id, o.content.lines.as_slice())));
+    plan_shipments(
+        s,
+        list.iter().filter_map(|o| {
             o.fulfillment
                 .as_ref()
                 .and_then(|f| f.shipment.as_ref())
-                .map(|s| (o.id, s))
+                .map(|sh| (o.id, sh))
         }),
-    )
-    .await?;
-    Ok(inserted)
+    );
 }
 
 /// Inserts one new order; false when its id or number is taken (see
@@ -362,10 +392,7 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
     Ok(!insert_many(c, std::slice::from_ref(o)).await?.is_empty())
 }
 
-async fn insert_lines<'a>(
-    c: &mut AnyConnection,
-    orders: impl Iterator<Item = (OrderId, &'a [Line])>,
-) -> Result<()> {
+fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Line])>) {
     let orders: Vec<(String, &[Line])> = orders.map(|(id, l)| (id.to_string(), l)).collect();
     let mut rows: Vec<Val> = Vec::new();
     for (key, lines) in &orders {
@@ -379,46 +406,37 @@ async fn insert_lines<'a>(
             ]);
         }
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO order_lines (order_id, line_no, sku, name, quantity)",
         "*",
         "",
         &[],
         5,
         &rows,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
-async fn insert_shipments<'a>(
-    c: &mut AnyConnection,
-    shipments: impl Iterator<Item = (OrderId, &'a Shipment)>,
-) -> Result<()> {
+fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, &'a Shipment)>) {
     let shipments: Vec<(String, &Shipment)> =
-        shipments.map(|(id, s)| (id.to_string(), s)).collect();
+        shipments.map(|(id, sh)| (id.to_string(), sh)).collect();
     let mut rows: Vec<Val> = Vec::new();
-    for (key, s) in &shipments {
+    for (key, sh) in &shipments {
         rows.extend([
             Val::from(key.as_str()),
             1.into(),
-            s.carrier.as_str().into(),
-            s.tracking_number.as_str().into(),
-            to_micros(s.shipped_at).into(),
+            sh.carrier.as_str().into(),
+            sh.tracking_number.as_str().into(),
+            to_micros(sh.shipped_at).into(),
         ]);
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at)",
         "*",
         "",
         &[],
         5,
         &rows,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// Replaces the store-owned content and sets `store_version`, unless the
@@ -464,7 +482,9 @@ pub async fn update_content(
         .bind(id.to_string())
         .execute(&mut *c)
         .await?;
-    insert_lines(c, std::iter::once((id, ct.lines.as_slice()))).await?;
+    let mut s = Script::new(c);
+    plan_lines(&mut s, std::iter::once((id, ct.lines.as_slice())));
+    s.run(c).await?;
     Ok(true)
 }
 
@@ -520,34 +540,30 @@ pub async fn update_fulfillments(
         &rows,
     )
     .await?;
-    let mut updated = HashSet::with_capacity(returned.len());
-    for row in returned {
-        let id: String = row.try_get(0)?;
-        updated.insert(OrderId::parse(&id).ok_or_else(|| corrupt(&id, "not a UUID"))?);
-    }
-    // Shipments are replaced wholesale: usually there is none on either side.
+    let updated = inserted_ids(returned)?;
+    // Shipments are replaced wholesale (usually there is none on either
+    // side): the delete and the inserts go together.
     let replaced: Vec<Val> = keys
         .iter()
         .zip(list)
         .filter(|(_, (id, _, _))| updated.contains(id))
         .map(|(key, _)| Val::from(key.as_str()))
         .collect();
-    bulk::run(
-        c,
+    let mut s = Script::new(c);
+    s.add(
         "DELETE FROM shipments WHERE order_id IN (VALUES ",
         ")",
         &[],
         1,
         &replaced,
-    )
-    .await?;
-    insert_shipments(
-        c,
+    );
+    plan_shipments(
+        &mut s,
         list.iter()
             .filter(|(id, _, _)| updated.contains(id))
-            .filter_map(|(id, f, _)| f.shipment.as_ref().map(|s| (*id, s))),
-    )
-    .await?;
+            .filter_map(|(id, f, _)| f.shipment.as_ref().map(|sh| (*id, sh))),
+    );
+    s.run(c).await?;
     Ok(updated)
 }
 
@@ -567,6 +583,14 @@ pub async fn save_pricing(c: &mut AnyConnection, id: OrderId, p: &Pricing) -> Re
 /// Writes the money of orders that have none yet (new orders), or whose
 /// line prices were just deleted.
 pub async fn insert_pricing(c: &mut AnyConnection, list: &[(OrderId, &Pricing)]) -> Result<()> {
+    let mut s = Script::new(c);
+    plan_pricing(&mut s, list);
+    s.run(c).await?;
+    Ok(())
+}
+
+/// Plans [`insert_pricing`].
+pub fn plan_pricing(s: &mut Script, list: &[(OrderId, &Pricing)]) {
     let keys: Vec<String> = list.iter().map(|(id, _)| id.to_string()).collect();
     let mut orders: Vec<Val> = Vec::with_capacity(list.len() * 3);
     let mut lines: Vec<Val> = Vec::new();
@@ -584,27 +608,22 @@ pub async fn insert_pricing(c: &mut AnyConnection, list: &[(OrderId, &Pricing)])
             ]);
         }
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO order_prices (order_id, currency, shipping_cost)",
         "*",
         " ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
         &[],
         3,
         &orders,
-    )
-    .await?;
-    bulk::insert(
-        c,
+    );
+    s.insert(
         "INSERT INTO order_line_prices (order_id, line_no, unit_price)",
         "*",
         "",
         &[],
         3,
         &lines,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 #[derive(sqlx::FromRow)]

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
-use super::bulk::{self, Val};
+use super::bulk::{Script, Val};
 use super::{Backend, Db, Result, StorageError, backend_of, in_list, placeholders, positional};
 use crate::domain::OrderId;
 
@@ -88,6 +88,18 @@ pub async fn enqueue_many(
     list: &[(OrderId, i64)],
     now: i64,
 ) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let mut s = Script::new(c);
+    plan_enqueue(&mut s, peer, list, now);
+    s.run(c).await?;
+    notify(c, peer).await
+}
+
+/// Plans [`enqueue_many`], except the wake-up of other processes
+/// ([`notify`], which the caller sends after the script).
+pub fn plan_enqueue(s: &mut Script, peer: &str, list: &[(OrderId, i64)], now: i64) {
     // One statement must not upsert a row twice (PostgreSQL refuses).
     let mut newest: HashMap<OrderId, i64> = HashMap::with_capacity(list.len());
     for &(id, v) in list {
@@ -98,15 +110,11 @@ pub async fn enqueue_many(
         .iter()
         .filter_map(|(id, _)| newest.remove(id).map(|v| (id.to_string(), v)))
         .collect();
-    if keys.is_empty() {
-        return Ok(());
-    }
     let mut rows: Vec<Val> = Vec::with_capacity(keys.len() * 2);
     for (key, v) in &keys {
         rows.extend([Val::from(key.as_str()), (*v).into()]);
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until)",
         "$1, column1, column2, 'pending', 0, $2, $3, 0",
         " ON CONFLICT (peer, order_id) DO UPDATE SET \
@@ -119,8 +127,13 @@ pub async fn enqueue_many(
         &[Val::from(peer), Val::Int(now), Val::Int(now)],
         2,
         &rows,
-    )
-    .await?;
+    );
+}
+
+/// Wakes the relays of other processes on this database once the
+/// transaction commits (PostgreSQL `NOTIFY`; nothing to do on SQLite, whose
+/// one process wakes its relay in memory).
+pub async fn notify(c: &mut AnyConnection, peer: &str) -> Result<()> {
     if backend_of(c) == Backend::Postgres {
         // Delivered at commit, to every relay on this database (other
         // replicas too); several in one transaction are folded into one.
@@ -297,11 +310,12 @@ pub async fn settle_many(
         }
     }
     let fixed = [Val::from(peer), Val::Int(now)];
+    // Deliveries, leases and the timeline in one script.
+    let mut s = Script::new(c);
     // `state || ''` keeps the planner off the (peer, state) index: with it,
     // SQLite walked every pending row once per VALUES row (11 ms a batch
     // with a backlog), instead of looking each row up by its key.
-    bulk::run(
-        c,
+    s.add(
         "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1 \
          FROM (VALUES ",
         ") AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
@@ -309,40 +323,36 @@ pub async fn settle_many(
         &[Val::Int(now)],
         3,
         &delivered,
-    )
-    .await?;
+    );
     let ids: Vec<Val> = list
         .iter()
-        .map(|s| Val::from(s.order_id.as_str()))
+        .map(|row| Val::from(row.order_id.as_str()))
         .collect();
-    bulk::run(
-        c,
+    s.add(
         "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id IN (VALUES ",
         ")",
         &fixed[..1],
         1,
         &ids,
-    )
-    .await?;
+    );
     let mut attempts: Vec<Val> = Vec::with_capacity(list.len() * 5);
-    for s in list {
+    for row in list {
         attempts.extend([
-            Val::from(s.order_id.as_str()),
-            s.outcome.into(),
-            s.detail.as_deref().into(),
-            s.next_retry.into(),
+            Val::from(row.order_id.as_str()),
+            row.outcome.into(),
+            row.detail.as_deref().into(),
+            row.next_retry.into(),
         ]);
     }
-    bulk::insert(
-        c,
+    s.insert(
         "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at)",
         "$1, $2, column1, column2, column3, column4",
         "",
         &fixed,
         4,
         &attempts,
-    )
-    .await?;
+    );
+    s.run(c).await?;
     Ok(())
 }
 
