@@ -9,8 +9,9 @@
 //! committing rides along, and a lone command waits for nothing but its own
 //! commit. Each caller is answered once the batch is durable.
 //!
-//! A batch whose write fails is retried one command at a time, each in its
-//! own savepoint, so only a command at fault fails, with its own error.
+//! A batch whose write fails is rolled back (by the writer) and its commands
+//! are retried one write each, so only a command at fault fails, with its
+//! own error. The batch itself needs no savepoint of its own.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -96,19 +97,37 @@ impl<W: BatchWrite> Batcher<W> {
 
     /// The one write that takes and writes whatever is waiting when it runs.
     async fn drain(self: Arc<Self>, db: Db, wake: Arc<Notify>) {
-        let replies: Arc<Mutex<Vec<Reply>>> = Arc::default();
-        let (this, taken) = (self.clone(), replies.clone());
+        let slot: Arc<Mutex<Taken<W::Item>>> = Arc::new(Mutex::new(Taken {
+            replies: Vec::new(),
+            failed: Vec::new(),
+        }));
+        let (this, filled) = (self.clone(), slot.clone());
         let written = db
             .write(move |c| {
                 Box::pin(async move {
-                    let (items, answer_to): (Vec<W::Item>, Vec<Reply>) =
+                    let (items, replies): (Vec<W::Item>, Vec<Reply>) =
                         this.take().into_iter().unzip();
-                    *taken.lock().unwrap_or_else(|e| e.into_inner()) = answer_to;
-                    this.write_or_each(c, &items).await
+                    let result = if items.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        this.how.write(c, &items).await
+                    };
+                    let mut taken = filled.lock().unwrap_or_else(|e| e.into_inner());
+                    taken.replies = replies;
+                    if result.is_err() {
+                        taken.failed = items;
+                    }
+                    result
                 })
             })
             .await;
-        let replies = std::mem::take(&mut *replies.lock().unwrap_or_else(|e| e.into_inner()));
+        let Taken { replies, failed } = std::mem::replace(
+            &mut *slot.lock().unwrap_or_else(|e| e.into_inner()),
+            Taken {
+                replies: Vec::new(),
+                failed: Vec::new(),
+            },
+        );
         match written {
             Ok(results) => {
                 if results.iter().any(|r| r.is_ok()) {
@@ -119,9 +138,37 @@ impl<W: BatchWrite> Batcher<W> {
                     let _ = reply.send(result);
                 }
             }
+            Err(_) if failed.len() > 1 => {
+                // The batch was rolled back. Each alone, so that only a
+                // command at fault fails, with its own error.
+                let mut any = false;
+                for (item, reply) in failed.into_iter().zip(replies) {
+                    let this = self.clone();
+                    let result = db
+                        .write(move |c| {
+                            Box::pin(async move {
+                                let mut one =
+                                    this.how.write(c, std::slice::from_ref(&item)).await?;
+                                one.pop().unwrap_or_else(|| Err(not_written()))
+                            })
+                        })
+                        .await;
+                    any |= result.is_ok();
+                    let _ = reply.send(result);
+                }
+                if any {
+                    wake.notify_one();
+                }
+            }
+            Err(e) if failed.len() == 1 => {
+                // A batch of one: its own error.
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
             Err(e) => {
-                // Not committed. If the write never ran (the writer stopped),
-                // its commands are still waiting: they are told too.
+                // The commit failed, or the write never ran (the writer
+                // stopped) and its commands are still waiting: all are told.
                 let why = e.to_string();
                 let stranded = self.take().into_iter().map(|(_, reply)| reply);
                 for reply in replies.into_iter().chain(stranded) {
@@ -130,50 +177,13 @@ impl<W: BatchWrite> Batcher<W> {
             }
         }
     }
-
-    /// All items in one go; if that fails, each alone in its own savepoint.
-    async fn write_or_each(
-        &self,
-        c: &mut AnyConnection,
-        items: &[W::Item],
-    ) -> Result<Vec<Result<OrderView>>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        exec(c, "SAVEPOINT batch").await?;
-        match self.how.write(c, items).await {
-            Ok(results) => {
-                exec(c, "RELEASE SAVEPOINT batch").await?;
-                return Ok(results);
-            }
-            Err(e) if items.len() == 1 => {
-                exec(c, "ROLLBACK TO SAVEPOINT batch").await?;
-                exec(c, "RELEASE SAVEPOINT batch").await?;
-                return Ok(vec![Err(e)]);
-            }
-            Err(_) => exec(c, "ROLLBACK TO SAVEPOINT batch").await?,
-        }
-        let mut results = Vec::with_capacity(items.len());
-        for one in items.chunks(1) {
-            exec(c, "SAVEPOINT one").await?;
-            let r = match self.how.write(c, one).await {
-                Ok(mut v) => v.pop().unwrap_or_else(|| Err(not_written())),
-                Err(e) => Err(e),
-            };
-            if r.is_err() {
-                exec(c, "ROLLBACK TO SAVEPOINT one").await?;
-            }
-            exec(c, "RELEASE SAVEPOINT one").await?;
-            results.push(r);
-        }
-        exec(c, "RELEASE SAVEPOINT batch").await?;
-        Ok(results)
-    }
 }
 
-async fn exec(c: &mut AnyConnection, sql: &'static str) -> Result<()> {
-    sqlx::query(sql).execute(&mut *c).await?;
-    Ok(())
+/// What a drain's write took: whom to answer and, if the batch failed, its
+/// commands (to be tried one by one).
+struct Taken<T> {
+    replies: Vec<Reply>,
+    failed: Vec<T>,
 }
 
 pub(crate) fn not_written() -> EngineError {
