@@ -287,13 +287,8 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
     let mut s = Script::new(c);
     plan_orders(&mut s, list);
     let inserted = inserted_ids(s.run(c).await?)?;
-    let new: Vec<Order> = list
-        .iter()
-        .filter(|o| inserted.contains(&o.id))
-        .cloned()
-        .collect();
     let mut s = Script::new(c);
-    plan_children(&mut s, &new);
+    plan_children(&mut s, list.iter().filter(|o| inserted.contains(&o.id)));
     s.run(c).await?;
     Ok(inserted)
 }
@@ -304,7 +299,7 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
 /// a number was taken after all, so the caller must roll back.
 pub fn plan_insert_all(s: &mut Script, list: &[Order]) {
     plan_orders(s, list);
-    plan_children(s, list);
+    plan_children(s, list.iter());
 }
 
 /// The ids in what an orders insert (or update) returned.
@@ -373,11 +368,11 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
 }
 
 /// The lines and shipments of new orders.
-fn plan_children(s: &mut Script, list: &[Order]) {
-    plan_lines(s, list.iter().map(|o| (o.id, o.content.lines.as_slice())));
+fn plan_children<'a>(s: &mut Script, list: impl Iterator<Item = &'a Order> + Clone) {
+    plan_lines(s, list.clone().map(|o| (o.id, o.content.lines.as_slice())));
     plan_shipments(
         s,
-        list.iter().filter_map(|o| {
+        list.filter_map(|o| {
             o.fulfillment
                 .as_ref()
                 .and_then(|f| f.shipment.as_ref())

@@ -107,7 +107,9 @@ async fn apply_in(
     };
 
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
-    let mut new_orders: Vec<(usize, ContentSnapshot, Order)> = Vec::new();
+    // New orders, and where each one's item and snapshot are.
+    let mut new_orders: Vec<Order> = Vec::new();
+    let mut new_items: Vec<(usize, ContentSnapshot)> = Vec::new();
     for (i, p) in parsed.into_iter().enumerate() {
         let p = match p {
             Ok(p) => p,
@@ -122,7 +124,8 @@ async fn apply_in(
                 if !batch.loaded.contains_key(&id) && !batch.repeated.contains(&id) =>
             {
                 let order = new_at_warehouse(&snap, content, now);
-                new_orders.push((i, snap, order));
+                new_orders.push(order);
+                new_items.push((i, snap));
                 results.push(None);
             }
             Parsed::Content(snap, content) => {
@@ -136,9 +139,8 @@ async fn apply_in(
         }
     }
     if !new_orders.is_empty() {
-        let list: Vec<Order> = new_orders.iter().map(|(_, _, o)| o.clone()).collect();
-        let inserted = orders::insert_many(c, &list).await?;
-        for (i, snap, order) in new_orders {
+        let inserted = orders::insert_many(c, &new_orders).await?;
+        for ((i, snap), order) in new_items.into_iter().zip(new_orders) {
             let r = if inserted.contains(&order.id) {
                 batch.trail.push(audit::Record {
                     id: order.id,
