@@ -1,27 +1,24 @@
-//! Multi-row statements: one `INSERT ... VALUES (...), (...)` (or `UPDATE
-//! ... FROM (VALUES ...)`) for many rows, so a batch of orders costs a
-//! handful of statements instead of a handful per order. On SQLite every
-//! statement is a round trip to the connection's worker thread, and those
-//! hand-offs, not SQLite itself, were most of the cost of a write.
+//! Multi-row statements: one statement for many rows, so a batch of orders
+//! costs a handful of statements instead of a handful per order. On SQLite
+//! every statement is a round trip to the connection's worker thread, and
+//! those hand-offs, not SQLite itself, were most of the cost of a write.
 //!
-//! Rows go in chunks of at most [`MAX_CHUNK`], and each chunk is padded
-//! with rows of NULLs up to a power of two: a table has seven statement
-//! texts at most (1, 2, 4 ... 64 rows), each prepared once and kept in the
-//! connection's statement cache. (Preparing a 64-row insert costs about as
-//! much as running it; one text per batch size overflowed the cache.) So
-//! every statement given to [`run`] must ignore rows whose first value is
-//! NULL: inserts are written `INSERT ... SELECT * FROM (VALUES ...) AS v
-//! WHERE column1 IS NOT NULL`, and a NULL key matches nothing in an
-//! `UPDATE ... FROM (VALUES ...)` or an `IN (VALUES ...)`.
+//! The rows travel as one JSON parameter (`[[v, ...], ...]`) that the
+//! statement unpacks into a table with columns `column1`, `column2`, ...
+//! (`json_each` on SQLite, `jsonb_array_elements` on PostgreSQL). So a
+//! statement has one text whatever the number of rows: it is prepared once
+//! per connection and stays small in the statement cache, and a batch binds
+//! one value instead of one per cell. (The first version bound every cell
+//! of a `VALUES` list, padded to a few power-of-two shapes to keep the texts
+//! few; the prepared 64-row statements held megabytes per connection, and
+//! binding was a tenth of the writer's CPU.)
+
+use std::fmt::Write as _;
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Result, anonymous_params, backend_of, positional};
-
-/// Most rows in one statement (64 orders × 26 columns stays far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters).
-pub const MAX_CHUNK: usize = 64;
 
 /// One bound value of a multi-row statement.
 #[derive(Debug, Clone, Copy)]
@@ -33,12 +30,18 @@ pub enum Val<'a> {
 }
 
 impl Val<'_> {
-    /// NULL of the same type (PostgreSQL types the columns of a VALUES
-    /// list from its parameters).
-    fn null(self) -> Self {
+    fn is_int(self) -> bool {
+        matches!(self, Val::Int(_) | Val::OptInt(_))
+    }
+
+    /// Appends the value as JSON.
+    fn write_json(self, out: &mut String) {
         match self {
-            Val::Int(_) | Val::OptInt(_) => Val::OptInt(None),
-            Val::Text(_) | Val::OptText(_) => Val::OptText(None),
+            Val::Int(i) | Val::OptInt(Some(i)) => {
+                let _ = write!(out, "{i}");
+            }
+            Val::Text(t) | Val::OptText(Some(t)) => json_string(t, out),
+            Val::OptInt(None) | Val::OptText(None) => out.push_str("null"),
         }
     }
 }
@@ -67,24 +70,91 @@ impl<'a> From<Option<&'a str>> for Val<'a> {
     }
 }
 
-/// `($first, ...), (...)`: placeholders for `rows` rows of `cols` values.
-fn values(first: usize, rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
+/// Appends `t` as a JSON string.
+fn json_string(t: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in t.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&t[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
         }
-        s.push('(');
-        for k in 0..cols {
-            if k > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(first + r * cols + k).to_string());
-        }
-        s.push(')');
+        start = i + 1;
     }
-    s
+    out.push_str(&t[start..]);
+    out.push('"');
+}
+
+/// `rows` (flat, `cols` values per row) as a JSON array of arrays.
+fn json_rows(cols: usize, rows: &[Val<'_>]) -> String {
+    let mut out = String::with_capacity(rows.len() * 16 + 2);
+    out.push('[');
+    for (r, row) in rows.chunks(cols).enumerate() {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        for (k, v) in row.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            v.write_json(&mut out);
+        }
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
+/// The table that unpacks JSON rows bound as `$param`: columns `column1`
+/// ... `columnN`, typed like `first_row` (PostgreSQL's `->>` gives text;
+/// SQLite's gives the JSON value's own type).
+fn rows_table(backend: Backend, param: usize, first_row: &[Val<'_>]) -> String {
+    let columns: Vec<String> = first_row
+        .iter()
+        .enumerate()
+        .map(|(k, v)| match backend {
+            Backend::Sqlite => format!("value ->> {k} AS column{}", k + 1),
+            Backend::Postgres if v.is_int() => format!("(value ->> {k})::bigint AS column{}", k + 1),
+            Backend::Postgres => format!("value ->> {k} AS column{}", k + 1),
+        })
+        .collect();
+    let source = match backend {
+        Backend::Sqlite => format!("json_each(${param})"),
+        Backend::Postgres => format!("jsonb_array_elements(${param}::jsonb) AS e(value)"),
+    };
+    format!("(SELECT {} FROM {source})", columns.join(", "))
+}
+
+/// An `IN` list of `keys` bound as one JSON parameter `$param`: the SQL
+/// (`(SELECT ...)`) and the value to bind. One text whatever the number of
+/// keys (see the module's notes).
+pub(crate) fn in_list(backend: Backend, param: usize, keys: &[String]) -> (String, String) {
+    let sql = match backend {
+        Backend::Sqlite => format!("(SELECT value FROM json_each(${param}))"),
+        Backend::Postgres => format!("(SELECT jsonb_array_elements_text(${param}::jsonb))"),
+    };
+    let mut json = String::with_capacity(keys.len() * 40 + 2);
+    json.push('[');
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json_string(k, &mut json);
+    }
+    json.push(']');
+    (sql, json)
 }
 
 /// One value as a [`Script`] keeps it (owned: a script outlives the data it
@@ -133,11 +203,12 @@ impl Script {
         self.parts.push((sql.to_owned(), args));
     }
 
-    /// Adds `{head}{VALUES list}{tail}` over `rows` (flat, `cols` values per
-    /// row), chunked and padded (see the module's notes). `fixed` values are
-    /// bound first, as `$1..$k`, in every chunk; the rows' placeholders
-    /// follow them. Write each `$k` once and all before the VALUES list, so
-    /// that on SQLite they can become anonymous `?` (see [`positional`]).
+    /// Adds `{head}{rows table}{tail}` over `rows` (flat, `cols` values per
+    /// row; nothing when there is none), where the rows table has columns
+    /// `column1` ... (see the module's notes). `fixed` values are bound
+    /// first, as `$1..$k`; the rows are `$k+1`. Write each `$k` once and
+    /// all before the table, so that on SQLite they can become anonymous
+    /// `?` (see [`positional`]).
     pub fn add(
         &mut self,
         head: &str,
@@ -147,26 +218,18 @@ impl Script {
         rows: &[Val<'_>],
     ) {
         debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
-        for chunk in rows.chunks(MAX_CHUNK * cols) {
-            let n = chunk.len() / cols;
-            let shape = n.next_power_of_two();
-            let padding = chunk[..cols].iter().map(|v| v.null()).cycle();
-            let sql = format!("{head}{}{tail}", values(fixed.len() + 1, shape, cols));
-            let args = fixed
-                .iter()
-                .copied()
-                .chain(chunk.iter().copied())
-                .chain(padding.take((shape - n) * cols))
-                .map(Arg::from)
-                .collect();
-            self.parts.push((sql, args));
+        if rows.is_empty() {
+            return;
         }
+        let table = rows_table(self.backend, fixed.len() + 1, &rows[..cols]);
+        let mut args: Vec<Arg> = fixed.iter().copied().map(Arg::from).collect();
+        args.push(Arg::Text(Some(json_rows(cols, rows))));
+        self.parts.push((format!("{head}{table}{tail}"), args));
     }
 
-    /// Adds a multi-row insert: `{into} SELECT {select} FROM (VALUES ...) AS
-    /// v WHERE column1 IS NOT NULL {tail}` (the padding rows are filtered
-    /// out; the `WHERE` also settles SQLite's parsing of an `ON CONFLICT`
-    /// tail).
+    /// Adds a multi-row insert: `{into} SELECT {select} FROM {rows} AS v
+    /// WHERE true {tail}` (the `WHERE` settles SQLite's parsing of an `ON
+    /// CONFLICT` tail).
     #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
@@ -177,8 +240,8 @@ impl Script {
         cols: usize,
         rows: &[Val<'_>],
     ) {
-        let head = format!("{into} SELECT {select} FROM (VALUES ");
-        let tail = format!(") AS v WHERE column1 IS NOT NULL{tail}");
+        let head = format!("{into} SELECT {select} FROM ");
+        let tail = format!(" AS v WHERE true{tail}");
         self.add(&head, &tail, fixed, cols, rows);
     }
 
@@ -255,14 +318,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn padding_keeps_the_type() {
-        assert!(matches!(Val::Int(3).null(), Val::OptInt(None)));
-        assert!(matches!(Val::Text("x").null(), Val::OptText(None)));
+    fn rows_are_json_arrays() {
+        let rows = [
+            Val::Text("a\"b\\c\n\u{1}é"),
+            Val::Int(-3),
+            Val::OptText(None),
+            Val::OptInt(Some(7)),
+        ];
+        let json = json_rows(2, &rows);
+        assert_eq!(json, r#"[["a\"b\\c\n\u0001é",-3],[null,7]]"#);
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back[0][0], "a\"b\\c\n\u{1}é");
     }
 
     #[test]
-    fn placeholders_number_on_from_the_fixed_values() {
-        assert_eq!(values(3, 2, 2), "($3, $4), ($5, $6)");
-        assert_eq!(values(1, 1, 3), "($1, $2, $3)");
+    fn the_rows_table_types_its_columns_on_postgres() {
+        let row = [Val::Text("x"), Val::OptInt(None)];
+        assert_eq!(
+            rows_table(Backend::Postgres, 2, &row),
+            "(SELECT value ->> 0 AS column1, (value ->> 1)::bigint AS column2 \
+             FROM jsonb_array_elements($2::jsonb) AS e(value))"
+        );
+        assert_eq!(
+            rows_table(Backend::Sqlite, 1, &row),
+            "(SELECT value ->> 0 AS column1, value ->> 1 AS column2 FROM json_each($1))"
+        );
+    }
+
+    #[test]
+    fn in_lists_are_one_json_value() {
+        let keys: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let (sql, json) = in_list(Backend::Sqlite, 2, &keys);
+        assert_eq!(sql, "(SELECT value FROM json_each($2))");
+        assert_eq!(json, r#"["a","b"]"#);
     }
 }

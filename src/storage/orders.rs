@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::bulk::{self, Script, Val};
-use super::{Db, Result, StorageError, from_micros, in_list, positional, to_micros};
+use super::bulk::in_list;
+use super::{Db, Result, StorageError, backend_of, from_micros, positional, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use crate::domain::order::{
@@ -145,24 +146,20 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
         return Ok(Vec::new());
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(1, &keys);
+    let (ph, list) = in_list(backend_of(c), 1, &keys);
 
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id IN {ph}");
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, OrderRow>(&sql);
-    for k in &list {
-        q = q.bind(*k);
-    }
-    let rows = q.fetch_all(&mut *c).await?;
+    let rows = sqlx::query_as::<_, OrderRow>(&sql)
+        .bind(list.as_str())
+        .fetch_all(&mut *c)
+        .await?;
 
     let sql = format!(
         "SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no"
     );
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, LineRow>(&sql);
-    for k in &list {
-        q = q.bind(*k);
-    }
+    let q = sqlx::query_as::<_, LineRow>(&sql).bind(list.as_str());
     let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
     for l in q.fetch_all(&mut *c).await? {
         let bad = |e: crate::domain::FieldError| corrupt(&l.order_id, e);
@@ -178,10 +175,7 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
         "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments WHERE order_id IN {ph} ORDER BY order_id, shipment_no"
     );
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, ShipmentRow>(&sql);
-    for k in &list {
-        q = q.bind(*k);
-    }
+    let q = sqlx::query_as::<_, ShipmentRow>(&sql).bind(list.as_str());
     let mut shipments: HashMap<String, Shipment> = HashMap::new();
     for s in q.fetch_all(&mut *c).await? {
         shipments.insert(
@@ -225,15 +219,12 @@ pub async fn load_many_for_update(
 ) -> Result<Vec<Order>> {
     if !db.for_update().is_empty() && !ids.is_empty() {
         let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-        let (ph, list) = in_list(1, &keys);
+        let (ph, list) = in_list(backend_of(c), 1, &keys);
         let sql = format!(
             "SELECT id FROM orders WHERE id IN {ph} ORDER BY id{}",
             db.for_update()
         );
-        let mut q = sqlx::query(&sql);
-        for k in &list {
-            q = q.bind(*k);
-        }
+        let q = sqlx::query(&sql).bind(list.as_str());
         if q.fetch_all(&mut *c).await?.is_empty() {
             return Ok(Vec::new());
         }
@@ -528,8 +519,8 @@ pub async fn update_fulfillments(
         c,
         "UPDATE orders SET warehouse_version = v.column2, status = v.column3, hold_reason = v.column4, \
          held_from = v.column5, cancel_rejected_reason = v.column6, content_changed_after_pick = v.column7, \
-         updated_at = $1 FROM (VALUES ",
-        ") AS v WHERE orders.id = v.column1 AND orders.warehouse_version < v.column2 RETURNING orders.id",
+         updated_at = $1 FROM ",
+        " AS v WHERE orders.id = v.column1 AND orders.warehouse_version < v.column2 RETURNING orders.id",
         &[Val::Int(now)],
         7,
         &rows,
@@ -546,8 +537,8 @@ pub async fn update_fulfillments(
         .collect();
     let mut s = Script::new(c);
     s.add(
-        "DELETE FROM shipments WHERE order_id IN (VALUES ",
-        ")",
+        "DELETE FROM shipments WHERE order_id IN ",
+        "",
         &[],
         1,
         &replaced,
@@ -644,15 +635,12 @@ pub async fn load_pricing(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(1, &keys);
+    let (ph, list) = in_list(backend_of(c), 1, &keys);
     let sql = format!(
         "SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no"
     );
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, LinePriceRow>(&sql);
-    for k in &list {
-        q = q.bind(*k);
-    }
+    let q = sqlx::query_as::<_, LinePriceRow>(&sql).bind(list.as_str());
     let mut prices: HashMap<String, Vec<MinorUnits>> = HashMap::new();
     for r in q.fetch_all(&mut *c).await? {
         let p =
@@ -663,10 +651,7 @@ pub async fn load_pricing(
         "SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}"
     );
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, PriceRow>(&sql);
-    for k in &list {
-        q = q.bind(*k);
-    }
+    let q = sqlx::query_as::<_, PriceRow>(&sql).bind(list.as_str());
     for r in q.fetch_all(&mut *c).await? {
         let bad = |e: crate::domain::FieldError| corrupt(&r.order_id, e);
         let id =

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
-use super::bulk::{Script, Val};
-use super::{Backend, Db, Result, StorageError, backend_of, in_list, placeholders, positional};
+use super::bulk::{Script, Val, in_list};
+use super::{Backend, Db, Result, StorageError, backend_of, positional};
 use crate::domain::OrderId;
 
 /// An order's delivery state towards the peer, as the API shows it.
@@ -170,15 +170,14 @@ pub async fn sync_info(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(2, &keys);
+    let (ph, list) = in_list(backend_of(c), 2, &keys);
     let sql = format!(
         "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {ph}"
     );
     let sql = positional(c, &sql);
-    let mut q = sqlx::query_as::<_, InfoRow>(&sql).bind(peer);
-    for k in &list {
-        q = q.bind(*k);
-    }
+    let q = sqlx::query_as::<_, InfoRow>(&sql)
+        .bind(peer)
+        .bind(list.as_str());
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
             let state = SyncState::from_row(&r.state, r.attempts);
@@ -317,8 +316,8 @@ pub async fn settle_many(
     // with a backlog), instead of looking each row up by its key.
     s.add(
         "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1 \
-         FROM (VALUES ",
-        ") AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
+         FROM ",
+        " AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
          AND outbox.version <= v.column2 AND (outbox.state || '') = 'pending'",
         &[Val::Int(now)],
         3,
@@ -329,8 +328,8 @@ pub async fn settle_many(
         .map(|row| Val::from(row.order_id.as_str()))
         .collect();
     s.add(
-        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id IN (VALUES ",
-        ")",
+        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id IN ",
+        "",
         &fixed[..1],
         1,
         &ids,
@@ -432,17 +431,16 @@ pub async fn replay(
     dry_run: bool,
     now: i64,
 ) -> Result<u64> {
-    let (cond, ids): (String, Vec<String>) = match which {
-        ReplaySelection::All => (String::new(), vec![]),
-        ReplaySelection::Since(_) => (" AND enqueued_at >= $2".into(), vec![]),
+    let (cond, ids): (String, Option<String>) = match which {
+        ReplaySelection::All => (String::new(), None),
+        ReplaySelection::Since(_) => (" AND enqueued_at >= $2".into(), None),
         ReplaySelection::Ids(ids) => {
             if ids.is_empty() {
                 return Ok(0);
             }
-            (
-                format!(" AND order_id IN {}", placeholders(2, ids.len())),
-                ids.iter().map(OrderId::to_string).collect(),
-            )
+            let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+            let (sql, list) = in_list(backend_of(c), 2, &keys);
+            (format!(" AND order_id IN {sql}"), Some(list))
         }
     };
     let since = match which {
@@ -455,12 +453,12 @@ pub async fn replay(
         if let Some(t) = since {
             q = q.bind(t);
         }
-        for id in &ids {
-            q = q.bind(id.as_str());
+        if let Some(list) = &ids {
+            q = q.bind(list.as_str());
         }
         return Ok(q.fetch_one(&mut *c).await?.max(0) as u64);
     }
-    let n = ids.len() + usize::from(since.is_some());
+    let n = usize::from(ids.is_some()) + usize::from(since.is_some());
     let now_ph = format!("${}", n + 2);
     let sql = format!(
         "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
@@ -470,8 +468,8 @@ pub async fn replay(
     if let Some(t) = since {
         q = q.bind(t);
     }
-    for id in &ids {
-        q = q.bind(id.as_str());
+    if let Some(list) = &ids {
+        q = q.bind(list.as_str());
     }
     Ok(q.bind(now)
         .execute(&mut *c)
