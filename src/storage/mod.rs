@@ -61,6 +61,9 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// Page cache of each SQLite reader connection, in KiB.
+const READER_CACHE_KIB: u32 = 512;
+
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub sqlite_synchronous: SqliteSync,
@@ -152,8 +155,7 @@ impl Db {
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
                      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
                 );
-                let pool = |n: u32| {
-                    let pragmas = pragmas.clone();
+                let pool = |n: u32, pragmas: String| {
                     AnyPoolOptions::new()
                         .max_connections(n)
                         .min_connections(1)
@@ -172,12 +174,21 @@ impl Db {
                 };
                 // The writer first: it creates the file and switches it to WAL
                 // before readers open it.
-                let write = pool(1)
+                let write = pool(1, pragmas.clone())
                     .connect_with(connect_opts.clone())
                     .await
                     .map_err(unreachable)?;
-                let read = pool(opts.max_connections.max(1))
-                    .connect_with(connect_opts)
+                // Readers keep a small page cache each (the writer keeps
+                // SQLite's default 2 MiB): the relay's reads go round the
+                // pool, and eight full caches were most of a warehouse's
+                // memory; a page missing from one is a read from the OS's
+                // file cache. Idle readers close after a while.
+                let read = pool(
+                    opts.max_connections.max(1),
+                    format!("{pragmas} PRAGMA cache_size = -{READER_CACHE_KIB};"),
+                )
+                .idle_timeout(Duration::from_secs(60))
+                .connect_with(connect_opts)
                     .await
                     .map_err(unreachable)?;
                 Ok(Db {
@@ -371,24 +382,6 @@ pub(crate) fn anonymous_params(sql: &str) -> Option<String> {
     Some(out)
 }
 
-/// An `IN` list for `keys`: `($first, ...)` padded with NULLs to a power of
-/// two, and the values to bind in order. A few list lengths mean a few
-/// statement texts, each prepared once and kept in the connection's cache;
-/// one text per length (a relay batch can be any size up to a thousand)
-/// filled every connection's cache with large, rarely reused statements.
-pub(crate) fn in_list(first: usize, keys: &[String]) -> (String, Vec<Option<&str>>) {
-    let shape = keys.len().max(1).next_power_of_two();
-    let mut values: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
-    values.resize(shape, None);
-    (placeholders(first, shape), values)
-}
-
-/// `($k, $k+1, ...)` placeholders for an `IN` list of `n` values.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
-    format!("({})", list.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,16 +400,6 @@ mod tests {
         ));
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite://").is_err());
-        assert_eq!(placeholders(2, 3), "($2, $3, $4)");
-    }
-
-    #[test]
-    fn in_lists_are_padded_to_a_power_of_two() {
-        let keys: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let (ph, values) = in_list(2, &keys);
-        assert_eq!(ph, "($2, $3, $4, $5)");
-        assert_eq!(values, vec![Some("a"), Some("b"), Some("c"), None]);
-        assert_eq!(in_list(1, &keys[..1]).0, "($1)");
     }
 
     #[test]
