@@ -10,13 +10,15 @@
 //!   side that receives the peer's snapshots (both built on the engine);
 //! - [`http`]: the REST API and operational endpoints;
 //! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands;
-//!   [`bench`]: `fulfillment bench`, which measures a running pair.
+//!   [`bench`]: `fulfillment bench`, which measures a running pair;
+//!   [`memory`]: giving memory back to the OS after a burst.
 
 pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod service;
 pub mod storage;

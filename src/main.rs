@@ -5,7 +5,7 @@ use clap::Parser;
 use fulfillment::cli::{Cli, run};
 
 fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
+    fulfillment::memory::limit_arenas();
     let cli = Cli::parse();
     fulfillment::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -18,23 +18,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // One per process (the demo runs two services in it).
+    runtime.spawn(fulfillment::memory::trim_after_bursts());
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// glibc gives each thread that allocates its own malloc arena (up to eight
-/// per core), and SQLite's connection threads all allocate: most of a
-/// service's resident memory was half-empty arenas. Two are plenty here.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -47,6 +47,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Records the duration of every request by method, route pattern and status.
 pub async fn time_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    crate::memory::busy();
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req

@@ -126,7 +126,9 @@ fn rows_table(backend: Backend, param: usize, first_row: &[Val<'_>]) -> String {
         .enumerate()
         .map(|(k, v)| match backend {
             Backend::Sqlite => format!("value ->> {k} AS column{}", k + 1),
-            Backend::Postgres if v.is_int() => format!("(value ->> {k})::bigint AS column{}", k + 1),
+            Backend::Postgres if v.is_int() => {
+                format!("(value ->> {k})::bigint AS column{}", k + 1)
+            }
             Backend::Postgres => format!("value ->> {k} AS column{}", k + 1),
         })
         .collect();

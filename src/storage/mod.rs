@@ -189,8 +189,8 @@ impl Db {
                 )
                 .idle_timeout(Duration::from_secs(60))
                 .connect_with(connect_opts)
-                    .await
-                    .map_err(unreachable)?;
+                .await
+                .map_err(unreachable)?;
                 Ok(Db {
                     queue: Some(writer::start(write.clone())),
                     read,

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::bulk::{self, Script, Val};
 use super::bulk::in_list;
+use super::bulk::{self, Script, Val};
 use super::{Db, Result, StorageError, backend_of, from_micros, positional, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
