@@ -226,10 +226,13 @@ impl FulfillmentSnapshot {
 /// The body of `POST /api/v1/sync/changes`. Items stay raw JSON here so that
 /// one item the receiver cannot parse is rejected on its own while the rest
 /// of the batch still applies.
+///
+/// `C` is the list of items: owned when received, a borrowed slice when
+/// sent.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SyncBatch {
-    pub changes: Vec<serde_json::Value>,
+pub struct SyncBatch<C = Vec<Box<serde_json::value::RawValue>>> {
+    pub changes: C,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,10 +10,10 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::{Actor, FieldError, OrderId};
 
-/// A JSON body parsed into `T`, keeping the raw value (for idempotency hashes).
+/// A JSON body parsed into `T`, keeping the bytes (for idempotency hashes).
 pub struct ApiJson<T> {
     pub value: T,
-    pub raw: serde_json::Value,
+    pub body: Bytes,
 }
 
 pub fn is_json(ct: &str) -> bool {
@@ -39,17 +39,30 @@ pub async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErro
 }
 
 /// Parses JSON bytes: 400 when not JSON at all, 422 naming the field when
-/// the JSON does not fit `T`.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), ApiError> {
-    let raw: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        let message = e.into_inner().to_string();
-        ApiError::invalid(vec![FieldError::new(field, message)])
-    })?;
-    Ok((value, raw))
+/// the JSON does not fit `T`. One pass straight into `T` (no intermediate
+/// `serde_json::Value`: for a sync batch that was most of the parsing).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let not_json = |e: &dyn std::fmt::Display| {
+        ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        // Anything after the value (but white space) is not JSON either.
+        Ok(v) => de.end().map(|()| v).map_err(|e| not_json(&e)),
+        Err(e) if !e.inner().is_data() => Err(not_json(e.inner())),
+        Err(e) => {
+            // The body may not fit `T` and also be broken further on (or
+            // nested deeper than the parser allows, which `IgnoredAny` would
+            // not notice): not being JSON at all is the answer then.
+            if let Err(syntax) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                return Err(not_json(&syntax));
+            }
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            let message = e.into_inner().to_string();
+            Err(ApiError::invalid(vec![FieldError::new(field, message)]))
+        }
+    }
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
@@ -64,9 +77,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if !is_json(ct) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = body_bytes(req, state).await?;
-        let (value, raw) = parse_json(&bytes)?;
-        Ok(ApiJson { value, raw })
+        let body = body_bytes(req, state).await?;
+        let value = parse_json(&body)?;
+        Ok(ApiJson { value, body })
     }
 }
 

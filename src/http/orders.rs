@@ -159,7 +159,7 @@ async fn list(
     } else {
         None
     };
-    let items: Vec<serde_json::Value> = views
+    let items: Vec<_> = views
         .iter()
         .map(|v| order_json(state.engine.role(), v))
         .collect();
@@ -204,22 +204,26 @@ async fn create(
             }
         },
     };
-    let ApiJson { value, raw } = <ApiJson<CreateOrderInput> as axum::extract::FromRequest<
+    let ApiJson { value, body } = <ApiJson<CreateOrderInput> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)
     .await?;
     let (content, pricing) = value.parse().map_err(ApiError::invalid)?;
-    // serde_json's map is ordered by key, so this is a canonical form: the
-    // same body with keys in another order is the same request. Only a
-    // request with a key needs it.
+    // serde_json's map is ordered by key, so its text is a canonical form:
+    // the same body with keys in another order is the same request. Only a
+    // request with a key needs it (the body parsed once above, so it is JSON).
     let hash = key.as_ref().map(|_| {
-        Sha256::digest(raw.to_string().as_bytes())
+        let canonical = serde_json::from_slice::<serde_json::Value>(&body)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        Sha256::digest(canonical.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     });
     let role = state.engine.role();
-    let render = move |v: &OrderView| order_json(role, v).to_string();
+    let render =
+        move |v: &OrderView| serde_json::to_string(&order_json(role, v)).unwrap_or_default();
     let created = state
         .engine
         .create_order(
@@ -313,7 +317,7 @@ async fn cancel(
         if !is_json(&ct) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let (value, _) = parse_json::<CancelBody>(&bytes)?;
+        let value = parse_json::<CancelBody>(&bytes)?;
         optional_text("reason", value.reason.as_deref(), MAX_TEXT)
             .map_err(|e| ApiError::invalid(vec![e]))?
     };

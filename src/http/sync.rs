@@ -66,7 +66,7 @@ async fn signed_body(state: &AppState, req: Request) -> ApiResult<(HeaderMap, ax
 
 async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (headers, body) = signed_body(&state, req).await?;
-    let (batch, _) = parse_json::<SyncBatch>(&body)?;
+    let batch = parse_json::<SyncBatch>(&body)?;
     if batch.changes.len() > MAX_BATCH {
         return Err(ApiError::field(
             "changes",
@@ -136,7 +136,7 @@ async fn replay(
 
 async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (_, body) = signed_body(&state, req).await?;
-    let (r, _) = parse_json::<DigestsRequest>(&body)?;
+    let r = parse_json::<DigestsRequest>(&body)?;
     if r.ranges.len() > MAX_RANGES {
         return Err(ApiError::field(
             "ranges",
@@ -149,7 +149,7 @@ async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<
 
 async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (_, body) = signed_body(&state, req).await?;
-    let (r, _) = parse_json::<VersionsRequest>(&body)?;
+    let r = parse_json::<VersionsRequest>(&body)?;
     if !(1..=MAX_ROWS).contains(&r.limit) {
         return Err(ApiError::field(
             "limit",
@@ -162,7 +162,7 @@ async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult
 
 async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (_, body) = signed_body(&state, req).await?;
-    let (r, _) = parse_json::<ResendRequest>(&body)?;
+    let r = parse_json::<ResendRequest>(&body)?;
     if r.items.len() > MAX_RESEND {
         return Err(ApiError::field(
             "items",

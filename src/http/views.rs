@@ -244,11 +244,22 @@ impl<'a> WarehouseOrder<'a> {
     }
 }
 
-/// Serialises an order the way `role` shows it.
-pub fn order_json(role: Role, v: &OrderView) -> serde_json::Value {
-    let out = match role {
-        Role::Store => StoreOrder::new(v).map(serde_json::to_value),
-        Role::Warehouse => Some(serde_json::to_value(WarehouseOrder::new(v))),
-    };
-    out.and_then(Result::ok).unwrap_or(serde_json::Value::Null)
+/// An order the way one role shows it, serialised straight into the
+/// response body.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum OrderJson<'a> {
+    Store(StoreOrder<'a>),
+    Warehouse(WarehouseOrder<'a>),
+    /// A store order without its prices (cannot happen once written):
+    /// `null`.
+    Missing,
+}
+
+/// The order the way `role` shows it.
+pub fn order_json(role: Role, v: &OrderView) -> OrderJson<'_> {
+    match role {
+        Role::Store => StoreOrder::new(v).map_or(OrderJson::Missing, OrderJson::Store),
+        Role::Warehouse => OrderJson::Warehouse(WarehouseOrder::new(v)),
+    }
 }

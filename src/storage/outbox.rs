@@ -315,8 +315,8 @@ pub async fn settle_many(
     // SQLite walked every pending row once per VALUES row (11 ms a batch
     // with a backlog), instead of looking each row up by its key.
     s.add(
-        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1 \
-         FROM ",
+        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1, \
+         lease_until = 0 FROM ",
         " AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
          AND outbox.version <= v.column2 AND (outbox.state || '') = 'pending'",
         &[Val::Int(now)],
@@ -327,8 +327,10 @@ pub async fn settle_many(
         .iter()
         .map(|row| Val::from(row.order_id.as_str()))
         .collect();
+    // Delivered rows were released above; this ends the other leases
+    // without writing those rows a second time.
     s.add(
-        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND order_id IN ",
+        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND lease_until <> 0 AND order_id IN ",
         "",
         &fixed[..1],
         1,

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
@@ -30,12 +31,17 @@ pub enum BatchRefused {
 pub async fn apply_batch(
     engine: &Engine,
     webhook_id: &str,
-    items: &[serde_json::Value],
+    items: &[Box<RawValue>],
 ) -> Result<std::result::Result<Vec<ItemResult>, BatchRefused>> {
-    let (this, webhook_id, items) = (engine.clone(), webhook_id.to_owned(), items.to_vec());
+    // Parsed before the write: the writer's time is the scarce one.
+    let parsed: Vec<std::result::Result<Parsed, ItemResult>> = items
+        .iter()
+        .map(|item| Parsed::from_item(engine.role(), item))
+        .collect();
+    let (this, webhook_id) = (engine.clone(), webhook_id.to_owned());
     let outcome = engine
         .db()
-        .write(move |c| Box::pin(async move { apply_in(&this, c, &webhook_id, &items).await }))
+        .write(move |c| Box::pin(async move { apply_in(&this, c, &webhook_id, parsed).await }))
         .await?;
     let Ok((results, enqueued)) = outcome else {
         return Ok(Err(BatchRefused::Replayed));
@@ -62,7 +68,7 @@ async fn apply_in(
     engine: &Engine,
     c: &mut AnyConnection,
     webhook_id: &str,
-    items: &[serde_json::Value],
+    parsed: Vec<std::result::Result<Parsed, ItemResult>>,
 ) -> Result<std::result::Result<(Vec<ItemResult>, bool), BatchRefused>> {
     let now = now_micros();
     let fresh = sqlx::query(
@@ -77,11 +83,7 @@ async fn apply_in(
         return Ok(Err(BatchRefused::Replayed));
     }
     let actor = Actor::Sync(engine.peer().to_owned());
-    let parsed: Vec<std::result::Result<Parsed, ItemResult>> = items
-        .iter()
-        .map(|item| Parsed::from_item(engine.role(), item))
-        .collect();
-    let mut seen = HashSet::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(parsed.len());
     let mut repeated = HashSet::new();
     for p in parsed.iter().flatten() {
         if !seen.insert(p.id()) {
@@ -106,7 +108,7 @@ async fn apply_in(
         fulfillments: Vec::new(),
     };
 
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(parsed.len());
     // New orders, and where each one's item and snapshot are.
     let mut new_orders: Vec<Order> = Vec::new();
     let mut new_items: Vec<(usize, ContentSnapshot)> = Vec::new();
@@ -185,10 +187,10 @@ enum Parsed {
 
 impl Parsed {
     /// Parses an item, or says why it is rejected.
-    fn from_item(role: Role, item: &serde_json::Value) -> std::result::Result<Parsed, ItemResult> {
+    fn from_item(role: Role, item: &RawValue) -> std::result::Result<Parsed, ItemResult> {
         match role {
             Role::Warehouse => {
-                let snap: ContentSnapshot = serde_json::from_value(item.clone()).map_err(|e| {
+                let snap: ContentSnapshot = serde_json::from_str(item.get()).map_err(|e| {
                     rejected(item_id(item), format!("not an order content snapshot: {e}"))
                 })?;
                 let content = snap
@@ -197,10 +199,9 @@ impl Parsed {
                 Ok(Parsed::Content(snap, content))
             }
             Role::Store => {
-                let snap: FulfillmentSnapshot =
-                    serde_json::from_value(item.clone()).map_err(|e| {
-                        rejected(item_id(item), format!("not a fulfillment snapshot: {e}"))
-                    })?;
+                let snap: FulfillmentSnapshot = serde_json::from_str(item.get()).map_err(|e| {
+                    rejected(item_id(item), format!("not a fulfillment snapshot: {e}"))
+                })?;
                 let f = snap
                     .parse()
                     .map_err(|errors| rejected(Some(snap.id), describe(&errors)))?;
@@ -420,8 +421,15 @@ fn describe(errors: &[FieldError]) -> String {
 }
 
 /// The id of an item, if it has a readable one (for the answer).
-fn item_id(item: &serde_json::Value) -> Option<OrderId> {
-    item.get("id")
-        .and_then(|v| v.as_str())
+fn item_id(item: &RawValue) -> Option<OrderId> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Id>(item.get())
+        .ok()?
+        .id
+        .as_deref()
         .and_then(OrderId::parse)
 }

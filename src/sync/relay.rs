@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
+use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Notify, watch};
 
 use super::backoff;
@@ -193,7 +194,7 @@ impl Relay {
     }
 
     /// The snapshot this side sends for an order, with its version.
-    fn snapshot(&self, o: &Order) -> Option<(serde_json::Value, i64)> {
+    fn snapshot(&self, o: &Order) -> Option<(Box<RawValue>, i64)> {
         match self.engine.role() {
             Role::Store => {
                 let snap = ContentSnapshot::from_domain(
@@ -203,16 +204,12 @@ impl Relay {
                     &o.content,
                     o.created_at,
                 );
-                serde_json::to_value(snap)
-                    .ok()
-                    .map(|v| (v, o.store_version))
+                to_raw_value(&snap).ok().map(|v| (v, o.store_version))
             }
             Role::Warehouse => {
                 let f = o.fulfillment.as_ref()?;
                 let snap = FulfillmentSnapshot::from_domain(o.id, o.warehouse_version, f);
-                serde_json::to_value(snap)
-                    .ok()
-                    .map(|v| (v, o.warehouse_version))
+                to_raw_value(&snap).ok().map(|v| (v, o.warehouse_version))
             }
         }
     }
@@ -371,11 +368,9 @@ impl Relay {
     }
 
     /// Sends one signed batch and checks the answer has one result per item.
-    async fn send(&self, changes: &[serde_json::Value]) -> Result<Vec<ItemResult>, PeerError> {
+    async fn send(&self, changes: &[Box<RawValue>]) -> Result<Vec<ItemResult>, PeerError> {
         let n = changes.len();
-        let batch = SyncBatch {
-            changes: changes.to_vec(),
-        };
+        let batch = SyncBatch { changes };
         let parsed: SyncBatchResult = self.peer.post("/api/v1/sync/changes", &batch).await?;
         if parsed.results.len() != n {
             return Err(PeerError::BadAnswer(format!(
@@ -391,7 +386,7 @@ impl Relay {
     /// Returns, per item, its result or the error of its smallest batch.
     async fn send_isolating(
         &self,
-        changes: &[serde_json::Value],
+        changes: &[Box<RawValue>],
     ) -> Vec<Result<ItemResult, PeerError>> {
         let mut out: Vec<Option<Result<ItemResult, PeerError>>> = vec![None; changes.len()];
         let mut todo: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);

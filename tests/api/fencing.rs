@@ -11,6 +11,7 @@ use fulfillment::sync::apply::apply_batch;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
+use serde_json::value::{RawValue, to_raw_value};
 
 use crate::helpers::*;
 
@@ -32,7 +33,7 @@ fn schedule() -> impl Strategy<Value = (i64, Vec<i64>)> {
     })
 }
 
-fn content(id: OrderId, v: i64) -> serde_json::Value {
+fn content(id: OrderId, v: i64) -> Box<RawValue> {
     let input: fulfillment::domain::order::CreateOrderInput = serde_json::from_value({
         let mut full = order_body(&format!("Customer v{v}"));
         full["notes"] = json!(format!("v{v}"));
@@ -43,7 +44,7 @@ fn content(id: OrderId, v: i64) -> serde_json::Value {
     let created = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
         .expect("time")
         .with_timezone(&chrono::Utc);
-    serde_json::to_value(ContentSnapshot::from_domain(
+    to_raw_value(&ContentSnapshot::from_domain(
         id,
         &format!("SO-{}", &id.as_uuid().simple().to_string()[20..]),
         v,
@@ -53,7 +54,7 @@ fn content(id: OrderId, v: i64) -> serde_json::Value {
     .expect("json")
 }
 
-fn fulfillment(id: OrderId, v: i64) -> serde_json::Value {
+fn fulfillment(id: OrderId, v: i64) -> Box<RawValue> {
     let mut f = Fulfillment::new();
     f.status = [
         FulfillmentStatus::Pending,
@@ -61,7 +62,7 @@ fn fulfillment(id: OrderId, v: i64) -> serde_json::Value {
         FulfillmentStatus::Packed,
     ][(v % 3) as usize];
     f.cancel_rejected_reason = Some(format!("v{v}"));
-    serde_json::to_value(FulfillmentSnapshot::from_domain(id, v, &f)).expect("json")
+    to_raw_value(&FulfillmentSnapshot::from_domain(id, v, &f)).expect("json")
 }
 
 fn run(backend: Backend) {
