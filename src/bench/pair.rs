@@ -357,7 +357,10 @@ fn spawn(
         // In the environment rather than argv, so `ps` shows no secret or password.
         .env("DATABASE_URL", db)
         .env("FULFILLMENT_SYNC_SECRET", &env.secret)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or("warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)

@@ -264,6 +264,12 @@ pub struct ItemResult {
     pub outcome: ItemOutcome,
     #[serde(default)]
     pub reason: Option<String>,
+    /// In the warehouse's answer to a content item: its fulfillment of the
+    /// order as it stands after the item. The store applies it like any
+    /// fulfillment snapshot (version-fenced), so a new order's first
+    /// fulfillment state needs no delivery of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment: Option<Box<FulfillmentSnapshot>>,
 }
 
 /// The body answered by `POST /api/v1/sync/changes`: one result per item,

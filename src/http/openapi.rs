@@ -1084,6 +1084,8 @@ fn sync_batch_result() -> Value {
                                "description": "Null when the item had no readable id."},
                         "outcome": {"type": "string", "enum": ["applied", "stale", "rejected"]},
                         "reason": {"type": "string", "nullable": true},
+                        "fulfillment": {"type": "object",
+                            "description": "In the warehouse's answer to a content snapshot: its fulfillment snapshot of the order after the item (absent when that state travels through the outbox)."},
                     },
                 },
             },

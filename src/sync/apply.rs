@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
 use crate::engine::{Engine, Result};
-use crate::storage::{audit, now_micros, orders, outbox};
+use crate::storage::{audit, now_micros, orders};
 
 /// Why a whole batch was refused before any item was looked at.
 #[derive(Debug, thiserror::Error)]
@@ -43,33 +43,60 @@ pub async fn apply_batch(
         .db()
         .write(move |c| Box::pin(async move { apply_in(&this, c, &webhook_id, parsed).await }))
         .await?;
-    let Ok((results, enqueued)) = outcome else {
+    let Ok(applied) = outcome else {
         return Ok(Err(BatchRefused::Replayed));
     };
-    let applied = results
-        .iter()
-        .filter(|r| r.outcome == ItemOutcome::Applied)
-        .count();
-    engine.metrics().applied.increment(applied as u64);
-    if enqueued {
-        engine.wake_relay();
-    }
-    Ok(Ok(results))
+    Ok(Ok(applied.finish(engine)))
 }
 
-/// The batch inside its transaction: results, and whether anything was
-/// enqueued for the relay.
-///
-/// The orders of the whole batch are loaded in one go, and new orders at
-/// the warehouse (the bulk of traffic) are inserted together, so a batch
-/// costs a few statements plus one or two per changed order. An order that
-/// appears twice in one batch is reloaded before each of its items.
+/// Applies, inside the caller's transaction, the fulfillment snapshots the
+/// warehouse sent back with its answers to a delivery (at the store). Call
+/// [`Applied::finish`] once that transaction has committed.
+pub(super) async fn apply_answers(
+    engine: &Engine,
+    c: &mut AnyConnection,
+    snaps: Vec<FulfillmentSnapshot>,
+) -> Result<Applied> {
+    let parsed = snaps
+        .into_iter()
+        .map(|snap| match snap.parse() {
+            Ok(f) => Ok(Parsed::Fulfillment(snap, f)),
+            Err(errors) => Err(rejected(Some(snap.id), describe(&errors))),
+        })
+        .collect();
+    apply_parsed(engine, c, parsed).await
+}
+
+/// What a batch did: one result per item, and whether anything was enqueued
+/// for the relay.
+pub(super) struct Applied {
+    results: Vec<ItemResult>,
+    enqueued: bool,
+}
+
+impl Applied {
+    /// Counts and reports what was applied, once it is committed.
+    pub(super) fn finish(self, engine: &Engine) -> Vec<ItemResult> {
+        let applied = self
+            .results
+            .iter()
+            .filter(|r| r.outcome == ItemOutcome::Applied)
+            .count();
+        engine.metrics().applied.increment(applied as u64);
+        if self.enqueued {
+            engine.wake_relay();
+        }
+        self.results
+    }
+}
+
+/// The batch inside its transaction, unless `webhook_id` was seen before.
 async fn apply_in(
     engine: &Engine,
     c: &mut AnyConnection,
     webhook_id: &str,
     parsed: Vec<std::result::Result<Parsed, ItemResult>>,
-) -> Result<std::result::Result<(Vec<ItemResult>, bool), BatchRefused>> {
+) -> Result<std::result::Result<Applied, BatchRefused>> {
     let now = now_micros();
     let fresh = sqlx::query(
         "INSERT INTO seen_webhooks (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
@@ -82,6 +109,21 @@ async fn apply_in(
     if fresh == 0 {
         return Ok(Err(BatchRefused::Replayed));
     }
+    apply_parsed(engine, c, parsed).await.map(Ok)
+}
+
+/// The items inside the caller's transaction.
+///
+/// The orders of the whole batch are loaded in one go, and new orders at
+/// the warehouse (the bulk of traffic) are inserted together, so a batch
+/// costs a few statements plus one or two per changed order. An order that
+/// appears twice in one batch is reloaded before each of its items.
+async fn apply_parsed(
+    engine: &Engine,
+    c: &mut AnyConnection,
+    parsed: Vec<std::result::Result<Parsed, ItemResult>>,
+) -> Result<Applied> {
+    let now = now_micros();
     let actor = Actor::Sync(engine.peer().to_owned());
     let mut seen = HashSet::with_capacity(parsed.len());
     let mut repeated = HashSet::new();
@@ -103,7 +145,6 @@ async fn apply_in(
         loaded,
         repeated,
         trail: Vec::new(),
-        enqueue: Vec::new(),
         enqueued: false,
         fulfillments: Vec::new(),
     };
@@ -149,9 +190,9 @@ async fn apply_in(
                     actor: &actor,
                     changes: "created".into(),
                 });
-                // The store learns the order's first fulfillment state.
-                batch.enqueue.push((order.id, 1));
-                outcome(order.id, ItemOutcome::Applied)
+                // The store learns the order's first fulfillment state
+                // from the answer.
+                created(&order)
             } else {
                 // Taken meanwhile: by a concurrent delivery of this same
                 // order (then it is an update like any other), or its number
@@ -163,7 +204,6 @@ async fn apply_in(
     }
     let Batch {
         trail,
-        enqueue,
         enqueued,
         fulfillments,
         ..
@@ -172,9 +212,8 @@ async fn apply_in(
         fulfillments.iter().map(|(id, f, v)| (*id, f, *v)).collect();
     orders::update_fulfillments(c, &fulfillments, now).await?;
     audit::record_many(c, &trail, now).await?;
-    outbox::enqueue_many(c, engine.peer(), &enqueue, now).await?;
     let results: Vec<ItemResult> = results.into_iter().flatten().collect();
-    Ok(Ok((results, enqueued || !enqueue.is_empty())))
+    Ok(Applied { results, enqueued })
 }
 
 /// One item of a batch, parsed for the receiving side. Short-lived and in a
@@ -246,9 +285,7 @@ struct Batch<'a> {
     /// Orders that appear more than once: reloaded before each item.
     repeated: HashSet<OrderId>,
     trail: Vec<audit::Record<'a>>,
-    /// New orders whose first fulfillment state goes to the store.
-    enqueue: Vec<(OrderId, i64)>,
-    /// Whether an item already enqueued something itself.
+    /// Whether an item enqueued something for the peer.
     enqueued: bool,
     /// Newer fulfillments (at the store), written together at the end.
     fulfillments: Vec<(OrderId, Fulfillment, i64)>,
@@ -297,8 +334,7 @@ impl Batch<'_> {
                     return self.taken(c, snap, order).await;
                 }
                 audit::record(c, id, self.actor, &["created"], self.now).await?;
-                self.enqueue.push((id, 1));
-                Ok(outcome(id, ItemOutcome::Applied))
+                Ok(created(&order))
             }
             Some(old) => self.update_content(c, snap, content, old).await,
         }
@@ -314,7 +350,8 @@ impl Batch<'_> {
     ) -> Result<ItemResult> {
         let id = snap.id;
         if old.store_version >= snap.store_version {
-            return Ok(outcome(id, ItemOutcome::Stale));
+            let f = old.fulfillment.clone().unwrap_or_default();
+            return Ok(answered(id, ItemOutcome::Stale, old.warehouse_version, &f));
         }
         let changed = old.content.changed_fields(&content);
         orders::update_content(c, id, &content, snap.store_version, self.now).await?;
@@ -343,9 +380,16 @@ impl Batch<'_> {
                     self.now,
                 )
                 .await?;
+            // The new state travels through the outbox.
             self.enqueued = true;
+            return Ok(outcome(id, ItemOutcome::Applied));
         }
-        Ok(outcome(id, ItemOutcome::Applied))
+        Ok(answered(
+            id,
+            ItemOutcome::Applied,
+            old.warehouse_version,
+            &after,
+        ))
     }
 
     async fn apply_fulfillment(
@@ -401,6 +445,7 @@ fn rejected(id: Option<OrderId>, reason: String) -> ItemResult {
         id,
         outcome: ItemOutcome::Rejected,
         reason: Some(reason),
+        fulfillment: None,
     }
 }
 
@@ -409,7 +454,28 @@ fn outcome(id: OrderId, outcome: ItemOutcome) -> ItemResult {
         id: Some(id),
         outcome,
         reason: None,
+        fulfillment: None,
     }
+}
+
+/// The answer to a content item, with the warehouse's fulfillment of the
+/// order (`version`, `f`) as it stands after it.
+fn answered(id: OrderId, outcome: ItemOutcome, version: i64, f: &Fulfillment) -> ItemResult {
+    ItemResult {
+        fulfillment: Some(Box::new(FulfillmentSnapshot::from_domain(id, version, f))),
+        ..self::outcome(id, outcome)
+    }
+}
+
+/// The answer to a content item that created `order` at the warehouse.
+fn created(order: &Order) -> ItemResult {
+    let first = order.fulfillment.clone().unwrap_or_default();
+    answered(
+        order.id,
+        ItemOutcome::Applied,
+        order.warehouse_version,
+        &first,
+    )
 }
 
 fn describe(errors: &[FieldError]) -> String {

@@ -22,15 +22,15 @@ use rand::SeedableRng;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Notify, watch};
 
-use super::backoff;
 use super::breaker::Breaker;
 use super::peer::{PeerClient, PeerError};
 use super::signature::Secrets;
+use super::{apply, backoff};
 use crate::domain::snapshot::{
     ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult, SyncBatch, SyncBatchResult,
 };
 use crate::domain::{Order, OrderId, Role};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::storage::outbox::{self, Claimed, Settle, Settled};
 use crate::storage::{StorageError, now_micros, orders};
 
@@ -280,10 +280,20 @@ impl Relay {
         let (mut delivered, mut failed) = (0u64, 0u64);
         let mut any_answer = false;
         let mut transport_error = None;
+        // The warehouse's fulfillment of the orders it answered for (the
+        // first state of a new order above all), applied with the settling.
+        let mut learned: Vec<FulfillmentSnapshot> = Vec::new();
         for ((row, version), answer) in sent.iter().zip(answers) {
             let (how, outcome, detail, next_retry) = match answer {
-                Ok(result) => {
+                Ok(mut result) => {
                     any_answer = true;
+                    // Only what is news: the order as loaded for this round
+                    // already holds most (the apply is version-fenced anyway).
+                    learned.extend(result.fulfillment.take().map(|f| *f).filter(|f| {
+                        by_id
+                            .get(&f.id)
+                            .is_none_or(|o| o.warehouse_version < f.warehouse_version)
+                    }));
                     match result.outcome {
                         ItemOutcome::Applied | ItemOutcome::Stale => {
                             delivered += 1;
@@ -343,16 +353,30 @@ impl Relay {
                 next_retry,
             });
         }
-        let peer_name = peer.to_owned();
-        self.engine
+        // What was learned and how each row ends, in one transaction: a
+        // row is never settled without what its answer taught.
+        let (peer_name, engine) = (peer.to_owned(), self.engine.clone());
+        let applied = self
+            .engine
             .db()
             .write(move |c| {
                 Box::pin(async move {
+                    let applied = apply::apply_answers(&engine, c, learned).await?;
                     outbox::settle_many(c, &peer_name, &settled, now).await?;
-                    Ok::<_, StorageError>(())
+                    Ok::<_, EngineError>(applied)
                 })
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                EngineError::Storage(e) => e,
+                other => StorageError::Commit(other.to_string()),
+            })?;
+        for r in applied.finish(&self.engine) {
+            if r.outcome == ItemOutcome::Rejected {
+                tracing::warn!(peer, order_id = ?r.id, reason = ?r.reason,
+                    "the peer answered with a fulfillment this side cannot take");
+            }
+        }
 
         // The breaker judges the peer, not our data: any answer means it is up.
         if any_answer {
