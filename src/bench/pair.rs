@@ -357,10 +357,7 @@ fn spawn(
         // In the environment rather than argv, so `ps` shows no secret or password.
         .env("DATABASE_URL", db)
         .env("FULFILLMENT_SYNC_SECRET", &env.secret)
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_RUST_LOG").unwrap_or("warn".into()),
-        )
+        .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)
