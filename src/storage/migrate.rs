@@ -51,6 +51,7 @@ const MIGRATION_LOCK: i64 = 0x0f_f11e_d000;
 /// Applies the pending migrations of `role`. Returns how many were applied.
 pub async fn run(db: &Db, role: Role) -> Result<usize, ConnectError> {
     let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
+    let _borrow = db.queue.as_ref().map(super::writer::Queue::borrow);
     let mut conn = db.write.acquire().await.map_err(fail)?;
     if db.backend == Backend::Postgres {
         conn.execute(

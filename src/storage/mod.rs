@@ -239,6 +239,9 @@ impl Db {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
+        // On SQLite the writer holds the one write connection between
+        // groups; it hands it back once asked.
+        let _borrow = self.queue.as_ref().map(writer::Queue::borrow);
         Ok(self.write.begin().await?)
     }
 
@@ -269,6 +272,7 @@ impl Db {
             Some(queue) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 queue
+                    .work
                     .send(Box::new(writer::Task::new(f, reply)))
                     .await
                     .map_err(|_| stopped())?;
@@ -312,6 +316,8 @@ impl Db {
 
     pub async fn close(&self) {
         self.read.close().await;
+        // The writer lets go of its connection for good: the pool is closed.
+        let _borrow = self.queue.as_ref().map(writer::Queue::borrow);
         self.write.close().await;
     }
 }

@@ -10,9 +10,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::{AnyConnection, AnyPool, Executor};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::StorageError;
 
@@ -76,22 +79,73 @@ where
     }
 }
 
-pub(crate) type Queue = mpsc::Sender<Box<dyn Work>>;
+/// The way to the writer task.
+#[derive(Clone, Debug)]
+pub(crate) struct Queue {
+    pub(crate) work: mpsc::Sender<Box<dyn Work>>,
+    lend: Arc<Lend>,
+}
+
+/// The writer keeps the pool's one connection between groups (taking it
+/// back from the pool for every group was a tenth of the writer's time
+/// under load). Code that needs the connection itself (a transaction of
+/// its own, closing the pool) asks for it here, and the writer gives it
+/// back to the pool after its current group.
+#[derive(Debug, Default)]
+struct Lend {
+    wanted: AtomicUsize,
+    wake: Notify,
+}
+
+/// While alive, the writer leaves the connection in the pool.
+pub(crate) struct Borrow(Arc<Lend>);
+
+impl Drop for Borrow {
+    fn drop(&mut self) {
+        self.0.wanted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Queue {
+    /// Asks the writer to leave the connection in the pool until the
+    /// returned guard is dropped (once the connection is acquired).
+    pub(crate) fn borrow(&self) -> Borrow {
+        self.lend.wanted.fetch_add(1, Ordering::AcqRel);
+        self.lend.wake.notify_one();
+        Borrow(self.lend.clone())
+    }
+}
 
 /// Starts the writer task for `pool` (a single-connection pool).
 pub(crate) fn start(pool: AnyPool) -> Queue {
-    let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    tokio::spawn(run(pool, rx));
-    tx
+    let (work, rx) = mpsc::channel(4 * MAX_GROUP);
+    let lend = Arc::new(Lend::default());
+    tokio::spawn(run(pool, rx, lend.clone()));
+    Queue { work, lend }
 }
 
 async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), String> {
     c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>) {
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Lend>) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.recv().await {
+    let mut held: Option<PoolConnection<Any>> = None;
+    loop {
+        let first = if held.is_some() {
+            tokio::select! {
+                w = rx.recv() => w,
+                () = lend.wake.notified() => {
+                    if lend.wanted.load(Ordering::Acquire) > 0 {
+                        held = None;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
         group.push(first);
         // Whatever queued up while the last group was committing rides along.
         while group.len() < MAX_GROUP {
@@ -100,9 +154,29 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>) {
                 Err(_) => break,
             }
         }
-        let outcome = commit_group(&pool, &mut group).await;
+        if held.is_none() {
+            held = pool
+                .acquire()
+                .await
+                .map_err(|e| e.to_string())
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the database writer cannot get its connection");
+                    None
+                });
+        }
+        let outcome = match held.as_mut() {
+            Some(conn) => commit_group(conn, &mut group).await,
+            None => Err(
+                "the database connection is unavailable; check the database file and disk".into(),
+            ),
+        };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = group.len(), "group commit failed");
+        }
+        // After a failure, a fresh connection; and give it up when asked.
+        if outcome.is_err() || lend.wanted.load(Ordering::Acquire) > 0 {
+            held = None;
         }
         for w in group.drain(..) {
             w.finish(outcome.clone());
@@ -111,9 +185,11 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>) {
 }
 
 /// Runs every write of the group in its own savepoint and commits once.
-async fn commit_group(pool: &AnyPool, group: &mut [Box<dyn Work>]) -> Result<(), String> {
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    let c: &mut AnyConnection = &mut conn;
+async fn commit_group(
+    conn: &mut PoolConnection<Any>,
+    group: &mut [Box<dyn Work>],
+) -> Result<(), String> {
+    let c: &mut AnyConnection = conn;
     exec(c, "BEGIN").await?;
     if let [only] = group {
         // Alone in its transaction, a write needs no savepoint: if it
