@@ -482,11 +482,12 @@ async fn apply_steps(
     let mut ids: Vec<OrderId> = steps.iter().map(|s| s.id).collect();
     ids.sort();
     ids.dedup();
-    let mut current: HashMap<OrderId, Order> = orders::load_many_for_update(db, c, &ids)
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o))
-        .collect();
+    let mut current: HashMap<OrderId, Order> =
+        orders::load_many_for_update(db, c, &ids, orders::Parts::All)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
     let mut moved: Vec<OrderId> = Vec::new();
     let mut trail = Vec::new();
     let mut results: Vec<Result<Order>> = Vec::with_capacity(steps.len());

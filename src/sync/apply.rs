@@ -133,7 +133,17 @@ async fn apply_parsed(
         }
     }
     let ids: Vec<OrderId> = seen.into_iter().collect();
-    let loaded = orders::load_many_for_update(engine.db(), c, &ids)
+    // Fulfillment snapshots (at the store) read no content: no lines.
+    let parts = if parsed
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, Parsed::Content(..)))
+    {
+        orders::Parts::All
+    } else {
+        orders::Parts::WithoutLines
+    };
+    let loaded = orders::load_many_for_update(engine.db(), c, &ids, parts)
         .await?
         .into_iter()
         .map(|o| (o.id, o))
