@@ -192,6 +192,29 @@ pub async fn sync_info(
     Ok(out)
 }
 
+/// Vacuums the outbox, orders and seen webhook ids and refreshes the
+/// planner's statistics of the other tables sync writes (PostgreSQL;
+/// outside any transaction; nothing on SQLite, which has no dead rows to
+/// collect).
+pub async fn tidy(db: &Db) -> Result<()> {
+    if db.backend() == Backend::Postgres {
+        // One statement per call: several in one string would run as one
+        // transaction block, where VACUUM is refused.
+        for sql in [
+            "VACUUM (ANALYZE) outbox",
+            "VACUUM (ANALYZE) orders",
+            "ANALYZE order_lines",
+            "ANALYZE shipments",
+            "ANALYZE sync_attempts",
+            "ANALYZE audit_log",
+            "VACUUM (ANALYZE) seen_webhooks",
+        ] {
+            sqlx::query(sql).execute(&db.write).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A row a relay has leased for delivery.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
