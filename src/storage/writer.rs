@@ -155,15 +155,12 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
             }
         }
         if held.is_none() {
-            held = pool
-                .acquire()
-                .await
-                .map_err(|e| e.to_string())
-                .map(Some)
-                .unwrap_or_else(|e| {
+            match pool.acquire().await {
+                Ok(conn) => held = Some(conn),
+                Err(e) => {
                     tracing::error!(error = %e, "the database writer cannot get its connection");
-                    None
-                });
+                }
+            }
         }
         let outcome = match held.as_mut() {
             Some(conn) => commit_group(conn, &mut group).await,

@@ -57,13 +57,7 @@ pub(super) async fn apply_answers(
     c: &mut AnyConnection,
     snaps: Vec<FulfillmentSnapshot>,
 ) -> Result<Applied> {
-    let parsed = snaps
-        .into_iter()
-        .map(|snap| match snap.parse() {
-            Ok(f) => Ok(Parsed::Fulfillment(snap, f)),
-            Err(errors) => Err(rejected(Some(snap.id), describe(&errors))),
-        })
-        .collect();
+    let parsed = snaps.into_iter().map(Parsed::fulfillment).collect();
     apply_parsed(engine, c, parsed).await
 }
 
@@ -251,11 +245,16 @@ impl Parsed {
                 let snap: FulfillmentSnapshot = serde_json::from_str(item.get()).map_err(|e| {
                     rejected(item_id(item), format!("not a fulfillment snapshot: {e}"))
                 })?;
-                let f = snap
-                    .parse()
-                    .map_err(|errors| rejected(Some(snap.id), describe(&errors)))?;
-                Ok(Parsed::Fulfillment(snap, f))
+                Parsed::fulfillment(snap)
             }
+        }
+    }
+
+    /// A fulfillment snapshot whose fields agree, or why it is rejected.
+    fn fulfillment(snap: FulfillmentSnapshot) -> std::result::Result<Parsed, ItemResult> {
+        match snap.parse() {
+            Ok(f) => Ok(Parsed::Fulfillment(snap, f)),
+            Err(errors) => Err(rejected(Some(snap.id), describe(&errors))),
         }
     }
 
