@@ -407,7 +407,7 @@ impl Relay {
     }
 
     /// Counts settled rows and, every [`TIDY_EVERY`] of them on PostgreSQL,
-    /// vacuums the outbox in the background.
+    /// tidies the tables sync rewrites ([`outbox::tidy`]) in the background.
     fn tidy_now_and_then(&self, settled: usize) {
         if self.engine.db().backend() != Backend::Postgres {
             return;
@@ -423,7 +423,7 @@ impl Relay {
         let db = self.engine.db().clone();
         tokio::spawn(async move {
             if let Err(error) = outbox::tidy(&db).await {
-                tracing::warn!(%error, "could not vacuum the outbox; autovacuum will in time");
+                tracing::warn!(%error, "could not vacuum or analyse the sync tables; autovacuum will in time");
             }
         });
     }
