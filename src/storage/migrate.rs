@@ -42,6 +42,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_admin_sessions.sql"),
         postgres: include_str!("../../migrations/postgres/0003_admin_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "byte_order_ids",
+        only: None,
+        sqlite: include_str!("../../migrations/sqlite/0004_byte_order_ids.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_byte_order_ids.sql"),
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -83,9 +83,18 @@ impl TestDb {
                 let mut c = AnyConnection::connect(&admin)
                     .await
                     .expect("connect to the test PostgreSQL server");
-                c.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create test database");
+                // A language collation, whatever the server's default: most
+                // real clusters have one, and text ranges that assume byte
+                // order go wrong only there.
+                c.execute(
+                    format!(
+                        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+                         LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+                    )
+                    .as_str(),
+                )
+                .await
+                .expect("create test database");
                 c.close().await.ok();
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
                 Some(TestDb {
