@@ -17,7 +17,7 @@ use crate::storage::prune::{Retention, prune};
 use crate::storage::{Db, DbOptions};
 use crate::sync::breaker::Breaker;
 use crate::sync::reconcile::Reconciler;
-use crate::sync::relay::{Relay, RelayConfig};
+use crate::sync::relay::{self, Relay, RelayConfig};
 use crate::sync::signature::Secrets;
 
 /// Everything one service needs to run.
@@ -40,6 +40,10 @@ pub struct ServiceConfig {
     pub reconcile_interval: Option<Duration>,
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub idle_poll: Duration,
+    /// How long the relay reserves the rows of a round (its requests end
+    /// before), and how long one request to the peer may take.
+    pub relay_lease: Duration,
+    pub request_timeout: Duration,
     /// How long old records are kept, and how often they are pruned.
     pub retention: Retention,
     pub prune_every: Duration,
@@ -64,6 +68,8 @@ impl ServiceConfig {
             breaker_open_for: Duration::from_secs(5),
             reconcile_interval: Some(Duration::from_secs(600)),
             idle_poll: Duration::from_secs(5),
+            relay_lease: relay::LEASE,
+            request_timeout: relay::REQUEST_TIMEOUT,
             retention: Retention::default(),
             prune_every: Duration::from_secs(300),
         }
@@ -112,6 +118,8 @@ impl Service {
         relay_cfg.retry_horizon = cfg.retry_horizon;
         relay_cfg.batch_size = cfg.batch_size;
         relay_cfg.idle_poll = cfg.idle_poll;
+        relay_cfg.lease = cfg.relay_lease;
+        relay_cfg.request_timeout = cfg.request_timeout;
         let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
         let reconciler = Arc::new(Reconciler::new(
             engine.clone(),

@@ -97,6 +97,10 @@ async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Res
         "oldest_pending_seconds": s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
         "breaker": state.breaker.state(),
         "last_delivered_at": s.last_delivered_at.map(from_micros),
+        // Why deliveries fail, while something still waits to go.
+        "last_error": state.breaker.last_error().filter(|_| s.pending > 0).map(|(at, detail)| {
+            serde_json::json!({"at": from_micros(at), "detail": detail})
+        }),
     }))
     .into_response())
 }

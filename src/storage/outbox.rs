@@ -266,6 +266,8 @@ pub enum Settle {
     Dead { reason: String },
     /// Try again at `next_attempt_at`.
     Retry { error: String, next_attempt_at: i64 },
+    /// Not sent this round: not an attempt, the lease just ends.
+    Unsent,
 }
 
 /// How one leased row ends this round, decided before it is written.
@@ -329,6 +331,7 @@ pub async fn settle_many(
                 .execute(&mut *c)
                 .await?;
             }
+            Settle::Unsent => {}
         }
     }
     let fixed = [Val::from(peer), Val::Int(now)];
@@ -360,7 +363,7 @@ pub async fn settle_many(
         &ids,
     );
     let mut attempts: Vec<Val> = Vec::with_capacity(list.len() * 5);
-    for row in list {
+    for row in list.iter().filter(|r| !matches!(r.how, Settle::Unsent)) {
         attempts.extend([
             Val::from(row.order_id.as_str()),
             row.outcome.into(),
@@ -415,6 +418,27 @@ pub async fn next_due(c: &mut AnyConnection, peer: &str) -> Result<Option<i64>> 
     .bind(peer)
     .fetch_one(&mut *c)
     .await?)
+}
+
+/// Makes every pending row scheduled or leased beyond `latest` due `now`
+/// (rows a clock that was ahead put out of reach). Returns how many.
+pub async fn reschedule_beyond(db: &Db, peer: &str, latest: i64, now: i64) -> Result<u64> {
+    let peer = peer.to_owned();
+    db.write(move |c| {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $3, lease_until = 0 \
+                 WHERE peer = $1 AND state = 'pending' AND (next_attempt_at > $2 OR lease_until > $2)",
+            )
+            .bind(peer)
+            .bind(latest)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected())
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Default, sqlx::FromRow)]

@@ -38,6 +38,20 @@ struct Inner {
     state: BreakerState,
     failures: u32,
     opened_at: Option<Instant>,
+    /// Half-open and the one probe request is out.
+    probing: bool,
+    /// The last failed delivery: when (microseconds) and why.
+    last_error: Option<(i64, String)>,
+}
+
+/// What happened to one request to the peer, as the breaker judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The peer answered and is well (even if it refused some items).
+    Up,
+    /// No usable answer: a connection error, a timeout, a 5xx, a 429 or a
+    /// refusal of the whole request (401/403: wrong secret, clocks apart).
+    Failed,
 }
 
 #[derive(Debug)]
@@ -54,6 +68,8 @@ impl Breaker {
                 state: BreakerState::Closed,
                 failures: 0,
                 opened_at: None,
+                probing: false,
+                last_error: None,
             }),
             threshold: threshold.max(1),
             open_for,
@@ -69,24 +85,53 @@ impl Breaker {
         self.lock().state
     }
 
-    /// May a request go out now? `Err(wait)` says how long until a probe may.
+    /// Could a request go out now? Unlike [`Breaker::allow`] this takes
+    /// nothing: the relay asks it before claiming rows it may not send.
+    /// `Err(wait)` says how long until one may.
+    pub fn ready(&self) -> Result<(), Duration> {
+        let g = self.lock();
+        match g.state {
+            BreakerState::Closed => Ok(()),
+            BreakerState::HalfOpen if g.probing => Err(self.open_for),
+            BreakerState::HalfOpen => Ok(()),
+            BreakerState::Open => {
+                let since = g.opened_at.map_or(self.open_for, |t| t.elapsed());
+                self.open_for.checked_sub(since).map_or(Ok(()), Err)
+            }
+        }
+    }
+
+    /// May a request go out now? Once the breaker has been open long
+    /// enough, exactly one request (the probe) is allowed until its
+    /// outcome is reported. `Err(wait)` says how long until one may.
     pub fn allow(&self) -> Result<(), Duration> {
         let mut g = self.lock();
         match g.state {
-            BreakerState::Closed | BreakerState::HalfOpen => Ok(()),
-            BreakerState::Open => {
-                let since = g.opened_at.map_or(self.open_for, |t| t.elapsed());
-                if since >= self.open_for {
+            BreakerState::Closed => Ok(()),
+            BreakerState::HalfOpen if g.probing => Err(self.open_for),
+            BreakerState::HalfOpen | BreakerState::Open => {
+                if g.state == BreakerState::Open {
+                    let since = g.opened_at.map_or(self.open_for, |t| t.elapsed());
+                    if since < self.open_for {
+                        return Err(self.open_for - since);
+                    }
                     g.state = BreakerState::HalfOpen;
                     tracing::info!(
                         breaker = "half_open",
-                        "circuit breaker lets a probe through"
+                        "circuit breaker lets one probe through"
                     );
-                    Ok(())
-                } else {
-                    Err(self.open_for - since)
                 }
+                g.probing = true;
+                Ok(())
             }
+        }
+    }
+
+    /// Reports the outcome of a request that [`Breaker::allow`] let out.
+    pub fn report(&self, verdict: Verdict) {
+        match verdict {
+            Verdict::Up => self.success(),
+            Verdict::Failed => self.failure(),
         }
     }
 
@@ -101,11 +146,13 @@ impl Breaker {
         g.state = BreakerState::Closed;
         g.failures = 0;
         g.opened_at = None;
+        g.probing = false;
     }
 
     pub fn failure(&self) {
         let mut g = self.lock();
         g.failures = g.failures.saturating_add(1);
+        g.probing = false;
         let trip = g.state == BreakerState::HalfOpen || g.failures >= self.threshold;
         if trip {
             if g.state != BreakerState::Open {
@@ -119,6 +166,16 @@ impl Breaker {
             g.state = BreakerState::Open;
             g.opened_at = Some(Instant::now());
         }
+    }
+
+    /// Remembers a failed delivery (`at` in microseconds), for status pages.
+    pub fn note_error(&self, at: i64, detail: &str) {
+        self.lock().last_error = Some((at, detail.to_owned()));
+    }
+
+    /// The last failed delivery: when (microseconds) and why.
+    pub fn last_error(&self) -> Option<(i64, String)> {
+        self.lock().last_error.clone()
     }
 }
 
@@ -149,5 +206,33 @@ mod tests {
         assert!(b.allow().is_ok());
         b.success();
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn half_open_lets_exactly_one_probe_out() {
+        let b = Breaker::new(1, Duration::from_millis(20));
+        b.failure();
+        assert!(
+            b.ready().is_err() && b.allow().is_err(),
+            "open: nothing goes"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.ready().is_ok(), "a probe may go");
+        assert_eq!(b.state(), BreakerState::Open, "ready() takes nothing");
+        assert!(b.allow().is_ok(), "the probe");
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(b.allow().is_err(), "a second request waits for the probe");
+        assert!(b.ready().is_err());
+        b.report(Verdict::Up);
+        assert!(b.allow().is_ok() && b.allow().is_ok(), "closed again");
+    }
+
+    #[test]
+    fn remembers_the_last_error() {
+        let b = Breaker::new(5, Duration::from_secs(5));
+        assert_eq!(b.last_error(), None);
+        b.note_error(7, "peer answered 503");
+        b.note_error(9, "peer answered 401");
+        assert_eq!(b.last_error(), Some((9, "peer answered 401".into())));
     }
 }

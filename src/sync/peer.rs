@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::breaker::Verdict;
 use super::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secrets};
 
 /// Why a request to the peer did not produce an answer we can use.
@@ -34,12 +35,28 @@ impl PeerError {
         matches!(self, PeerError::Status { .. } | PeerError::BadAnswer(_))
     }
 
+    /// How the circuit breaker judges this failure: the peer is down,
+    /// overloaded or refusing us (connection error, timeout, 5xx, 429,
+    /// 401/403), or it is up and answered about what we sent.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            PeerError::Transport(_) => Verdict::Failed,
+            PeerError::Status { status, .. } => match status {
+                401 | 403 | 429 | 500..=599 => Verdict::Failed,
+                _ => Verdict::Up,
+            },
+            PeerError::BadAnswer(_) => Verdict::Up,
+        }
+    }
+
     /// True when the failure may come from what was sent (a body the peer
-    /// refuses or chokes on), so that sending less of it can help. Outages,
-    /// overload and bad credentials say nothing about the items.
+    /// refuses or cannot read), so that sending less of it can help.
+    /// Outages, overload (5xx, 429) and bad credentials say nothing about
+    /// the items, and splitting would only multiply requests to a peer
+    /// that is already struggling.
     pub fn may_be_the_content(&self) -> bool {
         match self {
-            PeerError::Status { status, .. } => matches!(status, 400 | 413 | 422 | 500),
+            PeerError::Status { status, .. } => matches!(status, 400 | 413 | 422),
             PeerError::BadAnswer(_) => true,
             PeerError::Transport(_) => false,
         }
@@ -57,24 +74,41 @@ impl PeerError {
 /// the backoff cap.
 const MAX_RETRY_AFTER: Duration = super::backoff::CAP;
 
+/// How long a connection to the peer may take to open. On loopback or a
+/// LAN it takes milliseconds; a peer that does not accept within this is
+/// down, and the breaker should hear so soon.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     client: reqwest::Client,
     base: String,
     secrets: Secrets,
+    /// Longest wait for the answer's status and headers.
+    answer_timeout: Duration,
 }
 
 impl PeerClient {
-    pub fn new(base: &str, secrets: Secrets, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// A client whose requests take at most `timeout` in all, and whose
+    /// answers must begin (status and headers) within `answer_timeout`: a
+    /// hung peer fails fast instead of holding each request for the whole
+    /// `timeout`.
+    pub fn new(
+        base: &str,
+        secrets: Secrets,
+        timeout: Duration,
+        answer_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self {
             client,
             base: base.trim_end_matches('/').to_owned(),
             secrets,
+            answer_timeout: answer_timeout.min(timeout),
         })
     }
 
@@ -93,7 +127,7 @@ impl PeerClient {
         let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
         let ts = chrono::Utc::now().timestamp();
         let signature = self.secrets.sign(&id, ts, &body);
-        let response = self
+        let sent = self
             .client
             .post(format!("{}{path}", self.base))
             .header(HEADER_ID, &id)
@@ -101,8 +135,10 @@ impl PeerClient {
             .header(HEADER_SIGNATURE, signature)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
-            .send()
+            .send();
+        let response = tokio::time::timeout(self.answer_timeout, sent)
             .await
+            .map_err(|_| PeerError::Transport(NO_ANSWER_IN_TIME.into()))?
             .map_err(|e| PeerError::Transport(describe_transport(e)))?;
         let status = response.status();
         let retry_after = response
@@ -134,9 +170,11 @@ impl PeerClient {
     }
 }
 
+const NO_ANSWER_IN_TIME: &str = "the peer did not answer in time";
+
 fn describe_transport(e: reqwest::Error) -> String {
     if e.is_timeout() {
-        "the peer did not answer in time".into()
+        NO_ANSWER_IN_TIME.into()
     } else if e.is_connect() {
         "cannot connect to the peer (is it running, and is --peer-url right?)".into()
     } else {

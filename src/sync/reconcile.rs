@@ -329,7 +329,14 @@ impl Reconciler {
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             engine,
-            peer: PeerClient::new(peer_url, secrets, Duration::from_secs(60))?,
+            // A digest of a million orders takes a fraction of a second;
+            // the answer still gets a generous minute to begin.
+            peer: PeerClient::new(
+                peer_url,
+                secrets,
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            )?,
             running: tokio::sync::Mutex::new(()),
         })
     }

@@ -17,13 +17,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Notify, watch};
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, Verdict};
 use super::peer::{PeerClient, PeerError};
 use super::signature::Secrets;
 use super::{apply, backoff};
@@ -35,6 +35,15 @@ use crate::engine::{Engine, EngineError};
 use crate::storage::outbox::{self, Claimed, Settle, Settled};
 use crate::storage::{Backend, StorageError, now_micros, orders};
 
+/// How long a round's rows are reserved for the relay that claimed them:
+/// three request timeouts, long enough for a round (which ends its
+/// requests before its lease does), short enough that a crashed replica's
+/// rows are soon taken over.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Longest one request to the peer may take in all.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Tunables of the relay, with the defaults documented on the CLI.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -45,7 +54,10 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// How long a claimed row is reserved for this relay.
     pub lease: Duration,
+    /// Longest one request to the peer may take in all.
     pub request_timeout: Duration,
+    /// Longest wait for the peer's answer to begin (status and headers).
+    pub answer_timeout: Duration,
     /// Longest sleep when nothing is due (a safety net; commits wake the relay).
     pub idle_poll: Duration,
     /// After this long failing, a row becomes a dead letter.
@@ -58,10 +70,12 @@ impl RelayConfig {
             peer_url,
             secrets,
             batch_size: 256,
-            // Three request timeouts: long enough for a round, short enough
-            // that a crashed replica's rows are soon taken over.
-            lease: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(10),
+            lease: LEASE,
+            request_timeout: REQUEST_TIMEOUT,
+            // Applying a full batch takes tens of milliseconds; a peer that
+            // has not begun to answer after this is hung, and five such
+            // failures open the breaker in 25 s rather than 50.
+            answer_timeout: Duration::from_secs(5),
             idle_poll: Duration::from_secs(5),
             retry_horizon: Duration::from_secs(72 * 3600),
         }
@@ -90,6 +104,11 @@ const TIDY_EVERY: u64 = 10_000;
 /// Most requests one round may make while splitting a failing batch.
 const MAX_REQUESTS_PER_ROUND: u32 = 24;
 
+/// Time kept back from a round's lease for writing down its outcome: a
+/// round starts no request that could still be running this close to the
+/// end of its lease.
+const SETTLE_MARGIN: Duration = Duration::from_secs(2);
+
 /// What a round did.
 enum Round {
     /// Nothing was due.
@@ -106,7 +125,12 @@ impl Relay {
         cfg: RelayConfig,
         breaker: Arc<Breaker>,
     ) -> Result<Self, reqwest::Error> {
-        let peer = PeerClient::new(&cfg.peer_url, cfg.secrets.clone(), cfg.request_timeout)?;
+        let peer = PeerClient::new(
+            &cfg.peer_url,
+            cfg.secrets.clone(),
+            cfg.request_timeout,
+            cfg.answer_timeout,
+        )?;
         Ok(Self {
             engine,
             cfg,
@@ -167,18 +191,34 @@ impl Relay {
     }
 
     /// How long to sleep when nothing is due: until the next row is, capped.
+    ///
+    /// A row is never due later than the backoff cap (plus a lease) from
+    /// now. One that is was scheduled by a clock that was ahead and has
+    /// since been set back; it would wait out the difference (ten minutes
+    /// for a clock ten minutes fast), so it is made due now instead.
     async fn idle_wait(&self) -> Duration {
+        let peer = self.engine.peer();
         let next = match self.engine.db().reader().acquire().await {
-            Ok(mut c) => outbox::next_due(&mut c, self.engine.peer())
-                .await
-                .ok()
-                .flatten(),
+            Ok(mut c) => outbox::next_due(&mut c, peer).await.ok().flatten(),
             Err(_) => None,
         };
+        let now = now_micros();
+        let latest = now + (backoff::CAP + self.cfg.lease).as_micros() as i64;
         match next {
-            Some(t) => {
-                Duration::from_micros((t - now_micros()).max(1_000) as u64).min(self.cfg.idle_poll)
+            Some(t) if t > latest => {
+                match outbox::reschedule_beyond(self.engine.db(), peer, latest, now).await {
+                    Ok(n) => tracing::warn!(
+                        peer,
+                        rows = n,
+                        "rows were scheduled further out than the backoff cap (was this clock ahead?); retrying them now"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(peer, %error, "cannot reschedule rows set too far ahead")
+                    }
+                }
+                Duration::from_millis(1)
             }
+            Some(t) => Duration::from_micros((t - now).max(1_000) as u64).min(self.cfg.idle_poll),
             None => self.cfg.idle_poll,
         }
     }
@@ -229,11 +269,14 @@ impl Relay {
     }
 
     async fn round(&self, rng: &mut impl rand::Rng) -> Result<Round, StorageError> {
-        if let Err(wait) = self.breaker.allow() {
+        if let Err(wait) = self.breaker.ready() {
             return Ok(Round::Paused(wait));
         }
         let now = now_micros();
         let lease_until = now + self.cfg.lease.as_micros() as i64;
+        // Every request of the round ends before the lease does, so no
+        // other relay takes over rows this one is still sending.
+        let deadline = Instant::now() + self.cfg.lease.saturating_sub(SETTLE_MARGIN);
         let peer = self.engine.peer();
         let claimed = outbox::claim(
             self.engine.db(),
@@ -273,7 +316,7 @@ impl Relay {
         let answers = if changes.is_empty() {
             vec![]
         } else {
-            self.send_isolating(&changes).await
+            self.send_isolating(&changes, deadline).await
         };
         let now = now_micros();
         // Decide every row's fate first, then write them all in one go.
@@ -292,15 +335,15 @@ impl Relay {
         }
         let horizon = self.cfg.retry_horizon.as_micros() as i64;
         let (mut delivered, mut failed) = (0u64, 0u64);
-        let mut any_answer = false;
-        let mut transport_error = None;
         // The warehouse's fulfillment of the orders it answered for (the
         // first state of a new order above all), applied with the settling.
         let mut learned: Vec<FulfillmentSnapshot> = Vec::new();
         for ((row, version), answer) in sent.iter().zip(answers) {
             let (how, outcome, detail, next_retry) = match answer {
-                Ok(mut result) => {
-                    any_answer = true;
+                // Not sent this round (the breaker opened, or the lease
+                // ran short): not an attempt; the lease just ends.
+                None => (Settle::Unsent, "", None, None),
+                Some(Ok(mut result)) => {
                     // Only what is news: the order as loaded for this round
                     // already holds most (the apply is version-fenced anyway).
                     learned.extend(result.fulfillment.take().map(|f| *f).filter(|f| {
@@ -331,13 +374,8 @@ impl Relay {
                         }
                     }
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     failed += 1;
-                    if error.is_answer() {
-                        any_answer = true;
-                    } else {
-                        transport_error = Some(error.to_string());
-                    }
                     let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                     let mut wait = backoff::delay(attempt, rng);
                     if let Some(asked) = error.retry_after() {
@@ -392,14 +430,6 @@ impl Relay {
                     "the peer answered with a fulfillment this side cannot take");
             }
         }
-
-        // The breaker judges the peer, not our data: any answer means it is up.
-        if any_answer {
-            self.breaker.success();
-        } else if let Some(error) = &transport_error {
-            self.breaker.failure();
-            tracing::warn!(peer, %error, orders = sent.len(), "delivery failed; will retry");
-        }
         let m = self.engine.metrics();
         m.delivered.increment(delivered);
         m.delivery_failures.increment(failed);
@@ -443,12 +473,16 @@ impl Relay {
     }
 
     /// Sends items, splitting the batch in halves when the peer answers it
-    /// with an error, so that one item the peer cannot take fails alone.
-    /// Returns, per item, its result or the error of its smallest batch.
+    /// with an error about its content, so that one item the peer cannot
+    /// take fails alone. Every request is one delivery for the breaker:
+    /// none goes out while it is open (half-open lets one probe through),
+    /// and none starts after `deadline`. Returns, per item, its result, the
+    /// error of its smallest batch, or `None` when it was not sent.
     async fn send_isolating(
         &self,
         changes: &[Box<RawValue>],
-    ) -> Vec<Result<ItemResult, PeerError>> {
+        deadline: Instant,
+    ) -> Vec<Option<Result<ItemResult, PeerError>>> {
         let mut out: Vec<Option<Result<ItemResult, PeerError>>> = vec![None; changes.len()];
         let mut todo: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
         todo.push(0..changes.len());
@@ -457,8 +491,26 @@ impl Relay {
         // hundreds per round.
         let mut budget = MAX_REQUESTS_PER_ROUND;
         while let Some(range) = todo.pop() {
+            if Instant::now() + self.cfg.request_timeout > deadline || self.breaker.allow().is_err()
+            {
+                break;
+            }
             budget = budget.saturating_sub(1);
-            match self.send(&changes[range.clone()]).await {
+            let result = self.send(&changes[range.clone()]).await;
+            match &result {
+                Ok(_) => self.breaker.report(Verdict::Up),
+                Err(error) => {
+                    self.breaker.report(error.verdict());
+                    self.breaker.note_error(now_micros(), &error.to_string());
+                    tracing::warn!(
+                        peer = self.engine.peer(),
+                        %error,
+                        orders = range.len(),
+                        "delivery failed; will retry"
+                    );
+                }
+            }
+            match result {
                 Ok(results) => {
                     for (slot, r) in out[range].iter_mut().zip(results) {
                         *slot = Some(Ok(r));
@@ -476,9 +528,7 @@ impl Relay {
                 }
             }
         }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(PeerError::BadAnswer("no answer".into()))))
-            .collect()
+        out
     }
 }
 

@@ -155,7 +155,33 @@ impl Pair {
 
 impl Side {
     async fn start(role: Role, db: TestDb, listener: TcpListener, peer: SocketAddr) -> Side {
-        let cfg = config(role, &db.url, peer);
+        Self::start_with(role, db, listener, config(role, "", peer)).await
+    }
+
+    /// One service of `role` on a fresh database, delivering to `peer_url`
+    /// (a [`FakePeer`], say), with `tweak` applied to its configuration.
+    /// `None` when this backend is unavailable outside CI.
+    pub async fn start_alone(
+        role: Role,
+        backend: Backend,
+        peer_url: &str,
+        tweak: impl FnOnce(&mut ServiceConfig),
+    ) -> Option<Side> {
+        let db = TestDb::new(backend).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut cfg = config(role, "", listener.local_addr().expect("addr"));
+        cfg.peer_url = peer_url.to_owned();
+        tweak(&mut cfg);
+        Some(Self::start_with(role, db, listener, cfg).await)
+    }
+
+    async fn start_with(
+        role: Role,
+        db: TestDb,
+        listener: TcpListener,
+        mut cfg: ServiceConfig,
+    ) -> Side {
+        cfg.database_url = db.url.clone();
         let addr = listener.local_addr().expect("addr");
         let service = Service::start(cfg.clone(), listener)
             .await
@@ -239,18 +265,7 @@ impl Side {
     /// Runs one SQL statement against this side's database and returns the
     /// first column of every row as text (for checking stored state).
     pub async fn sql(&self, query: &str) -> Vec<String> {
-        sqlx::any::install_default_drivers();
-        let mut c = AnyConnection::connect(&self.db.url).await.expect("connect");
-        let rows = sqlx::query(query).fetch_all(&mut c).await.expect("query");
-        c.close().await.ok();
-        rows.iter()
-            .map(|r| {
-                use sqlx::Row;
-                r.try_get::<String, _>(0)
-                    .or_else(|_| r.try_get::<i64, _>(0).map(|v| v.to_string()))
-                    .unwrap_or_else(|_| "NULL".into())
-            })
-            .collect()
+        sql_at(&self.db.url, query).await
     }
 }
 
@@ -287,6 +302,23 @@ impl Side {
         }
         out
     }
+}
+
+/// Runs one SQL statement against the database at `url` and returns the
+/// first column of every row as text.
+pub async fn sql_at(url: &str, query: &str) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let mut c = AnyConnection::connect(url).await.expect("connect");
+    let rows = sqlx::query(query).fetch_all(&mut c).await.expect("query");
+    c.close().await.ok();
+    rows.iter()
+        .map(|r| {
+            use sqlx::Row;
+            r.try_get::<String, _>(0)
+                .or_else(|_| r.try_get::<i64, _>(0).map(|v| v.to_string()))
+                .unwrap_or_else(|_| "NULL".into())
+        })
+        .collect()
 }
 
 /// The API.md example order, with a distinctive customer name.
@@ -384,5 +416,99 @@ impl CapturedLogs {
     pub fn text(&self) -> String {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// What a [`FakePeer`] answers to one request: status, JSON body, and how
+/// long it waits before answering.
+pub struct FakeAnswer {
+    pub status: u16,
+    pub body: Value,
+    pub delay: Duration,
+}
+
+impl FakeAnswer {
+    pub fn status(status: u16) -> FakeAnswer {
+        FakeAnswer {
+            status,
+            body: json!({"type": "about:blank", "title": "fake", "status": status, "detail": "a fake peer's answer"}),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// One request a [`FakePeer`] received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub body: Value,
+}
+
+type Answerer = dyn Fn(&Seen) -> FakeAnswer + Send + Sync;
+type SeenLog = std::sync::Arc<std::sync::Mutex<Vec<Seen>>>;
+
+/// A stand-in for the other service on a loopback port: it records every
+/// request and answers what `answer` says (a peer that is overloaded,
+/// refuses us, is slow, ...).
+pub struct FakePeer {
+    pub url: String,
+    seen: SeenLog,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakePeer {
+    pub async fn start(answer: impl Fn(&Seen) -> FakeAnswer + Send + Sync + 'static) -> FakePeer {
+        use axum::extract::State;
+        let seen = SeenLog::default();
+        let answer: std::sync::Arc<Answerer> = std::sync::Arc::new(answer);
+        let state = (seen.clone(), answer);
+        let app = axum::Router::new()
+            .fallback(
+                |State((seen, answer)): State<(SeenLog, std::sync::Arc<Answerer>)>,
+                 uri: axum::http::Uri,
+                 body: axum::body::Bytes| async move {
+                    let request = Seen {
+                        path: uri.path().to_owned(),
+                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    };
+                    let a = answer(&request);
+                    seen.lock().expect("fake peer log").push(request);
+                    tokio::time::sleep(a.delay).await;
+                    (
+                        axum::http::StatusCode::from_u16(a.status).expect("status"),
+                        axum::Json(a.body),
+                    )
+                },
+            )
+            .with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakePeer { url, seen, task }
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("fake peer log").clone()
+    }
+
+    /// The order ids of one sync batch the fake received.
+    pub fn batch_ids(seen: &Seen) -> Vec<String> {
+        seen.body["changes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod api_errors;
 mod auth;
 mod batching;
+mod breaker;
 mod dead_letters;
 mod fencing;
 mod hostile;
