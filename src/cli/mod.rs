@@ -185,26 +185,38 @@ pub enum OutboxCommand {
     },
 }
 
-/// Parses `72h`, `30m`, `90s`, `500ms` or plain seconds.
+/// Longest duration a flag takes: far beyond any sensible setting, and far
+/// from overflowing the microsecond arithmetic it feeds.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Parses `72h`, `30m`, `90s`, `500ms`, `7d` or plain seconds, up to 100
+/// years.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 72h, 30m or 90s"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        "ms" => return Ok(Duration::from_millis(n)),
+    let too_long = || format!("{s:?} is too long; give at most 100 years (e.g. 36500d)");
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        // Digits only, but more than a u64 holds.
+        Err(_) if !num.is_empty() => return Err(too_long()),
+        Err(_) => return Err(format!("{s:?} is not a duration like 72h, 30m or 90s")),
+    };
+    let per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(format!(
                 "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
             ));
         }
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(too_long)
 }
 
 /// Runs a parsed command line.
@@ -425,6 +437,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        for huge in ["99999999999d", "99999999999999999999", "36501d"] {
+            let e = parse_duration(huge).expect_err(huge);
+            assert!(e.contains("too long"), "{huge}: {e}");
+        }
     }
 
     #[test]

@@ -229,6 +229,19 @@ impl Engine {
         Ok(n)
     }
 
+    /// Remembers the `webhook-id` of a signed request from the peer; false
+    /// when it was seen before, i.e. the request is a replay.
+    pub async fn remember_webhook(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok::<_, EngineError>(storage::webhooks::remember(c, &id, now_micros()).await?)
+                })
+            })
+            .await
+    }
+
     // -- store commands -------------------------------------------------------
 
     /// Creates an order at the store. With an idempotency key, a repeat of the

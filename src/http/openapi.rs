@@ -214,8 +214,8 @@ fn signed_headers() -> Value {
     json!([
         header(
             "webhook-id",
-            "Unique per request (1 to 200 characters); a repeat of a \
-                              sync/changes request is 409.",
+            "Unique per request (1 to 200 characters); a request whose id was \
+                              already seen is refused with 409 (replay protection).",
             json!({"type": "string", "minLength": 1, "maxLength": 200})
         ),
         header(
@@ -608,6 +608,9 @@ fn order_sync() -> Value {
     })
 }
 
+/// Every signed route refuses a request whose `webhook-id` it has seen.
+const REPLAYED: &str = "This webhook-id was already processed (a replayed request).";
+
 fn sync_changes(role: Role) -> Value {
     let what = match role {
         Role::Store => "fulfillment snapshots from the warehouse",
@@ -625,7 +628,7 @@ fn sync_changes(role: Role) -> Value {
         json!({"200": json_response("One result per item, in request order.",
                                     schema_ref("SyncBatchResult"))}),
         &[
-            ("409", "This webhook-id was already processed."),
+            ("409", REPLAYED),
             (
                 "422",
                 "The body is not a batch, or has more than 1000 items.",
@@ -642,10 +645,13 @@ fn sync_digests() -> Value {
          number of orders whose id is in `[lo, hi)` and a checksum of each side's versions.",
         schema_ref("DigestsRequest"),
         json!({"200": json_response("One digest per range.", schema_ref("DigestsAnswer"))}),
-        &[(
-            "422",
-            "The body is not a digests request, or has more than 512 ranges.",
-        )],
+        &[
+            ("409", REPLAYED),
+            (
+                "422",
+                "The body is not a digests request, or has more than 512 ranges.",
+            ),
+        ],
     )
 }
 
@@ -656,10 +662,13 @@ fn sync_versions() -> Value {
         "Signed like sync/changes. At most `limit` orders of `[lo, hi)`, by id.",
         schema_ref("VersionsRequest"),
         json!({"200": json_response("The orders' versions.", schema_ref("VersionsAnswer"))}),
-        &[(
-            "422",
-            "The body is not a versions request, or `limit` is not between 1 and 2000.",
-        )],
+        &[
+            ("409", REPLAYED),
+            (
+                "422",
+                "The body is not a versions request, or `limit` is not between 1 and 2000.",
+            ),
+        ],
     )
 }
 
@@ -672,11 +681,14 @@ fn sync_resend() -> Value {
         schema_ref("ResendRequest"),
         json!({"200": json_response("How many were enqueued and how many are unknown here.",
                                     schema_ref("ResendAnswer"))}),
-        &[(
-            "422",
-            "The body is not a resend request, has more than 2000 items, or an `above` \
-             outside 0 to 999999999.",
-        )],
+        &[
+            ("409", REPLAYED),
+            (
+                "422",
+                "The body is not a resend request, has more than 2000 items, or an `above` \
+                 outside 0 to 999999999.",
+            ),
+        ],
     )
 }
 

@@ -42,9 +42,26 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads a peer request's body after checking its signature: an unsigned
-/// body is never parsed.
-async fn signed_body(state: &AppState, req: Request) -> ApiResult<(HeaderMap, axum::body::Bytes)> {
+/// Reads a peer request's body after checking its signature (an unsigned
+/// body is never parsed) and that its `webhook-id` is new: a captured
+/// request sent again within the timestamp tolerance is refused with 409.
+/// (`/sync/changes` remembers its id in the transaction that applies the
+/// batch, see [`signed_body_unremembered`].)
+async fn signed_body(state: &AppState, req: Request) -> ApiResult<axum::body::Bytes> {
+    let (headers, body) = signed_body_unremembered(state, req).await?;
+    let id = header(&headers, HEADER_ID).unwrap_or_default();
+    if state.engine.remember_webhook(id).await? {
+        Ok(body)
+    } else {
+        Err(ApiError::Conflict(BatchRefused::Replayed.to_string()))
+    }
+}
+
+/// A peer request's headers and body, once its signature is checked.
+async fn signed_body_unremembered(
+    state: &AppState,
+    req: Request,
+) -> ApiResult<(HeaderMap, axum::body::Bytes)> {
     let headers = req.headers().clone();
     let body = body_bytes(req, state).await?;
     let now = chrono::Utc::now().timestamp();
@@ -65,7 +82,7 @@ async fn signed_body(state: &AppState, req: Request) -> ApiResult<(HeaderMap, ax
 }
 
 async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let (headers, body) = signed_body(&state, req).await?;
+    let (headers, body) = signed_body_unremembered(&state, req).await?;
     let batch = parse_json::<SyncBatch>(&body)?;
     if batch.changes.len() > MAX_BATCH {
         return Err(ApiError::field(
@@ -139,7 +156,7 @@ async fn replay(
 }
 
 async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let (_, body) = signed_body(&state, req).await?;
+    let body = signed_body(&state, req).await?;
     let r = parse_json::<DigestsRequest>(&body)?;
     if r.ranges.len() > MAX_RANGES {
         return Err(ApiError::field(
@@ -152,7 +169,7 @@ async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<
 }
 
 async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let (_, body) = signed_body(&state, req).await?;
+    let body = signed_body(&state, req).await?;
     let r = parse_json::<VersionsRequest>(&body)?;
     if !(1..=MAX_ROWS).contains(&r.limit) {
         return Err(ApiError::field(
@@ -165,7 +182,7 @@ async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult
 }
 
 async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let (_, body) = signed_body(&state, req).await?;
+    let body = signed_body(&state, req).await?;
     let r = parse_json::<ResendRequest>(&body)?;
     if r.items.len() > MAX_RESEND {
         return Err(ApiError::field(

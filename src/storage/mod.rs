@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod prune;
+pub mod webhooks;
 pub mod writer;
 
 use std::str::FromStr;

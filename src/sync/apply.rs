@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
 use crate::engine::{Engine, Result};
-use crate::storage::{audit, now_micros, orders};
+use crate::storage::{audit, now_micros, orders, webhooks};
 
 /// Why a whole batch was refused before any item was looked at.
 #[derive(Debug, thiserror::Error)]
@@ -91,16 +91,7 @@ async fn apply_in(
     webhook_id: &str,
     parsed: Vec<std::result::Result<Parsed, ItemResult>>,
 ) -> Result<std::result::Result<Applied, BatchRefused>> {
-    let now = now_micros();
-    let fresh = sqlx::query(
-        "INSERT INTO seen_webhooks (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(webhook_id)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if fresh == 0 {
+    if !webhooks::remember(c, webhook_id, now_micros()).await? {
         return Ok(Err(BatchRefused::Replayed));
     }
     apply_parsed(engine, c, parsed).await.map(Ok)

@@ -78,7 +78,8 @@ impl Secrets {
             .trim()
             .parse()
             .map_err(|_| SignatureError::BadTimestamp)?;
-        if (now - ts).abs() > TOLERANCE_SECS {
+        // `abs_diff`: a timestamp near i64::MIN must not overflow.
+        if now.abs_diff(ts) > TOLERANCE_SECS.unsigned_abs() {
             return Err(SignatureError::OutsideTolerance);
         }
         let expected: Vec<[u8; 32]> = self.0.iter().map(|k| Self::mac(k, id, ts, body)).collect();
@@ -167,6 +168,13 @@ mod tests {
             s.verify(Some("i"), Some("soon"), Some(&sig), b"x", 1000),
             Err(SignatureError::BadTimestamp)
         );
+        for far in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert_eq!(
+                s.verify(Some("i"), Some(&far.to_string()), Some(&sig), b"x", 1000),
+                Err(SignatureError::OutsideTolerance),
+                "{far}"
+            );
+        }
         assert_eq!(
             s.verify(None, Some("1000"), Some(&sig), b"x", 1000),
             Err(SignatureError::Missing(HEADER_ID))

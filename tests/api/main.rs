@@ -18,3 +18,4 @@ mod outage;
 mod pagination;
 mod reconcile;
 mod scale_out;
+mod signed_routes;
