@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::{Engine, EngineError, Result};
 use crate::domain::Role;
 use crate::domain::values::{FieldError, required_text};
+pub use crate::storage::auth::LiveToken;
 use crate::storage::{Db, StorageError, auth, now_micros};
 
 /// Shortest admin password accepted.
@@ -110,23 +111,23 @@ const TOKEN_CACHE_MAX: usize = 4096;
 /// costs no database read. Unknown tokens are never remembered.
 #[derive(Default)]
 pub struct TokenCache {
-    seen: Mutex<HashMap<String, (String, Instant)>>,
+    seen: Mutex<HashMap<String, (LiveToken, Instant)>>,
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<String> {
+    fn get(&self, hash: &str) -> Option<LiveToken> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.get(hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(name, _)| name.clone())
+            .map(|(token, _)| token.clone())
     }
 
-    fn put(&self, hash: String, name: String) {
+    fn put(&self, hash: String, token: LiveToken) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= TOKEN_CACHE_MAX {
             seen.clear();
         }
-        seen.insert(hash, (name, Instant::now()));
+        seen.insert(hash, (token, Instant::now()));
     }
 
     fn clear(&self) {
@@ -135,11 +136,11 @@ impl TokenCache {
 }
 
 impl Engine {
-    /// The name of a valid (not revoked) API token, if it is one.
-    pub async fn token_name(&self, token: &str) -> Result<Option<String>> {
+    /// The valid (not revoked) API token this is, if it is one.
+    pub async fn api_token(&self, token: &str) -> Result<Option<LiveToken>> {
         let hash = token_hash(token);
-        if let Some(name) = self.tokens.get(&hash) {
-            return Ok(Some(name));
+        if let Some(found) = self.tokens.get(&hash) {
+            return Ok(Some(found));
         }
         let mut c = self
             .db()
@@ -147,11 +148,11 @@ impl Engine {
             .acquire()
             .await
             .map_err(StorageError::from)?;
-        let name = auth::token_name(&mut c, &hash).await?;
-        if let Some(name) = &name {
-            self.tokens.put(hash, name.clone());
+        let found = auth::live_token(&mut c, &hash).await?;
+        if let Some(token) = &found {
+            self.tokens.put(hash, token.clone());
         }
-        Ok(name)
+        Ok(found)
     }
 
     /// Forgets every checked token (after a revocation in this process).

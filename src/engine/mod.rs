@@ -69,6 +69,24 @@ pub enum Created {
     Replayed(String),
 }
 
+/// An `Idempotency-Key` as sent by one caller, with the hash of its request.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    /// Who sent it (an API token's id, say): keys are per caller.
+    pub caller: &'a str,
+    pub key: &'a str,
+    /// SHA-256 of the canonical request body.
+    pub request_hash: &'a str,
+}
+
+/// [`IdempotencyKey`], owned, for a write that outlives the request.
+#[derive(Clone)]
+struct OwnedKey {
+    caller: String,
+    key: String,
+    request_hash: String,
+}
+
 /// One service's engine: its database, its role, and the relay's wake-up.
 #[derive(Clone)]
 pub struct Engine {
@@ -245,8 +263,8 @@ impl Engine {
     // -- store commands -------------------------------------------------------
 
     /// Creates an order at the store. With an idempotency key, a repeat of the
-    /// same request answers the first response (`render` makes it) and
-    /// creates nothing.
+    /// same request by the same caller answers the first response (`render`
+    /// makes it) and creates nothing.
     ///
     /// Creates without a key that arrive together are written together (see
     /// [`batch`]): one statement per table for the whole batch, and
@@ -256,7 +274,7 @@ impl Engine {
         actor: &Actor,
         content: OrderContent,
         pricing: Pricing,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<IdempotencyKey<'_>>,
         render: impl Fn(&OrderView) -> String + Send + Sync + 'static,
     ) -> Result<Created> {
         self.require(Role::Store, "orders are created at the store")?;
@@ -265,12 +283,16 @@ impl Engine {
             content,
             pricing,
         };
-        let Some((key, hash)) = idempotency else {
+        let Some(key) = idempotency else {
             let view = self.creates.submit(&self.db, &self.wake, order).await?;
             return Ok(Created::New(Box::new(view)));
         };
         let render = Arc::new(render);
-        let key = (key.to_owned(), hash.to_owned());
+        let key = OwnedKey {
+            caller: key.caller.to_owned(),
+            key: key.key.to_owned(),
+            request_hash: key.request_hash.to_owned(),
+        };
         // Two requests racing with one key on PostgreSQL: the loser's insert
         // of the key fails, and its second round finds the winner's answer.
         let mut last_err = None;
@@ -570,12 +592,12 @@ async fn create_keyed(
     c: &mut AnyConnection,
     peer: &'static str,
     order: NewOrder,
-    (key, hash): (String, String),
+    key: OwnedKey,
     render: &(dyn Fn(&OrderView) -> String + Send + Sync),
 ) -> Result<Created> {
     let now = now_micros();
-    if let Some(stored) = idempotency::find(c, &key, now).await? {
-        return if stored.request_hash == hash {
+    if let Some(stored) = idempotency::find(c, &key.caller, &key.key, now).await? {
+        return if stored.request_hash == key.request_hash {
             Ok(Created::Replayed(stored.response))
         } else {
             Err(EngineError::IdempotencyKeyReused)
@@ -585,7 +607,15 @@ async fn create_keyed(
         .await?
         .pop()
         .ok_or_else(not_written)?;
-    idempotency::save(c, &key, &hash, &render(&view), now).await?;
+    idempotency::save(
+        c,
+        &key.caller,
+        &key.key,
+        &key.request_hash,
+        &render(&view),
+        now,
+    )
+    .await?;
     Ok(Created::New(Box::new(view)))
 }
 

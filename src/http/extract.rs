@@ -84,7 +84,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 }
 
 /// The authenticated API client. Extracting it is the authentication.
-pub struct Caller(pub Actor);
+pub struct Caller {
+    /// Who it is in the audit trail (its token's name).
+    pub actor: Actor,
+    /// Whose `Idempotency-Key`s it uses: its token's, by id (two tokens may
+    /// share a name).
+    pub key_scope: String,
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -110,8 +116,11 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         // The lookup is by hash, so the comparison never touches the token
         // itself and takes the same time whatever its prefix.
-        match state.engine.token_name(token).await? {
-            Some(name) => Ok(Caller(Actor::Token(name))),
+        match state.engine.api_token(token).await? {
+            Some(t) => Ok(Caller {
+                key_scope: format!("token:{}", t.id),
+                actor: Actor::Token(t.name),
+            }),
             None => Err(ApiError::Unauthorized(
                 "unknown or revoked API token; create one with `fulfillment token create`".into(),
             )),

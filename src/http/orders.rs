@@ -18,7 +18,7 @@ use super::views::order_json;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::values::{MAX_TEXT, optional_text};
 use crate::domain::{Action, FulfillmentStatus, Role};
-use crate::engine::{Created, OrderView};
+use crate::engine::{Created, IdempotencyKey, OrderView};
 use crate::storage::orders::{ListFilter, StatusFilter};
 use crate::storage::outbox::SyncState;
 
@@ -180,7 +180,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 async fn create(
     State(state): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, key_scope }: Caller,
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
@@ -230,7 +230,13 @@ async fn create(
             &actor,
             content,
             pricing,
-            key.as_deref().zip(hash.as_deref()),
+            key.as_deref()
+                .zip(hash.as_deref())
+                .map(|(key, request_hash)| IdempotencyKey {
+                    caller: &key_scope,
+                    key,
+                    request_hash,
+                }),
             render,
         )
         .await?;
@@ -250,7 +256,7 @@ async fn create(
 
 async fn patch(
     State(state): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
@@ -292,7 +298,7 @@ struct CancelBody {
 
 async fn cancel(
     State(state): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
     headers: HeaderMap,
     body: axum::extract::Request,
@@ -339,7 +345,7 @@ struct FulfillmentBody {
 
 async fn fulfillment(
     State(state): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {

@@ -55,10 +55,17 @@ pub async fn create_token(
     Ok(())
 }
 
-/// The name of the live token with this hash.
-pub async fn token_name(c: &mut AnyConnection, token_hash: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, String>(
-        "SELECT name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+/// A live API token, as requests are authenticated by it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LiveToken {
+    pub id: String,
+    pub name: String,
+}
+
+/// The live token with this hash.
+pub async fn live_token(c: &mut AnyConnection, token_hash: &str) -> Result<Option<LiveToken>> {
+    Ok(sqlx::query_as::<_, LiveToken>(
+        "SELECT id, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
     )
     .bind(token_hash)
     .fetch_optional(&mut *c)

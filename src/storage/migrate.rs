@@ -49,6 +49,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_byte_order_ids.sql"),
         postgres: include_str!("../../migrations/postgres/0004_byte_order_ids.sql"),
     },
+    Migration {
+        version: 5,
+        name: "idempotency_per_caller",
+        only: None,
+        sqlite: include_str!("../../migrations/sqlite/0005_idempotency_per_caller.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_idempotency_per_caller.sql"),
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

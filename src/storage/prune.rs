@@ -47,7 +47,7 @@ const TARGETS: &[(&str, &str, &str)] = &[
         "state = 'delivered' AND delivered_at < $1",
     ),
     ("sync_attempts", "id", "at < $1"),
-    ("idempotency_keys", "key", "created_at < $1"),
+    ("idempotency_keys", "caller, key", "created_at < $1"),
     ("seen_webhooks", "id", "seen_at < $1"),
     ("reconcile_runs", "id", "finished_at < $1"),
 ];
