@@ -160,3 +160,70 @@ impl Engine {
         self.tokens.clear();
     }
 }
+
+/// Failed sign-ins of one username from one client address, within
+/// [`SIGN_IN_WINDOW`], that lock that username for that address.
+pub const MAX_SIGN_IN_FAILURES: i64 = 5;
+/// The window in which failed sign-ins count, and so how long a lock lasts.
+pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// A sign-in attempt, counted as failed until its password proves right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInAttempt {
+    /// Failures of this username from this address in the window, this
+    /// attempt included.
+    pub failures: i64,
+    /// When the window (and so a lock) ends, in microseconds.
+    pub window_ends: i64,
+}
+
+impl SignInAttempt {
+    /// Too many failures already: refuse without checking the password.
+    pub fn locked(&self) -> bool {
+        self.failures > MAX_SIGN_IN_FAILURES
+    }
+
+    /// This failure was the last one allowed: the next attempts are locked.
+    pub fn locks_now(&self) -> bool {
+        self.failures == MAX_SIGN_IN_FAILURES
+    }
+}
+
+impl Engine {
+    /// Counts a sign-in attempt of `username` from `client` (an address)
+    /// before its password is checked: the check and the count are one
+    /// atomic step, so parallel attempts cannot get past the limit. Per
+    /// username *and* address, so nobody can lock an admin out from
+    /// elsewhere. [`Engine::sign_in_succeeded`] clears it.
+    pub async fn count_sign_in_attempt(
+        &self,
+        username: &str,
+        client: &str,
+    ) -> Result<SignInAttempt> {
+        let (username, client) = (username.to_owned(), client.to_owned());
+        let window = SIGN_IN_WINDOW.as_micros() as i64;
+        let counted = self
+            .db()
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_micros();
+                    Ok::<_, EngineError>(
+                        auth::count_login_attempt(
+                            c,
+                            &username,
+                            &client,
+                            now,
+                            now - window,
+                            MAX_SIGN_IN_FAILURES + 1,
+                        )
+                        .await?,
+                    )
+                })
+            })
+            .await?;
+        Ok(SignInAttempt {
+            failures: counted.failures,
+            window_ends: counted.window_start + window,
+        })
+    }
+}

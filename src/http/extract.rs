@@ -83,6 +83,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// The address a request came from (the TCP peer), when the server knows
+/// it: the service's accept loop records it on every request. Behind a
+/// reverse proxy this is the proxy's address.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// The authenticated API client. Extracting it is the authentication.
 pub struct Caller {
     /// Who it is in the audit trail (its token's name).

@@ -165,42 +165,69 @@ pub async fn delete_session(c: &mut AnyConnection, id_hash: &str) -> Result<()> 
     Ok(())
 }
 
-/// Deletes expired sessions and failures older than `failures_before`.
-pub async fn prune_logins(c: &mut AnyConnection, now: i64, failures_before: i64) -> Result<()> {
+/// Deletes expired sessions, and failure counts whose window began at or
+/// before `window_cutoff`.
+pub async fn prune_logins(c: &mut AnyConnection, now: i64, window_cutoff: i64) -> Result<()> {
     sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(&mut *c)
         .await?;
-    sqlx::query("DELETE FROM admin_login_failures WHERE at < $1")
-        .bind(failures_before)
+    sqlx::query("DELETE FROM admin_login_throttle WHERE window_start <= $1")
+        .bind(window_cutoff)
         .execute(&mut *c)
         .await?;
     Ok(())
 }
 
-pub async fn record_login_failure(c: &mut AnyConnection, username: &str, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO admin_login_failures (username, at) VALUES ($1, $2)")
-        .bind(username)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+/// Failed sign-ins of one username from one client address, in the window
+/// that began at `window_start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub window_start: i64,
 }
 
-/// Times of the failed sign-ins for `username` since `since`, newest first.
-pub async fn login_failures(c: &mut AnyConnection, username: &str, since: i64) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT at FROM admin_login_failures WHERE username = $1 AND at >= $2 ORDER BY at DESC",
+/// Counts a sign-in attempt as failed before its password is checked, in
+/// one statement, so parallel attempts cannot slip past the limit: each
+/// gets its own count. A window that began at or before `window_cutoff`
+/// starts again at `now`. The count stops growing past `cap`. Clear it
+/// with [`clear_login_failures`] when the password was right.
+pub async fn count_login_attempt(
+    c: &mut AnyConnection,
+    username: &str,
+    client: &str,
+    now: i64,
+    window_cutoff: i64,
+    cap: i64,
+) -> Result<LoginFailures> {
+    Ok(sqlx::query_as::<_, LoginFailures>(
+        "INSERT INTO admin_login_throttle (username, client, window_start, failures) \
+         VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (username, client) DO UPDATE SET \
+           failures = CASE WHEN admin_login_throttle.window_start <= $4 THEN 1 \
+                           WHEN admin_login_throttle.failures >= $5 THEN $5 \
+                           ELSE admin_login_throttle.failures + 1 END, \
+           window_start = CASE WHEN admin_login_throttle.window_start <= $4 THEN $3 \
+                               ELSE admin_login_throttle.window_start END \
+         RETURNING failures, window_start",
     )
     .bind(username)
-    .bind(since)
-    .fetch_all(&mut *c)
+    .bind(client)
+    .bind(now)
+    .bind(window_cutoff)
+    .bind(cap)
+    .fetch_one(&mut *c)
     .await?)
 }
 
-pub async fn clear_login_failures(c: &mut AnyConnection, username: &str) -> Result<()> {
-    sqlx::query("DELETE FROM admin_login_failures WHERE username = $1")
+pub async fn clear_login_failures(
+    c: &mut AnyConnection,
+    username: &str,
+    client: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM admin_login_throttle WHERE username = $1 AND client = $2")
         .bind(username)
+        .bind(client)
         .execute(&mut *c)
         .await?;
     Ok(())

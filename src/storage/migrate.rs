@@ -56,6 +56,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_idempotency_per_caller.sql"),
         postgres: include_str!("../../migrations/postgres/0005_idempotency_per_caller.sql"),
     },
+    Migration {
+        version: 6,
+        name: "login_throttle",
+        only: None,
+        sqlite: include_str!("../../migrations/sqlite/0006_login_throttle.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_login_throttle.sql"),
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

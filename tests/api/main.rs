@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin_sign_in;
 mod api_errors;
 mod auth;
 mod batching;

@@ -11,9 +11,12 @@
 //!   sign-in a token also set as a cookie (double submit), compared in
 //!   constant time. A POST without the right token is refused with 403
 //!   before anything is read or changed.
-//! - [`MAX_FAILURES`] failed sign-ins for a username within [`LOCKOUT`]
-//!   lock that username for the rest of the window (stored in the database,
-//!   so replicas share the count).
+//! - [`MAX_SIGN_IN_FAILURES`] failed sign-ins for a username from one
+//!   client address within [`SIGN_IN_WINDOW`] lock that username for that
+//!   address for the rest of the window (counted in the database, so
+//!   replicas share the count; per address, so nobody can lock an admin
+//!   out from elsewhere). Behind a reverse proxy every client has the
+//!   proxy's address, and the count is per username again.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,16 +33,15 @@ use subtle::ConstantTimeEq;
 
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::Role;
-use crate::engine::credentials::{hash_password, token_hash, verify_password};
+use crate::engine::credentials::{
+    MAX_SIGN_IN_FAILURES, SIGN_IN_WINDOW, hash_password, token_hash, verify_password,
+};
 use crate::http::AppState;
+use crate::http::extract::ClientAddr;
 use crate::storage::{auth, now_micros};
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Failed sign-ins for one username, within [`LOCKOUT`], that lock it.
-pub const MAX_FAILURES: usize = 5;
-/// The window in which failures count, and so how long a lock lasts.
-pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Longest username looked up (longer ones cannot exist).
 const MAX_USERNAME: usize = 100;
 
@@ -260,6 +262,7 @@ fn dummy_hash() -> &'static str {
 /// `POST /admin/login`.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     fields: Fields,
 ) -> AdminResult {
@@ -291,25 +294,28 @@ pub async fn login(
         );
     }
 
-    let now = now_micros();
-    let window_start = now - micros(LOCKOUT);
     let db = state.engine.db();
-    let mut c = db.reader().acquire().await?;
-    let failures = auth::login_failures(&mut c, &username, window_start).await?;
-    if let Some(until) = locked_until(&failures) {
-        let minutes = ((until - now).max(0) / 60_000_000) + 1;
-        tracing::warn!(%username, "admin sign-in refused: locked out");
+    let client = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let attempt = state
+        .engine
+        .count_sign_in_attempt(&username, &client)
+        .await?;
+    let now = now_micros();
+    if attempt.locked() {
+        let minutes = ((attempt.window_ends - now).max(0) / 60_000_000) + 1;
+        tracing::warn!(%username, %client, "admin sign-in refused: locked out");
         return login_form(
             &state,
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
             &username,
             Some(format!(
-                "Too many failed sign-ins for this username. Sign-in is locked; try again in {minutes} minute{}.",
+                "Too many failed sign-ins for this username from your address. Sign-in is locked; try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             )),
         );
     }
+    let mut c = db.reader().acquire().await?;
     let stored = auth::password_hash(&mut c, &username).await?;
     drop(c);
 
@@ -320,20 +326,13 @@ pub async fn login(
         .unwrap_or(false)
         && stored.is_some();
 
-    let mut tx = db.begin().await?;
     if !ok {
-        auth::record_login_failure(&mut tx, &username, now).await?;
-        // Keeps the table small even when nobody signs in successfully.
-        auth::prune_logins(&mut tx, now, window_start).await?;
-        tx.commit()
-            .await
-            .map_err(crate::storage::StorageError::from)?;
-        tracing::warn!(%username, "admin sign-in failed");
-        let locked = failures.len() + 1 >= MAX_FAILURES;
-        let message = if locked {
+        // Already counted, before the password was checked.
+        tracing::warn!(%username, %client, "admin sign-in failed");
+        let message = if attempt.locks_now() {
             format!(
-                "Wrong username or password. After {MAX_FAILURES} failed attempts sign-in for this username is locked for {} minutes.",
-                LOCKOUT.as_secs() / 60
+                "Wrong username or password. After {MAX_SIGN_IN_FAILURES} failed attempts sign-in for this username is locked for {} minutes.",
+                SIGN_IN_WINDOW.as_secs() / 60
             )
         } else {
             "Wrong username or password.".to_owned()
@@ -347,13 +346,14 @@ pub async fn login(
         );
     }
 
+    let mut tx = db.begin().await?;
     // A new session id on every sign-in; a session cookie the browser
     // already had (perhaps planted) is ended.
     if let Some(old) = cookie(&headers, &session_cookie(role)) {
         auth::delete_session(&mut tx, &token_hash(old)).await?;
     }
-    auth::clear_login_failures(&mut tx, &username).await?;
-    auth::prune_logins(&mut tx, now, window_start).await?;
+    auth::clear_login_failures(&mut tx, &username, &client).await?;
+    auth::prune_logins(&mut tx, now, now - micros(SIGN_IN_WINDOW)).await?;
     let id = random_token();
     auth::create_session(
         &mut tx,
@@ -381,12 +381,6 @@ pub async fn login(
         set_cookie(&login_cookie(role), "", 0, secure),
     );
     Ok(res)
-}
-
-/// When the lock on a username ends, if it is locked: `failures` are the
-/// failures within the window, newest first.
-fn locked_until(failures: &[i64]) -> Option<i64> {
-    (failures.len() >= MAX_FAILURES).then(|| failures[MAX_FAILURES - 1] + micros(LOCKOUT))
 }
 
 /// `POST /admin/logout`: ends the session (CSRF-checked).
@@ -417,14 +411,6 @@ pub async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_starts_at_the_fifth_failure_and_lasts_the_window() {
-        let m = micros(LOCKOUT);
-        assert_eq!(locked_until(&[50, 40, 30, 20]), None);
-        assert_eq!(locked_until(&[50, 40, 30, 20, 10]), Some(10 + m));
-        assert_eq!(locked_until(&[60, 50, 40, 30, 20, 10]), Some(20 + m));
-    }
 
     #[test]
     fn secrets_compare() {
