@@ -104,6 +104,7 @@ pub struct Service {
     relay: JoinHandle<()>,
     periodic: Option<JoinHandle<()>>,
     pruner: JoinHandle<()>,
+    reconciler: Arc<Reconciler>,
 }
 
 impl Service {
@@ -137,9 +138,11 @@ impl Service {
         });
         let server = tokio::spawn(serve(listener, app, rx.clone(), cfg.role));
         let periodic = match (cfg.role, cfg.reconcile_interval) {
-            (Role::Store, Some(every)) => {
-                Some(tokio::spawn(reconcile_every(reconciler, every, rx.clone())))
-            }
+            (Role::Store, Some(every)) => Some(tokio::spawn(reconcile_every(
+                reconciler.clone(),
+                every,
+                rx.clone(),
+            ))),
             _ => None,
         };
         let pruner = tokio::spawn(prune_every(
@@ -159,6 +162,7 @@ impl Service {
             relay,
             periodic,
             pruner,
+            reconciler,
         })
     }
 
@@ -196,6 +200,7 @@ impl Service {
             let _ = p.await;
         }
         let _ = self.pruner.await;
+        self.reconciler.stop();
         self.engine.db().close().await;
         tracing::info!(role = %self.engine.role(), "service stopped");
     }

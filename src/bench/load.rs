@@ -136,27 +136,71 @@ impl Api {
         Ok(())
     }
 
-    /// Runs one reconciliation pass at the store and returns its report.
-    async fn reconcile(&self) -> anyhow::Result<Report> {
+    /// Runs one reconciliation pass at the store (a job: started, then
+    /// followed until it ends) and returns its report and how long the
+    /// pass itself took.
+    async fn reconcile(&self) -> anyhow::Result<(Report, f64)> {
+        let url = format!("{}/api/v1/sync/reconcile", self.0.store_url);
         let r = self
             .0
             .client
-            .post(format!("{}/api/v1/sync/reconcile", self.0.store_url))
+            .post(&url)
             .header(AUTHORIZATION, self.0.store_auth.clone())
-            .timeout(Duration::from_secs(3600))
             .send()
             .await
             .map_err(|e| anyhow!("cannot reach the store: {e}"))?;
         let status = r.status();
         let body = r.bytes().await?;
-        if !status.is_success() {
+        if status != reqwest::StatusCode::ACCEPTED {
             bail!(
                 "POST /api/v1/sync/reconcile answered {status}: {}",
                 snippet(&body)
             );
         }
-        serde_json::from_slice(&body).context("the reconciliation report does not parse")
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let r = self
+                .0
+                .client
+                .get(&url)
+                .header(AUTHORIZATION, self.0.store_auth.clone())
+                .send()
+                .await
+                .map_err(|e| anyhow!("cannot reach the store: {e}"))?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            if !status.is_success() {
+                bail!(
+                    "GET /api/v1/sync/reconcile answered {status}: {}",
+                    snippet(&body)
+                );
+            }
+            let job: JobAnswer =
+                serde_json::from_slice(&body).context("the reconciliation job does not parse")?;
+            match (job.state.as_str(), job.report, job.finished_at) {
+                ("running", ..) => continue,
+                ("finished", Some(report), Some(end)) => {
+                    let seconds =
+                        (end - job.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    return Ok((report, seconds));
+                }
+                _ => bail!(
+                    "the reconciliation failed: {}",
+                    job.error.unwrap_or_else(|| snippet(&body))
+                ),
+            }
+        }
     }
+}
+
+/// What `GET /api/v1/sync/reconcile` answers, as far as the bench reads it.
+#[derive(serde::Deserialize)]
+struct JobAnswer {
+    state: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    report: Option<Report>,
+    error: Option<String>,
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -716,12 +760,11 @@ pub struct Reconcile {
     pub report: Report,
 }
 
-/// One pass through `POST /api/v1/sync/reconcile` at the store.
+/// One pass through `POST /api/v1/sync/reconcile` at the store, timed by
+/// the job itself (not by how often the bench asks how it is going).
 pub async fn reconcile(api: &Api, orders: u64, progress: &Progress) -> anyhow::Result<Reconcile> {
     progress.set("reconciling", 0, 0);
-    let started = Instant::now();
-    let report = api.reconcile().await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (report, seconds) = api.reconcile().await?;
     let n = i64::try_from(orders).unwrap_or(i64::MAX);
     if report.local_orders != n || report.peer_orders != n {
         bail!(

@@ -324,7 +324,7 @@ fn paths(role: Role) -> Value {
     p.insert("/api/v1/sync/replay".into(), json!({"post": sync_replay()}));
     p.insert(
         "/api/v1/sync/reconcile".into(),
-        json!({"post": sync_reconcile()}),
+        json!({"post": sync_reconcile(), "get": sync_reconcile_job()}),
     );
     p.insert(
         "/api/v1/sync/digests".into(),
@@ -695,18 +695,33 @@ fn sync_resend() -> Value {
 fn sync_reconcile() -> Value {
     json!({
         "tags": ["sync"],
-        "operationId": "reconcileNow",
-        "summary": "Run one reconciliation pass now",
-        "description": "Compares this side with the other service by digests and repairs \
-                        what differs (see the README's Reconciliation section); answers the \
-                        pass's report. Takes no body.",
+        "operationId": "startReconciliation",
+        "summary": "Start a reconciliation pass",
+        "description": "Starts a pass that compares this side with the other service by \
+                        digests and repairs what differs, in the background (a pass over a \
+                        large database outlasts any request), and answers it as it starts. \
+                        Follow it with GET on the same path; the last pass is also in \
+                        `/api/v1/sync/status`. Takes no body.",
         "responses": bearer_responses(
-            json!({"200": json_response("What the pass compared, found and repaired.",
-                                        schema_ref("ReconcileReport"))}),
-            &[
-                ("409", "A reconciliation is already running."),
-                ("503", "The database is busy, or the other service could not be reached."),
-            ],
+            json!({"202": {
+                "description": "The pass started.",
+                "headers": {"Location": {"description": "Where to follow it.",
+                                         "schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": schema_ref("ReconcileJob")}},
+            }}),
+            &[("409", "A reconciliation is already running.")],
+        ),
+    })
+}
+
+fn sync_reconcile_job() -> Value {
+    json!({
+        "tags": ["sync"],
+        "operationId": "getReconciliation",
+        "summary": "The reconciliation pass running now, or the last one",
+        "responses": bearer_responses(
+            json!({"200": json_response("The pass.", schema_ref("ReconcileJob"))}),
+            &[E404_NONE_YET],
         ),
     })
 }
@@ -824,6 +839,7 @@ fn schemas(role: Role) -> Value {
     put("SyncBatch", sync_batch(role));
     put("SyncBatchResult", sync_batch_result());
     put("ReconcileReport", reconcile_report());
+    put("ReconcileJob", reconcile_job());
     put("IdRange", id_range());
     put("DigestsRequest", digests_request());
     put("DigestsAnswer", digests_answer());
@@ -1010,7 +1026,7 @@ fn sync_status_schema() -> Value {
     json!({
         "type": "object",
         "required": ["pending", "dead", "oldest_pending_seconds", "breaker", "last_delivered_at",
-                     "last_reconciliation"],
+                     "last_error", "last_reconciliation"],
         "properties": {
             "last_reconciliation": {
                 "type": "object",
@@ -1032,6 +1048,16 @@ fn sync_status_schema() -> Value {
             "oldest_pending_seconds": {"type": "number", "nullable": true},
             "breaker": {"type": "string", "enum": ["closed", "open", "half_open"]},
             "last_delivered_at": nullable_time(),
+            "last_error": {
+                "type": "object",
+                "nullable": true,
+                "description": "The last failed delivery while anything waits to be sent.",
+                "required": ["at", "detail"],
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "detail": {"type": "string"},
+                },
+            },
         },
     })
 }
@@ -1101,6 +1127,37 @@ fn sync_batch_result() -> Value {
                     },
                 },
             },
+        },
+    })
+}
+
+const E404_NONE_YET: (&str, &str) = ("404", "No reconciliation has run yet.");
+
+fn reconcile_job() -> Value {
+    json!({
+        "type": "object",
+        "required": ["state", "started_at", "finished_at", "progress", "report", "error"],
+        "properties": {
+            "state": {"type": "string", "enum": ["running", "finished", "failed"]},
+            "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": nullable_time(),
+            "progress": {
+                "type": "object", "nullable": true,
+                "description": "While running: orders under the id ranges settled so far, \
+                                of the larger side's total.",
+                "required": ["settled", "total"],
+                "properties": {
+                    "settled": {"type": "integer", "format": "int64"},
+                    "total": {"type": "integer", "format": "int64"},
+                },
+            },
+            "report": {
+                "allOf": [schema_ref("ReconcileReport")],
+                "nullable": true,
+                "description": "What the pass found and did, once finished.",
+            },
+            "error": {"type": "string", "nullable": true,
+                      "description": "Why the pass failed."},
         },
     })
 }

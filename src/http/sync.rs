@@ -19,8 +19,8 @@ use crate::storage::outbox::ReplaySelection;
 use crate::storage::{from_micros, now_micros};
 use crate::sync::apply::{BatchRefused, apply_batch};
 use crate::sync::reconcile::{
-    self, DigestsAnswer, DigestsRequest, MAX_RANGES, MAX_RESEND, MAX_ROWS, ReconcileError,
-    ResendAnswer, ResendRequest, VersionsAnswer, VersionsRequest,
+    self, DigestsAnswer, DigestsRequest, Job, MAX_RANGES, MAX_RESEND, MAX_ROWS, ResendAnswer,
+    ResendRequest, VersionsAnswer, VersionsRequest,
 };
 use crate::sync::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/sync/changes", post(changes))
         .route("/sync/status", get(status))
         .route("/sync/replay", post(replay))
-        .route("/sync/reconcile", post(reconcile_now))
+        .route("/sync/reconcile", post(reconcile_start).get(reconcile_job))
         .route("/sync/digests", post(peer_digests))
         .route("/sync/versions", post(peer_versions))
         .route("/sync/resend", post(peer_resend))
@@ -211,16 +211,41 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
     Ok(Json(ResendAnswer { resent, unknown }).into_response())
 }
 
-/// Runs one reconciliation pass now and answers its report.
-async fn reconcile_now(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
-    match state.reconciler.run(&|_| {}).await {
-        Ok(report) => Ok(Json(report).into_response()),
-        Err(ReconcileError::Busy) => Err(ApiError::Conflict(
-            "a reconciliation is already running; try again when it ends".into(),
-        )),
-        Err(ReconcileError::Storage(e)) => Err(e.into()),
-        Err(ReconcileError::Peer(e)) => Err(ApiError::Unavailable(format!(
-            "reconciliation could not reach the peer: {e}"
+/// Starts a reconciliation pass in the background: 202 with the job, to
+/// follow at `GET /api/v1/sync/reconcile`. A pass over a large database
+/// takes longer than any request may, so it is never run inside one.
+async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+    match state.reconciler.start() {
+        Ok(job) => Ok((
+            axum::http::StatusCode::ACCEPTED,
+            [(axum::http::header::LOCATION, "/api/v1/sync/reconcile")],
+            Json(job),
+        )
+            .into_response()),
+        Err(running) => Err(ApiError::Conflict(format!(
+            "a reconciliation is already running{}; follow it at GET /api/v1/sync/reconcile",
+            running
+                .map(|j| format!(" (started {})", j.started_at.to_rfc3339()))
+                .unwrap_or_default()
         ))),
+    }
+}
+
+/// The reconciliation pass running now, or the last one.
+async fn reconcile_job(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+    let job = match state.reconciler.job() {
+        Some(job) => Some(job),
+        // Run by another process (the CLI, a replica) or before a restart.
+        None => state
+            .engine
+            .last_reconcile()
+            .await?
+            .map(|run| Job::from_run(&run)),
+    };
+    match job {
+        Some(job) => Ok(Json(job).into_response()),
+        None => Err(ApiError::NotFound(
+            "no reconciliation has run yet; start one with POST /api/v1/sync/reconcile".into(),
+        )),
     }
 }

@@ -24,6 +24,7 @@
 //! only at the store); it is reported as an orphan.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ use super::peer::{PeerClient, PeerError};
 use crate::domain::{OrderId, Role};
 use crate::engine::Engine;
 use crate::storage::digests::{self, RangeDigest, Versions};
-use crate::storage::{StorageError, now_micros, outbox};
+use crate::storage::{StorageError, from_micros, now_micros, outbox};
 
 /// A range compares row by row once both sides hold at most this many.
 pub const LEAF_SIZE: i64 = 256;
@@ -314,11 +315,64 @@ pub struct Progress {
     pub total: i64,
 }
 
-/// Runs reconciliation passes against the peer; one at a time.
+/// Where a reconciliation job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// A reconciliation pass as the API reports it: the one running, or the
+/// last one (from this process, or recorded in the database).
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub state: JobState,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Orders under the ranges settled so far, of the larger side's total
+    /// (while running).
+    pub progress: Option<JobProgress>,
+    /// What the pass found and did (once finished).
+    pub report: Option<Report>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct JobProgress {
+    pub settled: i64,
+    pub total: i64,
+}
+
+impl Job {
+    /// A pass recorded in the database.
+    pub fn from_run(run: &digests::Run) -> Job {
+        Job {
+            state: if run.error.is_some() {
+                JobState::Failed
+            } else {
+                JobState::Finished
+            },
+            started_at: from_micros(run.started_at),
+            finished_at: Some(from_micros(run.finished_at)),
+            progress: None,
+            report: serde_json::from_str(&run.report).ok(),
+            error: run.error.clone(),
+        }
+    }
+}
+
+/// Runs reconciliation passes against the peer, one at a time, whoever
+/// asks (the periodic timer, the API, the admin page, the CLI), and keeps
+/// the state of the current or last pass for the API.
 pub struct Reconciler {
     engine: Engine,
     peer: PeerClient,
-    running: tokio::sync::Mutex<()>,
+    running: Arc<tokio::sync::Mutex<()>>,
+    job: std::sync::Mutex<Option<Job>>,
+    /// A pass started in the background ([`Reconciler::start`]).
+    background: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Reconciler {
@@ -337,18 +391,101 @@ impl Reconciler {
                 Duration::from_secs(60),
                 Duration::from_secs(60),
             )?,
-            running: tokio::sync::Mutex::new(()),
+            running: Arc::default(),
+            job: std::sync::Mutex::new(None),
+            background: std::sync::Mutex::new(None),
         })
     }
 
-    /// One pass, recorded in the database (also when it fails).
+    fn set_job(&self, f: impl FnOnce(&mut Option<Job>)) {
+        f(&mut self.job.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The pass running now, or the last one this process ran.
+    pub fn job(&self) -> Option<Job> {
+        self.job.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts a pass in the background and returns it as it starts, or
+    /// `Err` with the pass already running.
+    pub fn start(self: &Arc<Self>) -> Result<Job, Option<Job>> {
+        let guard = self
+            .running
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| self.job())?;
+        let started = self.begin();
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            // Recorded and logged inside; nobody waits for the result.
+            let _ = this.run_locked(guard, &|_| {}).await;
+        });
+        *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(started)
+    }
+
+    /// Stops a pass running in the background (the service is stopping; the
+    /// next pass repairs whatever this one had not).
+    pub fn stop(&self) {
+        if let Some(task) = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// One pass, now, recorded in the database (also when it fails).
     pub async fn run(
         &self,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Report, ReconcileError> {
-        let _guard = self.running.try_lock().map_err(|_| ReconcileError::Busy)?;
+        let guard = self
+            .running
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| ReconcileError::Busy)?;
+        self.begin();
+        self.run_locked(guard, progress).await
+    }
+
+    /// Marks a pass as running from now.
+    fn begin(&self) -> Job {
+        let job = Job {
+            state: JobState::Running,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            progress: Some(JobProgress {
+                settled: 0,
+                total: 0,
+            }),
+            report: None,
+            error: None,
+        };
+        self.set_job(|j| *j = Some(job.clone()));
+        job
+    }
+
+    async fn run_locked(
+        &self,
+        _guard: tokio::sync::OwnedMutexGuard<()>,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Report, ReconcileError> {
         let started_at = now_micros();
-        let result = self.pass(progress).await;
+        let tracked = |p: Progress| {
+            self.set_job(|j| {
+                if let Some(j) = j {
+                    j.progress = Some(JobProgress {
+                        settled: p.settled,
+                        total: p.total,
+                    });
+                }
+            });
+            progress(p);
+        };
+        let result = self.pass(&tracked).await;
         let run = digests::Run {
             started_at,
             finished_at: now_micros(),
@@ -362,6 +499,7 @@ impl Reconciler {
                 .unwrap_or_else(|| "{}".into()),
             error: result.as_ref().err().map(ToString::to_string),
         };
+        self.set_job(|j| *j = Some(Job::from_run(&run)));
         let mut tx = self.engine.db().begin().await?;
         digests::record_run(&mut tx, &run).await?;
         tx.commit().await.map_err(StorageError::from)?;

@@ -7,12 +7,26 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(reconcile_repairs_rows_deleted_or_rolled_back_by_hand);
+both_backends!(
+    reconcile_repairs_rows_deleted_or_rolled_back_by_hand,
+    reconcile_is_a_job_the_api_starts_and_reports,
+);
 
+/// Starts a pass (202 with the job), follows it to its end and returns
+/// its report.
 async fn reconcile(side: &Side) -> Value {
-    let (s, report) = side.post("/api/v1/sync/reconcile", &json!({})).await;
-    assert_eq!(s, StatusCode::OK, "{report}");
-    report
+    let (s, job) = side.post("/api/v1/sync/reconcile", &json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["state"], "running", "{job}");
+    let done = eventually(30, "the reconciliation job ends", || async {
+        let (s, job) = side.get("/api/v1/sync/reconcile").await;
+        assert_eq!(s, StatusCode::OK, "{job}");
+        (job["state"] != "running").then_some(job)
+    })
+    .await;
+    assert_eq!(done["state"], "finished", "{done}");
+    assert!(done["finished_at"].is_string(), "{done}");
+    done["report"].clone()
 }
 
 fn differences(r: &Value) -> i64 {
@@ -159,4 +173,72 @@ async fn reconcile_repairs_rows_deleted_or_rolled_back_by_hand(b: Backend) {
         .expect("sent");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     pair.stop().await;
+}
+
+async fn reconcile_is_a_job_the_api_starts_and_reports(b: Backend) {
+    // A peer that takes two seconds to answer anything and then fails: a
+    // pass that outlasts any request a client would wait for.
+    let peer = FakePeer::start(|_| {
+        let mut a = FakeAnswer::status(503);
+        a.delay = std::time::Duration::from_secs(2);
+        a
+    })
+    .await;
+    let Some(store) = Side::start_alone(fulfillment::domain::Role::Store, b, &peer.url, |cfg| {
+        cfg.reconcile_interval = None;
+    })
+    .await
+    else {
+        return;
+    };
+    let (s, none) = store.get("/api/v1/sync/reconcile").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nothing ran yet: {none}");
+    let asked = std::time::Instant::now();
+    let res = store
+        .http
+        .post(format!("{}/api/v1/sync/reconcile", store.url))
+        .bearer_auth(&store.token)
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(1),
+        "answered at once"
+    );
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        res.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/api/v1/sync/reconcile")
+    );
+    let job: Value = res.json().await.expect("json");
+    assert_eq!(job["state"], "running", "{job}");
+    assert!(job["started_at"].is_string(), "{job}");
+    // One at a time.
+    let (s, busy) = store.post("/api/v1/sync/reconcile", &json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{busy}");
+    let (s, now) = store.get("/api/v1/sync/reconcile").await;
+    assert_eq!((s, &now["state"]), (StatusCode::OK, &json!("running")));
+    // It ends (failed: the peer said 503), and says why, here and in the
+    // sync status.
+    let done = eventually(10, "the job ends", || async {
+        let (_, job) = store.get("/api/v1/sync/reconcile").await;
+        (job["state"] != "running").then_some(job)
+    })
+    .await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().unwrap_or("").contains("503"),
+        "{done}"
+    );
+    let (_, status) = store.get("/api/v1/sync/status").await;
+    assert!(
+        status["last_reconciliation"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("503"),
+        "{status}"
+    );
+    // And the next one may start.
+    let (s, job) = store.post("/api/v1/sync/reconcile", &json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
 }

@@ -18,6 +18,7 @@ use crate::storage::now_micros;
 use crate::storage::orders::ListFilter;
 use crate::storage::outbox::{ReplaySelection, SyncState};
 use crate::sync::breaker::BreakerState;
+use crate::sync::reconcile::JobState;
 
 /// Dead letters listed on the page (replay all covers every one).
 const DEAD_SHOWN: u32 = 200;
@@ -43,6 +44,8 @@ struct SyncPage {
     notice: Option<String>,
     /// The last reconciliation pass recorded in this database.
     reconcile: Option<LastReconcile>,
+    /// The pass running now: how far it is.
+    reconcile_running: Option<String>,
     /// Reconciliation runs from the store; the warehouse only answers it.
     can_reconcile: bool,
 }
@@ -58,7 +61,8 @@ pub struct LastReconcile {
 #[derive(serde::Deserialize)]
 pub struct PageQuery {
     replayed: Option<u64>,
-    reconciled: Option<u64>,
+    /// `started`, or `running` (one was running already).
+    reconcile: Option<String>,
 }
 
 /// `GET /admin/sync` (`?replayed=N` after a replay).
@@ -73,10 +77,14 @@ pub async fn page(
         1 => "1 dead letter is being delivered again.".to_owned(),
         n => format!("{n} dead letters are being delivered again."),
     });
-    let reconciled = q.as_ref().and_then(|q| q.reconciled).map(|n| match n {
-        0 => "Reconciliation finished: both sides agree.".to_owned(),
-        n => format!("Reconciliation finished: {n} difference(s) found; repairs are on their way."),
-    });
+    let reconciled = q
+        .as_ref()
+        .and_then(|q| q.reconcile.as_deref())
+        .map(|what| match what {
+            "started" => "Reconciliation started; reload this page to see how it went.".to_owned(),
+            _ => "A reconciliation was already running; reload this page to see how it went."
+                .to_owned(),
+        });
     let notice = replayed.or(reconciled);
     let state = &state;
     let user = &user;
@@ -90,6 +98,19 @@ pub async fn page(
             ..Default::default()
         })
         .await?;
+    let reconcile_running = state
+        .reconciler
+        .job()
+        .filter(|j| j.state == JobState::Running)
+        .map(|j| match j.progress {
+            Some(p) if p.total > 0 => format!(
+                "A pass is running (since {}): {} of {} orders compared so far.",
+                format::time(j.started_at),
+                p.settled,
+                p.total
+            ),
+            _ => format!("A pass is running (since {}).", format::time(j.started_at)),
+        });
     let reconcile = engine.last_reconcile().await?.map(|r| LastReconcile {
         finished: format::micros(r.finished_at),
         compared: r.compared,
@@ -130,12 +151,14 @@ pub async fn page(
             .collect(),
         notice,
         reconcile,
+        reconcile_running,
         can_reconcile: engine.role() == Role::Store,
     };
     render(StatusCode::OK, &page)
 }
 
-/// `POST /admin/sync/reconcile`: one reconciliation pass now (store only).
+/// `POST /admin/sync/reconcile`: starts a reconciliation pass in the
+/// background (store only); the page shows it running, then its outcome.
 pub async fn reconcile(
     State(state): State<AppState>,
     user: AdminUser,
@@ -147,13 +170,13 @@ pub async fn reconcile(
             "Reconciliation runs from the store.".into(),
         ));
     }
-    let report = state.reconciler.run(&|_| {}).await.map_err(|e| {
-        AdminError::BadRequest(format!(
-            "Reconciliation did not finish: {e}. Try again when the peer answers."
-        ))
-    })?;
-    tracing::info!(user = %user.username, differences = report.differences(), "reconciliation run from admin");
-    Ok(Redirect::to(&format!("/admin/sync?reconciled={}", report.differences())).into_response())
+    match state.reconciler.start() {
+        Ok(_) => {
+            tracing::info!(user = %user.username, "reconciliation started from admin");
+            Ok(Redirect::to("/admin/sync?reconcile=started").into_response())
+        }
+        Err(_) => Ok(Redirect::to("/admin/sync?reconcile=running").into_response()),
+    }
 }
 
 /// `POST /admin/sync/replay` with `id` (one dead letter) or `all`.
