@@ -225,7 +225,8 @@ async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiR
         Err(running) => Err(ApiError::Conflict(format!(
             "a reconciliation is already running{}; follow it at GET /api/v1/sync/reconcile",
             running
-                .map(|j| format!(" (started {})", j.started_at.to_rfc3339()))
+                .since
+                .map(|t| format!(" (started {})", t.to_rfc3339()))
                 .unwrap_or_default()
         ))),
     }

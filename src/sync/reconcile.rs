@@ -339,6 +339,12 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// A pass could not start: one is running (since then, if known).
+#[derive(Debug, Clone, Copy)]
+pub struct AlreadyRunning {
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct JobProgress {
     pub settled: i64,
@@ -407,13 +413,15 @@ impl Reconciler {
     }
 
     /// Starts a pass in the background and returns it as it starts, or
-    /// `Err` with the pass already running.
-    pub fn start(self: &Arc<Self>) -> Result<Job, Option<Job>> {
+    /// says since when one is running already.
+    pub fn start(self: &Arc<Self>) -> Result<Job, AlreadyRunning> {
         let guard = self
             .running
             .clone()
             .try_lock_owned()
-            .map_err(|_| self.job())?;
+            .map_err(|_| AlreadyRunning {
+                since: self.job().map(|j| j.started_at),
+            })?;
         let started = self.begin();
         let this = self.clone();
         let task = tokio::spawn(async move {
