@@ -146,6 +146,9 @@ pub struct Node {
     pub port: u16,
     pub token: String,
     args: Vec<String>,
+    /// Environment variables of its own (say, libfaketime's), on top of
+    /// the scrubbed environment every child gets.
+    pub env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
     pub starts: u32,
@@ -177,6 +180,7 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(log);
         scrub_env(&mut cmd);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         die_with_parent(&mut cmd);
         self.child = Some(cmd.spawn().expect("spawn `fulfillment serve`"));
     }
@@ -363,6 +367,7 @@ impl Cluster {
                 "--reconcile-interval".into(),
                 "0".into(),
             ],
+            env: Vec::new(),
             log: dir.path().join(format!("{role}.log")),
             child: None,
             starts: 0,

@@ -23,6 +23,7 @@
 //! `FULFILLMENT_TEST_PG_URL`).
 
 mod api;
+mod clock;
 mod cluster;
 mod convergence;
 mod crash_safety;
