@@ -1,5 +1,5 @@
 //! The load: HTTP clients that behave like real ones (a pooled reqwest
-//! client, bearer tokens, the API.md create body), closed-loop workers for
+//! client, bearer tokens, the create body of docs/API.md §4.2), closed-loop workers for
 //! throughput and latency, an open-loop ticker for propagation, and the
 //! scenarios built from them.
 //!
@@ -24,7 +24,7 @@ use super::stats::{Summary, summarize};
 use crate::storage::now_micros;
 use crate::sync::reconcile::Report;
 
-/// The create body of API.md.
+/// The create body of docs/API.md §4.2.
 pub const ORDER_JSON: &str = r#"{
   "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "company": null},
   "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Sq",

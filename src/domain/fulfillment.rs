@@ -1,4 +1,4 @@
-//! The warehouse-owned fulfillment state machine (DESIGN.md §1).
+//! The warehouse-owned fulfillment state machine (docs/DESIGN.md §1.4).
 //!
 //! ```text
 //! pending ──▶ picking ──▶ packed ──▶ shipped (terminal)
@@ -72,7 +72,7 @@ pub struct Hold {
 }
 
 /// A parcel handed to a carrier. Kept as its own record (and table) so split
-/// shipments can be added without reshaping orders (DESIGN.md §6).
+/// shipments can be added without reshaping orders (docs/DESIGN.md §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipment {
     pub carrier: String,

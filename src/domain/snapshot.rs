@@ -1,5 +1,5 @@
 //! What travels between the services: full snapshots of the sender's owned
-//! fields, stamped with the sender's version (DESIGN.md §2). Never deltas, so
+//! fields, stamped with the sender's version (docs/DESIGN.md §2.1). Never deltas, so
 //! duplicates, retries and reordering are harmless: the receiver keeps a
 //! snapshot only if its version is newer than the one it holds.
 //!

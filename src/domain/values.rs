@@ -62,9 +62,9 @@ impl Errors {
     }
 }
 
-/// Longest free-text field unless a field says otherwise (API.md).
+/// Longest free-text field unless a field says otherwise (docs/API.md §1.5).
 pub const MAX_TEXT: usize = 500;
-/// Longest SKU and line name (API.md).
+/// Longest SKU and line name (docs/API.md §1.5).
 pub const MAX_SHORT_TEXT: usize = 100;
 /// Most lines one order may have; keeps one order well under the body limit.
 pub const MAX_LINES: usize = 200;

@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router(state.clone()))
         .merge(ops::router())
         .fallback(|| async {
-            ApiError::NotFound("no such route; see API.md or /api/v1/openapi.json".into())
+            ApiError::NotFound("no such route; see /api/v1/openapi.json or docs/API.md in the fulfillment repository".into())
         })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed {
@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `GET /api/v1/openapi.json`: the OpenAPI document of this side's API.
-/// Behind a token like every other `/api/v1` route (API.md).
+/// Behind a token like every other `/api/v1` route (docs/API.md §1.1).
 async fn openapi_json(
     axum::extract::State(state): axum::extract::State<AppState>,
     _caller: extract::Caller,

@@ -1,4 +1,4 @@
-//! JSON shapes of orders as each side shows them (API.md).
+//! JSON shapes of orders as each side shows them (docs/API.md §4.1, §5.1).
 //!
 //! [`WarehouseOrder`] has no money field at all and is built from an
 //! [`OrderView`] without reading its pricing, so the warehouse API cannot

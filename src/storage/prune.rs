@@ -16,7 +16,7 @@ pub struct Retention {
     pub delivered: Duration,
     /// Delivery attempts shown in an order's sync timeline.
     pub attempts: Duration,
-    /// Idempotency keys: API.md promises 24 h.
+    /// Idempotency keys: docs/API.md promises 24 h.
     pub idempotency: Duration,
     /// Webhook ids: a replay is refused by the timestamp check after
     /// 2 × 300 s, so ids need keeping only that long (with a margin).

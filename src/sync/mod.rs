@@ -1,4 +1,4 @@
-//! Sync between the services (DESIGN.md §2): request signatures, the relay
+//! Sync between the services (docs/DESIGN.md §2): request signatures, the relay
 //! that drains the outbox to the peer (with backoff and a circuit breaker),
 //! and the apply side that receives the peer's snapshots.
 

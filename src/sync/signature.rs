@@ -2,7 +2,7 @@
 //!
 //! `webhook-signature` is `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
 //! several space-separated signatures allowed. The secret's UTF-8 bytes are
-//! the key (API.md). Verification accepts any of several secrets, so a
+//! the key (docs/API.md §7.1). Verification accepts any of several secrets, so a
 //! secret can be rotated without downtime: deploy new+old on both sides,
 //! then make the new one first (it signs), then drop the old.
 

@@ -1,4 +1,4 @@
-//! The error contract of API.md: every error is problem+json with the right
+//! The error contract of docs/API.md: every error is problem+json with the right
 //! status, and a refused request changes nothing.
 
 use reqwest::StatusCode;

@@ -321,7 +321,7 @@ pub async fn sql_at(url: &str, query: &str) -> Vec<String> {
         .collect()
 }
 
-/// The API.md example order, with a distinctive customer name.
+/// The example order of docs/API.md §4.2, with a distinctive customer name.
 pub fn order_body(name: &str) -> Value {
     json!({
         "customer": {"name": name, "email": "ada@example.com", "company": null},

@@ -1,4 +1,4 @@
-//! Hostile input and access (DESIGN.md §5.3): whatever a client or a peer
+//! Hostile input and access (docs/DESIGN.md §5.3): whatever a client or a peer
 //! sends, the answer is never a 5xx, every 4xx is problem+json, and a
 //! refused request leaves the database as it was.
 //!

@@ -1,4 +1,4 @@
-//! No money at the warehouse (DESIGN.md §5.2): after orders with distinctive
+//! No money at the warehouse (docs/DESIGN.md §5.2): after orders with distinctive
 //! prices are created, edited, synced and shipped, nothing the warehouse has
 //! or says contains a price, total or currency: not a table, not a column,
 //! not the raw SQLite file bytes, not an API answer, not a log line.
@@ -118,7 +118,7 @@ async fn warehouse_never_holds_or_shows_money(b: Backend) {
         .text()
         .await
         .expect("text");
-    // Prometheus names counters `…_total` (API.md requires
+    // Prometheus names counters `…_total` (docs/API.md requires
     // fulfillment_sync_delivered_total): a naming convention, not money.
     assert_clean("warehouse /metrics", &metrics.replace("_total", ""));
 

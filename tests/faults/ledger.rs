@@ -1,7 +1,7 @@
 //! What the clients were told: for every order, the last write each side
 //! acknowledged (2xx) and the writes whose fate is unknown (sent, never
 //! answered). The checks compare the final state against this, and a small
-//! model of the fulfillment state machine (DESIGN.md §1) says which final
+//! model of the fulfillment state machine (docs/DESIGN.md §1.4) says which final
 //! warehouse states the acknowledged and unknown writes allow.
 //!
 //! Writes to one order are made one at a time (each order has one store

@@ -1,4 +1,4 @@
-//! Fault injection: the proof of DESIGN.md §5.1 ("no lost update"). The
+//! Fault injection: the proof of docs/DESIGN.md §5.1 ("no lost update"). The
 //! built binary runs the store and the warehouse as child processes; a fault
 //! proxy between them (both directions) drops, duplicates, delays, reorders
 //! and fails sync requests; clients write to both sides while the services
