@@ -142,7 +142,8 @@ pub enum UserCommand {
         #[arg(long, env = "FULFILLMENT_USERNAME")]
         username: String,
         /// Read the password from stdin (one trailing newline is ignored).
-        #[arg(long, required = true)]
+        /// Required: a password is never taken from the command line.
+        #[arg(long, required = true, env = "FULFILLMENT_PASSWORD_STDIN")]
         password_stdin: bool,
     },
 }

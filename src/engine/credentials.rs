@@ -99,8 +99,8 @@ pub async fn create_token(db: &Db, role: Role, name: &str) -> Result<String> {
 
 /// How long an API token found valid is trusted without reading the
 /// database again. A token revoked in the admin UI stops working at once
-/// (the cache is cleared); one revoked by `fulfillment token revoke`, another
-/// process, within this time.
+/// (the cache is cleared); one revoked through another replica, within this
+/// time.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Most tokens remembered; more are rare (a token per client), and the

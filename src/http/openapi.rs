@@ -1143,12 +1143,12 @@ fn reconcile_job() -> Value {
             "finished_at": nullable_time(),
             "progress": {
                 "type": "object", "nullable": true,
-                "description": "While running: orders under the id ranges settled so far, \
-                                of the larger side's total.",
-                "required": ["settled", "total"],
+                "description": "While running: how many orders are under the id ranges \
+                                compared so far, of how many on the larger side.",
+                "required": ["settled_orders", "orders"],
                 "properties": {
-                    "settled": {"type": "integer", "format": "int64"},
-                    "total": {"type": "integer", "format": "int64"},
+                    "settled_orders": {"type": "integer", "format": "int64"},
+                    "orders": {"type": "integer", "format": "int64"},
                 },
             },
             "report": {

@@ -331,8 +331,8 @@ pub struct Job {
     pub state: JobState,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Orders under the ranges settled so far, of the larger side's total
-    /// (while running).
+    /// Orders under the ranges settled so far, and how many there are on
+    /// the larger side (while running).
     pub progress: Option<JobProgress>,
     /// What the pass found and did (once finished).
     pub report: Option<Report>,
@@ -347,8 +347,10 @@ pub struct AlreadyRunning {
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct JobProgress {
-    pub settled: i64,
-    pub total: i64,
+    /// Orders under the id ranges compared so far.
+    pub settled_orders: i64,
+    /// Orders on the larger side.
+    pub orders: i64,
 }
 
 impl Job {
@@ -466,8 +468,8 @@ impl Reconciler {
             started_at: chrono::Utc::now(),
             finished_at: None,
             progress: Some(JobProgress {
-                settled: 0,
-                total: 0,
+                settled_orders: 0,
+                orders: 0,
             }),
             report: None,
             error: None,
@@ -486,8 +488,8 @@ impl Reconciler {
             self.set_job(|j| {
                 if let Some(j) = j {
                     j.progress = Some(JobProgress {
-                        settled: p.settled,
-                        total: p.total,
+                        settled_orders: p.settled,
+                        orders: p.total,
                     });
                 }
             });

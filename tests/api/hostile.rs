@@ -1239,11 +1239,17 @@ async fn size_limits_answer_4xx(b: Backend) {
     let (_, o) = pair.store.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(o["sync"]["store_version"], 1);
     // Reconciliation still works: no absurd version made it into a digest.
-    let (s, report) = pair
+    let (s, job) = pair
         .store
         .call(Method::POST, "/api/v1/sync/reconcile", None)
         .await;
-    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let job = eventually(20, "the reconciliation ends", || async {
+        let (_, job) = pair.store.get("/api/v1/sync/reconcile").await;
+        (job["state"] != "running").then_some(job)
+    })
+    .await;
+    assert_eq!(job["state"], "finished", "{job}");
     assert_eq!(
         pair.warehouse.sql("SELECT COUNT(*) FROM orders").await,
         ["1"]

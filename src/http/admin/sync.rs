@@ -103,11 +103,11 @@ pub async fn page(
         .job()
         .filter(|j| j.state == JobState::Running)
         .map(|j| match j.progress {
-            Some(p) if p.total > 0 => format!(
+            Some(p) if p.orders > 0 => format!(
                 "A pass is running (since {}): {} of {} orders compared so far.",
                 format::time(j.started_at),
-                p.settled,
-                p.total
+                p.settled_orders,
+                p.orders
             ),
             _ => format!("A pass is running (since {}).", format::time(j.started_at)),
         });
