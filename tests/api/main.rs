@@ -16,4 +16,5 @@ mod order_flow;
 mod outage;
 mod pagination;
 mod reconcile;
+mod retry_horizon;
 mod scale_out;
