@@ -18,3 +18,4 @@ mod pagination;
 mod reconcile;
 mod retry_horizon;
 mod scale_out;
+mod splitting;
