@@ -17,5 +17,6 @@ mod outage;
 mod pagination;
 mod reconcile;
 mod retry_horizon;
+mod rotation;
 mod scale_out;
 mod splitting;
