@@ -6,6 +6,7 @@ mod helpers;
 
 mod api_errors;
 mod auth;
+mod background;
 mod batching;
 mod dead_letters;
 mod fencing;
