@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "common/pg.rs"]
+mod pg;
+
 const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
 
 const SMALL: &[&str] = &[
@@ -139,8 +142,7 @@ fn bench_runs_every_scenario_on_sqlite() {
 
 #[test]
 fn bench_runs_on_postgres_and_drops_its_databases() {
-    let Ok(admin) = std::env::var("FULFILLMENT_TEST_PG_URL") else {
-        eprintln!("FULFILLMENT_TEST_PG_URL not set: skipping the PostgreSQL bench smoke test");
+    let Some(admin) = pg::admin_url("the PostgreSQL bench smoke test") else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");

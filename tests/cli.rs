@@ -1,6 +1,13 @@
 //! The binary as a user runs it: `demo` seeds, serves, exits 0 on SIGTERM
 //! and keeps its data across restarts; bad configuration is one line and a
-//! non-zero exit, never a panic; `token create` prints only the token.
+//! non-zero exit, never a panic; `token create` prints only the token;
+//! `outbox replay` selects dead letters by time or by several ids (against
+//! services started with the API tests' harness, on SQLite and PostgreSQL).
+
+// The API tests' harness (a store and a warehouse in this process).
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
 
 use std::io::Write;
 use std::path::Path;
@@ -161,10 +168,25 @@ fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    run_with_env(args, stdin, &[])
+}
+
+/// [`run`] with these environment variables set (and none of the replay
+/// selectors inherited).
+fn run_with_env(
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("FULFILLMENT_SYNC_SECRET")
+        .env_remove("FULFILLMENT_REPLAY_ID")
+        .env_remove("FULFILLMENT_REPLAY_ALL")
+        .env_remove("FULFILLMENT_REPLAY_SINCE")
+        .env_remove("FULFILLMENT_REPLAY_DRY_RUN")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -424,9 +446,138 @@ fn help_documents_every_flag_with_its_environment_variable() {
             })
             .count();
         let envs = out.matches("[env:").count();
+        if cmd[0] == "outbox" {
+            let words = out.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                words.contains("(--id A --id B)") && words.contains("comma-separated list"),
+                "replay --help says --id takes several ids:\n{out}"
+            );
+        }
         assert!(
             flags > 0 && envs >= flags,
             "{cmd:?}: {flags} flags but {envs} env vars:\n{out}"
         );
     }
+}
+
+both_backends!(outbox_replay_selects_by_time_and_by_several_ids);
+
+/// `fulfillment outbox replay` against a running store's database: `--since`
+/// replays only the dead letters queued at or after that time, `--id` takes
+/// several ids (repeated, comma-separated, or in `FULFILLMENT_REPLAY_ID`),
+/// `--dry-run` only counts, and a bad id in a list replays nothing.
+async fn outbox_replay_selects_by_time_and_by_several_ids(b: helpers::Backend) {
+    use helpers::*;
+    let Some(mut pair) = Pair::start_with(b, short_horizon).await else {
+        return;
+    };
+    pair.warehouse.stop().await;
+    let early =
+        create_dead_letters(&pair.store, &["Early 0", "Early 1", "Early 2", "Early 3"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let late = create_dead_letters(&pair.store, &["Late 0", "Late 1"]).await;
+    let all: Vec<String> = early.iter().chain(&late).cloned().collect();
+    assert_eq!(outbox_ids(&pair.store, "dead").await, sorted(&all));
+
+    let url = pair.store.db.url.clone();
+    // The binary runs beside the services, off the runtime's threads.
+    let replay = |args: &[&str], env: &[(&str, &str)]| {
+        let mut full: Vec<String> = [
+            "outbox",
+            "replay",
+            "--role",
+            "store",
+            "--database-url",
+            &url,
+        ]
+        .map(String::from)
+        .to_vec();
+        full.extend(args.iter().map(|a| a.to_string()));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = full.iter().map(String::as_str).collect();
+                let e: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                run_with_env(&a, None, &e)
+            })
+            .await
+            .expect("the CLI ran")
+        }
+    };
+    let (ok, out, err) = replay(&["--since", &since, "--dry-run"], &[]).await;
+    assert!(
+        ok && out.contains("2 dead letter(s) would be replayed"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        outbox_ids(&pair.store, "dead").await,
+        sorted(&all),
+        "a dry run changes nothing"
+    );
+
+    // A list with one bad id is refused as a whole.
+    let bad = format!("{},not-an-id", early[0]);
+    let (ok, _, err) = replay(&["--id", &bad], &[]).await;
+    assert!(
+        !ok && err.trim().lines().count() == 1 && err.contains("\"not-an-id\" is not an order id"),
+        "{err}"
+    );
+    let (ok, _, err) = replay(&["--since", "yesterday"], &[]).await;
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+    assert_eq!(outbox_ids(&pair.store, "dead").await, sorted(&all));
+
+    pair.warehouse.restart().await;
+    let (ok, out, err) = replay(&["--since", &since], &[]).await;
+    assert!(
+        ok && out.contains("2 dead letter(s) replayed"),
+        "{out}{err}"
+    );
+    for id in &late {
+        wait_for_order(&pair.warehouse, id, "a later dead letter arrives", |_| true).await;
+    }
+    assert_eq!(
+        outbox_ids(&pair.store, "dead").await,
+        sorted(&early),
+        "the earlier ones stay dead"
+    );
+
+    // Several ids: the flag repeated...
+    let (ok, out, err) = replay(&["--id", &early[0], "--id", &early[1]], &[]).await;
+    assert!(
+        ok && out.contains("2 dead letter(s) replayed"),
+        "{out}{err}"
+    );
+    // ...a comma-separated list (a dry run)...
+    let list = format!("{},{}", early[2], early[3]);
+    let (ok, out, err) = replay(&["--id", &list, "--dry-run"], &[]).await;
+    assert!(
+        ok && out.contains("2 dead letter(s) would be replayed"),
+        "{out}{err}"
+    );
+    // ...and the same list in the environment.
+    let (ok, out, err) = replay(&[], &[("FULFILLMENT_REPLAY_ID", &list)]).await;
+    assert!(
+        ok && out.contains("2 dead letter(s) replayed"),
+        "{out}{err}"
+    );
+    for id in &all {
+        wait_for_order(&pair.store, id, "every order is delivered", |o| {
+            o["sync"]["state"] == "synced"
+        })
+        .await;
+    }
+    assert!(outbox_ids(&pair.store, "dead").await.is_empty());
+    assert_eq!(outbox_ids(&pair.store, "delivered").await, sorted(&all));
+    let (ok, out, err) = replay(&["--all", "--dry-run"], &[]).await;
+    assert!(
+        ok && out.contains("0 dead letter(s) would be replayed"),
+        "{out}{err}"
+    );
+    pair.stop().await;
 }

@@ -171,9 +171,17 @@ pub enum OutboxCommand {
     Replay {
         #[command(flatten)]
         db: DbArgs,
-        /// Replay the dead letter of this order.
-        #[arg(long, env = "FULFILLMENT_REPLAY_ID", conflicts_with_all = ["all", "since"])]
-        id: Option<String>,
+        /// Replay the dead letters of these orders: repeat the flag
+        /// (--id A --id B) or give a comma-separated list (--id A,B; also
+        /// in the environment variable).
+        #[arg(
+            long = "id",
+            value_name = "ORDER_ID",
+            env = "FULFILLMENT_REPLAY_ID",
+            value_delimiter = ',',
+            conflicts_with_all = ["all", "since"]
+        )]
+        ids: Vec<String>,
         /// Replay every dead letter.
         #[arg(long, env = "FULFILLMENT_REPLAY_ALL", conflicts_with = "since")]
         all: bool,
@@ -259,19 +267,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Outbox(OutboxCommand::Replay {
             db,
-            id,
+            ids,
             all,
             since,
             dry_run,
         }) => {
-            let which = match (id, all, since) {
-                (Some(id), false, None) => {
-                    ReplaySelection::Ids(vec![OrderId::parse(&id).ok_or_else(|| {
-                        anyhow::anyhow!("--id {id:?} is not an order id (a UUID)")
-                    })?])
-                }
-                (None, true, None) => ReplaySelection::All,
-                (None, false, Some(t)) => ReplaySelection::Since(
+            // `--id A,,B` or a trailing comma leaves empty items: ignore them.
+            let ids: Vec<&str> = ids
+                .iter()
+                .map(|i| i.trim())
+                .filter(|i| !i.is_empty())
+                .collect();
+            let which = match (ids.is_empty(), all, since) {
+                (false, false, None) => ReplaySelection::Ids(
+                    ids.iter()
+                        .map(|id| {
+                            OrderId::parse(id).ok_or_else(|| {
+                                anyhow::anyhow!("--id {id:?} is not an order id (a UUID)")
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                ),
+                (true, true, None) => ReplaySelection::All,
+                (true, false, Some(t)) => ReplaySelection::Since(
                     chrono::DateTime::parse_from_rfc3339(&t)
                         .map_err(|_| {
                             anyhow::anyhow!(
@@ -281,7 +299,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .timestamp_micros(),
                 ),
                 _ => {
-                    bail!("say which dead letters to replay: --id ORDER_ID, --all or --since TIME")
+                    bail!(
+                        "say which dead letters to replay: --id ORDER_ID (repeated or comma-separated), --all or --since TIME"
+                    )
                 }
             };
             let engine = Engine::new(db.open().await?, db.role);

@@ -1,6 +1,7 @@
 //! Dead letters: a snapshot the peer rejects goes dead at once with the
 //! peer's reason, holds nothing else back, and is sent again by a replay
-//! (API or CLI) once fixed. Old records are pruned.
+//! (API or CLI) once fixed. A replay selects by time or by ids and moves
+//! nothing else. Old records are pruned.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -10,7 +11,8 @@ use crate::helpers::*;
 
 both_backends!(
     rejected_snapshot_goes_dead_and_replays,
-    pruning_removes_old_records_only
+    pruning_removes_old_records_only,
+    replay_selects_dead_letters_by_time_or_by_ids,
 );
 
 async fn rejected_snapshot_goes_dead_and_replays(b: Backend) {
@@ -198,5 +200,79 @@ async fn pruning_removes_old_records_only(b: Backend) {
         ["1"],
         "orders are never pruned"
     );
+    pair.stop().await;
+}
+
+/// `POST /api/v1/sync/replay` with `since` replays only the dead letters
+/// whose change was queued at or after that time; with `ids`, exactly those;
+/// a dry run only counts.
+async fn replay_selects_dead_letters_by_time_or_by_ids(b: Backend) {
+    let Some(mut pair) = Pair::start_with(b, short_horizon).await else {
+        return;
+    };
+    pair.warehouse.stop().await;
+    let early = create_dead_letters(&pair.store, &["Early 0", "Early 1", "Early 2"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let late = create_dead_letters(&pair.store, &["Late 0", "Late 1"]).await;
+    let all: Vec<String> = early.iter().chain(&late).cloned().collect();
+    assert_eq!(outbox_ids(&pair.store, "dead").await, sorted(&all));
+
+    let replay = |body: serde_json::Value| {
+        let store = &pair.store;
+        async move {
+            let (s, r) = store.post("/api/v1/sync/replay", &body).await;
+            assert_eq!(s, StatusCode::OK, "{body}: {r}");
+            r["replayed"].as_i64().expect("a count")
+        }
+    };
+    assert_eq!(
+        replay(json!({"since": since, "dry_run": true})).await,
+        2,
+        "only the later two"
+    );
+    assert_eq!(
+        outbox_ids(&pair.store, "dead").await,
+        sorted(&all),
+        "a dry run changes nothing"
+    );
+
+    pair.warehouse.restart().await;
+    assert_eq!(replay(json!({"since": since})).await, 2);
+    for id in &late {
+        wait_for_order(&pair.warehouse, id, "a later dead letter arrives", |_| true).await;
+    }
+    eventually(20, "the later rows are delivered", || async {
+        (outbox_ids(&pair.store, "delivered").await == sorted(&late)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        outbox_ids(&pair.store, "dead").await,
+        sorted(&early),
+        "the earlier ones stay dead"
+    );
+    for id in &early {
+        let (s, _) = pair.warehouse.get(&format!("/api/v1/orders/{id}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{id} was not replayed");
+    }
+    let (_, st) = pair.store.get("/api/v1/sync/status").await;
+    assert_eq!(st["dead"], 3, "{st}");
+
+    // Several ids at once: exactly those.
+    let chosen = [early[0].clone(), early[2].clone()];
+    assert_eq!(replay(json!({"ids": chosen, "dry_run": true})).await, 2);
+    assert_eq!(replay(json!({"ids": chosen})).await, 2);
+    for id in &chosen {
+        wait_for_order(&pair.store, id, "a chosen dead letter is delivered", |o| {
+            o["sync"]["state"] == "synced"
+        })
+        .await;
+    }
+    assert_eq!(outbox_ids(&pair.store, "dead").await, [early[1].clone()]);
+    // Nothing was queued after now.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    assert_eq!(replay(json!({"since": now})).await, 0);
+    assert_eq!(outbox_ids(&pair.store, "dead").await, [early[1].clone()]);
     pair.stop().await;
 }

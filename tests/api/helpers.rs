@@ -50,18 +50,11 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
+#[path = "../common/pg.rs"]
+mod pg;
+
 fn pg_admin_url() -> Option<String> {
-    match std::env::var("FULFILLMENT_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but FULFILLMENT_TEST_PG_URL is not set: PostgreSQL tests must run in CI (use scripts/test)"
-            );
-            eprintln!("skipping: FULFILLMENT_TEST_PG_URL is not set (scripts/test sets it)");
-            None
-        }
-    }
+    pg::admin_url("the PostgreSQL tests")
 }
 
 impl TestDb {
@@ -134,6 +127,13 @@ fn config(role: Role, db_url: &str, peer: SocketAddr) -> ServiceConfig {
 impl Pair {
     /// `None` when this backend is unavailable outside CI (the test skips).
     pub async fn start(backend: Backend) -> Option<Pair> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// [`Pair::start`] with each side's configuration changed by `tweak`
+    /// first (called once per side; `cfg.role` says which). The config is
+    /// kept, so `Side::restart` reuses it.
+    pub async fn start_with(backend: Backend, tweak: impl Fn(&mut ServiceConfig)) -> Option<Pair> {
         let store_db = TestDb::new(backend).await?;
         let warehouse_db = TestDb::new(backend).await?;
         let sl = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -142,8 +142,8 @@ impl Pair {
             sl.local_addr().expect("addr"),
             wl.local_addr().expect("addr"),
         );
-        let store = Side::start(Role::Store, store_db, sl, wa).await;
-        let warehouse = Side::start(Role::Warehouse, warehouse_db, wl, sa).await;
+        let store = Side::start(Role::Store, store_db, sl, wa, &tweak).await;
+        let warehouse = Side::start(Role::Warehouse, warehouse_db, wl, sa, &tweak).await;
         Some(Pair { store, warehouse })
     }
 
@@ -154,8 +154,16 @@ impl Pair {
 }
 
 impl Side {
-    async fn start(role: Role, db: TestDb, listener: TcpListener, peer: SocketAddr) -> Side {
-        Self::start_with(role, db, listener, config(role, "", peer)).await
+    async fn start(
+        role: Role,
+        db: TestDb,
+        listener: TcpListener,
+        peer: SocketAddr,
+        tweak: &impl Fn(&mut ServiceConfig),
+    ) -> Side {
+        let mut cfg = config(role, "", peer);
+        tweak(&mut cfg);
+        Self::start_with(role, db, listener, cfg).await
     }
 
     /// One service of `role` on a fresh database, delivering to `peer_url`
@@ -399,9 +407,12 @@ impl std::io::Write for CapturedLogs {
 }
 
 impl CapturedLogs {
-    /// Installs a subscriber with `filter` that writes here. The flag is false
-    /// when another subscriber was installed first (nothing is captured).
-    pub fn install(filter: &str) -> (CapturedLogs, bool) {
+    /// Installs a subscriber with `filter` that writes here. Fails the test
+    /// when another subscriber was installed first: nothing would be
+    /// captured, and a scan for what must not be logged would pass without
+    /// looking at anything. (nextest runs each test in its own process;
+    /// several log tests in one `cargo test` process would trip this.)
+    pub fn install(filter: &str) -> CapturedLogs {
         let log = CapturedLogs::default();
         let writer = log.clone();
         let installed = tracing_subscriber::fmt()
@@ -410,13 +421,86 @@ impl CapturedLogs {
             .with_writer(move || writer.clone())
             .try_init()
             .is_ok();
-        (log, installed)
+        assert!(
+            installed,
+            "log capture is not installed (another subscriber was first): run this test alone, as cargo nextest does"
+        );
+        log
     }
 
     pub fn text(&self) -> String {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
+
+    /// Everything captured, after checking that each of `expected` (lines
+    /// the test knows were logged) is there: proof that the capture saw the
+    /// services' logs, so that scanning the text for what must be absent
+    /// means something.
+    pub fn checked_text(&self, expected: &[&str]) -> String {
+        let text = self.text();
+        for e in expected {
+            assert!(
+                text.contains(e),
+                "the captured logs lack {e:?}, so they are not the services' logs ({} bytes captured)",
+                text.len()
+            );
+        }
+        text
+    }
+}
+
+/// How long a store started with [`short_horizon`] retries a change.
+pub const SHORT_HORIZON: Duration = Duration::from_secs(1);
+
+/// A tweak for [`Pair::start_with`]: the store gives up on a change
+/// [`SHORT_HORIZON`] after it was queued (a dead letter), and its relay
+/// looks at the outbox at least every 300 ms, so that a replay made by
+/// another process (the CLI) is sent soon.
+pub fn short_horizon(cfg: &mut ServiceConfig) {
+    if cfg.role == Role::Store {
+        cfg.retry_horizon = SHORT_HORIZON;
+        cfg.idle_poll = Duration::from_millis(300);
+    }
+}
+
+/// Creates one order per name at a store started with [`short_horizon`]
+/// whose warehouse is stopped, and waits until each is a dead letter (the
+/// store gave up after the retry horizon). Returns their ids in order.
+pub async fn create_dead_letters(store: &Side, names: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for name in names {
+        ids.push(id_of(&create_order(store, name).await));
+    }
+    for id in &ids {
+        let o = wait_for_order(store, id, "the order becomes a dead letter", |o| {
+            o["sync"]["state"] == "dead"
+        })
+        .await;
+        assert!(
+            o["sync"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("gave up after the retry horizon")),
+            "{o}"
+        );
+    }
+    ids
+}
+
+/// The ids of the orders whose outbox row at `side` is in `state`, sorted
+/// (read with SQL: what is stored, not what the API derives).
+pub async fn outbox_ids(side: &Side, state: &str) -> Vec<String> {
+    side.sql(&format!(
+        "SELECT order_id FROM outbox WHERE state = '{state}' ORDER BY order_id"
+    ))
+    .await
+}
+
+/// `ids`, sorted (to compare with [`outbox_ids`]).
+pub fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
 }
 
 /// What a [`FakePeer`] answers to one request: status, JSON body, and how

@@ -45,21 +45,12 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+#[path = "../common/pg.rs"]
+mod pg;
+
 /// The PostgreSQL admin URL, or `None` (skip) outside CI when it is unset.
 fn pg_admin_url() -> Option<String> {
-    match std::env::var("FULFILLMENT_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but FULFILLMENT_TEST_PG_URL is not set: the PostgreSQL fault tests must run in CI (use scripts/test)"
-            );
-            eprintln!(
-                "skipping: FULFILLMENT_TEST_PG_URL is not set (scripts/with-postgres sets it)"
-            );
-            None
-        }
-    }
+    pg::admin_url("the PostgreSQL fault tests")
 }
 
 /// Creates a fresh database on the PostgreSQL server and returns its URL.

@@ -92,6 +92,20 @@ async fn converges_under_faults(backend: Backend) {
     let lost = crate::verify::lost_updates(&lock(&run.ledger), &snap);
     let unexpected = lock(&run.stats.unexpected).clone();
     print_details(&run, &setup, &phase, &snap, &div, &lost, &unexpected);
+    let min = Minimums::for_run(&cfg);
+    eprintln!(
+        "  required at least: faults {} kills={} orders={} writes_acked={}",
+        Fault::ALL
+            .iter()
+            .zip(min.faults)
+            .filter(|(f, _)| **f != Fault::Forward)
+            .map(|(f, n)| format!("{}={n}", f.key()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        min.kills,
+        min.orders,
+        min.writes
+    );
     eprintln!(
         "faults: backend={backend} seed={} {} lost={} divergent={} converged_in={:.1}s total={:.1}s",
         cfg.seed,
@@ -121,7 +135,91 @@ async fn converges_under_faults(backend: Backend) {
         unexpected.len(),
         unexpected[0]
     );
+    // "Nothing was lost" means something only if the run did enough.
+    let short = min.shortfalls(&run, &setup, &phase);
+    assert!(
+        short.is_empty(),
+        "seed {seed}: the run did too little to prove anything: {}",
+        short.join("; ")
+    );
     setup.cluster.finish().await;
+}
+
+/// Requests per second of client phase that the two proxies carry at the
+/// very least, on a slow 2-core machine: a run on the 2-core development
+/// VM (SQLite, debug build) carried about 20 per second; this assumes a
+/// machine four times slower.
+const FLOOR_RATE: f64 = 5.0;
+
+/// The least a run must do for its verdict to mean something, scaled to its
+/// phase and weights: each fault kind with a weight half of what it would
+/// meet at [`FLOOR_RATE`] (so a kind too rare to be expected in a short
+/// phase is not required, and a kind with weight 0 never is), one SIGKILL
+/// when kills are on and the phase is long enough for one (the first comes
+/// 5-10 s in), an order per second of phase (up to the cap) and ten
+/// acknowledged writes per second.
+struct Minimums {
+    faults: [u64; 8],
+    kills: u32,
+    orders: usize,
+    writes: u64,
+}
+
+impl Minimums {
+    fn for_run(cfg: &Config) -> Minimums {
+        let secs = cfg.phase.as_secs_f64();
+        let total = f64::from(cfg.weights.0.iter().sum::<u32>().max(1));
+        let faults = std::array::from_fn(|i| {
+            if Fault::ALL[i] == Fault::Forward {
+                return 0;
+            }
+            let expected = FLOOR_RATE * secs * f64::from(cfg.weights.0[i]) / total;
+            (expected / 2.0).floor() as u64
+        });
+        Minimums {
+            faults,
+            kills: u32::from(cfg.kills && secs >= 15.0),
+            orders: MAX_ORDERS.min(secs as usize),
+            writes: 10 * secs as u64,
+        }
+    }
+
+    /// What the run did less of than required, one line each.
+    fn shortfalls(&self, run: &Run, setup: &Setup, phase: &Phase) -> Vec<String> {
+        let mut short = Vec::new();
+        for (i, f) in Fault::ALL.iter().enumerate() {
+            let n = faults(setup, *f);
+            if n < self.faults[i] {
+                short.push(format!(
+                    "{} faults: {n} < {} required",
+                    f.key(),
+                    self.faults[i]
+                ));
+            }
+        }
+        let kills = phase.kills.0 + phase.kills.1;
+        if kills < self.kills {
+            short.push(format!("SIGKILLs: {kills} < {} required", self.kills));
+        }
+        let orders = lock(&run.ledger).orders.len();
+        if orders < self.orders {
+            short.push(format!("orders: {orders} < {} required", self.orders));
+        }
+        let writes = acked_writes(run);
+        if writes < self.writes {
+            short.push(format!(
+                "acknowledged writes: {writes} < {} required",
+                self.writes
+            ));
+        }
+        short
+    }
+}
+
+/// Every write a client got acknowledged (creates, edits, cancels, steps).
+fn acked_writes(run: &Run) -> u64 {
+    let s = &run.stats;
+    get(&s.creates) + get(&s.store_acked) + get(&s.cancels_acked) + get(&s.wh_acked)
 }
 
 /// Proxies first (the services need their ports as peer URLs), then the
@@ -204,8 +302,7 @@ fn faults(setup: &Setup, f: Fault) -> u64 {
 
 /// The counts of the summary line.
 fn summary(run: &Run, setup: &Setup, phase: &Phase) -> String {
-    let s = &run.stats;
-    let acked = get(&s.creates) + get(&s.store_acked) + get(&s.cancels_acked) + get(&s.wh_acked);
+    let acked = acked_writes(run);
     format!(
         "orders={} writes_acked={acked} kills={} (store {}, warehouse {}) dropped_req={} dropped_resp={} dup={} delayed={} late={} 5xx={}",
         lock(&run.ledger).orders.len(),

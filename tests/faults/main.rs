@@ -19,6 +19,11 @@
 //! Timing still varies between runs, so a seed replays the same decisions,
 //! not the same interleaving.
 //!
+//! A run that did too little proves nothing, so it fails too: it must meet
+//! minimums scaled to its phase and weights (each fault kind with a weight,
+//! a SIGKILL unless `FAULT_KILLS=0`, orders, acknowledged writes; see
+//! `convergence::Minimums`), printed as "required at least".
+//!
 //! Nothing but 127.0.0.1 is contacted (and the PostgreSQL server given in
 //! `FULFILLMENT_TEST_PG_URL`).
 
