@@ -235,9 +235,13 @@ impl Engine {
             .db
             .write(move |c| {
                 Box::pin(async move {
-                    Ok::<_, EngineError>(
-                        outbox::replay(c, peer, &which, dry_run, now_micros()).await?,
-                    )
+                    let n = outbox::replay(c, peer, &which, dry_run, now_micros()).await?;
+                    if n > 0 && !dry_run {
+                        // The relays of other processes (the service, when
+                        // the CLI replays; other replicas) wake at commit.
+                        outbox::notify(c, peer).await?;
+                    }
+                    Ok::<_, EngineError>(n)
                 })
             })
             .await?;

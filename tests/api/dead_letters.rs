@@ -276,3 +276,51 @@ async fn replay_selects_dead_letters_by_time_or_by_ids(b: Backend) {
     assert_eq!(outbox_ids(&pair.store, "dead").await, [early[1].clone()]);
     pair.stop().await;
 }
+
+/// On PostgreSQL a replay made by another process (the CLI, another
+/// replica) wakes the service's relay at once through NOTIFY, instead of
+/// waiting for its idle poll (a minute here). (SQLite has one process per
+/// file and no NOTIFY: there the relay polls.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_elsewhere_wakes_the_relay_on_postgres() {
+    let Some(mut pair) = Pair::start_with(Backend::Postgres, |cfg| {
+        short_horizon(cfg);
+        cfg.idle_poll = std::time::Duration::from_secs(60);
+    })
+    .await
+    else {
+        return;
+    };
+    pair.warehouse.stop().await;
+    let ids = create_dead_letters(&pair.store, &["Elsewhere"]).await;
+    pair.warehouse.restart().await;
+    // Another process's engine on the same database.
+    let db = fulfillment::storage::Db::open(
+        &pair.store.db.url,
+        fulfillment::domain::Role::Store,
+        &fulfillment::storage::DbOptions::default(),
+    )
+    .await
+    .expect("open the store's database");
+    let elsewhere = fulfillment::engine::Engine::new(db, fulfillment::domain::Role::Store);
+    let n = elsewhere
+        .replay_dead_letters(fulfillment::storage::outbox::ReplaySelection::All, false)
+        .await
+        .expect("replay");
+    assert_eq!(n, 1);
+    let asked = std::time::Instant::now();
+    wait_for_order(
+        &pair.warehouse,
+        &ids[0],
+        "the replayed order arrives",
+        |_| true,
+    )
+    .await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "woken, not polled: {:?}",
+        asked.elapsed()
+    );
+    elsewhere.db().close().await;
+    pair.stop().await;
+}
