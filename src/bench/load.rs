@@ -141,40 +141,13 @@ impl Api {
     /// pass itself took.
     async fn reconcile(&self) -> anyhow::Result<(Report, f64)> {
         let url = format!("{}/api/v1/sync/reconcile", self.0.store_url);
-        let r = self
-            .0
-            .client
-            .post(&url)
-            .header(AUTHORIZATION, self.0.store_auth.clone())
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the store: {e}"))?;
-        let status = r.status();
-        let body = r.bytes().await?;
-        if status != reqwest::StatusCode::ACCEPTED {
-            bail!(
-                "POST /api/v1/sync/reconcile answered {status}: {}",
-                snippet(&body)
-            );
-        }
+        self.store_call(self.0.client.post(&url), reqwest::StatusCode::ACCEPTED)
+            .await?;
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let r = self
-                .0
-                .client
-                .get(&url)
-                .header(AUTHORIZATION, self.0.store_auth.clone())
-                .send()
-                .await
-                .map_err(|e| anyhow!("cannot reach the store: {e}"))?;
-            let status = r.status();
-            let body = r.bytes().await?;
-            if !status.is_success() {
-                bail!(
-                    "GET /api/v1/sync/reconcile answered {status}: {}",
-                    snippet(&body)
-                );
-            }
+            let body = self
+                .store_call(self.0.client.get(&url), reqwest::StatusCode::OK)
+                .await?;
             let job: JobAnswer =
                 serde_json::from_slice(&body).context("the reconciliation job does not parse")?;
             match (job.state.as_str(), job.report, job.finished_at) {
@@ -190,6 +163,32 @@ impl Api {
                 ),
             }
         }
+    }
+
+    /// Sends a request to the store with its token; the body of an answer
+    /// with status `expected`, or why not.
+    async fn store_call(
+        &self,
+        req: reqwest::RequestBuilder,
+        expected: reqwest::StatusCode,
+    ) -> anyhow::Result<axum::body::Bytes> {
+        let r = req
+            .header(AUTHORIZATION, self.0.store_auth.clone())
+            .build()
+            .map_err(|e| anyhow!("cannot build the request: {e}"))?;
+        let what = format!("{} {}", r.method(), r.url().path());
+        let r = self
+            .0
+            .client
+            .execute(r)
+            .await
+            .map_err(|e| anyhow!("cannot reach the store: {e}"))?;
+        let status = r.status();
+        let body = r.bytes().await?;
+        if status != expected {
+            bail!("{what} answered {status}: {}", snippet(&body));
+        }
+        Ok(body)
     }
 }
 

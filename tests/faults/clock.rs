@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{Api, Reply};
-use crate::cluster::{Backend, Cluster, Ports, free_port, start};
+use crate::cluster::{Backend, Cluster, Ports, start};
 use crate::lock;
 use crate::workload::order_body;
 
@@ -91,14 +91,7 @@ async fn a_clock_set_back_parks_nothing(backend: Backend) {
     let Some(fast) = ten_minutes_ahead() else {
         return;
     };
-    let (sp, wp) = (free_port(), free_port());
-    let ports = Ports {
-        store: sp,
-        store_peer: wp,
-        warehouse: wp,
-        warehouse_peer: sp,
-    };
-    let Some(cluster) = Cluster::prepare(backend, ports).await else {
+    let Some(cluster) = Cluster::prepare(backend, Ports::direct()).await else {
         return;
     };
     let (store, warehouse) = cluster.apis();

@@ -305,6 +305,20 @@ pub struct Ports {
     pub warehouse_peer: u16,
 }
 
+impl Ports {
+    /// Two free ports, each service sending straight to the other (no
+    /// proxy in between).
+    pub fn direct() -> Ports {
+        let (store, warehouse) = (free_port(), free_port());
+        Ports {
+            store,
+            store_peer: warehouse,
+            warehouse,
+            warehouse_peer: store,
+        }
+    }
+}
+
 /// The two services of one test, and what must be cleaned up after it.
 pub struct Cluster {
     pub store: Arc<Mutex<Node>>,

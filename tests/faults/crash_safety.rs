@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::api::{Api, Reply};
-use crate::cluster::{Backend, Cluster, Ports, free_port, start};
+use crate::cluster::{Backend, Cluster, Ports, start};
 use crate::workload::{Stats, create_order, order_body};
 use crate::{Config, join, lock, verify};
 
@@ -42,14 +42,7 @@ async fn acknowledged_creates_survive_sigkill(backend: Backend) {
     let begun = Instant::now();
     eprintln!("crash[{backend}]: seed={seed}");
     // No proxy: the relays talk to each other directly.
-    let (sp, wp) = (free_port(), free_port());
-    let ports = Ports {
-        store: sp,
-        store_peer: wp,
-        warehouse: wp,
-        warehouse_peer: sp,
-    };
-    let Some(cluster) = Cluster::prepare(backend, ports).await else {
+    let Some(cluster) = Cluster::prepare(backend, Ports::direct()).await else {
         return;
     };
     let (store, warehouse) = cluster.apis();
