@@ -58,7 +58,7 @@ async fn signed_body(state: &AppState, req: Request) -> ApiResult<(HeaderMap, ax
             now,
         )
         .map_err(|e| {
-            tracing::warn!(reason = %e, "refused a sync request");
+            super::ops::refused_sync_request(state, &e);
             ApiError::Unauthorized(format!("sync request refused: {e}"))
         })?;
     Ok((headers, body))
