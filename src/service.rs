@@ -156,7 +156,7 @@ impl Service {
 
     /// Binds `listen` and starts.
     pub async fn bind(cfg: ServiceConfig, listen: SocketAddr) -> anyhow::Result<Service> {
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let listener = listen_on(listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using it?")
         })?;
         Self::start(cfg, listener).await
@@ -191,6 +191,25 @@ impl Service {
         self.engine.db().close().await;
         tracing::info!(role = %self.engine.role(), "service stopped");
     }
+}
+
+/// Connections the kernel completes and queues for `accept` (capped by
+/// `net.core.somaxconn`). Tokio, like the standard library, asks for 128:
+/// past that, a burst of clients (or a pause in accepting, out of file
+/// descriptors) leaves new clients retrying their SYN for seconds.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`].
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As tokio's own bind: a restarted service can take its port back
+    // while old connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Longest a client may take to send a request's headers. (The whole
@@ -253,11 +272,30 @@ async fn serve(
                 };
                 crate::memory::busy();
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // hyper gives every connection its read buffer at
+                    // once: wait for the first byte, so an idle
+                    // connection costs only its socket and this task.
+                    // One that sends nothing is closed after the header
+                    // timeout (as hyper would), or when the service stops.
+                    // (`readable()` may wake spuriously; `peek` waits
+                    // for a byte, or the end, without taking it.)
+                    let mut one = [0u8; 1];
+                    let first = tokio::select! {
+                        r = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut one)) => {
+                            matches!(r, Ok(Ok(1..)))
+                        }
+                        () = async { let _ = stop.wait_for(|s| *s).await; } => false,
+                    };
+                    if first {
+                        let service = TowerToHyperService::new(app);
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = Box::pin(watcher.watch(conn)).await;
+                    } else {
+                        drop((stream, watcher));
+                    }
                     crate::memory::busy();
                 });
             }
