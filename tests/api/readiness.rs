@@ -91,3 +91,55 @@ async fn ready_when_the_database_takes_writes(b: Backend) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
     pair.stop().await;
 }
+
+/// A group commit that fails leaves the SQLite writer with no transaction
+/// open: a COMMIT refused by a deferred foreign key keeps SQLite's
+/// transaction open, and without a rollback every later write would fail
+/// ("cannot start a transaction within a transaction").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_recovers_from_a_failed_commit() {
+    let Some(pair) = Pair::start(Backend::Sqlite).await else {
+        return;
+    };
+    let db = pair
+        .store
+        .service
+        .as_ref()
+        .expect("running")
+        .engine()
+        .db()
+        .clone();
+    let refused = db
+        .write(|c| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA defer_foreign_keys = ON")
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
+                     VALUES ('no-such-order', 1, 'X', 'X', 1)",
+                )
+                .execute(&mut *c)
+                .await?;
+                Ok::<_, fulfillment::storage::StorageError>(())
+            })
+        })
+        .await;
+    assert!(refused.is_err(), "the commit is refused");
+    for i in 0..3 {
+        let (status, body) = pair
+            .store
+            .post("/api/v1/orders", &order_body(&format!("After {i}")))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body, _) = readyz(&pair.store).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        pair.store
+            .sql("SELECT COUNT(*) FROM order_lines WHERE order_id = 'no-such-order'")
+            .await,
+        ["0"]
+    );
+    pair.stop().await;
+}
