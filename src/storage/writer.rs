@@ -10,14 +10,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use metrics::Counter;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{ErrorKind, StorageError, StorageFailure, classify};
+use crate::telemetry::Throttle;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -201,8 +204,9 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
             match pool.acquire().await {
                 Ok(conn) => held = Some(conn),
                 Err(e) => {
-                    tracing::error!(error = %e, "the database writer cannot get its connection; check the database file, its directory and disk");
-                    outcome = Err(Failure::of(&e));
+                    let mut failure = Failure::of(&e);
+                    failure.why = format!("the writer cannot get its connection: {}", failure.why);
+                    outcome = Err(failure);
                 }
             }
         }
@@ -210,11 +214,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
             outcome = commit_group(conn, &mut group).await;
         }
         if let Err(e) = &outcome {
-            match e.kind {
-                ErrorKind::Full => tracing::error!(error = %e, writes = group.len(),
-                    "group commit failed: the database's disk is full; nothing of it was written. Free space on the database volume"),
-                _ => tracing::error!(error = %e, writes = group.len(), "group commit failed"),
-            }
+            log_failure(e, group.len());
         }
         // After a failure, a fresh connection; and give it up when asked.
         if outcome.is_err() || lend.wanted.load(Ordering::Acquire) > 0 {
@@ -283,4 +283,27 @@ async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result
     }
     result?;
     exec(c, "COMMIT").await
+}
+
+/// Logs a failed group. A full disk or a lost database fails every group
+/// until it is fixed: those are logged at once, then summarised every
+/// interval (see [`Throttle`]).
+fn log_failure(e: &Failure, writes: usize) {
+    static REPEATS: LazyLock<Throttle> = LazyLock::new(Throttle::default);
+    const WHAT: &str = "group commits failed";
+    match e.kind {
+        ErrorKind::Full => {
+            if REPEATS.note("full", &Counter::noop(), WHAT) {
+                tracing::error!(error = %e, writes,
+                    "group commit failed: the database's disk is full; nothing of it was written. Free space on the database volume");
+            }
+        }
+        ErrorKind::Unavailable => {
+            if REPEATS.note("unavailable", &Counter::noop(), WHAT) {
+                tracing::error!(error = %e, writes,
+                    "group commit failed: the database is unavailable; nothing of it was written. Check the database file, its directory and disk");
+            }
+        }
+        ErrorKind::Other => tracing::error!(error = %e, writes, "group commit failed"),
+    }
 }

@@ -92,6 +92,7 @@ fn assert_unreachable(what: &str, a: &Answer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_answers_503_fast_and_recovers_at_once() {
+    let (log, captured) = CapturedLogs::install("warn");
     let Some(pg) = PgCluster::start() else {
         return;
     };
@@ -177,6 +178,16 @@ async fn postgres_down_answers_503_fast_and_recovers_at_once() {
         "{:?}",
         metrics.status
     );
+
+    // Every one of those requests met the outage: the log says so once
+    // (then once per 10 s), not once per request.
+    if captured {
+        let text = log.text();
+        let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+        // The first, and a summary per 10 s of outage.
+        assert!((1..=3).contains(&lines("answered 503")), "{text}");
+        assert_eq!(lines("response failed"), 0, "{text}");
+    }
 
     pg.start_server();
     let back = Instant::now();

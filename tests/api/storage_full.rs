@@ -124,6 +124,7 @@ async fn sqlite_disk_full_answers_507_and_readiness_recovers_by_itself() {
             return;
         }
     };
+    let (log, captured) = CapturedLogs::install("warn");
     let db_path = disk.path().join("store.db");
     let url = format!("sqlite://{}", db_path.display());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -184,6 +185,18 @@ async fn sqlite_disk_full_answers_507_and_readiness_recovers_by_itself() {
             && detail.contains("Free space"),
         "{detail}"
     );
+    // Every write fails the same way while the disk is full; the log says
+    // so once (then once per 10 s), not once per write.
+    for i in 0..30 {
+        let (s, o) = create(format!("Still full {i}")).await;
+        assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE, "{o}");
+    }
+    if captured {
+        let text = log.text();
+        let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+        assert_eq!(lines("group commit failed"), 1, "{text}");
+        assert_eq!(lines("answered 507"), 1, "{text}");
+    }
     // Readiness says so, and keeps saying so while the disk stays full.
     for _ in 0..3 {
         let (s, body) = c.send(reqwest::Method::GET, "/readyz", None).await;
