@@ -112,3 +112,28 @@ impl Throttle {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn throttle_logs_the_first_then_summarises_then_starts_again() {
+        let t = Throttle::new(Duration::from_millis(200));
+        let c = metrics::Counter::noop();
+        assert!(t.note("a", &c, "test"), "the first is logged");
+        assert!(!t.note("a", &c, "test"), "repeats are held back");
+        assert!(t.note("b", &c, "test"), "another kind is logged");
+        for _ in 0..5 {
+            assert!(!t.note("a", &c, "test"));
+        }
+        // End of the interval: the summary takes the count; still throttled.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(!t.note("a", &c, "test"));
+        // An interval with nothing but that one, then a quiet one: the
+        // next occurrence is logged at once again.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(t.note("a", &c, "test"));
+    }
+}

@@ -699,6 +699,41 @@ mod tests {
     }
 
     #[test]
+    fn error_kinds() {
+        assert_eq!(sqlite_kind(13), ErrorKind::Full);
+        assert_eq!(sqlite_kind(10 | (3 << 8)), ErrorKind::Unavailable); // IOERR_WRITE
+        assert_eq!(sqlite_kind(14), ErrorKind::Unavailable);
+        assert_eq!(sqlite_kind(2067), ErrorKind::Other); // CONSTRAINT_UNIQUE
+        assert_eq!(postgres_kind("53100"), ErrorKind::Full);
+        assert_eq!(postgres_kind("57P01"), ErrorKind::Unavailable);
+        assert_eq!(postgres_kind("08006"), ErrorKind::Unavailable);
+        assert_eq!(postgres_kind("23505"), ErrorKind::Other);
+        assert_eq!(classify(&sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
+        let e = StorageError::Full("x".into());
+        assert_eq!(e.duplicate().kind(), ErrorKind::Full);
+        assert_eq!(
+            StorageError::Sqlx(sqlx::Error::PoolTimedOut)
+                .duplicate()
+                .kind(),
+            ErrorKind::Unavailable
+        );
+    }
+
+    #[test]
+    fn sqlite_files() {
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/a.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/a.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://rel.db?mode=rwc"),
+            Some(PathBuf::from("rel.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+
+    #[test]
     fn numbered_parameters_become_anonymous_only_in_order() {
         assert_eq!(
             anonymous_params("SELECT $1, x FROM t WHERE a IN ($2, $3)").as_deref(),
