@@ -275,9 +275,10 @@ async fn serve(
                 let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    // hyper gives every connection its read buffer at
-                    // once: wait for the first byte, so an idle
-                    // connection costs only its socket and this task.
+                    // hyper gives every connection its read and write
+                    // buffers (8 KiB each) at once: wait for the first
+                    // byte, so an idle connection costs only its socket
+                    // and this small task (the connection is boxed).
                     // One that sends nothing is closed after the header
                     // timeout (as hyper would), or when the service stops.
                     // (`readable()` may wake spuriously; `peek` waits
