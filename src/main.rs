@@ -2,12 +2,20 @@
 //! the command, and turns any error into one line on stderr and exit code 1.
 
 use clap::Parser;
-use fulfillment::cli::{Cli, run};
+use fulfillment::cli::{Cli, Command, run};
 
 fn main() -> std::process::ExitCode {
     fulfillment::memory::limit_arenas();
     let cli = Cli::parse();
     fulfillment::telemetry::init(cli.log_format);
+    // The commands that serve connections need file descriptors; the
+    // others keep their output free of the note.
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo(_) | Command::Bench(_)
+    ) {
+        fulfillment::service::raise_open_file_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub outbox_dead: Gauge,
     /// 0 closed, 1 half-open, 2 open.
     pub breaker_state: Gauge,
+    /// Keeps this service's repeated warnings (refused sync requests,
+    /// accept failures) from flooding the log.
+    pub warnings: crate::telemetry::Throttle,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -63,6 +66,14 @@ impl Metrics {
         describe(
             "fulfillment_sync_applied_total",
             "Peer snapshots applied here.",
+        );
+        describe(
+            "fulfillment_sync_refused_total",
+            "Sync requests refused before reading their body, by reason (missing_header, bad_timestamp, clock_skew, signature).",
+        );
+        describe(
+            "fulfillment_accept_failures_total",
+            "Connections the listener failed to accept, by reason (no_file_descriptors, other).",
         );
         recorder.describe_histogram(
             "fulfillment_sync_delivery_seconds".into(),
@@ -100,6 +111,7 @@ impl Metrics {
             outbox_pending: recorder.register_gauge(&key("fulfillment_outbox_pending"), &META),
             outbox_dead: recorder.register_gauge(&key("fulfillment_outbox_dead"), &META),
             breaker_state: recorder.register_gauge(&key("fulfillment_sync_breaker_state"), &META),
+            warnings: crate::telemetry::Throttle::default(),
             recorder,
             handle,
         }
@@ -119,6 +131,21 @@ impl Metrics {
         self.recorder
             .register_histogram(&key, &META)
             .record(seconds);
+    }
+
+    /// The counter of refused sync requests for `reason`.
+    pub fn sync_refused(&self, reason: &'static str) -> Counter {
+        self.labelled_counter("fulfillment_sync_refused_total", reason)
+    }
+
+    /// The counter of failed accepts for `reason`.
+    pub fn accept_failures(&self, reason: &'static str) -> Counter {
+        self.labelled_counter("fulfillment_accept_failures_total", reason)
+    }
+
+    fn labelled_counter(&self, name: &'static str, reason: &'static str) -> Counter {
+        let key = Key::from_parts(name, vec![Label::new("reason", reason)]);
+        self.recorder.register_counter(&key, &META)
     }
 
     /// The Prometheus text exposition of everything recorded so far.

@@ -136,7 +136,7 @@ impl Service {
             breaker: breaker.clone(),
             reconciler: reconciler.clone(),
         });
-        let server = tokio::spawn(serve(listener, app, rx.clone(), cfg.role));
+        let server = tokio::spawn(serve(listener, app, rx.clone(), engine.clone()));
         let periodic = match (cfg.role, cfg.reconcile_interval) {
             (Role::Store, Some(every)) => Some(tokio::spawn(reconcile_every(
                 reconciler.clone(),
@@ -168,7 +168,7 @@ impl Service {
 
     /// Binds `listen` and starts.
     pub async fn bind(cfg: ServiceConfig, listen: SocketAddr) -> anyhow::Result<Service> {
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let listener = listen_on(listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using it?")
         })?;
         Self::start(cfg, listener).await
@@ -206,6 +206,25 @@ impl Service {
     }
 }
 
+/// Connections the kernel completes and queues for `accept` (capped by
+/// `net.core.somaxconn`). Tokio, like the standard library, asks for 128:
+/// past that, a burst of clients (or a pause in accepting, out of file
+/// descriptors) leaves new clients retrying their SYN for seconds.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`].
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As tokio's own bind: a restarted service can take its port back
+    // while old connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Longest a client may take to send a request's headers. (The whole
 /// request is bounded separately, see `http::REQUEST_TIMEOUT`.) Also closes
 /// idle keep-alive connections after this long.
@@ -214,51 +233,92 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping service waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest the accept loop pauses after a failed accept (the pause doubles
+/// from 10 ms while accepts keep failing).
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Serves HTTP/1.1 until `stop`, then lets in-flight requests finish.
 ///
 /// Not `axum::serve`: it sets no timer, so hyper's header-read timeout never
 /// fires and a client that sends its headers one byte a second (or never
 /// finishes them) would hold a connection forever.
+///
+/// When accept fails (no file descriptor left: EMFILE/ENFILE), the loop
+/// backs off, up to [`ACCEPT_BACKOFF_MAX`], so it does not spin; waiting
+/// clients stay in the listen backlog and are taken once descriptors are
+/// free. The failures are counted in `fulfillment_accept_failures_total`
+/// and logged once per interval, not once each.
+///
+/// Opening and closing a connection count as activity for
+/// [`crate::memory`], so the memory of a burst of connections (idle ones
+/// included) is given back once they are gone.
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
-    role: Role,
+    engine: Engine,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceExt;
 
+    let role = engine.role();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
-                    Ok(accepted) => accepted,
+                    Ok(accepted) => {
+                        backoff = Duration::ZERO;
+                        accepted
+                    }
                     Err(e) => {
-                        // Out of file descriptors, say: back off a little.
-                        tracing::warn!(%role, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        accept_failed(&engine, &e);
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                        tokio::time::sleep(backoff).await;
                         continue;
                     }
                 };
+                crate::memory::busy();
                 let _ = stream.set_nodelay(true);
-                // Every request knows the address it came from (the admin
-                // sign-in counts failures per address).
-                let service = TowerToHyperService::new(app.clone().map_request(
-                    move |mut req: hyper::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(axum::extract::ConnectInfo(client));
-                        req
-                    },
-                ));
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // hyper gives every connection its read and write
+                    // buffers (8 KiB each) at once: wait for the first
+                    // byte, so an idle connection costs only its socket
+                    // and this small task (the connection is boxed).
+                    // One that sends nothing is closed after the header
+                    // timeout (as hyper would), or when the service stops.
+                    // (`readable()` may wake spuriously; `peek` waits
+                    // for a byte, or the end, without taking it.)
+                    let mut one = [0u8; 1];
+                    let first = tokio::select! {
+                        r = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut one)) => {
+                            matches!(r, Ok(Ok(1..)))
+                        }
+                        () = async { let _ = stop.wait_for(|s| *s).await; } => false,
+                    };
+                    if first {
+                        // Every request knows the address it came from
+                        // (the admin sign-in counts failures per address).
+                        let service = TowerToHyperService::new(app.map_request(
+                            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                                req.extensions_mut().insert(axum::extract::ConnectInfo(client));
+                                req
+                            },
+                        ));
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = Box::pin(watcher.watch(conn)).await;
+                    } else {
+                        drop((stream, watcher));
+                    }
+                    crate::memory::busy();
                 });
             }
             // The guard `wait_for` returns is not Send: drop it inside.
@@ -271,6 +331,28 @@ async fn serve(
         .is_err()
     {
         tracing::warn!(%role, "some requests were still running after 30 s; stopping anyway");
+    }
+}
+
+/// Counts and (throttled) logs a failed accept.
+fn accept_failed(engine: &Engine, e: &std::io::Error) {
+    let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+    let reason = if out_of_fds {
+        "no_file_descriptors"
+    } else {
+        "other"
+    };
+    let m = engine.metrics();
+    const WHAT: &str = "accept failed";
+    if m.warnings.note(reason, &m.accept_failures(reason), WHAT) {
+        let role = engine.role();
+        if out_of_fds {
+            tracing::warn!(%role, error = %e,
+                "accept failed: no file descriptor left; backing off. Raise the open-file limit (ulimit -n, LimitNOFILE=) or reduce idle client connections (repeats are counted in fulfillment_accept_failures_total and summarised every 10 s)");
+        } else {
+            tracing::warn!(%role, error = %e,
+                "accept failed; backing off (repeats are counted in fulfillment_accept_failures_total and summarised every 10 s)");
+        }
     }
 }
 
@@ -339,5 +421,66 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit.
+///
+/// Each connection, each SQLite connection and the WAL's files take a file
+/// descriptor, and many systems start processes with a soft limit of 1024:
+/// about a thousand idle connections would then make accept fail, and the
+/// database pools fail to open connections. The hard limit is what an
+/// administrator allows, so take all of it. Logs the old and new values.
+pub fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass, nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(error = %e, "cannot read the open-file limit; keeping it");
+            return;
+        }
+        let old = lim.rlim_cur;
+        if old >= lim.rlim_max {
+            tracing::debug!(
+                soft = old,
+                hard = lim.rlim_max,
+                "open-file limit already at its maximum"
+            );
+            return;
+        }
+        // An unlimited hard limit is not a value the kernel takes for
+        // files (it caps at fs.nr_open): try it, then that cap.
+        let mut candidates = vec![lim.rlim_max];
+        if lim.rlim_max == libc::RLIM_INFINITY {
+            let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+                .unwrap_or(1 << 20);
+            candidates.push(nr_open);
+        }
+        for new in candidates {
+            let want = libc::rlimit {
+                rlim_cur: new,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: setrlimit reads the struct we pass, nothing else.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+                tracing::info!(
+                    old_soft = old,
+                    new_soft = new,
+                    hard = lim.rlim_max,
+                    "raised the open-file limit (soft) to the hard limit"
+                );
+                return;
+            }
+        }
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(soft = old, hard = lim.rlim_max, error = %e,
+            "cannot raise the open-file limit; each connection takes a file descriptor, so raise it before starting (ulimit -n, LimitNOFILE=)");
     }
 }

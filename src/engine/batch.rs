@@ -20,7 +20,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::{EngineError, OrderView, Result};
 use crate::storage::writer::BoxFuture;
-use crate::storage::{Db, StorageError};
+use crate::storage::{Db, ErrorKind, StorageError};
 
 /// How one kind of command is written in bulk.
 pub(crate) trait BatchWrite: Send + Sync + 'static {
@@ -92,15 +92,12 @@ impl<W: BatchWrite> Batcher<W> {
         }
         answer
             .await
-            .map_err(|_| StorageError::Commit("the database writer has stopped".into()))?
+            .map_err(|_| StorageError::Unavailable(crate::storage::writer::STOPPED.into()))?
     }
 
     /// The one write that takes and writes whatever is waiting when it runs.
     async fn drain(self: Arc<Self>, db: Db, wake: Arc<Notify>) {
-        let slot: Arc<Mutex<Taken<W::Item>>> = Arc::new(Mutex::new(Taken {
-            replies: Vec::new(),
-            failed: Vec::new(),
-        }));
+        let slot: Arc<Mutex<Taken<W::Item>>> = Arc::new(Mutex::new(Taken::default()));
         let (this, filled) = (self.clone(), slot.clone());
         let written = db
             .write(move |c| {
@@ -113,6 +110,7 @@ impl<W: BatchWrite> Batcher<W> {
                         this.how.write(c, &items).await
                     };
                     let mut taken = filled.lock().unwrap_or_else(|e| e.into_inner());
+                    taken.ran = true;
                     taken.replies = replies;
                     if result.is_err() {
                         taken.failed = items;
@@ -121,13 +119,11 @@ impl<W: BatchWrite> Batcher<W> {
                 })
             })
             .await;
-        let Taken { replies, failed } = std::mem::replace(
-            &mut *slot.lock().unwrap_or_else(|e| e.into_inner()),
-            Taken {
-                replies: Vec::new(),
-                failed: Vec::new(),
-            },
-        );
+        let Taken {
+            ran,
+            replies,
+            failed,
+        } = std::mem::take(&mut *slot.lock().unwrap_or_else(|e| e.into_inner()));
         match written {
             Ok(results) => {
                 if results.iter().any(|r| r.is_ok()) {
@@ -138,7 +134,10 @@ impl<W: BatchWrite> Batcher<W> {
                     let _ = reply.send(result);
                 }
             }
-            Err(_) if failed.len() > 1 => {
+            // The batch failed for its own content (not because the
+            // database is unreachable or full, which would fail each
+            // command again, one wait each).
+            Err(e) if failed.len() > 1 && storage_kind(&e) == ErrorKind::Other => {
                 // The batch was rolled back. Each alone, so that only a
                 // command at fault fails, with its own error.
                 let mut any = false;
@@ -167,12 +166,19 @@ impl<W: BatchWrite> Batcher<W> {
                 }
             }
             Err(e) => {
-                // The commit failed, or the write never ran (the writer
-                // stopped) and its commands are still waiting: all are told.
-                let why = e.to_string();
-                let stranded = self.take().into_iter().map(|(_, reply)| reply);
+                // The commit failed, or the database is unreachable or
+                // full, or the write never ran (no connection, the writer
+                // stopped) and its commands are still waiting (later ones
+                // have a write of their own queued): all are told, with
+                // the kind of failure it was.
+                let failure = match e {
+                    EngineError::Storage(s) => s,
+                    other => StorageError::Commit(other.to_string()),
+                };
+                let stranded = if ran { Vec::new() } else { self.take() };
+                let stranded = stranded.into_iter().map(|(_, reply)| reply);
                 for reply in replies.into_iter().chain(stranded) {
-                    let _ = reply.send(Err(StorageError::Commit(why.clone()).into()));
+                    let _ = reply.send(Err(failure.duplicate().into()));
                 }
             }
         }
@@ -182,8 +188,27 @@ impl<W: BatchWrite> Batcher<W> {
 /// What a drain's write took: whom to answer and, if the batch failed, its
 /// commands (to be tried one by one).
 struct Taken<T> {
+    /// The write ran and took the waiting commands.
+    ran: bool,
     replies: Vec<Reply>,
     failed: Vec<T>,
+}
+
+impl<T> Default for Taken<T> {
+    fn default() -> Self {
+        Self {
+            ran: false,
+            replies: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+}
+
+fn storage_kind(e: &EngineError) -> ErrorKind {
+    match e {
+        EngineError::Storage(s) => s.kind(),
+        _ => ErrorKind::Other,
+    }
 }
 
 pub(crate) fn not_written() -> EngineError {

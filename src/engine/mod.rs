@@ -45,6 +45,15 @@ pub enum EngineError {
     Storage(#[from] StorageError),
 }
 
+impl storage::StorageFailure for EngineError {
+    fn storage_kind(&self) -> Option<storage::ErrorKind> {
+        match self {
+            EngineError::Storage(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         EngineError::Storage(StorageError::Sqlx(e))

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::domain::FieldError;
 use crate::engine::EngineError;
-use crate::storage::StorageError;
+use crate::storage::{ErrorKind, StorageError};
+use crate::telemetry::Throttle;
+use metrics::Counter;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -36,8 +38,23 @@ pub enum ApiError {
     Timeout,
     /// 500/503: our fault; the detail never carries internals.
     Internal,
+    /// 503 with `Retry-After`, for a reason given in the detail.
     Unavailable(String),
+    /// 503 with `Retry-After`: the database is down, unreachable or does
+    /// not answer in time. One status and one message, whatever the path.
+    DatabaseUnavailable,
+    /// 507: the database's disk is full; nothing was written.
+    StorageFull,
 }
+
+/// `Retry-After` (seconds) of every 503.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+/// The detail of every answer for an unreachable database.
+pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached or does not answer in time; nothing was changed. Retry in a few seconds (see Retry-After); if this goes on, check that the database is running and reachable";
+
+/// The detail of every answer for a write that found the disk full.
+pub const STORAGE_FULL: &str = "the database's disk is full; nothing was written. Free space on the database volume, then retry";
 
 #[derive(Serialize)]
 struct Problem<'a> {
@@ -96,10 +113,15 @@ impl ApiError {
                 "internal",
                 "Internal server error",
             ),
-            ApiError::Unavailable(_) => (
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            ApiError::StorageFull => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage-full",
+                "Insufficient storage",
             ),
         }
     }
@@ -121,6 +143,8 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType => {
                 "send the body as JSON with Content-Type: application/json"
             }
+            ApiError::DatabaseUnavailable => DATABASE_UNAVAILABLE,
+            ApiError::StorageFull => STORAGE_FULL,
             ApiError::Internal => {
                 "something went wrong on our side; the request was not applied, try again"
             }
@@ -157,6 +181,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
             _ => {}
         }
         res
@@ -184,17 +211,34 @@ impl From<EngineError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        match &e {
-            StorageError::Sqlx(sqlx::Error::PoolTimedOut) => {
-                tracing::warn!(error = %e, "database pool exhausted");
-                ApiError::Unavailable("the database is busy; retry shortly".into())
+        match e.kind() {
+            ErrorKind::Unavailable => {
+                // During an outage every request meets this: one line now,
+                // then a count every interval.
+                const WHAT: &str = "answered 503: the database cannot be reached; check that it is running and reachable";
+                if STORAGE_WARNINGS.note("unavailable", &Counter::noop(), WHAT) {
+                    tracing::warn!(error = %e, "{WHAT}");
+                }
+                ApiError::DatabaseUnavailable
             }
-            _ => {
+            ErrorKind::Full => {
+                const WHAT: &str =
+                    "answered 507: the database's disk is full; free space on the database volume";
+                if STORAGE_WARNINGS.note("full", &Counter::noop(), WHAT) {
+                    tracing::error!(error = %e, "{WHAT}");
+                }
+                ApiError::StorageFull
+            }
+            ErrorKind::Other => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::Internal
             }
         }
     }
 }
+
+/// Limits the warnings of [`From<StorageError>`] (process-wide).
+static STORAGE_WARNINGS: std::sync::LazyLock<Throttle> =
+    std::sync::LazyLock::new(Throttle::default);
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -97,7 +97,14 @@ pub fn router(state: AppState) -> Router {
             request_timeout(),
             time_limit,
         ))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers are logged where they arise, throttled when they
+        // can repeat (an unreachable database); one more line per failed
+        // request here would undo that.
+        .layer(
+            TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
 

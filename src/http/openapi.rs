@@ -162,7 +162,16 @@ const E500: (&str, &str) = (
     "500",
     "Something went wrong on the service's side; nothing was applied.",
 );
-const E503: (&str, &str) = ("503", "The database is busy; retry shortly.");
+const E503: (&str, &str) = (
+    "503",
+    "The database cannot be reached or does not answer in time; nothing was changed. \
+     Retry after the seconds in Retry-After.",
+);
+/// For the routes that write.
+const E507: (&str, &str) = (
+    "507",
+    "The database's disk is full; nothing was written. Retry once space was freed.",
+);
 const E408: (&str, &str) = (
     "408",
     "The request took longer than 30 s (reading a slow body included) and was abandoned.",
@@ -190,6 +199,15 @@ fn responses(ok: Value, errors: &[(&str, &str)]) -> Value {
     };
     for (status, description) in errors {
         map.entry(*status).or_insert_with(|| problem(description));
+    }
+    if let Some(Value::Object(unavailable)) = map.get_mut("503") {
+        unavailable.insert(
+            "headers".into(),
+            json!({"Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 0},
+            }}),
+        );
     }
     Value::Object(map)
 }
@@ -453,6 +471,7 @@ fn create_order(role: Role) -> Value {
                 E415,
                 ("422", "Invalid values (every one listed in `errors`), a bad \
                          Idempotency-Key, or the key reused with another body."),
+                E507,
             ],
         ),
     })
@@ -497,6 +516,7 @@ fn patch_order(role: Role) -> Value {
                 E413,
                 E415,
                 ("422", "Invalid values, or no field to change; `errors` lists each."),
+                E507,
             ],
         ),
     })
@@ -546,6 +566,7 @@ fn cancel_order(role: Role) -> Value {
                 E413,
                 E415,
                 ("422", "The reason is invalid, or the body has an unknown field."),
+                E507,
             ],
         ),
     })
@@ -578,6 +599,7 @@ fn change_fulfillment(role: Role) -> Value {
                 E415,
                 ("422", "Unknown status, a missing carrier, tracking_number or reason, or \
                          an unknown field."),
+                E507,
             ],
         ),
     })
@@ -633,6 +655,7 @@ fn sync_changes(role: Role) -> Value {
                 "422",
                 "The body is not a batch, or has more than 1000 items.",
             ),
+            E507,
         ],
     )
 }
@@ -688,6 +711,7 @@ fn sync_resend() -> Value {
                 "The body is not a resend request, has more than 2000 items, or an `above` \
                  outside 0 to 999999999.",
             ),
+            E507,
         ],
     )
 }
@@ -754,6 +778,7 @@ fn sync_replay() -> Value {
                 E415,
                 ("422", "Not exactly one of ids, all: true or since; or an invalid value or \
                          unknown field."),
+                E507,
             ],
         ),
     })
@@ -789,8 +814,11 @@ fn readyz() -> Value {
         "summary": "Readiness",
         "security": [],
         "responses": responses(
-            json!({"200": text_response("The database answers.", "text/plain", "ready")}),
-            &[E408, ("503", "The database does not answer.")],
+            json!({"200": text_response("The database takes writes: a probe through the \
+                                         write path answered within 2 s.", "text/plain", "ready")}),
+            &[E408, ("503", "Not ready: the database does not take writes (unreachable, \
+                             the SQLite writer stopped, its disk full, or no answer within \
+                             2 s); the detail says which.")],
         ),
     })
 }

@@ -1,7 +1,7 @@
 //! Operational endpoints: liveness, readiness and Prometheus metrics, and
 //! the middleware that times every request.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -12,6 +12,7 @@ use axum::routing::get;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::sync::signature::SignatureError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,21 +21,32 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+/// Ready means the database takes writes: a probe through the write path
+/// requests use, within `storage::READY_TIMEOUT`; otherwise 503 saying why.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.engine.db().ping().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        ApiError::Unavailable("the database does not answer; check that it is running".into())
-            .into_response()
+    match state.engine.db().check_ready().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => ApiError::Unavailable(format!("not ready: {why}")).into_response(),
     }
 }
 
+/// Longest a scrape waits for the gauges read from the database.
+const GAUGE_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = state.engine.metrics();
-    // Gauges that live in the database are read at scrape time.
-    if let Ok(status) = state.engine.outbox_status().await {
-        m.outbox_pending.set(status.pending as f64);
-        m.outbox_dead.set(status.dead as f64);
+    // Gauges that live in the database are read at scrape time. When the
+    // database does not answer, they show NaN (unknown) rather than a
+    // stale value, and the scrape is not held up.
+    match tokio::time::timeout(GAUGE_READ_TIMEOUT, state.engine.outbox_status()).await {
+        Ok(Ok(status)) => {
+            m.outbox_pending.set(status.pending as f64);
+            m.outbox_dead.set(status.dead as f64);
+        }
+        _ => {
+            m.outbox_pending.set(f64::NAN);
+            m.outbox_dead.set(f64::NAN);
+        }
     }
     m.breaker_state
         .set(f64::from(state.breaker.state().as_gauge()));
@@ -62,4 +74,21 @@ pub async fn time_requests(State(state): State<AppState>, req: Request, next: Ne
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// Counts a refused sync request in `fulfillment_sync_refused_total` and
+/// logs it, throttled: a flood of forged or stale requests costs a few log
+/// lines, not one per request.
+pub(super) fn refused_sync_request(state: &AppState, e: &SignatureError) {
+    let reason = match e {
+        SignatureError::Missing(_) => "missing_header",
+        SignatureError::BadTimestamp => "bad_timestamp",
+        SignatureError::OutsideTolerance => "clock_skew",
+        SignatureError::Mismatch => "signature",
+    };
+    let m = state.engine.metrics();
+    const WHAT: &str = "refused sync requests";
+    if m.warnings.note(reason, &m.sync_refused(reason), WHAT) {
+        tracing::warn!(reason = %e, "refused a sync request (repeats are counted in fulfillment_sync_refused_total and summarised every 10 s)");
+    }
 }

@@ -75,7 +75,7 @@ async fn signed_body_unremembered(
             now,
         )
         .map_err(|e| {
-            tracing::warn!(reason = %e, "refused a sync request");
+            super::ops::refused_sync_request(state, &e);
             ApiError::Unauthorized(format!("sync request refused: {e}"))
         })?;
     Ok((headers, body))

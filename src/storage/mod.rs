@@ -24,8 +24,11 @@ pub mod prune;
 pub mod webhooks;
 pub mod writer;
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -42,7 +45,140 @@ pub enum StorageError {
     Corrupt(String),
     #[error("the write was not committed: {0}")]
     Commit(String),
+    /// The database cannot be reached or does not answer in time; nothing
+    /// was written. (A [`StorageError::Sqlx`] may mean the same: ask
+    /// [`StorageError::kind`].)
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database's disk is full; nothing was written.
+    #[error("the database's disk is full: {0}")]
+    Full(String),
 }
+
+/// What a storage error means for whoever asked, whatever the backend: the
+/// one place where sqlx's errors are sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The database is down, unreachable, restarting, or does not answer
+    /// in time (no connection within [`ACQUIRE_TIMEOUT`]); the SQLite
+    /// writer has stopped. Nothing was changed; a retry later may work.
+    Unavailable,
+    /// The database's disk is full (SQLITE_FULL, PostgreSQL's `disk_full`
+    /// 53100). Nothing was written; it works again once space is freed.
+    Full,
+    /// Anything else: a constraint, bad data, a bug.
+    Other,
+}
+
+impl StorageError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::Sqlx(e) => classify(e),
+            StorageError::Unavailable(_) => ErrorKind::Unavailable,
+            StorageError::Full(_) => ErrorKind::Full,
+            StorageError::Corrupt(_) | StorageError::Commit(_) => ErrorKind::Other,
+        }
+    }
+
+    /// An error of `kind` with the text `why` (one failure told to several
+    /// callers, each with its own value).
+    pub fn of_kind(kind: ErrorKind, why: String) -> StorageError {
+        match kind {
+            ErrorKind::Unavailable => StorageError::Unavailable(why),
+            ErrorKind::Full => StorageError::Full(why),
+            ErrorKind::Other => StorageError::Commit(why),
+        }
+    }
+
+    /// The same failure again (same kind and text), for telling another
+    /// caller about it.
+    pub fn duplicate(&self) -> StorageError {
+        let why = match self {
+            StorageError::Unavailable(w) | StorageError::Full(w) | StorageError::Commit(w) => {
+                w.clone()
+            }
+            StorageError::Sqlx(e) => describe(e),
+            StorageError::Corrupt(_) => self.to_string(),
+        };
+        StorageError::of_kind(self.kind(), why)
+    }
+}
+
+/// Errors that may carry a [`StorageError`]: [`Db::write`] asks them what
+/// kind of failure a write met (to notice a full disk).
+pub trait StorageFailure {
+    /// The kind of storage failure, or `None` when the error is not one
+    /// (a validation error, a conflict).
+    fn storage_kind(&self) -> Option<ErrorKind>;
+}
+
+impl StorageFailure for StorageError {
+    fn storage_kind(&self) -> Option<ErrorKind> {
+        Some(self.kind())
+    }
+}
+
+/// Sorts a sqlx error into an [`ErrorKind`].
+pub fn classify(e: &sqlx::Error) -> ErrorKind {
+    match e {
+        // Connection refused or reset, TLS, no connection in time, the
+        // pool closing (the service stops), SQLite's worker thread gone.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+        sqlx::Error::Database(d) => {
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_kind(d.code().and_then(|c| c.parse().ok()).unwrap_or(0))
+            } else if let Some(p) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_kind(p.code())
+            } else {
+                ErrorKind::Other
+            }
+        }
+        _ => ErrorKind::Other,
+    }
+}
+
+/// SQLite result codes (extended codes carry the primary one in their low
+/// byte): <https://www.sqlite.org/rescode.html>.
+fn sqlite_kind(code: i32) -> ErrorKind {
+    match code & 0xff {
+        // SQLITE_FULL: a write could not grow the file or its WAL.
+        13 => ErrorKind::Full,
+        // BUSY and LOCKED (another process holds the file past the busy
+        // timeout), READONLY (file or mount not writable), IOERR (the disk
+        // failed), CANTOPEN (file gone, or no file descriptor left).
+        5 | 6 | 8 | 10 | 14 => ErrorKind::Unavailable,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// PostgreSQL SQLSTATEs: <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+fn postgres_kind(sqlstate: &str) -> ErrorKind {
+    match sqlstate {
+        "53100" => ErrorKind::Full,
+        // Class 08: connection exceptions; 57P01-57P03: the server shuts
+        // down, crashed or is starting; 53300: too many connections;
+        // 25006: a read-only server (a standby) refuses writes.
+        s if s.starts_with("08") => ErrorKind::Unavailable,
+        "57P01" | "57P02" | "57P03" | "53300" | "25006" => ErrorKind::Unavailable,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Longest a request waits for a database connection. A database that is
+/// down is noticed in this time instead of hanging the request (sqlx
+/// retries a refused connection until then).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest the readiness probe waits for its write.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the readiness probe writes beside a SQLite database, while its
+/// disk is full, to learn whether space was freed.
+const SPACE_PROBE_BYTES: usize = 1024 * 1024;
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -90,6 +226,35 @@ pub struct Db {
     queue: Option<writer::Queue>,
     backend: Backend,
     url_for_listen: Option<String>,
+    /// The SQLite file (`None` on PostgreSQL).
+    sqlite_path: Option<PathBuf>,
+    health: Arc<Health>,
+}
+
+/// What the write path has learnt about the database, for readiness.
+#[derive(Debug, Default)]
+struct Health {
+    /// A write failed for lack of space; cleared by a readiness probe
+    /// whose own write needed new space and got it.
+    full: AtomicBool,
+}
+
+/// Why the database does not take writes, as the readiness probe found.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error(
+        "storage full: writes fail because the database's disk is full; free space on the database volume (readiness returns by itself once a write fits)"
+    )]
+    Full,
+    #[error("the database does not take writes ({0}); check that it is running and reachable")]
+    Unavailable(String),
+    #[error(
+        "the database did not take a write within {} s; check that it is running and not overloaded",
+        READY_TIMEOUT.as_secs()
+    )]
+    TimedOut,
+    #[error("a test write failed ({0}); see the service's log")]
+    Failed(String),
 }
 
 pub type Tx = Transaction<'static, Any>;
@@ -160,7 +325,7 @@ impl Db {
                     AnyPoolOptions::new()
                         .max_connections(n)
                         .min_connections(1)
-                        .acquire_timeout(Duration::from_secs(30))
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
                         // A local file does not drop connections; a ping
                         // before each use would be one more round trip to
                         // the connection's thread for every request.
@@ -202,6 +367,8 @@ impl Db {
                     write,
                     backend,
                     url_for_listen: None,
+                    sqlite_path: sqlite_file(&url),
+                    health: Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -214,7 +381,7 @@ impl Db {
                 let _ = sqlx::Connection::close(probe).await;
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(connect_opts)
                     .await
                     .map_err(unreachable)?;
@@ -224,6 +391,8 @@ impl Db {
                     write: pool,
                     backend,
                     url_for_listen: Some(url),
+                    sqlite_path: None,
+                    health: Arc::default(),
                 })
             }
         }
@@ -254,21 +423,40 @@ impl Db {
     /// PostgreSQL each write is its own transaction: the server already
     /// shares WAL flushes between concurrent commits, and writers of the
     /// same order queue on row locks.
+    ///
+    /// A database that cannot be reached fails the write within
+    /// [`ACQUIRE_TIMEOUT`] with an error of [`ErrorKind::Unavailable`]; a
+    /// full disk with [`ErrorKind::Full`] (and readiness reports it).
     pub async fn write<T, E, F>(&self, f: F) -> std::result::Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + StorageFailure + Send + 'static,
         F: for<'c> FnOnce(
                 &'c mut sqlx::AnyConnection,
             ) -> writer::BoxFuture<'c, std::result::Result<T, E>>
             + Send
             + 'static,
     {
-        let stopped = || {
-            E::from(StorageError::Commit(
-                "the database writer has stopped".into(),
-            ))
-        };
+        let result = self.write_unchecked(f).await;
+        if let Err(e) = &result
+            && e.storage_kind() == Some(ErrorKind::Full)
+        {
+            self.health.full.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn write_unchecked<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + StorageFailure + Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> writer::BoxFuture<'c, std::result::Result<T, E>>
+            + Send
+            + 'static,
+    {
+        let stopped = || E::from(StorageError::Unavailable(writer::STOPPED.into()));
         match &self.queue {
             Some(queue) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
@@ -295,14 +483,88 @@ impl Db {
         }
     }
 
+    /// Whether the database takes writes: a probe through the same write
+    /// path requests use ([`Db::write`]: on SQLite the group-commit
+    /// writer), answered within [`READY_TIMEOUT`].
+    ///
+    /// After a write failed for lack of space, the probe makes sure space
+    /// is back before it answers ready: on SQLite it first writes
+    /// [`SPACE_PROBE_BYTES`] to a scratch file beside the database (and
+    /// removes it), then both backends make a small real write. So
+    /// readiness returns by itself once space is freed, without waiting
+    /// for a client's write.
+    pub async fn check_ready(&self) -> std::result::Result<(), NotReady> {
+        match tokio::time::timeout(READY_TIMEOUT, self.probe()).await {
+            Ok(r) => r,
+            Err(_) => Err(NotReady::TimedOut),
+        }
+    }
+
+    async fn probe(&self) -> std::result::Result<(), NotReady> {
+        let not_ready = |e: StorageError| {
+            let why = match &e {
+                StorageError::Sqlx(x) => describe(x),
+                other => other.to_string(),
+            };
+            match e.kind() {
+                ErrorKind::Full => NotReady::Full,
+                ErrorKind::Unavailable => NotReady::Unavailable(why),
+                ErrorKind::Other => NotReady::Failed(why),
+            }
+        };
+        if !self.health.full.load(Ordering::Relaxed) {
+            // A transaction through the writer that writes nothing: the
+            // write path works, at the cost of no disk write.
+            return self
+                .write(|c| {
+                    Box::pin(async move {
+                        sqlx::query("SELECT 1").execute(&mut *c).await?;
+                        Ok::<_, StorageError>(())
+                    })
+                })
+                .await
+                .map_err(not_ready);
+        }
+        if let Some(path) = &self.sqlite_path {
+            let scratch = path.with_file_name(format!(
+                "{}.space-probe",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+            let wrote = tokio::task::spawn_blocking(move || space_probe(&scratch))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            match wrote {
+                Ok(()) => {}
+                Err(e) if is_out_of_space(&e) => return Err(NotReady::Full),
+                Err(e) => {
+                    return Err(NotReady::Failed(format!(
+                        "cannot write beside the database file: {e}"
+                    )));
+                }
+            }
+        }
+        // A real write (the role row, rewritten unchanged): a new WAL frame
+        // on SQLite, a new row version on PostgreSQL.
+        self.write(|c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE service_meta SET value = value WHERE key = 'role'")
+                    .execute(&mut *c)
+                    .await?;
+                Ok::<_, StorageError>(())
+            })
+        })
+        .await
+        .map_err(not_ready)?;
+        self.health.full.store(false, Ordering::Relaxed);
+        tracing::info!("the database takes writes again (its disk had been full)");
+        Ok(())
+    }
+
     /// The URL to open a LISTEN connection with (PostgreSQL only).
     pub fn listen_url(&self) -> Option<&str> {
         self.url_for_listen.as_deref()
-    }
-
-    /// True when the database answers a trivial query.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
     }
 
     /// `" FOR UPDATE"` on PostgreSQL, where concurrent writers must lock the
@@ -321,6 +583,30 @@ impl Db {
         let _borrow = self.queue.as_ref().map(writer::Queue::borrow);
         self.write.close().await;
     }
+}
+
+/// The file of a (normalised) SQLite URL; `None` for an in-memory one.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// Writes `len` bytes to `path`, flushes them to disk and removes the file.
+fn space_probe(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let result = (|| {
+        let mut f = std::fs::File::create(path)?;
+        f.write_all(&vec![0x55; SPACE_PROBE_BYTES])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(path);
+    result
+}
+
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC)
 }
 
 /// A short description of a database error without the URL (which may hold
@@ -411,6 +697,41 @@ mod tests {
         ));
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(sqlite_kind(13), ErrorKind::Full);
+        assert_eq!(sqlite_kind(10 | (3 << 8)), ErrorKind::Unavailable); // IOERR_WRITE
+        assert_eq!(sqlite_kind(14), ErrorKind::Unavailable);
+        assert_eq!(sqlite_kind(2067), ErrorKind::Other); // CONSTRAINT_UNIQUE
+        assert_eq!(postgres_kind("53100"), ErrorKind::Full);
+        assert_eq!(postgres_kind("57P01"), ErrorKind::Unavailable);
+        assert_eq!(postgres_kind("08006"), ErrorKind::Unavailable);
+        assert_eq!(postgres_kind("23505"), ErrorKind::Other);
+        assert_eq!(classify(&sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
+        let e = StorageError::Full("x".into());
+        assert_eq!(e.duplicate().kind(), ErrorKind::Full);
+        assert_eq!(
+            StorageError::Sqlx(sqlx::Error::PoolTimedOut)
+                .duplicate()
+                .kind(),
+            ErrorKind::Unavailable
+        );
+    }
+
+    #[test]
+    fn sqlite_files() {
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/a.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/a.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://rel.db?mode=rwc"),
+            Some(PathBuf::from("rel.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
     }
 
     #[test]

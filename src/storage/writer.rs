@@ -10,26 +10,60 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use metrics::Counter;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::StorageError;
+use super::{ErrorKind, StorageError, StorageFailure, classify};
+use crate::telemetry::Throttle;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Most writes that share one transaction.
 pub const MAX_GROUP: usize = 256;
 
+/// What callers are told when the writer task is gone.
+pub(crate) const STOPPED: &str =
+    "the database writer has stopped; restart the service (its log says why)";
+
+/// Why a group did not commit: its kind survives the trip to every caller
+/// of the group (a full disk must not read as a generic failure).
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    kind: ErrorKind,
+    why: String,
+}
+
+impl Failure {
+    fn of(e: &sqlx::Error) -> Failure {
+        Failure {
+            kind: classify(e),
+            why: super::describe(e),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
 /// One write waiting for the writer, with its types erased.
 pub(crate) trait Work: Send {
-    /// Runs the write on the writer's connection; true when it succeeded.
-    fn run<'a>(&'a mut self, c: &'a mut AnyConnection) -> BoxFuture<'a, bool>;
+    /// Runs the write on the writer's connection; on failure, the kind of
+    /// storage failure it met, if any.
+    fn run<'a>(
+        &'a mut self,
+        c: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), Option<ErrorKind>>>;
     /// Answers the caller once the group's fate is known.
-    fn finish(self: Box<Self>, committed: Result<(), String>);
+    fn finish(self: Box<Self>, committed: Result<(), Failure>);
 }
 
 pub(crate) struct Task<T, E, F> {
@@ -51,25 +85,33 @@ impl<T, E, F> Task<T, E, F> {
 impl<T, E, F> Work for Task<T, E, F>
 where
     T: Send + 'static,
-    E: From<StorageError> + Send + 'static,
+    E: From<StorageError> + StorageFailure + Send + 'static,
     F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
 {
-    fn run<'a>(&'a mut self, c: &'a mut AnyConnection) -> BoxFuture<'a, bool> {
+    fn run<'a>(
+        &'a mut self,
+        c: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), Option<ErrorKind>>> {
         Box::pin(async move {
-            let Some(f) = self.f.take() else { return false };
+            let Some(f) = self.f.take() else {
+                return Err(None);
+            };
             let r = f(c).await;
-            let ok = r.is_ok();
+            let ran = match &r {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.storage_kind()),
+            };
             self.result = Some(r);
-            ok
+            ran
         })
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), String>) {
+    fn finish(self: Box<Self>, committed: Result<(), Failure>) {
         let Task { result, reply, .. } = *self;
         let answer = match (result, committed) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
-            (Some(Ok(_)) | None, Err(why)) => Err(E::from(StorageError::Commit(why))),
+            (Some(Ok(_)) | None, Err(f)) => Err(E::from(StorageError::of_kind(f.kind, f.why))),
             (None, Ok(())) => Err(E::from(StorageError::Commit(
                 "the write was not run".into(),
             ))),
@@ -124,8 +166,11 @@ pub(crate) fn start(pool: AnyPool) -> Queue {
     Queue { work, lend }
 }
 
-async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), String> {
-    c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
+async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), Failure> {
+    c.execute(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure::of(&e))
 }
 
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Lend>) {
@@ -154,22 +199,22 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
                 Err(_) => break,
             }
         }
+        let mut outcome = Ok(());
         if held.is_none() {
             match pool.acquire().await {
                 Ok(conn) => held = Some(conn),
                 Err(e) => {
-                    tracing::error!(error = %e, "the database writer cannot get its connection");
+                    let mut failure = Failure::of(&e);
+                    failure.why = format!("the writer cannot get its connection: {}", failure.why);
+                    outcome = Err(failure);
                 }
             }
         }
-        let outcome = match held.as_mut() {
-            Some(conn) => commit_group(conn, &mut group).await,
-            None => Err(
-                "the database connection is unavailable; check the database file and disk".into(),
-            ),
-        };
+        if let Some(conn) = held.as_mut() {
+            outcome = commit_group(conn, &mut group).await;
+        }
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = group.len(), "group commit failed");
+            log_failure(e, group.len());
         }
         // After a failure, a fresh connection; and give it up when asked.
         if outcome.is_err() || lend.wanted.load(Ordering::Acquire) > 0 {
@@ -182,16 +227,28 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
 }
 
 /// Runs every write of the group in its own savepoint and commits once.
+/// On failure the transaction is rolled back, so the connection is left
+/// with none open (SQLite may or may not have rolled back by itself after
+/// a failed COMMIT, e.g. on a full disk; either way nothing was written).
 async fn commit_group(
     conn: &mut PoolConnection<Any>,
     group: &mut [Box<dyn Work>],
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let c: &mut AnyConnection = conn;
+    let result = run_group(c, group).await;
+    if result.is_err() {
+        // Fails harmlessly when no transaction is open any more.
+        let _ = exec(c, "ROLLBACK").await;
+    }
+    result
+}
+
+async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result<(), Failure> {
     exec(c, "BEGIN").await?;
     if let [only] = group {
         // Alone in its transaction, a write needs no savepoint: if it
         // fails, the rollback of the whole transaction undoes just it.
-        return if only.run(c).await {
+        return if only.run(c).await.is_ok() {
             exec(c, "COMMIT").await
         } else {
             exec(c, "ROLLBACK").await
@@ -203,25 +260,50 @@ async fn commit_group(
             result = Err(e);
             break;
         }
-        let ok = w.run(c).await;
-        let end = if ok {
-            exec(c, "RELEASE SAVEPOINT w").await
-        } else {
-            match exec(c, "ROLLBACK TO SAVEPOINT w").await {
+        let ran = w.run(c).await;
+        let end = match ran {
+            Ok(()) => exec(c, "RELEASE SAVEPOINT w").await,
+            Err(_) => match exec(c, "ROLLBACK TO SAVEPOINT w").await {
                 Ok(()) => exec(c, "RELEASE SAVEPOINT w").await,
                 Err(e) => Err(e),
-            }
+            },
         };
-        if let Err(e) = end {
+        if let Err(mut e) = end {
+            // SQLite may have rolled the whole transaction back after the
+            // write's own error (a full disk does): the group failed for
+            // that write's reason.
+            if let Err(Some(kind)) = ran
+                && kind != ErrorKind::Other
+            {
+                e.kind = kind;
+            }
             result = Err(e);
             break;
         }
     }
-    match result {
-        Ok(()) => exec(c, "COMMIT").await,
-        Err(e) => {
-            let _ = exec(c, "ROLLBACK").await;
-            Err(e)
+    result?;
+    exec(c, "COMMIT").await
+}
+
+/// Logs a failed group. A full disk or a lost database fails every group
+/// until it is fixed: those are logged at once, then summarised every
+/// interval (see [`Throttle`]).
+fn log_failure(e: &Failure, writes: usize) {
+    static REPEATS: LazyLock<Throttle> = LazyLock::new(Throttle::default);
+    const WHAT: &str = "group commits failed";
+    match e.kind {
+        ErrorKind::Full => {
+            if REPEATS.note("full", &Counter::noop(), WHAT) {
+                tracing::error!(error = %e, writes,
+                    "group commit failed: the database's disk is full; nothing of it was written. Free space on the database volume");
+            }
         }
+        ErrorKind::Unavailable => {
+            if REPEATS.note("unavailable", &Counter::noop(), WHAT) {
+                tracing::error!(error = %e, writes,
+                    "group commit failed: the database is unavailable; nothing of it was written. Check the database file, its directory and disk");
+            }
+        }
+        ErrorKind::Other => tracing::error!(error = %e, writes, "group commit failed"),
     }
 }

@@ -285,8 +285,8 @@ impl IntoResponse for AdminError {
             ),
             AdminError::Unavailable => Self::page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Busy",
-                "The database is busy; try again in a moment.",
+                "Database unavailable",
+                "The database cannot be reached right now; nothing was changed. Try again in a moment.",
             ),
         }
     }
@@ -295,7 +295,7 @@ impl IntoResponse for AdminError {
 impl From<StorageError> for AdminError {
     fn from(e: StorageError) -> Self {
         match &e {
-            StorageError::Sqlx(sqlx::Error::PoolTimedOut) => {
+            e if e.kind() == crate::storage::ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "database pool exhausted");
                 AdminError::Unavailable
             }
