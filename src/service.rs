@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::Role;
+use crate::domain::role::Command;
 use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::storage::prune::{Retention, prune};
@@ -137,14 +138,13 @@ impl Service {
             reconciler: reconciler.clone(),
         });
         let server = tokio::spawn(serve(listener, app, rx.clone(), engine.clone()));
-        let periodic = match (cfg.role, cfg.reconcile_interval) {
-            (Role::Store, Some(every)) => Some(tokio::spawn(reconcile_every(
-                reconciler.clone(),
-                every,
-                rx.clone(),
-            ))),
-            _ => None,
-        };
+        let periodic =
+            match cfg.reconcile_interval {
+                Some(every) if cfg.role.may(Command::Reconcile) => Some(tokio::spawn(
+                    reconcile_every(reconciler.clone(), every, rx.clone()),
+                )),
+                _ => None,
+            };
         let pruner = tokio::spawn(prune_every(
             engine.db().clone(),
             cfg.retention.clone(),

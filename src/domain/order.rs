@@ -5,6 +5,7 @@
 //! exists only at the store. Nothing that the warehouse stores or sends can
 //! reach a `Pricing`, so money cannot leak there by accident.
 
+use super::role::Versions;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -166,6 +167,16 @@ pub struct Order {
     pub fulfillment: Option<Fulfillment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// Both version counters.
+    pub fn versions(&self) -> Versions {
+        Versions {
+            store: self.store_version,
+            warehouse: self.warehouse_version,
+        }
+    }
 }
 
 /// Why the store refuses to change an order's content.

@@ -6,7 +6,8 @@
 //! relay is woken; no network call ever happens inside a command.
 //!
 //! What differs between store and warehouse is which commands are allowed
-//! ([`EngineError::WrongRole`]) and whether money is loaded with an order.
+//! (the role rules of [`crate::domain::role`]; [`EngineError::WrongRole`])
+//! and whether money is loaded with an order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use crate::domain::order::{CancelRequest, PatchOrderInput};
+use crate::domain::role::{Command, WrongSide};
 use crate::domain::{
     Action, Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Pricing, Role,
 };
@@ -38,7 +40,7 @@ pub enum EngineError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     #[error("{0}")]
-    WrongRole(&'static str),
+    WrongRole(#[from] WrongSide),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
     #[error(transparent)]
@@ -163,12 +165,9 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    fn require(&self, role: Role, what: &'static str) -> Result<()> {
-        if self.role == role {
-            Ok(())
-        } else {
-            Err(EngineError::WrongRole(what))
-        }
+    /// `Ok` when this side runs `command` (the role rules decide).
+    fn require(&self, command: Command) -> Result<()> {
+        Ok(self.role.check(command)?)
     }
 
     // -- reads ---------------------------------------------------------------
@@ -176,9 +175,10 @@ impl Engine {
     /// Adds money (store only) and sync state to loaded orders.
     async fn views(&self, c: &mut AnyConnection, list: Vec<Order>) -> Result<Vec<OrderView>> {
         let ids: Vec<OrderId> = list.iter().map(|o| o.id).collect();
-        let mut pricing = match self.role {
-            Role::Store => orders::load_pricing(c, &ids).await?,
-            Role::Warehouse => Default::default(),
+        let mut pricing = if self.role.holds_money() {
+            orders::load_pricing(c, &ids).await?
+        } else {
+            Default::default()
         };
         let mut sync = outbox::sync_info(c, self.peer(), &ids).await?;
         Ok(list
@@ -290,7 +290,7 @@ impl Engine {
         idempotency: Option<IdempotencyKey<'_>>,
         render: impl Fn(&OrderView) -> String + Send + Sync + 'static,
     ) -> Result<Created> {
-        self.require(Role::Store, "orders are created at the store")?;
+        self.require(Command::CreateOrder)?;
         let order = NewOrder {
             actor: actor.clone(),
             content,
@@ -345,7 +345,7 @@ impl Engine {
         id: OrderId,
         patch: &PatchOrderInput,
     ) -> Result<OrderView> {
-        self.require(Role::Store, "orders are edited at the store")?;
+        self.require(Command::EditOrder)?;
         let (this, actor, patch) = (self.clone(), actor.clone(), patch.clone());
         self.db
             .write(move |c| Box::pin(async move { this.patch_in(c, &actor, id, &patch).await }))
@@ -406,7 +406,7 @@ impl Engine {
         id: OrderId,
         reason: Option<String>,
     ) -> Result<OrderView> {
-        self.require(Role::Store, "cancellation is requested at the store")?;
+        self.require(Command::RequestCancel)?;
         let (this, actor) = (self.clone(), actor.clone());
         self.db
             .write(move |c| {
@@ -441,7 +441,7 @@ impl Engine {
         id: OrderId,
         action: Action,
     ) -> Result<OrderView> {
-        self.require(Role::Warehouse, "fulfillment is changed at the warehouse")?;
+        self.require(Command::ChangeFulfillment)?;
         let step = Step {
             actor: actor.clone(),
             id,

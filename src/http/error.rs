@@ -23,7 +23,7 @@ pub enum ApiError {
     /// 405 with the methods that are allowed.
     MethodNotAllowed {
         detail: String,
-        allow: Option<&'static str>,
+        allow: Option<String>,
     },
     /// 409: not allowed in the order's current state.
     Conflict(String),
@@ -176,7 +176,9 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed {
                 allow: Some(allow), ..
             } => {
-                h.insert(header::ALLOW, HeaderValue::from_static(allow));
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    h.insert(header::ALLOW, v);
+                }
             }
             ApiError::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -196,8 +198,8 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(id) => ApiError::NotFound(format!("no order with id {id}")),
             EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::Invalid(errors) => ApiError::invalid(errors),
-            EngineError::WrongRole(m) => ApiError::MethodNotAllowed {
-                detail: format!("not allowed on this side: {m}"),
+            EngineError::WrongRole(e) => ApiError::MethodNotAllowed {
+                detail: format!("not allowed on this side: {e}"),
                 allow: None,
             },
             EngineError::IdempotencyKeyReused => ApiError::field(

@@ -14,8 +14,10 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, OrderPath, body_bytes, is_json, parse_json};
+use super::routes;
 use super::views::order_json;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
+use crate::domain::role::Command;
 use crate::domain::values::{MAX_TEXT, optional_text};
 use crate::domain::{Action, FulfillmentStatus, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
@@ -34,17 +36,6 @@ pub fn router() -> Router<AppState> {
 
 /// Refuses, with 405 and the methods the route does allow here, a route this
 /// side does not serve.
-fn only_at(state: &AppState, role: Role, detail: &str, allow: &'static str) -> ApiResult<()> {
-    if state.engine.role() == role {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed {
-            detail: detail.to_owned(),
-            allow: Some(allow),
-        })
-    }
-}
-
 fn respond(state: &AppState, status: StatusCode, v: &OrderView) -> Response {
     (status, Json(order_json(state.engine.role(), v))).into_response()
 }
@@ -184,12 +175,7 @@ async fn create(
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    only_at(
-        &state,
-        Role::Store,
-        "orders are created at the store, never at the warehouse",
-        "GET",
-    )?;
+    routes::ORDERS.check(state.engine.role(), Command::CreateOrder)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -260,12 +246,7 @@ async fn patch(
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    only_at(
-        &state,
-        Role::Store,
-        "order content is edited at the store; the warehouse changes fulfillment with POST /api/v1/orders/{id}/fulfillment",
-        "GET",
-    )?;
+    routes::ORDER.check(state.engine.role(), Command::EditOrder)?;
     let ApiJson { value, .. } = <ApiJson<PatchOrderInput> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)
@@ -282,10 +263,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     Err(ApiError::MethodNotAllowed {
         detail: "orders are never deleted; the store can request cancellation with POST /api/v1/orders/{id}/cancel".into(),
-        allow: Some(match state.engine.role() {
-            Role::Store => "GET, PATCH",
-            Role::Warehouse => "GET",
-        }),
+        allow: Some(routes::ORDER.allow(state.engine.role())),
     })
 }
 
@@ -303,12 +281,7 @@ async fn cancel(
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    only_at(
-        &state,
-        Role::Store,
-        "cancellation is requested at the store; the warehouse answers it automatically",
-        "",
-    )?;
+    routes::CANCEL.check(state.engine.role(), Command::RequestCancel)?;
     // The body is optional: an empty POST is a cancel without a reason; a
     // body, when sent, must be JSON like any other.
     let ct = headers
@@ -349,12 +322,7 @@ async fn fulfillment(
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    only_at(
-        &state,
-        Role::Warehouse,
-        "fulfillment is changed at the warehouse; the store sees it through sync",
-        "",
-    )?;
+    routes::FULFILLMENT.check(state.engine.role(), Command::ChangeFulfillment)?;
     let ApiJson { value: b, .. } = <ApiJson<FulfillmentBody> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)

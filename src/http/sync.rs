@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, body_bytes, parse_json};
+use super::{AppState, routes};
+use crate::domain::role::Command;
 use crate::domain::snapshot::{MAX_VERSION, SyncBatch, SyncBatchResult};
 use crate::domain::{FieldError, OrderId};
 use crate::storage::outbox::ReplaySelection;
@@ -215,6 +216,7 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
 /// follow at `GET /api/v1/sync/reconcile`. A pass over a large database
 /// takes longer than any request may, so it is never run inside one.
 async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+    routes::RECONCILE.check(state.engine.role(), Command::Reconcile)?;
     match state.reconciler.start() {
         Ok(job) => Ok((
             axum::http::StatusCode::ACCEPTED,

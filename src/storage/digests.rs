@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::Result;
-use crate::domain::Role;
+use crate::domain::role::{self, Counter};
 
 /// The digest of a range of order ids `[lo, hi)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, sqlx::FromRow)]
@@ -41,6 +41,15 @@ pub struct Versions {
     pub warehouse_version: i64,
 }
 
+impl Versions {
+    pub fn pair(&self) -> role::Versions {
+        role::Versions {
+            store: self.store_version,
+            warehouse: self.warehouse_version,
+        }
+    }
+}
+
 /// The versions of the orders in `[lo, hi)`, by id, at most `limit`.
 pub async fn range_versions(
     c: &mut AnyConnection,
@@ -58,18 +67,20 @@ pub async fn range_versions(
     .await?)
 }
 
-/// Raises `side`'s version of an order to `version` (when lower), so the
-/// next snapshot it sends wins over a copy the peer holds from before a
+/// Raises `counter` of an order to `version` (when lower), so the next
+/// snapshot its side sends wins over a copy the peer holds from before a
 /// rollback. Returns false when the order is unknown or already higher.
 pub async fn raise_version(
     c: &mut AnyConnection,
-    side: Role,
+    counter: Counter,
     id: &str,
     version: i64,
 ) -> Result<bool> {
-    let sql = match side {
-        Role::Store => "UPDATE orders SET store_version = $2 WHERE id = $1 AND store_version < $2",
-        Role::Warehouse => {
+    let sql = match counter {
+        Counter::Store => {
+            "UPDATE orders SET store_version = $2 WHERE id = $1 AND store_version < $2"
+        }
+        Counter::Warehouse => {
             "UPDATE orders SET warehouse_version = $2 WHERE id = $1 AND warehouse_version < $2"
         }
     };
@@ -82,11 +93,11 @@ pub async fn raise_version(
     Ok(n == 1)
 }
 
-/// The current version this side owns of an order.
-pub async fn own_version(c: &mut AnyConnection, side: Role, id: &str) -> Result<Option<i64>> {
-    let sql = match side {
-        Role::Store => "SELECT store_version FROM orders WHERE id = $1",
-        Role::Warehouse => "SELECT warehouse_version FROM orders WHERE id = $1",
+/// The current value of one version counter of an order.
+pub async fn version(c: &mut AnyConnection, counter: Counter, id: &str) -> Result<Option<i64>> {
+    let sql = match counter {
+        Counter::Store => "SELECT store_version FROM orders WHERE id = $1",
+        Counter::Warehouse => "SELECT warehouse_version FROM orders WHERE id = $1",
     };
     Ok(sqlx::query_scalar::<_, i64>(sql)
         .bind(id)

@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::peer::{PeerClient, PeerError};
+use crate::domain::role::{Command, WrongSide};
 use crate::domain::{OrderId, Role};
 use crate::engine::Engine;
 use crate::storage::digests::{self, RangeDigest, Versions};
@@ -157,6 +158,8 @@ pub enum ReconcileError {
     Peer(#[from] PeerError),
     #[error("a reconciliation is already running")]
     Busy,
+    #[error(transparent)]
+    WrongSide(#[from] WrongSide),
 }
 
 // -- the peer protocol (served in http::sync) -------------------------------
@@ -231,20 +234,20 @@ pub async fn local_versions(
 /// Re-enqueues this side's snapshot of each order (raising its version above
 /// `above` where needed), in one transaction. Returns (resent, unknown).
 pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64), StorageError> {
-    let role = engine.role();
+    let counter = engine.role().counter();
     let now = now_micros();
     let mut tx = engine.db().begin().await?;
     let (mut resent, mut unknown) = (0, 0);
     for item in items {
         let id = item.id.to_string();
-        let Some(mut version) = digests::own_version(&mut tx, role, &id).await? else {
+        let Some(mut version) = digests::version(&mut tx, counter, &id).await? else {
             unknown += 1;
             continue;
         };
         if let Some(above) = item.above.filter(|a| version <= *a) {
             // The HTTP layer bounds `above`; saturate anyway rather than wrap.
             version = above.saturating_add(1);
-            digests::raise_version(&mut tx, role, &id, version).await?;
+            digests::raise_version(&mut tx, counter, &id, version).await?;
         }
         outbox::enqueue(&mut tx, engine.peer(), item.id, version, now).await?;
         resent += 1;
@@ -266,14 +269,8 @@ struct Repairs {
 
 /// Compares one range order by order.
 fn compare(role: Role, local: &[Versions], peer: &[Versions], out: &mut Repairs) {
-    let own = |v: &Versions| match role {
-        Role::Store => v.store_version,
-        Role::Warehouse => v.warehouse_version,
-    };
-    let theirs = |v: &Versions| match role {
-        Role::Store => v.warehouse_version,
-        Role::Warehouse => v.store_version,
-    };
+    let own = |v: &Versions| v.pair().of(role.counter());
+    let theirs = |v: &Versions| v.pair().of(role.peer().counter());
     let mut all: BTreeMap<&str, (Option<&Versions>, Option<&Versions>)> = BTreeMap::new();
     for v in local {
         all.entry(v.id.as_str()).or_default().0 = Some(v);
@@ -287,8 +284,10 @@ fn compare(role: Role, local: &[Versions], peer: &[Versions], out: &mut Repairs)
         };
         let item = |above| ResendItem { id: oid, above };
         match pair {
-            (Some(_), None) if role == Role::Store => out.resend_local.push(item(None)),
-            (None, Some(_)) if role == Role::Warehouse => out.ask_peer.push(item(None)),
+            // The side with the money can recreate an order the other
+            // lacks; the other can only ask for it.
+            (Some(_), None) if role.holds_money() => out.resend_local.push(item(None)),
+            (None, Some(_)) if role.peer().holds_money() => out.ask_peer.push(item(None)),
             (Some(_), None) | (None, Some(_)) => out.orphans += 1,
             (Some(l), Some(p)) => {
                 if own(l) > own(p) {
@@ -415,8 +414,10 @@ impl Reconciler {
     }
 
     /// Starts a pass in the background and returns it as it starts, or
-    /// says since when one is running already.
+    /// says since when one is running already. (Only the side that runs
+    /// reconciliation may: callers check [`Command::Reconcile`] first.)
     pub fn start(self: &Arc<Self>) -> Result<Job, AlreadyRunning> {
+        debug_assert!(self.engine.role().may(Command::Reconcile));
         let guard = self
             .running
             .clone()
@@ -452,6 +453,7 @@ impl Reconciler {
         &self,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Report, ReconcileError> {
+        self.engine.role().check(Command::Reconcile)?;
         let guard = self
             .running
             .clone()

@@ -247,25 +247,26 @@ impl Relay {
         }
     }
 
-    /// The snapshot this side sends for an order, with its version.
+    /// The snapshot this side sends for an order (of the fields it owns),
+    /// with the version of its counter.
     fn snapshot(&self, o: &Order) -> Option<(Box<RawValue>, i64)> {
-        match self.engine.role() {
-            Role::Store => {
-                let snap = ContentSnapshot::from_domain(
-                    o.id,
-                    &o.number,
-                    o.store_version,
-                    &o.content,
-                    o.created_at,
-                );
-                to_raw_value(&snap).ok().map(|v| (v, o.store_version))
-            }
-            Role::Warehouse => {
-                let f = o.fulfillment.as_ref()?;
-                let snap = FulfillmentSnapshot::from_domain(o.id, o.warehouse_version, f);
-                to_raw_value(&snap).ok().map(|v| (v, o.warehouse_version))
-            }
-        }
+        let role = self.engine.role();
+        let version = o.versions().of(role.counter());
+        let raw = match role {
+            Role::Store => to_raw_value(&ContentSnapshot::from_domain(
+                o.id,
+                &o.number,
+                version,
+                &o.content,
+                o.created_at,
+            )),
+            Role::Warehouse => to_raw_value(&FulfillmentSnapshot::from_domain(
+                o.id,
+                version,
+                o.fulfillment.as_ref()?,
+            )),
+        };
+        raw.ok().map(|v| (v, version))
     }
 
     async fn round(&self, rng: &mut impl rand::Rng) -> Result<Round, StorageError> {

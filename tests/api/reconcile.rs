@@ -10,6 +10,7 @@ use crate::helpers::*;
 both_backends!(
     reconcile_repairs_rows_deleted_or_rolled_back_by_hand,
     reconcile_is_a_job_the_api_starts_and_reports,
+    the_warehouse_answers_reconciliation_but_never_runs_it,
 );
 
 /// Starts a pass (202 with the job), follows it to its end and returns
@@ -241,4 +242,57 @@ async fn reconcile_is_a_job_the_api_starts_and_reports(b: Backend) {
     // And the next one may start.
     let (s, job) = store.post("/api/v1/sync/reconcile", &json!({})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+}
+
+/// Reconciliation runs from the store (it holds every order whole, money
+/// included, so it can recreate what the warehouse lacks); the warehouse
+/// answers it. Its API refuses to start one (405, like every other command
+/// of the other side), as its admin page and the CLI do.
+async fn the_warehouse_answers_reconciliation_but_never_runs_it(b: Backend) {
+    let Some(pair) = Pair::start(b).await else {
+        return;
+    };
+    let res = pair
+        .warehouse
+        .http
+        .post(format!("{}/api/v1/sync/reconcile", pair.warehouse.url))
+        .bearer_auth(&pair.warehouse.token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("runs from the store"),
+        "{body}"
+    );
+    let (s, _) = pair.warehouse.get("/api/v1/sync/reconcile").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "it never ran one");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
+        .args([
+            "reconcile",
+            "--role",
+            "warehouse",
+            "--database-url",
+            &pair.warehouse.db.url,
+            "--peer-url",
+            &pair.store.url,
+            "--sync-secret",
+            SECRET,
+        ])
+        .output()
+        .expect("reconcile runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("runs from the store"),
+        "{stderr}"
+    );
+    pair.stop().await;
 }

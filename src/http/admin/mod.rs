@@ -31,6 +31,7 @@ use axum::routing::{MethodRouter, any, get, post};
 
 use super::AppState;
 use crate::domain::Role;
+use crate::domain::role::Command;
 use crate::engine::EngineError;
 use crate::storage::StorageError;
 use session::AdminUser;
@@ -197,18 +198,26 @@ impl Chrome {
     }
 
     pub fn role_label(&self) -> &'static str {
-        match self.role {
-            Role::Store => "Store",
-            Role::Warehouse => "Warehouse",
-        }
+        self.role.title()
     }
 
     pub fn role_class(&self) -> &'static str {
         self.role.as_str()
     }
 
-    pub fn is_store(&self) -> bool {
-        self.role == Role::Store
+    /// Whether this side creates orders (the "New order" links).
+    pub fn may_create_orders(&self) -> bool {
+        self.role.may(Command::CreateOrder)
+    }
+
+    /// Whether this side edits orders and asks for their cancellation.
+    pub fn may_edit_orders(&self) -> bool {
+        self.role.may(Command::EditOrder)
+    }
+
+    /// Whether pages show money (prices, totals).
+    pub fn shows_money(&self) -> bool {
+        self.role.holds_money()
     }
 }
 

@@ -19,6 +19,7 @@ use super::form::{FIELDS, LineValues, OrderValues, merge_errors};
 use super::format::{self, Badge};
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
+use crate::domain::role::Command;
 use crate::domain::{Action, Fulfillment, FulfillmentStatus, OrderId, Role};
 use crate::engine::{Created, EngineError, OrderView};
 use crate::http::AppState;
@@ -34,14 +35,14 @@ fn order_id(raw: &str) -> AdminResult<OrderId> {
     OrderId::parse(raw).ok_or(AdminError::NotFound)
 }
 
-fn store_only(state: &AppState) -> AdminResult<()> {
-    // The warehouse never creates or edits orders: those pages do not exist
-    // there (404), like any other unknown page.
-    if state.engine.role() == Role::Store {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound)
-    }
+/// The pages of a command the other side runs do not exist here (404),
+/// like any other unknown page: the warehouse has no order form.
+fn only_if(state: &AppState, command: Command) -> AdminResult<()> {
+    state
+        .engine
+        .role()
+        .check(command)
+        .map_err(|_| AdminError::NotFound)
 }
 
 // -- the list ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ struct ListPage {
 
 fn status_choices(role: Role, current: &str) -> Vec<Choice> {
     let mut out = Vec::new();
-    if role == Role::Store {
+    if role.may(Command::RequestCancel) {
         out.push(("open", "Open (no cancel request)"));
         out.push(("cancel_requested", "Cancel requested"));
     }
@@ -445,21 +446,21 @@ async fn order_page(
         .is_some_and(|f| f.status.is_terminal());
     let page = OrderPage {
         chrome: Chrome::new(role, user, format!("Order {}", v.order.number), "orders"),
-        peer: match role {
-            Role::Store => "warehouse",
-            Role::Warehouse => "store",
-        },
+        peer: role.peer().as_str(),
         notice,
         error: problems.error,
-        actions: match role {
-            Role::Warehouse => Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default()),
-            Role::Store => Actions::default(),
+        actions: if role.may(Command::ChangeFulfillment) {
+            Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default())
+        } else {
+            Actions::default()
         },
         action_errors: problems.action_errors,
         action_values: problems.action_values,
-        can_edit: role == Role::Store && edit_refused.is_none(),
-        edit_refused: edit_refused.filter(|_| role == Role::Store),
-        can_cancel: role == Role::Store && v.order.content.cancel.is_none() && !terminal,
+        can_edit: role.may(Command::EditOrder) && edit_refused.is_none(),
+        edit_refused: edit_refused.filter(|_| role.may(Command::EditOrder)),
+        can_cancel: role.may(Command::RequestCancel)
+            && v.order.content.cancel.is_none()
+            && !terminal,
         attempts: attempts
             .into_iter()
             .map(|a| AttemptView {
@@ -720,7 +721,7 @@ fn form_page(
 
 /// `GET /admin/orders/new` (store only).
 pub async fn new_form(State(state): State<AppState>, user: AdminUser) -> AdminResult {
-    store_only(&state)?;
+    only_if(&state, Command::CreateOrder)?;
     let page = form_page(
         &state,
         &user,
@@ -759,7 +760,7 @@ const FIX_BELOW: &str = "The order was not saved: correct the fields marked belo
 /// again with every error next to its field and everything as typed.
 pub async fn create(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
     user.check_csrf(&fields)?;
-    store_only(&state)?;
+    only_if(&state, Command::CreateOrder)?;
     let mut values = OrderValues::from_fields(&fields);
     if row_change(&fields, &mut values) {
         let page = form_page(&state, &user, FormMode::New, &values, &HashMap::new(), None);
@@ -807,7 +808,7 @@ pub async fn edit_form(
     user: AdminUser,
     Path(id): Path<String>,
 ) -> AdminResult {
-    store_only(&state)?;
+    only_if(&state, Command::EditOrder)?;
     let id = order_id(&id)?;
     let v = state.engine.get(id).await?;
     if let Err(e) = v.order.store_may_edit() {
@@ -840,7 +841,7 @@ pub async fn edit(
     fields: Fields,
 ) -> AdminResult {
     user.check_csrf(&fields)?;
-    store_only(&state)?;
+    only_if(&state, Command::EditOrder)?;
     let id = order_id(&id)?;
     let current = state.engine.get(id).await?;
     let number = current.order.number.clone();
@@ -892,7 +893,7 @@ pub async fn cancel(
     fields: Fields,
 ) -> AdminResult {
     user.check_csrf(&fields)?;
-    store_only(&state)?;
+    only_if(&state, Command::RequestCancel)?;
     let id = order_id(&id)?;
     let reason = fields.text("reason");
     match crate::domain::values::optional_text(
@@ -935,9 +936,7 @@ pub async fn fulfillment(
     fields: Fields,
 ) -> AdminResult {
     user.check_csrf(&fields)?;
-    if state.engine.role() != Role::Warehouse {
-        return Err(AdminError::NotFound);
-    }
+    only_if(&state, Command::ChangeFulfillment)?;
     let id = order_id(&id)?;
     let status = match fields.text("action") {
         "pick" => "picking",

@@ -12,7 +12,8 @@ use super::format;
 use super::orders::{ListRow, list_row};
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
-use crate::domain::{OrderId, Role};
+use crate::domain::OrderId;
+use crate::domain::role::Command;
 use crate::http::AppState;
 use crate::storage::now_micros;
 use crate::storage::orders::ListFilter;
@@ -129,10 +130,7 @@ pub async fn page(
     };
     let page = SyncPage {
         chrome: Chrome::new(engine.role(), user, "Sync", "sync"),
-        peer: match engine.role() {
-            Role::Store => "warehouse",
-            Role::Warehouse => "store",
-        },
+        peer: engine.role().peer().as_str(),
         pending: s.pending,
         dead: s.dead,
         oldest_pending: s
@@ -152,7 +150,7 @@ pub async fn page(
         notice,
         reconcile,
         reconcile_running,
-        can_reconcile: engine.role() == Role::Store,
+        can_reconcile: engine.role().may(Command::Reconcile),
     };
     render(StatusCode::OK, &page)
 }
@@ -165,10 +163,8 @@ pub async fn reconcile(
     fields: Fields,
 ) -> AdminResult {
     user.check_csrf(&fields)?;
-    if state.engine.role() != Role::Store {
-        return Err(AdminError::BadRequest(
-            "Reconciliation runs from the store.".into(),
-        ));
+    if let Err(e) = state.engine.role().check(Command::Reconcile) {
+        return Err(AdminError::BadRequest(format!("Not on this side: {e}.")));
     }
     match state.reconciler.start() {
         Ok(_) => {
