@@ -2,8 +2,10 @@
 //! depends on this module; it depends on nothing of ours.
 
 pub mod actor;
+pub mod delivery;
 pub mod digest;
 pub mod fulfillment;
+pub mod input;
 pub mod order;
 pub mod role;
 pub mod snapshot;

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
+use crate::domain::delivery::{SyncInfo, SyncState};
 use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::role::{Command, WrongSide};
 use crate::domain::{
     Action, Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Pricing, Role,
 };
 pub use crate::metrics::Metrics;
-use crate::storage::outbox::{SyncInfo, SyncState};
 mod batch;
 pub mod credentials;
 

@@ -16,13 +16,13 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, OrderPath, body_bytes, is_json, parse_json};
 use super::routes;
 use super::views::order_json;
+use crate::domain::delivery::SyncState;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::role::Command;
 use crate::domain::values::{MAX_TEXT, optional_text};
 use crate::domain::{Action, FulfillmentStatus, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
 use crate::storage::orders::{ListFilter, StatusFilter};
-use crate::storage::outbox::SyncState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

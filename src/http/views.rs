@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::delivery::SyncState;
 use crate::domain::order::{Address, Customer};
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
 use crate::engine::OrderView;
-use crate::storage::outbox::SyncState;
 
 #[derive(Serialize)]
 pub struct CustomerJson<'a> {

@@ -18,54 +18,17 @@ use sqlx::AnyConnection;
 use super::bulk::{Script, Val, in_list};
 use super::{Backend, Db, Result, StorageError, backend_of, positional};
 use crate::domain::OrderId;
+use crate::domain::delivery::{SyncInfo, SyncState};
 
-/// An order's delivery state towards the peer, as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncState {
-    /// Waiting for its first delivery attempt.
-    Pending,
-    /// The peer holds the latest version.
-    Synced,
-    /// Delivery failed at least once; retrying with backoff.
-    Failing,
-    /// Given up (rejected by the peer, or past the retry horizon); needs a replay.
-    Dead,
-}
-
-impl SyncState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Synced => "synced",
-            Self::Failing => "failing",
-            Self::Dead => "dead",
-        }
+/// An outbox row's sync state, as the domain names it: `pending` before
+/// the first attempt, `failing` after one, `delivered` rows are synced.
+fn sync_state(state: &str, attempts: i64) -> SyncState {
+    match (state, attempts) {
+        ("dead", _) => SyncState::Dead,
+        ("pending", 0) => SyncState::Pending,
+        ("pending", _) => SyncState::Failing,
+        _ => SyncState::Synced,
     }
-
-    pub const ALL: [SyncState; 4] = [Self::Pending, Self::Synced, Self::Failing, Self::Dead];
-
-    fn from_row(state: &str, attempts: i64) -> Self {
-        match (state, attempts) {
-            ("dead", _) => Self::Dead,
-            ("pending", 0) => Self::Pending,
-            ("pending", _) => Self::Failing,
-            _ => Self::Synced,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncInfo {
-    pub state: SyncState,
-    pub last_error: Option<String>,
-}
-
-impl SyncInfo {
-    pub const SYNCED: SyncInfo = SyncInfo {
-        state: SyncState::Synced,
-        last_error: None,
-    };
 }
 
 /// Records that `version` of order `id` must reach `peer`. Call inside the
@@ -180,7 +143,7 @@ pub async fn sync_info(
         .bind(list.as_str());
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
-            let state = SyncState::from_row(&r.state, r.attempts);
+            let state = sync_state(&r.state, r.attempts);
             let last_error = if state == SyncState::Synced {
                 None
             } else {

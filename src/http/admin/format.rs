@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::FulfillmentStatus;
+use crate::domain::delivery::SyncState;
 use crate::storage::from_micros;
-use crate::storage::outbox::SyncState;
 
 /// `2026-01-02 13:45 UTC`.
 pub fn time(t: DateTime<Utc>) -> String {

@@ -19,12 +19,12 @@ use super::form::{FIELDS, LineValues, OrderValues, merge_errors};
 use super::format::{self, Badge};
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
+use crate::domain::delivery::SyncState;
 use crate::domain::role::Command;
 use crate::domain::{Action, Fulfillment, FulfillmentStatus, OrderId, Role};
 use crate::engine::{Created, EngineError, OrderView};
 use crate::http::AppState;
 use crate::http::orders::ListParams;
-use crate::storage::outbox::SyncState;
 
 /// Orders per page of the list.
 const PAGE_SIZE: u32 = 25;
