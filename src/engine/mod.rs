@@ -18,8 +18,10 @@ use crate::domain::delivery::SyncInfo;
 use crate::domain::role::{Command, WrongSide};
 use crate::domain::{FieldError, Order, OrderId, Pricing, Role};
 pub use crate::metrics::Metrics;
+pub mod apply;
 mod batch;
 pub mod credentials;
+pub mod delivery;
 mod store;
 mod warehouse;
 
