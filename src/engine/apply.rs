@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 
+use super::{Engine, Result};
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
-use super::{Engine, Result};
 use crate::storage::{audit, now_micros, orders, webhooks};
 
 /// Why a whole batch was refused before any item was looked at.

@@ -22,6 +22,7 @@ pub mod apply;
 mod batch;
 pub mod credentials;
 pub mod delivery;
+mod reconcile;
 mod store;
 mod warehouse;
 

@@ -23,10 +23,10 @@ use rand::SeedableRng;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Notify, watch};
 
+use super::backoff;
 use super::breaker::{Breaker, Verdict};
 use super::peer::{PeerClient, PeerError};
 use super::signature::Secrets;
-use super::backoff;
 use crate::domain::snapshot::{
     ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult, SyncBatch, SyncBatchResult,
 };
@@ -370,11 +370,7 @@ impl Relay {
         }
         self.tidy_now_and_then(settled.len());
         // What was learned and how each row ends, in one transaction.
-        for r in self
-            .engine
-            .settle_deliveries(learned, settled, now)
-            .await?
-        {
+        for r in self.engine.settle_deliveries(learned, settled, now).await? {
             if r.outcome == ItemOutcome::Rejected {
                 tracing::warn!(peer, order_id = ?r.id, reason = ?r.reason,
                     "the peer answered with a fulfillment this side cannot take");
