@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::{OrderId, Role};
+use crate::engine::ReplaySelection;
 use crate::engine::{Engine, EngineError, credentials};
 use crate::service::{Service, ServiceConfig, shutdown_signal};
-use crate::storage::outbox::{self, ReplaySelection};
 use crate::storage::{Db, DbOptions, SqliteSync, from_micros, now_micros};
 use crate::sync::reconcile::{Progress, Reconciler};
 use crate::sync::signature::Secrets;
@@ -338,9 +338,8 @@ fn explain(e: EngineError) -> anyhow::Error {
 }
 
 async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
-    let handle = db.open().await?;
-    let mut c = handle.reader().acquire().await?;
-    let s = outbox::status(&mut c, db.role.peer().as_str()).await?;
+    let engine = Engine::new(db.open().await?, db.role);
+    let s = engine.outbox_status().await?;
     let now = now_micros();
     println!("{} → {}", db.role, db.role.peer());
     println!("  pending:        {}", s.pending);

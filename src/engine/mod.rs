@@ -23,6 +23,7 @@ mod batch;
 pub mod credentials;
 pub mod delivery;
 mod reconcile;
+pub mod sessions;
 mod store;
 mod warehouse;
 
@@ -32,6 +33,13 @@ pub use store::{Created, IdempotencyKey};
 use warehouse::Steps;
 
 use crate::storage::{self, Db, StorageError, audit, now_micros, orders, outbox};
+
+// What the engine's operations take and answer with. Storage keeps these
+// shapes; callers name them here, and never reach storage themselves.
+pub use crate::storage::audit::Entry as AuditEntry;
+pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
+pub use crate::storage::orders::{ListFilter, StatusFilter};
+pub use crate::storage::outbox::{Attempt, OutboxStatus, ReplaySelection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

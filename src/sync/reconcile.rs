@@ -32,8 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::peer::{PeerClient, PeerError};
 use crate::domain::role::{Command, WrongSide};
 use crate::domain::{OrderId, Role};
-use crate::engine::{Engine, EngineError};
-use crate::storage::digests::{self, RangeDigest, Versions};
+use crate::engine::{Engine, EngineError, OrderVersions as Versions, RangeDigest, ReconcileRun};
 use crate::storage::{from_micros, now_micros};
 
 /// A range compares row by row once both sides hold at most this many.
@@ -332,7 +331,7 @@ pub struct JobProgress {
 
 impl Job {
     /// A pass recorded in the database.
-    pub fn from_run(run: &digests::Run) -> Job {
+    pub fn from_run(run: &ReconcileRun) -> Job {
         Job {
             state: if run.error.is_some() {
                 JobState::Failed
@@ -476,7 +475,7 @@ impl Reconciler {
             progress(p);
         };
         let result = self.pass(&tracked).await;
-        let run = digests::Run {
+        let run = ReconcileRun {
             started_at,
             finished_at: now_micros(),
             compared: result.as_ref().map_or(0, |r| r.local_orders),
