@@ -35,16 +35,7 @@ use crate::engine::delivery::{Claimed, Settle, Settled};
 use crate::engine::{Engine, EngineError};
 use crate::storage::now_micros;
 
-/// How long a round's rows are reserved for the relay that claimed them:
-/// three request timeouts, long enough for a round (which ends its
-/// requests before its lease does), short enough that a crashed replica's
-/// rows are soon taken over.
-pub const LEASE: Duration = Duration::from_secs(30);
-
-/// Longest one request to the peer may take in all.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Tunables of the relay, with the defaults documented on the CLI.
+/// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Base URL of the peer service.
@@ -62,24 +53,6 @@ pub struct RelayConfig {
     pub idle_poll: Duration,
     /// After this long failing, a row becomes a dead letter.
     pub retry_horizon: Duration,
-}
-
-impl RelayConfig {
-    pub fn new(peer_url: String, secrets: Secrets) -> Self {
-        Self {
-            peer_url,
-            secrets,
-            batch_size: 256,
-            lease: LEASE,
-            request_timeout: REQUEST_TIMEOUT,
-            // Applying a full batch takes tens of milliseconds; a peer that
-            // has not begun to answer after this is hung, and five such
-            // failures open the breaker in 25 s rather than 50.
-            answer_timeout: Duration::from_secs(5),
-            idle_poll: Duration::from_secs(5),
-            retry_horizon: Duration::from_secs(72 * 3600),
-        }
-    }
 }
 
 pub struct Relay {
