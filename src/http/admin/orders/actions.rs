@@ -106,27 +106,3 @@ pub async fn fulfillment(
         Err(e) => Err(e.into()),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buttons_follow_the_state_machine() {
-        let mut f = Fulfillment::new();
-        let a = Actions::allowed(&f);
-        assert!(a.pick && a.hold && !a.pack && !a.ship && !a.release);
-        f.status = FulfillmentStatus::Packed;
-        let a = Actions::allowed(&f);
-        assert!(a.ship && a.hold && !a.pick && !a.pack && !a.release);
-        f.status = FulfillmentStatus::Shipped;
-        assert!(!Actions::allowed(&f).any());
-    }
-
-    #[test]
-    fn ids_from_field_names() {
-        assert_eq!(input_id("lines[1].sku"), "lines-1-sku");
-        assert_eq!(input_id("lines[0].unit_price"), "lines-0-unit-price");
-        assert_eq!(input_id("customer.email"), "customer-email");
-    }
-}

@@ -313,3 +313,20 @@ pub async fn show(
 pub(super) fn see_order(id: OrderId, notice: &str) -> Response {
     Redirect::to(&format!("/admin/orders/{id}?notice={notice}")).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_follow_the_state_machine() {
+        let mut f = Fulfillment::new();
+        let a = Actions::allowed(&f);
+        assert!(a.pick && a.hold && !a.pack && !a.ship && !a.release);
+        f.status = FulfillmentStatus::Packed;
+        let a = Actions::allowed(&f);
+        assert!(a.ship && a.hold && !a.pick && !a.pack && !a.release);
+        f.status = FulfillmentStatus::Shipped;
+        assert!(!Actions::allowed(&f).any());
+    }
+}

@@ -371,3 +371,15 @@ pub async fn edit(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_field_names() {
+        assert_eq!(input_id("lines[1].sku"), "lines-1-sku");
+        assert_eq!(input_id("lines[0].unit_price"), "lines-0-unit-price");
+        assert_eq!(input_id("customer.email"), "customer-email");
+    }
+}
