@@ -17,6 +17,7 @@ mod dead_letters;
 mod fencing;
 mod hostile;
 mod idempotency;
+mod kit;
 mod log_flood;
 mod no_money;
 mod order_flow;

@@ -137,7 +137,7 @@ impl Drop for PgDb {
 /// cannot await, and may run on a runtime's thread (where no other runtime
 /// may block), so this runs on a thread of its own with a runtime of its
 /// own, and waits for it.
-fn drop_database(admin: &str, name: &str) -> Result<(), String> {
+pub fn drop_database(admin: &str, name: &str) -> Result<(), String> {
     let (admin, name) = (admin.to_owned(), name.to_owned());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
