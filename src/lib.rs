@@ -9,12 +9,14 @@
 //! - [`sync`]: signatures, the relay that drains the outbox, and the apply
 //!   side that receives the peer's snapshots (both built on the engine);
 //! - [`http`]: the REST API and operational endpoints;
-//! - [`service`]: wiring one role into a running service; [`cli`]: the binary's commands;
+//! - [`service`]: wiring one role into a running service ([`config`]: its
+//!   settings and their defaults); [`cli`]: the binary's commands;
 //!   [`bench`]: `fulfillment bench`, which measures a running pair;
 //!   [`memory`]: giving memory back to the OS after a burst.
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod http;

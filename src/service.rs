@@ -2,6 +2,8 @@
 //! relay, with graceful shutdown. Tests start services through this exactly
 //! as the binary does, on port 0.
 
+pub use crate::config::ServiceConfig;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,90 +12,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::domain::Role;
 use crate::domain::role::Command;
 use crate::engine::Engine;
 use crate::http::{self, AppState};
+use crate::storage::Db;
 use crate::storage::prune::{Retention, prune};
-use crate::storage::{Db, DbOptions};
 use crate::sync::breaker::Breaker;
 use crate::sync::reconcile::Reconciler;
-use crate::sync::relay::{self, Relay, RelayConfig};
-use crate::sync::signature::Secrets;
-
-/// Everything one service needs to run.
-#[derive(Debug, Clone)]
-pub struct ServiceConfig {
-    pub role: Role,
-    pub database_url: String,
-    pub db: DbOptions,
-    /// Base URL of the other service.
-    pub peer_url: String,
-    /// The first signs; all are accepted (secret rotation).
-    pub sync_secrets: Vec<String>,
-    pub retry_horizon: Duration,
-    pub batch_size: i64,
-    /// Failures in a row that open the circuit breaker.
-    pub breaker_threshold: u32,
-    /// How long the breaker stays open before a probe.
-    pub breaker_open_for: Duration,
-    /// How often the store reconciles with the warehouse (`None`: never).
-    pub reconcile_interval: Option<Duration>,
-    /// Longest the relay sleeps when nothing wakes it (commits do).
-    pub idle_poll: Duration,
-    /// How long the relay reserves the rows of a round (its requests end
-    /// before), and how long one request to the peer may take.
-    pub relay_lease: Duration,
-    pub request_timeout: Duration,
-    /// How long old records are kept, and how often they are pruned.
-    pub retention: Retention,
-    pub prune_every: Duration,
-}
-
-impl ServiceConfig {
-    pub fn new(
-        role: Role,
-        database_url: impl Into<String>,
-        peer_url: impl Into<String>,
-        secret: impl Into<String>,
-    ) -> Self {
-        Self {
-            role,
-            database_url: database_url.into(),
-            db: DbOptions::default(),
-            peer_url: peer_url.into(),
-            sync_secrets: vec![secret.into()],
-            retry_horizon: Duration::from_secs(72 * 3600),
-            batch_size: 256,
-            breaker_threshold: 5,
-            breaker_open_for: Duration::from_secs(5),
-            reconcile_interval: Some(Duration::from_secs(600)),
-            idle_poll: Duration::from_secs(5),
-            relay_lease: relay::LEASE,
-            request_timeout: relay::REQUEST_TIMEOUT,
-            retention: Retention::default(),
-            prune_every: Duration::from_secs(300),
-        }
-    }
-
-    /// Checks what can be checked before opening anything.
-    pub fn validate(&self) -> anyhow::Result<Secrets> {
-        let url = reqwest::Url::parse(&self.peer_url)
-            .map_err(|e| anyhow::anyhow!("--peer-url {:?} is not a URL ({e}); give the other service's base URL, e.g. http://127.0.0.1:8001", self.peer_url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            anyhow::bail!(
-                "--peer-url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8001"
-            );
-        }
-        if self.sync_secrets.first().is_none_or(|s| s.is_empty()) {
-            anyhow::bail!(
-                "a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) to the same value on both services"
-            );
-        }
-        Secrets::new(&self.sync_secrets)
-            .ok_or_else(|| anyhow::anyhow!("a sync secret is required: set --sync-secret (FULFILLMENT_SYNC_SECRET) to the same value on both services"))
-    }
-}
+use crate::sync::relay::{Relay, RelayConfig};
 
 /// A running service. Dropping it does not stop it; call [`Service::stop`].
 pub struct Service {
@@ -116,12 +42,16 @@ impl Service {
         let db = Db::open(&cfg.database_url, cfg.role, &cfg.db).await?;
         let engine = Engine::new(db, cfg.role);
         let breaker = Arc::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_open_for));
-        let mut relay_cfg = RelayConfig::new(cfg.peer_url.clone(), secrets.clone());
-        relay_cfg.retry_horizon = cfg.retry_horizon;
-        relay_cfg.batch_size = cfg.batch_size;
-        relay_cfg.idle_poll = cfg.idle_poll;
-        relay_cfg.lease = cfg.relay_lease;
-        relay_cfg.request_timeout = cfg.request_timeout;
+        let relay_cfg = RelayConfig {
+            peer_url: cfg.peer_url.clone(),
+            secrets: secrets.clone(),
+            batch_size: cfg.batch_size,
+            lease: cfg.relay_lease,
+            request_timeout: cfg.request_timeout,
+            answer_timeout: cfg.answer_timeout,
+            idle_poll: cfg.idle_poll,
+            retry_horizon: cfg.retry_horizon,
+        };
         let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
         let reconciler = Arc::new(Reconciler::new(
             engine.clone(),

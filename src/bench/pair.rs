@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use sqlx::{AnyPool, Connection, Executor};
 
 use super::progress::Progress;
 use super::seed;
 use crate::domain::Role;
+use crate::storage::bench::{self as fixtures, Probe};
 use crate::storage::{Db, DbOptions};
 
 /// Where the databases live, and what to remove at the end.
@@ -48,7 +48,9 @@ impl Env {
                     );
                 }
                 // Fail early, with one line, if the server is not there.
-                admin(&url).await?.close().await.ok();
+                fixtures::check_server(url.as_str())
+                    .await
+                    .map_err(|e| anyhow!("cannot connect to PostgreSQL at --database-url: {e}"))?;
                 Some(url)
             }
         };
@@ -75,11 +77,9 @@ impl Env {
             )),
             Some(admin_url) => {
                 let name = format!("bench_{role}_{}", uuid::Uuid::now_v7().simple());
-                let mut c = admin(admin_url).await?;
-                c.execute(format!("CREATE DATABASE {name}").as_str())
+                fixtures::create_database(admin_url.as_str(), &name)
                     .await
-                    .map_err(|e| anyhow!("cannot create database {name}: {}", pg_message(&e)))?;
-                c.close().await.ok();
+                    .map_err(|e| anyhow!("cannot create database {name}: {e}"))?;
                 self.pg_created.push(name.clone());
                 let mut url = admin_url.clone();
                 url.set_path(&format!("/{name}"));
@@ -97,27 +97,9 @@ impl Env {
         if self.pg_created.is_empty() {
             return;
         }
-        match admin(admin_url).await {
-            Ok(mut c) => {
-                for name in self.pg_created.drain(..) {
-                    let forced = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if c.execute(forced.as_str()).await.is_err() {
-                        // Before PostgreSQL 13 there is no FORCE.
-                        let plain = format!("DROP DATABASE IF EXISTS {name}");
-                        if let Err(e) = c.execute(plain.as_str()).await {
-                            eprintln!(
-                                "warning: could not drop database {name}: {}",
-                                pg_message(&e)
-                            );
-                        }
-                    }
-                }
-                c.close().await.ok();
-            }
-            Err(e) => eprintln!(
-                "warning: could not drop the bench databases ({}): {e}",
-                self.pg_created.join(", ")
-            ),
+        let names: Vec<String> = self.pg_created.drain(..).collect();
+        for (name, why) in fixtures::drop_databases(admin_url.as_str(), &names).await {
+            eprintln!("warning: could not drop database {name}: {why}");
         }
     }
 }
@@ -125,27 +107,6 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn admin(url: &reqwest::Url) -> anyhow::Result<sqlx::AnyConnection> {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(url.as_str())
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot connect to PostgreSQL at --database-url: {}",
-                pg_message(&e)
-            )
-        })
-}
-
-/// A database error without the URL (which may hold a password).
-fn pg_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        sqlx::Error::Io(io) => format!("{io}; is the server running and the address right?"),
-        other => other.to_string(),
     }
 }
 
@@ -157,7 +118,7 @@ pub struct Service {
     /// An API token of this service.
     pub token: String,
     /// Read-only connection to its database, for looking at what it applied.
-    pub probe: AnyPool,
+    pub probe: Probe,
     proc: Proc,
 }
 
@@ -191,11 +152,7 @@ impl Service {
 
     /// The highest audit entry id: later entries are newer.
     pub async fn audit_mark(&self) -> anyhow::Result<i64> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit_log")
-            .fetch_one(&self.probe)
-            .await
-            .with_context(|| format!("cannot read the {}'s database", self.role))?;
-        Ok(n.unwrap_or(0))
+        self.read(self.probe.audit_mark().await)
     }
 
     /// Count and latest time of the audit entries after `mark` that this
@@ -206,40 +163,20 @@ impl Service {
         mark: i64,
         changes: Option<&str>,
     ) -> anyhow::Result<(u64, Option<i64>)> {
-        let sql = match changes {
-            Some(_) => {
-                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = $2"
-            }
-            None => {
-                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes <> $2"
-            }
-        };
-        let (n, last): (i64, Option<i64>) = sqlx::query_as(sql)
-            .bind(mark)
-            .bind(changes.unwrap_or(""))
-            .fetch_one(&self.probe)
-            .await
-            .with_context(|| format!("cannot read the {}'s database", self.role))?;
-        Ok((n.max(0) as u64, last))
+        self.read(self.probe.applied_since(mark, changes).await)
     }
 
     /// The order ids and apply times (µs) of the peer's new orders after `mark`.
     pub async fn created_by_sync(&self, mark: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        sqlx::query_as(
-            "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = 'created'",
-        )
-        .bind(mark)
-        .fetch_all(&self.probe)
-        .await
-        .with_context(|| format!("cannot read the {}'s database", self.role))
+        self.read(self.probe.created_by_sync(mark).await)
     }
 
     pub async fn order_count(&self) -> anyhow::Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&self.probe)
-            .await
-            .with_context(|| format!("cannot read the {}'s database", self.role))?;
-        Ok(n.max(0) as u64)
+        self.read(self.probe.order_count().await)
+    }
+
+    fn read<T>(&self, r: crate::storage::Result<T>) -> anyhow::Result<T> {
+        r.with_context(|| format!("cannot read the {}'s database", self.role))
     }
 }
 
@@ -410,22 +347,10 @@ fn last_line(log: &Path) -> String {
 }
 
 /// A read-only connection to a service's database.
-async fn probe(url: &str) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let url = match url.strip_prefix("sqlite://") {
-        Some(path) => format!("sqlite://{path}?mode=ro"),
-        None => url.to_owned(),
-    };
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
+async fn probe(url: &str) -> anyhow::Result<Probe> {
+    Probe::open(url)
         .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot open a service database to watch it: {}",
-                pg_message(&e)
-            )
-        })
+        .map_err(|e| anyhow!("cannot open a service database to watch it: {e}"))
 }
 
 fn proc_file(pid: u32, name: &str) -> Option<String> {

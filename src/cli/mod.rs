@@ -5,15 +5,15 @@ mod demo;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{Span, defaults};
 use crate::domain::{OrderId, Role};
+use crate::engine::ReplaySelection;
 use crate::engine::{Engine, EngineError, credentials};
 use crate::service::{Service, ServiceConfig, shutdown_signal};
-use crate::storage::outbox::{self, ReplaySelection};
 use crate::storage::{Db, DbOptions, SqliteSync, from_micros, now_micros};
 use crate::sync::reconcile::{Progress, Reconciler};
 use crate::sync::signature::Secrets;
@@ -79,7 +79,7 @@ pub struct DbArgs {
     #[arg(long, env = "FULFILLMENT_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
     /// Database connections per pool.
-    #[arg(long, env = "FULFILLMENT_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    #[arg(long, env = "FULFILLMENT_DB_MAX_CONNECTIONS", default_value_t = defaults::DB_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
 }
 
@@ -122,14 +122,14 @@ pub struct ServeArgs {
     pub sync_secret_previous: Vec<String>,
     /// How long a change keeps being retried before it becomes a dead letter
     /// (e.g. 72h, 30m, 90s).
-    #[arg(long, env = "FULFILLMENT_RETRY_HORIZON", default_value = "72h", value_parser = parse_duration)]
-    pub retry_horizon: Duration,
+    #[arg(long, env = "FULFILLMENT_RETRY_HORIZON", default_value_t = Span(defaults::RETRY_HORIZON))]
+    pub retry_horizon: Span,
     /// How often the store reconciles with the warehouse (e.g. 10m; 0 turns
     /// it off). The warehouse only answers reconciliation.
-    #[arg(long, env = "FULFILLMENT_RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
-    pub reconcile_interval: Duration,
+    #[arg(long, env = "FULFILLMENT_RECONCILE_INTERVAL", default_value_t = Span(defaults::RECONCILE_INTERVAL))]
+    pub reconcile_interval: Span,
     /// Most orders the relay sends in one request.
-    #[arg(long, env = "FULFILLMENT_RELAY_BATCH_SIZE", default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    #[arg(long, env = "FULFILLMENT_RELAY_BATCH_SIZE", default_value_t = defaults::RELAY_BATCH_SIZE, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub relay_batch_size: i64,
 }
 
@@ -192,40 +192,6 @@ pub enum OutboxCommand {
         #[arg(long, env = "FULFILLMENT_REPLAY_DRY_RUN")]
         dry_run: bool,
     },
-}
-
-/// Longest duration a flag takes: far beyond any sensible setting, and far
-/// from overflowing the microsecond arithmetic it feeds.
-const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
-
-/// Parses `72h`, `30m`, `90s`, `500ms`, `7d` or plain seconds, up to 100
-/// years.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let too_long = || format!("{s:?} is too long; give at most 100 years (e.g. 36500d)");
-    let n: u64 = match num.parse() {
-        Ok(n) => n,
-        // Digits only, but more than a u64 holds.
-        Err(_) if !num.is_empty() => return Err(too_long()),
-        Err(_) => return Err(format!("{s:?} is not a duration like 72h, 30m or 90s")),
-    };
-    let per_unit: u64 = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    n.checked_mul(per_unit)
-        .map(Duration::from_millis)
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(too_long)
 }
 
 /// Runs a parsed command line.
@@ -338,9 +304,8 @@ fn explain(e: EngineError) -> anyhow::Error {
 }
 
 async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
-    let handle = db.open().await?;
-    let mut c = handle.reader().acquire().await?;
-    let s = outbox::status(&mut c, db.role.peer().as_str()).await?;
+    let engine = Engine::new(db.open().await?, db.role);
+    let s = engine.outbox_status().await?;
     let now = now_micros();
     println!("{} → {}", db.role, db.role.peer());
     println!("  pending:        {}", s.pending);
@@ -426,10 +391,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     cfg.sync_secrets = secrets;
     cfg.db = args.db.options();
-    cfg.retry_horizon = args.retry_horizon;
+    cfg.retry_horizon = args.retry_horizon.0;
     cfg.batch_size = args.relay_batch_size;
-    cfg.reconcile_interval =
-        (!args.reconcile_interval.is_zero()).then_some(args.reconcile_interval);
+    cfg.reconcile_interval = Some(args.reconcile_interval.0).filter(|d| !d.is_zero());
     let listen = args.listen.unwrap_or_else(|| match args.db.role {
         Role::Store => SocketAddr::from(([127, 0, 0, 1], 8000)),
         Role::Warehouse => SocketAddr::from(([127, 0, 0, 1], 8001)),
@@ -450,20 +414,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(72 * 3600)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5y").is_err());
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
-        for huge in ["99999999999d", "99999999999999999999", "36501d"] {
-            let e = parse_duration(huge).expect_err(huge);
-            assert!(e.contains("too long"), "{huge}: {e}");
-        }
-    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -77,23 +77,32 @@ pub async fn create_user(db: &Db, username: &str, password: &str) -> Result<()> 
         )]));
     }
     let hash = hash_password(password)?;
-    let mut c = db.begin().await?;
-    if !auth::create_user(&mut c, &username, &hash, now_micros()).await? {
-        return Err(EngineError::Conflict(format!(
-            "a user named {username:?} already exists"
-        )));
-    }
-    c.commit().await?;
-    Ok(())
+    db.write(move |c| {
+        Box::pin(async move {
+            if auth::create_user(c, &username, &hash, now_micros()).await? {
+                Ok(())
+            } else {
+                Err(EngineError::Conflict(format!(
+                    "a user named {username:?} already exists"
+                )))
+            }
+        })
+    })
+    .await
 }
 
 /// Creates an API token named `name` and returns it (the only time it is seen).
 pub async fn create_token(db: &Db, role: Role, name: &str) -> Result<String> {
     let name = required_text("name", name, 100).map_err(|e| EngineError::Invalid(vec![e]))?;
     let token = new_token(role);
-    let mut c = db.begin().await?;
-    auth::create_token(&mut c, &name, &token_hash(&token), now_micros()).await?;
-    c.commit().await?;
+    let hash = token_hash(&token);
+    db.write(move |c| {
+        Box::pin(async move {
+            auth::create_token(c, &name, &hash, now_micros()).await?;
+            Ok::<_, EngineError>(())
+        })
+    })
+    .await?;
     Ok(token)
 }
 
@@ -161,69 +170,46 @@ impl Engine {
     }
 }
 
-/// Failed sign-ins of one username from one client address, within
-/// [`SIGN_IN_WINDOW`], that lock that username for that address.
-pub const MAX_SIGN_IN_FAILURES: i64 = 5;
-/// The window in which failed sign-ins count, and so how long a lock lasts.
-pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// A sign-in attempt, counted as failed until its password proves right.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignInAttempt {
-    /// Failures of this username from this address in the window, this
-    /// attempt included.
-    pub failures: i64,
-    /// When the window (and so a lock) ends, in microseconds.
-    pub window_ends: i64,
-}
-
-impl SignInAttempt {
-    /// Too many failures already: refuse without checking the password.
-    pub fn locked(&self) -> bool {
-        self.failures > MAX_SIGN_IN_FAILURES
-    }
-
-    /// This failure was the last one allowed: the next attempts are locked.
-    pub fn locks_now(&self) -> bool {
-        self.failures == MAX_SIGN_IN_FAILURES
-    }
+/// 256 random bits, URL-safe: session ids and CSRF tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl Engine {
-    /// Counts a sign-in attempt of `username` from `client` (an address)
-    /// before its password is checked: the check and the count are one
-    /// atomic step, so parallel attempts cannot get past the limit. Per
-    /// username *and* address, so nobody can lock an admin out from
-    /// elsewhere. [`Engine::sign_in_succeeded`] clears it.
-    pub async fn count_sign_in_attempt(
-        &self,
-        username: &str,
-        client: &str,
-    ) -> Result<SignInAttempt> {
-        let (username, client) = (username.to_owned(), client.to_owned());
-        let window = SIGN_IN_WINDOW.as_micros() as i64;
-        let counted = self
-            .db()
+    /// Creates an API token for this side named `name` and returns it (the
+    /// only time it is seen).
+    pub async fn create_token(&self, name: &str) -> Result<String> {
+        create_token(&self.db, self.role, name).await
+    }
+
+    /// Every API token (never the token itself) and every admin user.
+    pub async fn tokens_and_users(&self) -> Result<(Vec<auth::TokenInfo>, Vec<(String, i64)>)> {
+        let mut c = self
+            .db
+            .reader()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        let tokens = auth::list_tokens(&mut c).await?;
+        let users = auth::list_users(&mut c).await?;
+        Ok((tokens, users))
+    }
+
+    /// Revokes a token; false when there is no live token with that id. It
+    /// stops working here at once (the cache is cleared).
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        let done = self
+            .db
             .write(move |c| {
                 Box::pin(async move {
-                    let now = now_micros();
-                    Ok::<_, EngineError>(
-                        auth::count_login_attempt(
-                            c,
-                            &username,
-                            &client,
-                            now,
-                            now - window,
-                            MAX_SIGN_IN_FAILURES + 1,
-                        )
-                        .await?,
-                    )
+                    Ok::<_, EngineError>(auth::revoke_token(c, &id, now_micros()).await?)
                 })
             })
             .await?;
-        Ok(SignInAttempt {
-            failures: counted.failures,
-            window_ends: counted.window_start + window,
-        })
+        self.forget_tokens();
+        Ok(done)
     }
 }

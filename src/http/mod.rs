@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 
+use crate::config::{defaults, parse_duration};
 use crate::engine::Engine;
 use crate::sync::breaker::Breaker;
 use crate::sync::reconcile::Reconciler;
@@ -30,28 +31,19 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// Longest a request may take before it is answered 408, reading its body
 /// included. `FULFILLMENT_REQUEST_TIMEOUT` overrides it (see
 /// [`request_timeout`]).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = defaults::HTTP_REQUEST_TIMEOUT;
 
 /// The request timeout in force: [`REQUEST_TIMEOUT`], or the environment
-/// variable `FULFILLMENT_REQUEST_TIMEOUT` (`2`, `2s` or `2500ms`), read once
-/// per router. Meant for tests that check a slow client is cut off without
-/// waiting 30 s; an unreadable or zero value is ignored with a warning.
+/// variable `FULFILLMENT_REQUEST_TIMEOUT` (a duration as every setting
+/// takes it: `2`, `2s`, `2500ms`), read once per router. Meant for tests
+/// that check a slow client is cut off without waiting 30 s; an unreadable
+/// or zero value is ignored with a warning.
 pub fn request_timeout() -> Duration {
     let Ok(raw) = std::env::var("FULFILLMENT_REQUEST_TIMEOUT") else {
         return REQUEST_TIMEOUT;
     };
-    let v = raw.trim();
-    let parsed = match v.strip_suffix("ms") {
-        Some(ms) => ms.parse().ok().map(Duration::from_millis),
-        None => v
-            .strip_suffix('s')
-            .unwrap_or(v)
-            .parse()
-            .ok()
-            .map(Duration::from_secs),
-    };
-    match parsed {
-        Some(d) if !d.is_zero() => d,
+    match parse_duration(&raw) {
+        Ok(d) if !d.is_zero() => d,
         _ => {
             tracing::warn!(
                 value = %raw,

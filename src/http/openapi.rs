@@ -17,6 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::Role;
+use crate::domain::role::Command;
 use crate::domain::values::{COUNTRIES, CURRENCIES};
 
 /// Largest free-text field (`domain::values::MAX_TEXT`).
@@ -342,7 +343,7 @@ fn paths(role: Role) -> Value {
     p.insert("/api/v1/sync/replay".into(), json!({"post": sync_replay()}));
     p.insert(
         "/api/v1/sync/reconcile".into(),
-        json!({"post": sync_reconcile(), "get": sync_reconcile_job()}),
+        json!({"post": sync_reconcile(role), "get": sync_reconcile_job()}),
     );
     p.insert(
         "/api/v1/sync/digests".into(),
@@ -716,7 +717,15 @@ fn sync_resend() -> Value {
     )
 }
 
-fn sync_reconcile() -> Value {
+fn sync_reconcile(role: Role) -> Value {
+    if !role.may(Command::Reconcile) {
+        return not_here(
+            "startReconciliation",
+            "Start a reconciliation pass (store only)",
+            "reconciliation runs from the store; the warehouse only answers it.",
+            false,
+        );
+    }
     json!({
         "tags": ["sync"],
         "operationId": "startReconciliation",

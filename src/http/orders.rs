@@ -22,7 +22,7 @@ use crate::domain::role::Command;
 use crate::domain::values::{MAX_TEXT, optional_text};
 use crate::domain::{Action, FulfillmentStatus, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
-use crate::storage::orders::{ListFilter, StatusFilter};
+use crate::engine::{ListFilter, StatusFilter};
 
 pub fn router() -> Router<AppState> {
     Router::new()

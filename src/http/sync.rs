@@ -16,9 +16,9 @@ use super::{AppState, routes};
 use crate::domain::role::Command;
 use crate::domain::snapshot::{MAX_VERSION, SyncBatch, SyncBatchResult};
 use crate::domain::{FieldError, OrderId};
-use crate::storage::outbox::ReplaySelection;
+use crate::engine::ReplaySelection;
+use crate::engine::apply::{BatchRefused, apply_batch};
 use crate::storage::{from_micros, now_micros};
-use crate::sync::apply::{BatchRefused, apply_batch};
 use crate::sync::reconcile::{
     self, DigestsAnswer, DigestsRequest, Job, MAX_RANGES, MAX_RESEND, MAX_ROWS, ResendAnswer,
     ResendRequest, VersionsAnswer, VersionsRequest,

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod bulk;
 pub mod digests;
 pub mod idempotency;
@@ -407,8 +408,10 @@ impl Db {
         &self.read
     }
 
-    /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<Tx> {
+    /// Starts a write transaction of its own, outside the writer's groups:
+    /// only for storage's bulk work (the bench's fixtures). Every other
+    /// write goes through [`Db::write`], the one write path.
+    pub(in crate::storage) async fn begin(&self) -> Result<Tx> {
         // On SQLite the writer holds the one write connection between
         // groups; it hands it back once asked.
         let _borrow = self.queue.as_ref().map(writer::Queue::borrow);

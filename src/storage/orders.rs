@@ -446,6 +446,17 @@ fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, 
     );
 }
 
+/// Marks an order as changed now without changing what syncs (an edit of
+/// its money only).
+pub async fn touch(c: &mut AnyConnection, id: OrderId, now: i64) -> Result<()> {
+    sqlx::query("UPDATE orders SET updated_at = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 /// Replaces the store-owned content and sets `store_version`, unless the
 /// row already holds that version or a newer one (version fencing).
 /// Returns false when fenced off.

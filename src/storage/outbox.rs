@@ -12,6 +12,10 @@
 //! use `FOR UPDATE SKIP LOCKED`, so several relays share the work.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
 
 use sqlx::AnyConnection;
 
@@ -508,4 +512,41 @@ pub async fn release_leases(db: &Db, peer: &str) -> Result<u64> {
         })
     })
     .await
+}
+
+/// Wakes `wake` when any process commits to this database's outbox
+/// (PostgreSQL LISTEN/NOTIFY), so replicas and CLI replays do not wait for
+/// the relay's poll. Reconnects after errors; the poll covers the gaps.
+pub async fn listen(
+    url: String,
+    channel: String,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(&channel).await {
+                Ok(()) => loop {
+                    tokio::select! {
+                        n = listener.recv() => match n {
+                            Ok(_) => wake.notify_one(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                                break;
+                            }
+                        },
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for outbox commits"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection"),
+        }
+        // Something went wrong: the poll covers the gap; retry shortly.
+        wake.notify_one();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }

@@ -85,9 +85,11 @@ pub async fn prune(db: &Db, r: &Retention) -> Result<u64> {
     for ((table, key, cond), age) in TARGETS.iter().zip(ages) {
         let cutoff = now - age.as_micros() as i64;
         loop {
-            let mut tx = db.begin().await?;
-            let n = prune_batch(&mut tx, table, key, cond, cutoff).await?;
-            tx.commit().await?;
+            // Through the writer, like every write: on SQLite a batch
+            // shares a commit with whatever else is waiting.
+            let n = db
+                .write(move |c| Box::pin(prune_batch(c, table, key, cond, cutoff)))
+                .await?;
             total += n;
             if n < BATCH as u64 {
                 break;

@@ -1,8 +1,10 @@
-//! Sync between the services (docs/DESIGN.md §2): request signatures, the relay
-//! that drains the outbox to the peer (with backoff and a circuit breaker),
-//! and the apply side that receives the peer's snapshots.
+//! Sync between the services (docs/DESIGN.md §2), the network side of it:
+//! request signatures, the signed peer client, the relay that drains the
+//! outbox to the peer (with backoff and a circuit breaker), and the
+//! reconciler's walk over the id space. What they read and write goes
+//! through the engine (applying the peer's snapshots is
+//! [`crate::engine::apply`]); nothing here touches storage.
 
-pub mod apply;
 pub mod backoff;
 pub mod breaker;
 pub mod peer;

@@ -32,9 +32,8 @@ use serde::{Deserialize, Serialize};
 use super::peer::{PeerClient, PeerError};
 use crate::domain::role::{Command, WrongSide};
 use crate::domain::{OrderId, Role};
-use crate::engine::Engine;
-use crate::storage::digests::{self, RangeDigest, Versions};
-use crate::storage::{StorageError, from_micros, now_micros, outbox};
+use crate::engine::{Engine, EngineError, OrderVersions as Versions, RangeDigest, ReconcileRun};
+use crate::storage::{from_micros, now_micros};
 
 /// A range compares row by row once both sides hold at most this many.
 pub const LEAF_SIZE: i64 = 256;
@@ -153,7 +152,7 @@ impl std::fmt::Display for Report {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Engine(#[from] EngineError),
     #[error("the peer: {0}")]
     Peer(#[from] PeerError),
     #[error("a reconciliation is already running")]
@@ -213,50 +212,28 @@ pub struct ResendAnswer {
 pub async fn local_digests(
     engine: &Engine,
     ranges: &[Range],
-) -> Result<Vec<RangeDigest>, StorageError> {
-    let mut c = engine.db().reader().acquire().await?;
-    let mut out = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        out.push(digests::range_digest(&mut c, &r.lo, &r.hi).await?);
-    }
-    Ok(out)
+) -> Result<Vec<RangeDigest>, EngineError> {
+    let bounds: Vec<(&str, &str)> = ranges
+        .iter()
+        .map(|r| (r.lo.as_str(), r.hi.as_str()))
+        .collect();
+    engine.range_digests(&bounds).await
 }
 
 pub async fn local_versions(
     engine: &Engine,
     range: &Range,
     limit: i64,
-) -> Result<Vec<Versions>, StorageError> {
-    let mut c = engine.db().reader().acquire().await?;
-    digests::range_versions(&mut c, &range.lo, &range.hi, limit).await
+) -> Result<Vec<Versions>, EngineError> {
+    engine.range_versions(&range.lo, &range.hi, limit).await
 }
 
 /// Re-enqueues this side's snapshot of each order (raising its version above
 /// `above` where needed), in one transaction. Returns (resent, unknown).
-pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64), StorageError> {
-    let counter = engine.role().counter();
-    let now = now_micros();
-    let mut tx = engine.db().begin().await?;
-    let (mut resent, mut unknown) = (0, 0);
-    for item in items {
-        let id = item.id.to_string();
-        let Some(mut version) = digests::version(&mut tx, counter, &id).await? else {
-            unknown += 1;
-            continue;
-        };
-        if let Some(above) = item.above.filter(|a| version <= *a) {
-            // The HTTP layer bounds `above`; saturate anyway rather than wrap.
-            version = above.saturating_add(1);
-            digests::raise_version(&mut tx, counter, &id, version).await?;
-        }
-        outbox::enqueue(&mut tx, engine.peer(), item.id, version, now).await?;
-        resent += 1;
-    }
-    tx.commit().await?;
-    if resent > 0 {
-        engine.wake_relay();
-    }
-    Ok((resent, unknown))
+pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64), EngineError> {
+    engine
+        .resend(items.iter().map(|i| (i.id, i.above)).collect())
+        .await
 }
 
 /// What to do about the orders of one listed range.
@@ -354,7 +331,7 @@ pub struct JobProgress {
 
 impl Job {
     /// A pass recorded in the database.
-    pub fn from_run(run: &digests::Run) -> Job {
+    pub fn from_run(run: &ReconcileRun) -> Job {
         Job {
             state: if run.error.is_some() {
                 JobState::Failed
@@ -498,7 +475,7 @@ impl Reconciler {
             progress(p);
         };
         let result = self.pass(&tracked).await;
-        let run = digests::Run {
+        let run = ReconcileRun {
             started_at,
             finished_at: now_micros(),
             compared: result.as_ref().map_or(0, |r| r.local_orders),
@@ -512,9 +489,7 @@ impl Reconciler {
             error: result.as_ref().err().map(ToString::to_string),
         };
         self.set_job(|j| *j = Some(Job::from_run(&run)));
-        let mut tx = self.engine.db().begin().await?;
-        digests::record_run(&mut tx, &run).await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        self.engine.record_reconcile(run).await?;
         match &result {
             Ok(r) => tracing::info!(
                 compared = r.local_orders,

@@ -23,28 +23,19 @@ use rand::SeedableRng;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Notify, watch};
 
+use super::backoff;
 use super::breaker::{Breaker, Verdict};
 use super::peer::{PeerClient, PeerError};
 use super::signature::Secrets;
-use super::{apply, backoff};
 use crate::domain::snapshot::{
     ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult, SyncBatch, SyncBatchResult,
 };
 use crate::domain::{Order, OrderId, Role};
+use crate::engine::delivery::{Claimed, Settle, Settled};
 use crate::engine::{Engine, EngineError};
-use crate::storage::outbox::{self, Claimed, Settle, Settled};
-use crate::storage::{Backend, StorageError, now_micros, orders};
+use crate::storage::now_micros;
 
-/// How long a round's rows are reserved for the relay that claimed them:
-/// three request timeouts, long enough for a round (which ends its
-/// requests before its lease does), short enough that a crashed replica's
-/// rows are soon taken over.
-pub const LEASE: Duration = Duration::from_secs(30);
-
-/// Longest one request to the peer may take in all.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Tunables of the relay, with the defaults documented on the CLI.
+/// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Base URL of the peer service.
@@ -62,24 +53,6 @@ pub struct RelayConfig {
     pub idle_poll: Duration,
     /// After this long failing, a row becomes a dead letter.
     pub retry_horizon: Duration,
-}
-
-impl RelayConfig {
-    pub fn new(peer_url: String, secrets: Secrets) -> Self {
-        Self {
-            peer_url,
-            secrets,
-            batch_size: 256,
-            lease: LEASE,
-            request_timeout: REQUEST_TIMEOUT,
-            // Applying a full batch takes tens of milliseconds; a peer that
-            // has not begun to answer after this is hung, and five such
-            // failures open the breaker in 25 s rather than 50.
-            answer_timeout: Duration::from_secs(5),
-            idle_poll: Duration::from_secs(5),
-            retry_horizon: Duration::from_secs(72 * 3600),
-        }
-    }
 }
 
 pub struct Relay {
@@ -144,24 +117,17 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake: Arc<Notify> = self.engine.wake_handle();
         let mut rng = rand::rngs::StdRng::from_entropy();
-        let listener = self.engine.db().listen_url().map(|url| {
-            tokio::spawn(listen(
-                url.to_owned(),
-                outbox::notify_channel(self.engine.peer()),
-                wake.clone(),
-                shutdown.clone(),
-            ))
-        });
-        // One process owns a SQLite file, so leases found at start belong to
-        // a relay of this service that died (SIGKILL, power loss): free them
-        // now instead of waiting for them to expire.
-        if self.engine.db().backend() == crate::storage::Backend::Sqlite {
-            match outbox::release_leases(self.engine.db(), self.engine.peer()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "released leases left by a previous run"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot release old leases; they expire on their own")
-                }
+        let listener = self
+            .engine
+            .watch_other_processes(wake.clone(), shutdown.clone());
+        // Leases found at start on a database only this process uses belong
+        // to a relay of this service that died (SIGKILL, power loss): free
+        // them now instead of waiting for them to expire.
+        match self.engine.release_stale_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "released leases left by a previous run"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release old leases; they expire on their own")
             }
         }
         tracing::info!(peer = self.engine.peer(), url = %self.cfg.peer_url, "relay started");
@@ -198,15 +164,12 @@ impl Relay {
     /// for a clock ten minutes fast), so it is made due now instead.
     async fn idle_wait(&self) -> Duration {
         let peer = self.engine.peer();
-        let next = match self.engine.db().reader().acquire().await {
-            Ok(mut c) => outbox::next_due(&mut c, peer).await.ok().flatten(),
-            Err(_) => None,
-        };
+        let next = self.engine.next_due().await.ok().flatten();
         let now = now_micros();
         let latest = now + (backoff::CAP + self.cfg.lease).as_micros() as i64;
         match next {
             Some(t) if t > latest => {
-                match outbox::reschedule_beyond(self.engine.db(), peer, latest, now).await {
+                match self.engine.reschedule_beyond(latest, now).await {
                     Ok(n) => tracing::warn!(
                         peer,
                         rows = n,
@@ -220,30 +183,6 @@ impl Relay {
             }
             Some(t) => Duration::from_micros((t - now).max(1_000) as u64).min(self.cfg.idle_poll),
             None => self.cfg.idle_poll,
-        }
-    }
-
-    /// Loads the orders to send. One order whose stored data no longer
-    /// parses (edited by hand, say) must not hold back the others: it is
-    /// left out, and so settled as a dead letter with the reason logged.
-    async fn load(&self, ids: &[OrderId]) -> Result<Vec<Order>, StorageError> {
-        let mut c = self.engine.db().reader().acquire().await?;
-        match orders::load_many(&mut c, ids).await {
-            Err(StorageError::Corrupt(_)) => {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    match orders::load(&mut c, *id).await {
-                        Ok(Some(o)) => out.push(o),
-                        Ok(None) => {}
-                        Err(StorageError::Corrupt(why)) => {
-                            tracing::error!(order_id = %id, reason = %why, "cannot send an order whose stored data is invalid");
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(out)
-            }
-            other => other,
         }
     }
 
@@ -269,7 +208,7 @@ impl Relay {
         raw.ok().map(|v| (v, version))
     }
 
-    async fn round(&self, rng: &mut impl rand::Rng) -> Result<Round, StorageError> {
+    async fn round(&self, rng: &mut impl rand::Rng) -> Result<Round, EngineError> {
         if let Err(wait) = self.breaker.ready() {
             return Ok(Round::Paused(wait));
         }
@@ -279,14 +218,10 @@ impl Relay {
         // other relay takes over rows this one is still sending.
         let deadline = Instant::now() + self.cfg.lease.saturating_sub(SETTLE_MARGIN);
         let peer = self.engine.peer();
-        let claimed = outbox::claim(
-            self.engine.db(),
-            peer,
-            now,
-            lease_until,
-            self.cfg.batch_size,
-        )
-        .await?;
+        let claimed = self
+            .engine
+            .claim_deliveries(now, lease_until, self.cfg.batch_size)
+            .await?;
         if claimed.is_empty() {
             return Ok(Round::Idle);
         }
@@ -296,7 +231,7 @@ impl Relay {
             .iter()
             .filter_map(|c| OrderId::parse(&c.order_id))
             .collect();
-        let loaded = self.load(&ids).await?;
+        let loaded = self.engine.load_for_sending(&ids).await?;
         let mut sent: Vec<(&Claimed, i64)> = Vec::with_capacity(claimed.len());
         let mut missing: Vec<&Claimed> = Vec::new();
         let mut changes = Vec::with_capacity(claimed.len());
@@ -407,25 +342,8 @@ impl Relay {
             });
         }
         self.tidy_now_and_then(settled.len());
-        // What was learned and how each row ends, in one transaction: a
-        // row is never settled without what its answer taught.
-        let (peer_name, engine) = (peer.to_owned(), self.engine.clone());
-        let applied = self
-            .engine
-            .db()
-            .write(move |c| {
-                Box::pin(async move {
-                    let applied = apply::apply_answers(&engine, c, learned).await?;
-                    outbox::settle_many(c, &peer_name, &settled, now).await?;
-                    Ok::<_, EngineError>(applied)
-                })
-            })
-            .await
-            .map_err(|e| match e {
-                EngineError::Storage(e) => e,
-                other => StorageError::Commit(other.to_string()),
-            })?;
-        for r in applied.finish(&self.engine) {
+        // What was learned and how each row ends, in one transaction.
+        for r in self.engine.settle_deliveries(learned, settled, now).await? {
             if r.outcome == ItemOutcome::Rejected {
                 tracing::warn!(peer, order_id = ?r.id, reason = ?r.reason,
                     "the peer answered with a fulfillment this side cannot take");
@@ -440,7 +358,7 @@ impl Relay {
     /// Counts settled rows and, every [`TIDY_EVERY`] of them on PostgreSQL,
     /// tidies the tables sync rewrites ([`outbox::tidy`]) in the background.
     fn tidy_now_and_then(&self, settled: usize) {
-        if self.engine.db().backend() != Backend::Postgres {
+        if !self.engine.needs_tidying() {
             return;
         }
         let n = self
@@ -451,9 +369,9 @@ impl Relay {
             return;
         }
         self.settled_since_tidy.store(0, Ordering::Relaxed);
-        let db = self.engine.db().clone();
+        let engine = self.engine.clone();
         tokio::spawn(async move {
-            if let Err(error) = outbox::tidy(&db).await {
+            if let Err(error) = engine.tidy().await {
                 tracing::warn!(%error, "could not vacuum or analyse the sync tables; autovacuum will in time");
             }
         });
@@ -530,42 +448,5 @@ impl Relay {
             }
         }
         out
-    }
-}
-
-/// Wakes the relay when any process commits to this database's outbox
-/// (PostgreSQL LISTEN/NOTIFY), so replicas and CLI replays do not wait for
-/// the poll. Reconnects after errors; the poll covers the gaps.
-async fn listen(
-    url: String,
-    channel: String,
-    wake: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => match listener.listen(&channel).await {
-                Ok(()) => loop {
-                    tokio::select! {
-                        n = listener.recv() => match n {
-                            Ok(_) => wake.notify_one(),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                                break;
-                            }
-                        },
-                        _ = shutdown.wait_for(|s| *s) => return,
-                    }
-                },
-                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for outbox commits"),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection"),
-        }
-        // Something went wrong: the poll covers the gap; retry shortly.
-        wake.notify_one();
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
     }
 }

@@ -5,9 +5,9 @@
 
 use fulfillment::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot};
 use fulfillment::domain::{Actor, Fulfillment, FulfillmentStatus, OrderId, Role};
+use fulfillment::engine::apply::apply_batch;
 use fulfillment::engine::{Created, Engine};
 use fulfillment::storage::Db;
-use fulfillment::sync::apply::apply_batch;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;

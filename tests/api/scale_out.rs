@@ -148,34 +148,41 @@ async fn two_store_replicas_on_one_postgres_database() {
     // A relay that died holding a lease: its row is taken over once the
     // lease expires.
     let lost = OrderId::parse(&ids[1]).expect("id");
-    {
-        let mut c = wh.engine().db().begin().await.expect("tx");
-        for sql in [
-            "DELETE FROM order_lines WHERE order_id = $1",
-            "DELETE FROM orders WHERE id = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(lost.to_string())
-                .execute(&mut *c)
-                .await
-                .expect("delete");
-        }
-        c.commit().await.expect("commit");
-    }
-    let now = fulfillment::storage::now_micros();
-    let mut c = other.db().begin().await.expect("tx");
-    sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = $3 WHERE order_id = $1")
-        .bind(lost.to_string())
-        .bind(now)
-        .bind(now + 2_000_000)
-        .execute(&mut *c)
+    let id = lost.to_string();
+    wh.engine()
+        .db()
+        .write(move |c| {
+            Box::pin(async move {
+                for sql in [
+                    "DELETE FROM order_lines WHERE order_id = $1",
+                    "DELETE FROM orders WHERE id = $1",
+                ] {
+                    sqlx::query(sql).bind(&id).execute(&mut *c).await?;
+                }
+                Ok::<_, fulfillment::storage::StorageError>(())
+            })
+        })
+        .await
+        .expect("delete");
+    let (now, id) = (fulfillment::storage::now_micros(), lost.to_string());
+    other
+        .db()
+        .write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = $3 WHERE order_id = $1")
+                    .bind(&id)
+                    .bind(now)
+                    .bind(now + 2_000_000)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("SELECT 1 FROM (SELECT pg_notify('fulfillment_outbox_warehouse', '')) AS n")
+                    .execute(&mut *c)
+                    .await?;
+                Ok::<_, fulfillment::storage::StorageError>(())
+            })
+        })
         .await
         .expect("lease");
-    sqlx::query("SELECT 1 FROM (SELECT pg_notify('fulfillment_outbox_warehouse', '')) AS n")
-        .execute(&mut *c)
-        .await
-        .expect("notify");
-    c.commit().await.expect("commit");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         wh.engine().get(lost).await.is_err(),

@@ -2,7 +2,8 @@
 //!
 //! - Sessions live in the database (several replicas share them); only the
 //!   SHA-256 of the random session id is stored. Every sign-in makes a new
-//!   id; sessions end after [`SESSION_TTL`] or at sign-out.
+//!   id; sessions end after [`SESSION_TTL`] or at sign-out (the engine's
+//!   [`crate::engine::sessions`] keeps them).
 //! - The cookie is `HttpOnly`, `SameSite=Lax`, `Path=/admin`, and `Secure`
 //!   when the request came over https (`X-Forwarded-Proto: https`). Its
 //!   name carries the role, because browsers share cookies between ports of
@@ -18,43 +19,23 @@
 //!   out from elsewhere). Behind a reverse proxy every client has the
 //!   proxy's address, and the count is per username again.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use askama::Template;
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::Role;
-use crate::engine::credentials::{
-    MAX_SIGN_IN_FAILURES, SIGN_IN_WINDOW, hash_password, token_hash, verify_password,
-};
+use crate::engine::credentials::random_token;
+use crate::engine::sessions::{MAX_SIGN_IN_FAILURES, SESSION_TTL, SIGN_IN_WINDOW};
 use crate::http::AppState;
 use crate::http::extract::ClientAddr;
-use crate::storage::{auth, now_micros};
+use crate::storage::now_micros;
 
-/// How long a session lasts after sign-in.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Longest username looked up (longer ones cannot exist).
 const MAX_USERNAME: usize = 100;
-
-fn micros(d: Duration) -> i64 {
-    d.as_micros() as i64
-}
-
-/// 256 random bits, URL-safe: session ids and CSRF tokens.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// Constant-time equality of two secrets (their length is not secret).
 pub fn same_secret(a: &str, b: &str) -> bool {
@@ -130,14 +111,9 @@ impl FromRequestParts<AppState> for AdminUser {
         let Some(id) = cookie(&parts.headers, &session_cookie(state.engine.role())) else {
             return Err(to_login());
         };
-        let mut c = state
+        match state
             .engine
-            .db()
-            .reader()
-            .acquire()
-            .await
-            .map_err(|e| AdminError::from(e).into_response())?;
-        match auth::find_session(&mut c, &token_hash(id), now_micros())
+            .admin_session(id)
             .await
             .map_err(|e| AdminError::from(e).into_response())?
         {
@@ -252,13 +228,6 @@ impl axum::extract::OptionalFromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// An argon2id hash of a random password, verified against when the
-/// username is unknown so that the answer takes as long as for a real user.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_password(&random_token()).unwrap_or_default())
-}
-
 /// `POST /admin/login`.
 pub async fn login(
     State(state): State<AppState>,
@@ -294,7 +263,6 @@ pub async fn login(
         );
     }
 
-    let db = state.engine.db();
     let client = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let attempt = state
         .engine
@@ -315,16 +283,7 @@ pub async fn login(
             )),
         );
     }
-    let mut c = db.reader().acquire().await?;
-    let stored = auth::password_hash(&mut c, &username).await?;
-    drop(c);
-
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let hash = stored.clone().unwrap_or_else(|| dummy_hash().to_owned());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
-        && stored.is_some();
+    let ok = state.engine.admin_password_ok(&username, &password).await?;
 
     if !ok {
         // Already counted, before the password was checked.
@@ -346,27 +305,12 @@ pub async fn login(
         );
     }
 
-    let mut tx = db.begin().await?;
     // A new session id on every sign-in; a session cookie the browser
     // already had (perhaps planted) is ended.
-    if let Some(old) = cookie(&headers, &session_cookie(role)) {
-        auth::delete_session(&mut tx, &token_hash(old)).await?;
-    }
-    auth::clear_login_failures(&mut tx, &username, &client).await?;
-    auth::prune_logins(&mut tx, now, now - micros(SIGN_IN_WINDOW)).await?;
-    let id = random_token();
-    auth::create_session(
-        &mut tx,
-        &token_hash(&id),
-        &username,
-        &random_token(),
-        now,
-        now + micros(SESSION_TTL),
-    )
-    .await?;
-    tx.commit()
-        .await
-        .map_err(crate::storage::StorageError::from)?;
+    let id = state
+        .engine
+        .start_admin_session(&username, &client, cookie(&headers, &session_cookie(role)))
+        .await?;
     tracing::info!(%username, "admin signed in");
 
     let secure = is_https(&headers);
@@ -393,11 +337,7 @@ pub async fn logout(
     user.check_csrf(&fields)?;
     let role = state.engine.role();
     if let Some(id) = cookie(&headers, &session_cookie(role)) {
-        let mut tx = state.engine.db().begin().await?;
-        auth::delete_session(&mut tx, &token_hash(id)).await?;
-        tx.commit()
-            .await
-            .map_err(crate::storage::StorageError::from)?;
+        state.engine.end_admin_session(id).await?;
     }
     tracing::info!(username = %user.username, "admin signed out");
     let mut res = Redirect::to("/admin/login").into_response();

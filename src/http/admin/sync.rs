@@ -15,10 +15,9 @@ use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::OrderId;
 use crate::domain::delivery::SyncState;
 use crate::domain::role::Command;
+use crate::engine::{ListFilter, ReplaySelection};
 use crate::http::AppState;
 use crate::storage::now_micros;
-use crate::storage::orders::ListFilter;
-use crate::storage::outbox::ReplaySelection;
 use crate::sync::breaker::BreakerState;
 use crate::sync::reconcile::JobState;
 

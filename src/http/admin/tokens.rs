@@ -10,9 +10,7 @@ use super::format;
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::engine::EngineError;
-use crate::engine::credentials::create_token;
 use crate::http::AppState;
-use crate::storage::{auth, now_micros};
 
 pub struct TokenRow {
     pub id: String,
@@ -48,10 +46,7 @@ async fn render_page(
     name_error: Option<String>,
     notice: Option<&'static str>,
 ) -> AdminResult {
-    let mut c = state.engine.db().reader().acquire().await?;
-    let tokens = auth::list_tokens(&mut c).await?;
-    let users = auth::list_users(&mut c).await?;
-    drop(c);
+    let (tokens, users) = state.engine.tokens_and_users().await?;
     let page = TokensPage {
         chrome: Chrome::new(state.engine.role(), user, "Users and API tokens", "tokens"),
         tokens: tokens
@@ -109,7 +104,7 @@ pub async fn page(
 pub async fn create(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
     user.check_csrf(&fields)?;
     let name = fields.text("name").to_owned();
-    match create_token(state.engine.db(), state.engine.role(), &name).await {
+    match state.engine.create_token(&name).await {
         Ok(token) => {
             tracing::info!(user = %user.username, token_name = %name, "API token created in admin");
             render_page(
@@ -151,11 +146,7 @@ pub async fn revoke(
     if uuid::Uuid::try_parse(&id).is_err() {
         return Err(AdminError::NotFound);
     }
-    let mut tx = state.engine.db().begin().await?;
-    let done = auth::revoke_token(&mut tx, &id, now_micros()).await?;
-    tx.commit().await?;
-    state.engine.forget_tokens();
-    if !done {
+    if !state.engine.revoke_token(&id).await? {
         return Err(AdminError::Conflict(
             "That token does not exist or was already revoked.".into(),
         ));

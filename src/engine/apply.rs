@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 
+use super::{Engine, Result};
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
-use crate::engine::{Engine, Result};
 use crate::storage::{audit, now_micros, orders, webhooks};
 
 /// Why a whole batch was refused before any item was looked at.
@@ -52,7 +52,7 @@ pub async fn apply_batch(
 /// Applies, inside the caller's transaction, the fulfillment snapshots the
 /// warehouse sent back with its answers to a delivery (at the store). Call
 /// [`Applied::finish`] once that transaction has committed.
-pub(super) async fn apply_answers(
+pub(crate) async fn apply_answers(
     engine: &Engine,
     c: &mut AnyConnection,
     snaps: Vec<FulfillmentSnapshot>,
@@ -63,14 +63,14 @@ pub(super) async fn apply_answers(
 
 /// What a batch did: one result per item, and whether anything was enqueued
 /// for the relay.
-pub(super) struct Applied {
+pub(crate) struct Applied {
     results: Vec<ItemResult>,
     enqueued: bool,
 }
 
 impl Applied {
     /// Counts and reports what was applied, once it is committed.
-    pub(super) fn finish(self, engine: &Engine) -> Vec<ItemResult> {
+    pub(crate) fn finish(self, engine: &Engine) -> Vec<ItemResult> {
         let applied = self
             .results
             .iter()

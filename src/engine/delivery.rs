@@ -1,0 +1,135 @@
+//! What the relay reads and writes, as the engine's operations: lease a
+//! round of due outbox rows, load the orders to send, settle the round
+//! (with what the peer's answers taught, in the same transaction), and the
+//! outbox's housekeeping (next due time, rows a wrong clock put out of
+//! reach, leases left by a killed run, the LISTEN/NOTIFY wake-up).
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use super::{Engine, EngineError, Result};
+use crate::domain::snapshot::{FulfillmentSnapshot, ItemResult};
+use crate::domain::{Order, OrderId};
+use crate::storage::{Backend, StorageError, orders, outbox};
+
+pub use crate::storage::outbox::{Claimed, Settle, Settled};
+
+impl Engine {
+    /// Leases up to `limit` due rows until `lease_until` (microseconds).
+    pub async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        Ok(outbox::claim(&self.db, self.peer(), now, lease_until, limit).await?)
+    }
+
+    /// Loads the orders to send. One order whose stored data no longer
+    /// parses (edited by hand, say) must not hold back the others: it is
+    /// left out, and so settled as a dead letter with the reason logged.
+    pub async fn load_for_sending(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
+        let mut c = self
+            .db
+            .reader()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        match orders::load_many(&mut c, ids).await {
+            Err(StorageError::Corrupt(_)) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match orders::load(&mut c, *id).await {
+                        Ok(Some(o)) => out.push(o),
+                        Ok(None) => {}
+                        Err(StorageError::Corrupt(why)) => {
+                            tracing::error!(order_id = %id, reason = %why, "cannot send an order whose stored data is invalid");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(out)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Ends a round: applies the fulfillment the peer's answers carried
+    /// (`learned`, at the store) and settles every row, in one transaction,
+    /// so a row is never settled without what its answer taught. Returns
+    /// what the learned snapshots did.
+    pub async fn settle_deliveries(
+        &self,
+        learned: Vec<FulfillmentSnapshot>,
+        settled: Vec<Settled>,
+        now: i64,
+    ) -> Result<Vec<ItemResult>> {
+        let engine = self.clone();
+        let applied = self
+            .db
+            .write(move |c| {
+                Box::pin(async move {
+                    let applied = super::apply::apply_answers(&engine, c, learned).await?;
+                    outbox::settle_many(c, engine.peer(), &settled, now).await?;
+                    Ok::<_, EngineError>(applied)
+                })
+            })
+            .await?;
+        Ok(applied.finish(self))
+    }
+
+    /// When the earliest pending row becomes due (microseconds), if any.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        let mut c = self
+            .db
+            .reader()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        Ok(outbox::next_due(&mut c, self.peer()).await?)
+    }
+
+    /// Makes every pending row scheduled or leased beyond `latest` due
+    /// `now`. Returns how many.
+    pub async fn reschedule_beyond(&self, latest: i64, now: i64) -> Result<u64> {
+        Ok(outbox::reschedule_beyond(&self.db, self.peer(), latest, now).await?)
+    }
+
+    /// Frees the leases a killed previous run left, where one process owns
+    /// the database (SQLite); elsewhere they expire on their own. Returns
+    /// how many were held.
+    pub async fn release_stale_leases(&self) -> Result<u64> {
+        match self.db.backend() {
+            Backend::Sqlite => Ok(outbox::release_leases(&self.db, self.peer()).await?),
+            Backend::Postgres => Ok(0),
+        }
+    }
+
+    /// Vacuums and analyses the tables sync rewrites (PostgreSQL; nothing
+    /// on SQLite). Returns false when there is nothing to tidy here.
+    pub fn needs_tidying(&self) -> bool {
+        self.db.backend() == Backend::Postgres
+    }
+
+    pub async fn tidy(&self) -> Result<()> {
+        Ok(outbox::tidy(&self.db).await?)
+    }
+
+    /// Wakes `wake` whenever another process commits to this database's
+    /// outbox (PostgreSQL LISTEN/NOTIFY), until `shutdown`; `None` where
+    /// one process owns the database.
+    pub fn watch_other_processes(
+        &self,
+        wake: Arc<Notify>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.db.listen_url()?.to_owned();
+        Some(tokio::spawn(outbox::listen(
+            url,
+            outbox::notify_channel(self.peer()),
+            wake,
+            shutdown,
+        )))
+    }
+}

@@ -1,0 +1,332 @@
+//! One order's page: lines, fulfillment, sync state, the delivery timeline,
+//! the audit trail, and the actions this side may take on it.
+
+use super::*;
+
+pub struct LineView {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: Option<String>,
+    pub line_total: Option<String>,
+}
+
+/// The money of an order: only ever built at the store.
+pub struct Totals {
+    pub subtotal: String,
+    pub shipping: String,
+    pub total: String,
+}
+
+pub struct AttemptView {
+    pub at: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub next_retry: Option<String>,
+}
+
+pub struct AuditView {
+    pub at: String,
+    pub actor_kind: String,
+    pub actor_name: String,
+    pub changes: String,
+}
+
+/// Which fulfillment buttons the warehouse shows: exactly the transitions
+/// the state machine accepts from the current status.
+#[derive(Default)]
+pub struct Actions {
+    pub pick: bool,
+    pub pack: bool,
+    pub ship: bool,
+    pub hold: bool,
+    pub release: bool,
+}
+
+impl Actions {
+    pub fn allowed(f: &Fulfillment) -> Actions {
+        let now = Utc::now();
+        let ok = |a: Action| f.apply(a, now).is_ok();
+        let x = || "x".to_owned();
+        Actions {
+            pick: ok(Action::Pick),
+            pack: ok(Action::Pack),
+            ship: ok(Action::Ship {
+                carrier: x(),
+                tracking_number: x(),
+            }),
+            hold: ok(Action::Hold { reason: x() }),
+            release: ok(Action::Release),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.pick || self.pack || self.ship || self.hold || self.release
+    }
+}
+
+/// Everything the order page shows.
+pub struct Detail {
+    pub id: String,
+    pub number: String,
+    pub customer_name: String,
+    pub customer_email: String,
+    pub customer_company: Option<String>,
+    pub address: Vec<String>,
+    pub notes: Option<String>,
+    pub deliver_by: Option<String>,
+    pub cancel_requested: bool,
+    pub cancel_reason: Option<String>,
+    pub lines: Vec<LineView>,
+    pub totals: Option<Totals>,
+    pub currency: Option<String>,
+    pub status: Badge,
+
+    pub hold_reason: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub shipped_at: Option<String>,
+    pub cancel_outcome: Option<String>,
+    pub content_changed_after_pick: bool,
+    pub store_version: i64,
+    pub warehouse_version: i64,
+    pub sync: Badge,
+    pub sync_dead: bool,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Detail {
+    fn new(v: &OrderView) -> Detail {
+        let o = &v.order;
+        let c = &o.content;
+        let a = &c.shipping_address;
+        let f = o.fulfillment.as_ref();
+        let shipment = f.and_then(|f| f.shipment.as_ref());
+        let currency = v.pricing.as_ref().map(|p| p.currency.as_str().to_owned());
+        let money = |m: i64| format::money(m, currency.as_deref().unwrap_or(""));
+        let mut address = vec![a.name.to_string(), a.line1.to_string()];
+        address.extend(a.line2.clone());
+        address.push(format!("{} {}", a.postal_code, a.city));
+        address.extend(a.region.clone());
+        address.push(a.country.as_str().to_owned());
+        let cancel_outcome = match (c.cancel.is_some(), f) {
+            (_, Some(f)) if f.cancel_rejected_reason.is_some() => Some(format!(
+                "Cancellation refused: {}",
+                f.cancel_rejected_reason.as_deref().unwrap_or("")
+            )),
+            (true, Some(f)) if f.status == FulfillmentStatus::Cancelled => {
+                Some("Cancelled by the warehouse".to_owned())
+            }
+            (true, _) => Some("Requested; waiting for the warehouse's answer".to_owned()),
+            (false, Some(f)) if f.status == FulfillmentStatus::Cancelled => {
+                Some("Cancelled".to_owned())
+            }
+            _ => None,
+        };
+        Detail {
+            id: o.id.to_string(),
+            number: o.number.clone(),
+            customer_name: c.customer.name.to_string(),
+            customer_email: c.customer.email.as_str().to_owned(),
+            customer_company: c.customer.company.clone(),
+            address,
+            notes: c.notes.clone(),
+            deliver_by: c.deliver_by.map(format::time),
+            cancel_requested: c.cancel.is_some(),
+            cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.clone()),
+            lines: c
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LineView {
+                    sku: l.sku.as_str().to_owned(),
+                    name: l.name.as_str().to_owned(),
+                    quantity: l.quantity.get(),
+                    unit_price: v
+                        .pricing
+                        .as_ref()
+                        .map(|p| money(p.unit_prices.get(i).map_or(0, |u| u.get()))),
+                    line_total: v.pricing.as_ref().map(|p| money(p.line_total(i, l).get())),
+                })
+                .collect(),
+            totals: v.pricing.as_ref().map(|p| Totals {
+                subtotal: money(p.subtotal(&c.lines).get()),
+                shipping: money(p.shipping_cost.get()),
+                total: money(p.total(&c.lines).get()),
+            }),
+            currency: currency.clone(),
+            status: Badge::status(f.map(|f| f.status)),
+            hold_reason: f.and_then(|f| f.hold.as_ref()).map(|h| h.reason.clone()),
+            carrier: shipment.map(|s| s.carrier.clone()),
+            tracking_number: shipment.map(|s| s.tracking_number.clone()),
+            shipped_at: shipment.map(|s| format::time(s.shipped_at)),
+            cancel_outcome,
+            content_changed_after_pick: f.is_some_and(|f| f.content_changed_after_pick),
+            store_version: o.store_version,
+            warehouse_version: o.warehouse_version,
+            sync: Badge::sync(v.sync.state),
+            sync_dead: v.sync.state == SyncState::Dead,
+            last_error: v.sync.last_error.clone(),
+            created_at: format::time(o.created_at),
+            updated_at: format::time(o.updated_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+pub(super) struct OrderPage {
+    chrome: Chrome,
+    o: Detail,
+    peer: &'static str,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    /// Warehouse: the buttons to show.
+    actions: Actions,
+    /// Errors and typed values of the action forms (carrier, reason...).
+    action_errors: HashMap<String, String>,
+    action_values: HashMap<String, String>,
+    /// Store: editing allowed, or why not.
+    can_edit: bool,
+    edit_refused: Option<String>,
+    can_cancel: bool,
+    attempts: Vec<AttemptView>,
+    audit: Vec<AuditView>,
+}
+
+impl OrderPage {
+    fn value(&self, name: &str) -> &str {
+        self.action_values.get(name).map_or("", |s| s.as_str())
+    }
+}
+
+/// What a POST that failed wants shown on the order page.
+#[derive(Default)]
+pub(super) struct Problems {
+    pub(super) error: Option<String>,
+    pub(super) action_errors: HashMap<String, String>,
+    pub(super) action_values: HashMap<String, String>,
+}
+
+pub(super) fn notice_text(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "created" => "Order created. It is on its way to the warehouse.",
+        "saved" => "Changes saved.",
+        "cancel_requested" => "Cancellation requested; the warehouse will answer it.",
+        "picking" => "Picking started.",
+        "packed" => "Marked as packed.",
+        "shipped" => "Marked as shipped.",
+        "on_hold" => "Put on hold.",
+        "released" => "Hold released.",
+        "replayed" => "Delivery restarted.",
+        _ => return None,
+    })
+}
+
+pub(super) async fn order_page(
+    state: &AppState,
+    user: &AdminUser,
+    id: OrderId,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    problems: Problems,
+) -> AdminResult {
+    let engine = &state.engine;
+    let role = engine.role();
+    let v = engine.get(id).await?;
+    let attempts = engine.attempts(id, TIMELINE_LIMIT).await?;
+    let audit = engine.audit(id).await?;
+    let edit_refused = v.order.store_may_edit().err().map(|e| e.to_string());
+    let terminal = v
+        .order
+        .fulfillment
+        .as_ref()
+        .is_some_and(|f| f.status.is_terminal());
+    let page = OrderPage {
+        chrome: Chrome::new(role, user, format!("Order {}", v.order.number), "orders"),
+        peer: role.peer().as_str(),
+        notice,
+        error: problems.error,
+        actions: if role.may(Command::ChangeFulfillment) {
+            Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default())
+        } else {
+            Actions::default()
+        },
+        action_errors: problems.action_errors,
+        action_values: problems.action_values,
+        can_edit: role.may(Command::EditOrder) && edit_refused.is_none(),
+        edit_refused: edit_refused.filter(|_| role.may(Command::EditOrder)),
+        can_cancel: role.may(Command::RequestCancel)
+            && v.order.content.cancel.is_none()
+            && !terminal,
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                at: format::micros(a.at),
+                outcome: a.outcome,
+                detail: a.detail,
+                next_retry: a.next_retry_at.map(format::micros),
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|e| AuditView {
+                at: format::micros(e.at),
+                changes: e.change_list().join(", ").replace('_', " "),
+                actor_kind: e.actor_kind,
+                actor_name: e.actor_name,
+            })
+            .collect(),
+        o: Detail::new(&v),
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+/// `GET /admin/orders/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    q: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult {
+    let id = order_id(&id)?;
+    let notice = q.ok().and_then(|Query(q)| notice_text(&q.notice));
+    order_page(
+        &state,
+        &user,
+        id,
+        StatusCode::OK,
+        notice,
+        Problems::default(),
+    )
+    .await
+}
+
+pub(super) fn see_order(id: OrderId, notice: &str) -> Response {
+    Redirect::to(&format!("/admin/orders/{id}?notice={notice}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_follow_the_state_machine() {
+        let mut f = Fulfillment::new();
+        let a = Actions::allowed(&f);
+        assert!(a.pick && a.hold && !a.pack && !a.ship && !a.release);
+        f.status = FulfillmentStatus::Packed;
+        let a = Actions::allowed(&f);
+        assert!(a.ship && a.hold && !a.pick && !a.pack && !a.release);
+        f.status = FulfillmentStatus::Shipped;
+        assert!(!Actions::allowed(&f).any());
+    }
+}

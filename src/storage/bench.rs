@@ -1,0 +1,214 @@
+//! What `fulfillment bench` reads and writes in databases directly, beside
+//! the services it measures: fresh PostgreSQL databases for a run (dropped
+//! afterwards), a million bulk orders for the reconciliation scenario, and
+//! a read-only probe that sees what a service applied (from its audit
+//! trail). Nothing a service runs uses this.
+
+use std::fmt::Write as _;
+
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+
+use super::{Backend, Db, Result, StorageError, describe, install_drivers};
+use crate::domain::digest::id_hash;
+
+/// Connects to a PostgreSQL server's admin database.
+async fn admin(admin_url: &str) -> Result<AnyConnection> {
+    install_drivers();
+    AnyConnection::connect(admin_url)
+        .await
+        .map_err(|e| StorageError::Unavailable(describe(&e)))
+}
+
+/// Checks that the PostgreSQL server at `admin_url` answers.
+pub async fn check_server(admin_url: &str) -> Result<()> {
+    admin(admin_url).await?.close().await.ok();
+    Ok(())
+}
+
+/// Creates an empty database `name` (letters, digits and `_` only: the
+/// bench makes the names) on the server at `admin_url`.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<()> {
+    let mut c = admin(admin_url).await?;
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    c.close().await.ok();
+    Ok(())
+}
+
+/// Drops the databases `names` (closing their connections by force where
+/// the server can). Returns those that could not be dropped, with why.
+pub async fn drop_databases(admin_url: &str, names: &[String]) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    let mut c = match admin(admin_url).await {
+        Ok(c) => c,
+        Err(e) => {
+            return names.iter().map(|n| (n.clone(), e.to_string())).collect();
+        }
+    };
+    for name in names {
+        let forced = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if c.execute(forced.as_str()).await.is_err() {
+            // Before PostgreSQL 13 there is no FORCE.
+            let plain = format!("DROP DATABASE IF EXISTS {name}");
+            if let Err(e) = c.execute(plain.as_str()).await {
+                failed.push((name.clone(), describe(&e)));
+            }
+        }
+    }
+    c.close().await.ok();
+    failed
+}
+
+/// The id of bulk order `i`: a valid UUID (version 7 layout) that sorts
+/// before every id the store makes.
+pub fn bulk_id(i: u64) -> String {
+    format!("00000000-0000-7000-8000-{i:012x}")
+}
+
+/// Writes bulk orders `[from, to)` in one transaction, `per_statement` rows
+/// per INSERT: the orders table's NOT NULL columns only (no lines, no
+/// prices), with the same ids, versions and `id_hash` in any database, so
+/// both sides of a pair hold identical orders. Calls `done` after each
+/// statement with the rows it wrote.
+pub async fn bulk_orders(
+    db: &Db,
+    from: u64,
+    to: u64,
+    per_statement: u64,
+    now: i64,
+    done: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mut i = from;
+    while i < to {
+        let end = (i + per_statement).min(to);
+        tx.execute(sqlx::raw_sql(&bulk_statement(i, end, now)))
+            .await?;
+        done(end - i);
+        i = end;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Fresh planner statistics after a bulk load (what autovacuum would do
+/// shortly after; nothing to do on SQLite).
+pub async fn analyze_orders(db: &Db) -> Result<()> {
+    if db.backend() == Backend::Postgres {
+        db.reader().execute(sqlx::raw_sql("ANALYZE orders")).await?;
+    }
+    Ok(())
+}
+
+/// One INSERT of bulk rows `[from, to)`. Every value is made here, never
+/// read from outside, so inlining them is safe.
+fn bulk_statement(from: u64, to: u64, now: i64) -> String {
+    let mut sql = String::with_capacity(((to - from) * 200) as usize + 300);
+    sql.push_str(
+        "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, \
+         customer_email, ship_name, ship_line1, ship_city, ship_postal_code, ship_country, \
+         status, created_at, updated_at, id_hash) VALUES ",
+    );
+    for i in from..to {
+        let id = bulk_id(i);
+        if i > from {
+            sql.push(',');
+        }
+        let _ = write!(
+            sql,
+            "('{id}','BENCH-{i:08}',1,1,'Bench Customer','bench@example.com','Bench Customer',\
+             '1 Bench Street','Benchville','00000','GB','pending',{now},{now},{})",
+            id_hash(&id)
+        );
+    }
+    sql
+}
+
+/// A read-only connection to a service's database, to see what it applied.
+pub struct Probe(AnyPool);
+
+impl Probe {
+    pub async fn open(url: &str) -> Result<Probe> {
+        install_drivers();
+        let url = match url.strip_prefix("sqlite://") {
+            Some(path) => format!("sqlite://{path}?mode=ro"),
+            None => url.to_owned(),
+        };
+        Ok(Probe(
+            sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .map_err(|e| StorageError::Unavailable(describe(&e)))?,
+        ))
+    }
+
+    /// The highest audit entry id: later entries are newer.
+    pub async fn audit_mark(&self) -> Result<i64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit_log")
+            .fetch_one(&self.0)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Count and latest time of the audit entries after `mark` written when
+    /// applying the peer's snapshots (`changes` as given, or any other).
+    pub async fn applied_since(
+        &self,
+        mark: i64,
+        changes: Option<&str>,
+    ) -> Result<(u64, Option<i64>)> {
+        let sql = match changes {
+            Some(_) => {
+                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = $2"
+            }
+            None => {
+                "SELECT COUNT(*), MAX(at) FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes <> $2"
+            }
+        };
+        let (n, last): (i64, Option<i64>) = sqlx::query_as(sql)
+            .bind(mark)
+            .bind(changes.unwrap_or(""))
+            .fetch_one(&self.0)
+            .await?;
+        Ok((n.max(0) as u64, last))
+    }
+
+    /// The order ids and apply times (µs) of the peer's new orders after `mark`.
+    pub async fn created_by_sync(&self, mark: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = 'created'",
+        )
+        .bind(mark)
+        .fetch_all(&self.0)
+        .await?)
+    }
+
+    pub async fn order_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.0)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderId;
+
+    #[test]
+    fn bulk_ids_are_order_ids_in_order() {
+        assert!(OrderId::parse(&bulk_id(0)).is_some());
+        assert!(OrderId::parse(&bulk_id(999_999)).is_some());
+        assert!(bulk_id(9) < bulk_id(10) && bulk_id(255) < bulk_id(256));
+        assert!(bulk_id(1_000_000) < OrderId::new().to_string());
+    }
+
+    #[test]
+    fn a_bulk_statement_has_one_tuple_per_row() {
+        let sql = bulk_statement(10, 13, 1);
+        assert_eq!(sql.matches("'GB','pending'").count(), 3);
+        assert!(sql.contains(&bulk_id(12)) && !sql.contains(&bulk_id(13)));
+    }
+}
