@@ -3,15 +3,15 @@
 //! the plots. Performance targets are deliberately never asserted here:
 //! this machine, a debug build and a busy CI runner say nothing about them.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-#[path = "common/pg.rs"]
-mod pg;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
+use common::pg;
+use common::process::{Cmd, run};
 
 const SMALL: &[&str] = &[
     "bench",
@@ -25,16 +25,15 @@ const SMALL: &[&str] = &[
     "2000",
 ];
 
+/// Only the flags given here count: the kit's child inherits no
+/// `FULFILLMENT_*` variable (`FULFILLMENT_BENCH_*` included).
 fn bench(args: &[&str], out: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).arg("--out").arg(out).args(extra);
-    // Only the flags given here count.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FULFILLMENT_BENCH_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().expect("the binary runs")
+    Cmd::bin()
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output(None)
 }
 
 fn num(v: &Value, path: &[&str]) -> f64 {
@@ -206,12 +205,8 @@ fn bad_configuration_is_one_line_and_a_failure() {
 
 #[test]
 fn help_documents_every_flag_with_its_environment_variable() {
-    let out = Command::new(BIN)
-        .args(["bench", "--help"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let (ok, help, _) = run(&["bench", "--help"], None);
+    assert!(ok);
     let flags = help
         .lines()
         .filter(|l| {

@@ -4,29 +4,23 @@
 //! `outbox replay` selects dead letters by time or by several ids (against
 //! services started with the API tests' harness, on SQLite and PostgreSQL).
 
+mod common;
 // The API tests' harness (a store and a warehouse in this process).
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
+use common::db::TestDb;
+use common::net::free_port;
+use common::process::{Cmd, Proc, run, run_with_env};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn demo(dir: &Path, store: u16, warehouse: u16) -> Child {
-    Command::new(BIN)
+fn demo(dir: &Path, store: u16, warehouse: u16) -> Proc {
+    Cmd::bin()
         .args(["demo", "--data-dir"])
         .arg(dir)
         .args([
@@ -35,17 +29,13 @@ fn demo(dir: &Path, store: u16, warehouse: u16) -> Child {
             "--warehouse-listen",
             &format!("127.0.0.1:{warehouse}"),
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
-        .expect("demo starts")
 }
 
 fn get(url: &str, token: &str) -> Option<Value> {
-    let out = Command::new("curl")
+    let out = Cmd::program("curl")
         .args(["-sf", "-H", &format!("Authorization: Bearer {token}"), url])
-        .output()
-        .ok()?;
+        .output(None);
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).ok())
@@ -63,23 +53,10 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("demo did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn terminate(mut child: Proc) -> std::process::ExitStatus {
+    child
+        .terminate(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("demo did not exit after SIGTERM"))
 }
 
 fn statuses(list: &Value) -> Vec<String> {
@@ -167,52 +144,10 @@ fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
     assert!(terminate(child).success());
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    run_with_env(args, stdin, &[])
-}
-
-/// [`run`] with these environment variables set (and none of the replay
-/// selectors inherited).
-fn run_with_env(
-    args: &[&str],
-    stdin: Option<&str>,
-    env: &[(&str, &str)],
-) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("FULFILLMENT_SYNC_SECRET")
-        .env_remove("FULFILLMENT_REPLAY_ID")
-        .env_remove("FULFILLMENT_REPLAY_ALL")
-        .env_remove("FULFILLMENT_REPLAY_SINCE")
-        .env_remove("FULFILLMENT_REPLAY_DRY_RUN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn bad_configuration_is_one_line_and_non_zero() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let sqlite = TestDb::sqlite();
+    let db = sqlite.url.clone();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -311,8 +246,8 @@ fn bad_configuration_is_one_line_and_non_zero() {
 
 #[test]
 fn user_token_migrate_and_role_guard() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}", dir.path().join("w.db").display());
+    let sqlite = TestDb::sqlite();
+    let db = sqlite.url.clone();
     let (ok, out, err) = run(
         &["migrate", "--role", "warehouse", "--database-url", &db],
         None,

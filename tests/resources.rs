@@ -4,28 +4,22 @@
 //! burst of idle connections once they are gone. Linux only (/proc).
 #![cfg(target_os = "linux")]
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::db::sqlite_url;
+use common::net::{free_port, http_get as get};
+use common::process::{Cmd, Proc};
 
 /// A `fulfillment serve` child (a store on a fresh SQLite file, its peer
 /// absent), killed on drop.
 struct Served {
-    child: Child,
+    child: Proc,
     port: u16,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -40,13 +34,9 @@ impl Served {
     fn start(limit: Option<FdLimit>) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let log = dir.path().join("serve.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Cmd::bin();
         cmd.args(["serve", "--role", "store", "--database-url"])
-            .arg(format!(
-                "sqlite://{}",
-                dir.path().join("store.db").display()
-            ))
+            .arg(sqlite_url(dir.path(), "store.db"))
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
@@ -55,18 +45,13 @@ impl Served {
             ])
             .env("FULFILLMENT_SYNC_SECRET", "resources-test-secret")
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .env_remove("MALLOC_ARENA_MAX")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        // SAFETY: only async-signal-safe calls (prctl, getrlimit, setrlimit)
-        // run between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The child dies with the test, even if it is killed.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(FdLimit { soft, hard }) = limit {
+            .log_to(&dir.path().join("serve.log"));
+        if let Some(FdLimit { soft, hard }) = limit {
+            // SAFETY: only async-signal-safe calls (getrlimit, setrlimit)
+            // run between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
                     let mut lim = libc::rlimit {
                         rlim_cur: 0,
                         rlim_max: 0,
@@ -81,38 +66,25 @@ impl Served {
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                }
-                Ok(())
-            });
+                    Ok(())
+                });
+            }
         }
-        let child = cmd.spawn().expect("spawn `fulfillment serve`");
-        let mut served = Served {
+        let mut child = cmd.spawn();
+        child.wait_ready(port, Duration::from_secs(60));
+        Served {
             child,
             port,
-            log,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while get(port, "/readyz").map(|(s, _)| s) != Some(200) {
-            if let Ok(Some(status)) = served.child.try_wait() {
-                panic!("serve exited with {status}: {}", served.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve not ready after 60 s: {}",
-                served.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        served
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.child.log_text()
     }
 
     fn proc_file(&self, name: &str) -> String {
@@ -134,37 +106,10 @@ impl Served {
     }
 
     fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Some(status) = self.child.exited() {
             panic!("serve exited with {status}: {}", self.log_text());
         }
     }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.1 GET: the status and body, or `None` when there is no
-/// answer within 5 s.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Some((status, body))
 }
 
 /// (soft, hard) of "Max open files" in a /proc/PID/limits text.
@@ -226,7 +171,7 @@ fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn log_path(s: &Served) -> &Path {
-    &s.log
+    s.child.log().expect("serve logs to a file")
 }
 
 #[test]

@@ -108,8 +108,8 @@ async fn rejected_snapshot_goes_dead_and_replays(b: Backend) {
             "UPDATE orders SET number = 'SO-FIXED' WHERE id = '{poison}'"
         ))
         .await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args([
+    let (ok, stdout, _) = crate::common::process::run(
+        &[
             "outbox",
             "replay",
             "--role",
@@ -118,12 +118,11 @@ async fn rejected_snapshot_goes_dead_and_replays(b: Backend) {
             &pair.store.db.url,
             "--id",
             &poison,
-        ])
-        .output()
-        .expect("replay runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        ],
+        None,
+    );
     assert!(
-        out.status.success() && stdout.contains("1 dead letter(s) replayed"),
+        ok && stdout.contains("1 dead letter(s) replayed"),
         "{stdout}"
     );
     // (Numbers are immutable: the warehouse keeps the one it first got.)

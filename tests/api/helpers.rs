@@ -2,9 +2,12 @@
 //! loopback ports, each with a fresh database on SQLite or PostgreSQL) and
 //! talks HTTP to them like any client.
 //!
-//! PostgreSQL comes from `FULFILLMENT_TEST_PG_URL` (an admin URL; each pair
-//! gets new databases on that server), which `scripts/with-postgres` sets.
-//! Without it, PostgreSQL tests skip locally but FAIL under `CI=true`.
+//! The databases come from the test kit (`tests/common`, which the crate
+//! including this file declares as `common`): PostgreSQL ones on the server
+//! in `FULFILLMENT_TEST_PG_URL` (an admin URL; each pair gets new databases
+//! on that server, dropped when the test is done), which
+//! `scripts/with-postgres` sets. Without it, PostgreSQL tests skip locally
+//! but FAIL under `CI=true`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,14 +18,10 @@ use fulfillment::engine::credentials;
 use fulfillment::service::{Service, ServiceConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{AnyConnection, Connection, Executor};
+use sqlx::{AnyConnection, Connection};
 use tokio::net::TcpListener;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::common::db::{Backend, TestDb};
 
 /// Runs an async test body once per backend. Each expands to two tests:
 /// `name::sqlite` and `name::postgres`.
@@ -43,61 +42,6 @@ macro_rules! both_backends {
 }
 
 pub const SECRET: &str = "test-sync-secret";
-
-/// A fresh, empty database URL for one service, and what keeps it alive.
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-#[path = "../common/pg.rs"]
-mod pg;
-
-fn pg_admin_url() -> Option<String> {
-    pg::admin_url("the PostgreSQL tests")
-}
-
-impl TestDb {
-    /// `None` only when PostgreSQL is unavailable outside CI.
-    pub async fn new(backend: Backend) -> Option<TestDb> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Some(TestDb {
-                    url,
-                    _dir: Some(dir),
-                })
-            }
-            Backend::Postgres => {
-                let admin = pg_admin_url()?;
-                sqlx::any::install_default_drivers();
-                let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-                let mut c = AnyConnection::connect(&admin)
-                    .await
-                    .expect("connect to the test PostgreSQL server");
-                // A language collation, whatever the server's default: most
-                // real clusters have one, and text ranges that assume byte
-                // order go wrong only there.
-                c.execute(
-                    format!(
-                        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
-                         LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
-                    )
-                    .as_str(),
-                )
-                .await
-                .expect("create test database");
-                c.close().await.ok();
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                Some(TestDb {
-                    url: format!("{base}/{name}"),
-                    _dir: None,
-                })
-            }
-        }
-    }
-}
 
 /// One running service, with what it takes to restart it on the same port.
 pub struct Side {

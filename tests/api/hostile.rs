@@ -1262,31 +1262,32 @@ async fn size_limits_answer_4xx(b: Backend) {
 /// `FULFILLMENT_REQUEST_TIMEOUT=2s`, so it takes seconds, not 30.
 #[test]
 fn slow_body_is_cut_off_with_408() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}", dir.path().join("store.db").display());
-    let bin = env!("CARGO_BIN_EXE_fulfillment");
-    let out = std::process::Command::new(bin)
-        .args(["token", "create", "--role", "store", "--database-url", &db])
-        .args(["--name", "slow"])
-        .output()
-        .expect("token create runs");
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let sqlite = crate::common::db::TestDb::sqlite();
+    let db = sqlite.url.clone();
+    let (ok, token, err) = crate::common::process::run(
+        &[
+            "token",
+            "create",
+            "--role",
+            "store",
+            "--database-url",
+            &db,
+            "--name",
+            "slow",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
     let token = token.trim();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut child = std::process::Command::new(bin)
+    let port = crate::common::net::free_port();
+    let mut child = crate::common::process::Cmd::bin()
         .args(["serve", "--role", "store", "--database-url", &db])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--peer-url", "http://127.0.0.1:9"])
         .env("FULFILLMENT_SYNC_SECRET", SECRET)
         .env("FULFILLMENT_REQUEST_TIMEOUT", "2s")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve starts");
+        .spawn();
+    child.wait_ready(port, Duration::from_secs(30));
     let result = std::panic::catch_unwind(|| {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut conn = loop {
@@ -1357,8 +1358,7 @@ fn slow_body_is_cut_off_with_408() {
             "cut off after {elapsed:?}, expected about 2 s"
         );
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

@@ -2,6 +2,8 @@
 //! HTTP, on SQLite and on PostgreSQL (every test runs once per backend).
 //! One binary with one module per feature keeps linking fast.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod admin_sign_in;
@@ -15,6 +17,7 @@ mod dead_letters;
 mod fencing;
 mod hostile;
 mod idempotency;
+mod kit;
 mod log_flood;
 mod no_money;
 mod order_flow;

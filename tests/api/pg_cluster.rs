@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::common::net::free_port;
+
 pub struct PgCluster {
     bindir: PathBuf,
     /// Runs the tools as this user (when we are root).
@@ -37,13 +39,6 @@ fn bindir() -> Option<PathBuf> {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl PgCluster {

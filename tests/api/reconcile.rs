@@ -135,8 +135,8 @@ async fn reconcile_repairs_rows_deleted_or_rolled_back_by_hand(b: Backend) {
     })
     .await;
     assert_eq!(again["peer_orders"], 12);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args([
+    let (ok, stdout, stderr) = crate::common::process::run(
+        &[
             "reconcile",
             "--role",
             "store",
@@ -146,15 +146,10 @@ async fn reconcile_repairs_rows_deleted_or_rolled_back_by_hand(b: Backend) {
             &wh.url,
             "--sync-secret",
             SECRET,
-        ])
-        .output()
-        .expect("reconcile runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        None,
     );
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("compared 12 local and 12 peer orders")
             && stdout.contains("found 0 difference(s)"),
@@ -275,8 +270,8 @@ async fn the_warehouse_answers_reconciliation_but_never_runs_it(b: Backend) {
     );
     let (s, _) = pair.warehouse.get("/api/v1/sync/reconcile").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "it never ran one");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args([
+    let (ok, _, stderr) = crate::common::process::run(
+        &[
             "reconcile",
             "--role",
             "warehouse",
@@ -286,13 +281,9 @@ async fn the_warehouse_answers_reconciliation_but_never_runs_it(b: Backend) {
             &pair.store.url,
             "--sync-secret",
             SECRET,
-        ])
-        .output()
-        .expect("reconcile runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("runs from the store"),
-        "{stderr}"
+        ],
+        None,
     );
+    assert!(!ok && stderr.contains("runs from the store"), "{stderr}");
     pair.stop().await;
 }

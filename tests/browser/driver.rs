@@ -7,13 +7,15 @@
 //! (scripts/test installs `chromium` and `chromium-driver` there).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
+
+use crate::common::net::free_port;
+use crate::common::process::{Cmd, Proc};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -22,16 +24,11 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WIDTH: u32 = 1280;
 
 pub struct Browser {
+    /// chromedriver, in a process group of its own with every Chromium
+    /// process it started: killed as a whole on drop (first).
+    _driver: Proc,
     pub client: Client,
-    driver: Child,
     _profile: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// `true` when Chromium can be used; `false` means skip (never under CI).
@@ -58,20 +55,12 @@ impl Browser {
         // chromedriver's port is picked before it binds it; retry on a clash.
         for _ in 0..3 {
             let port = free_port();
-            let mut cmd = Command::new(CHROMEDRIVER);
-            cmd.arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            #[cfg(unix)]
-            {
-                // Its own process group, so that Drop can end chromedriver
-                // and every Chromium process under it, and nothing else.
-                use std::os::unix::process::CommandExt;
-                cmd.process_group(0);
-            }
-            let driver = cmd.spawn().expect("start chromedriver");
-            let mut b = DriverGuard(Some(driver));
+            // Its own process group, so that dropping it ends chromedriver
+            // and every Chromium process under it, and nothing else.
+            let driver = Cmd::program(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .own_process_group()
+                .spawn();
             let url = format!("http://127.0.0.1:{port}");
             if !wait_ready(&url).await {
                 last_err = format!("chromedriver on port {port} did not become ready");
@@ -103,7 +92,7 @@ impl Browser {
                 Ok(client) => {
                     return Browser {
                         client,
-                        driver: b.0.take().expect("driver"),
+                        _driver: driver,
                         _profile: profile,
                     };
                 }
@@ -329,36 +318,4 @@ async fn wait_ready(url: &str) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
-}
-
-/// Kills a process group: chromedriver and the browsers it started.
-fn kill_group(child: &mut Child) {
-    #[cfg(unix)]
-    {
-        let pgid = child.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Kills chromedriver if starting a session fails half-way.
-struct DriverGuard(Option<Child>);
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            kill_group(c);
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        kill_group(&mut self.driver);
-    }
 }

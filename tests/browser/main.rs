@@ -6,6 +6,8 @@
 //! `FULFILLMENT_SCREENSHOTS=1` saves screenshots of the main pages to
 //! docs/screenshots/ (from the SQLite run).
 
+#[path = "../common/mod.rs"]
+mod common;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

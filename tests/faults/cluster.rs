@@ -10,126 +10,40 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyConnection, Connection, Executor};
-
-use crate::api::{Api, http_client};
+use crate::api::Api;
+use crate::common::db::sqlite_url;
+use crate::common::pg::{self, PgDb};
+use crate::common::process::{self, Cmd, Proc, Readiness, run};
 use crate::lock;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_fulfillment");
+pub use crate::common::db::Backend;
+pub use crate::common::net::free_port;
+
 pub const SECRET: &str = "fault-test-sync-secret";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        })
-    }
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-#[path = "../common/pg.rs"]
-mod pg;
-
-/// The PostgreSQL admin URL, or `None` (skip) outside CI when it is unset.
-fn pg_admin_url() -> Option<String> {
-    pg::admin_url("the PostgreSQL fault tests")
-}
-
-/// Creates a fresh database on the PostgreSQL server and returns its URL.
-async fn create_pg_database(admin: &str, name: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let mut c = AnyConnection::connect(admin)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    c.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    c.close().await.ok();
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    format!("{base}/{name}")
-}
 
 /// `fulfillment token create`: prints only the token.
 fn create_token(role: &str, database_url: &str) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["token", "create", "--role", role, "--database-url"])
-        .arg(database_url)
-        .args(["--name", "fault-test"]);
-    scrub_env(&mut cmd);
-    let out = cmd.output().expect("run `fulfillment token create`");
-    assert!(
-        out.status.success(),
-        "token create for {role} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, token, err) = run(
+        &[
+            "token",
+            "create",
+            "--role",
+            role,
+            "--database-url",
+            database_url,
+            "--name",
+            "fault-test",
+        ],
+        None,
     );
-    let token = String::from_utf8(out.stdout).expect("token is UTF-8");
+    assert!(ok, "token create for {role} failed: {err}");
     let token = token.trim().to_owned();
     assert!(!token.is_empty() && !token.contains(char::is_whitespace));
     token
 }
-
-/// Children get only what the command line says: no configuration, log
-/// level or HTTP proxy inherited from whoever runs the tests (a proxy
-/// variable would send the relay's loopback traffic elsewhere).
-fn scrub_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        let Some(k) = key.to_str() else { continue };
-        let upper = k.to_ascii_uppercase();
-        if upper.starts_with("FULFILLMENT_")
-            || upper == "DATABASE_URL"
-            || upper == "RUST_LOG"
-            || upper.ends_with("_PROXY")
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_LOG", "warn");
-    // Plain text: the logs go to files, and are printed when a test fails.
-    cmd.env("NO_COLOR", "1");
-}
-
-/// Asks the kernel to SIGKILL the child when the thread that spawned it
-/// dies. Spawns happen on the test's main thread or a runtime worker, both
-/// of which live as long as the test.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    use std::ffi::{c_int, c_ulong};
-    use std::os::unix::process::CommandExt;
-    unsafe extern "C" {
-        fn prctl(option: c_int, ...) -> c_int;
-    }
-    const PR_SET_PDEATHSIG: c_int = 1;
-    const SIGKILL: c_ulong = 9;
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours, so
-    // it may run between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
 
 /// One service: how to run it, and the running child if any.
 pub struct Node {
@@ -141,7 +55,7 @@ pub struct Node {
     /// the scrubbed environment every child gets.
     pub env: Vec<(String, String)>,
     log: PathBuf,
-    child: Option<Child>,
+    child: Option<Proc>,
     pub starts: u32,
     pub kills: u32,
 }
@@ -157,31 +71,26 @@ impl Node {
         }
     }
 
+    /// Starts the child (from the test's thread or a runtime worker: see
+    /// `Cmd::spawn`), its stderr appended to the log of all its runs.
     fn spawn(&mut self) {
         self.starts += 1;
         self.note(&format!("start #{}", self.starts));
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open child log");
-        let mut cmd = Command::new(BIN);
-        cmd.args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        scrub_env(&mut cmd);
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        die_with_parent(&mut cmd);
-        self.child = Some(cmd.spawn().expect("spawn `fulfillment serve`"));
+        self.child = Some(
+            Cmd::bin()
+                .args(&self.args)
+                .env("RUST_LOG", "warn")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .log_to(&self.log)
+                .spawn(),
+        );
     }
 
     /// SIGKILL: no graceful shutdown, nothing flushed; only what was
     /// committed survives.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            c.kill();
             self.kills += 1;
             self.note(&format!("SIGKILL #{}", self.kills));
         }
@@ -189,22 +98,22 @@ impl Node {
 
     /// Whether the child is alive (`false` if it exited or never started).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(Ok(Some(status))) => {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.exited() {
+            None => true,
+            Some(status) => {
                 self.note(&format!("exited by itself: {status}"));
                 self.child = None;
                 false
             }
-            _ => false,
         }
     }
 
     /// The last `n` lines of the child's stderr (all its runs).
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        process::tail(&self.log, n)
     }
 }
 
@@ -229,55 +138,34 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Starts `node` (again) and waits until it answers `/readyz`. A child that
 /// exits at once (its port still held a moment by the killed one, say) is
 /// started again.
 pub async fn start(node: &Mutex<Node>) {
-    let http = http_client(Duration::from_secs(2));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let url = {
+        let port = {
             let mut n = lock(node);
             if n.is_running() {
                 n.kill();
             }
             n.spawn();
-            format!("{}/readyz", n.url())
+            n.port
         };
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return;
+        match process::wait_ready(port, deadline, || lock(node).is_running()).await {
+            Readiness::Ready => return,
+            Readiness::Exited => {}
+            Readiness::TimedOut => {
+                let n = lock(node);
+                panic!(
+                    "{} did not become ready in 60 s; log tail:\n{}",
+                    n.role,
+                    n.log_tail(40)
+                );
             }
-            if !still_starting(node, deadline) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// `false` when the child exited (start it again); panics past `deadline`.
-fn still_starting(node: &Mutex<Node>, deadline: Instant) -> bool {
-    let mut n = lock(node);
-    assert!(
-        Instant::now() < deadline,
-        "{} did not become ready in 60 s; log tail:\n{}",
-        n.role,
-        n.log_tail(40)
-    );
-    n.is_running()
 }
 
 /// SIGKILLs `node`, leaves it down for `down`, and starts it again.
@@ -324,7 +212,9 @@ pub struct Cluster {
     pub store: Arc<Mutex<Node>>,
     pub warehouse: Arc<Mutex<Node>>,
     dir: Option<tempfile::TempDir>,
-    pg: Option<(String, Vec<String>)>,
+    /// Dropped after the children are killed (the fields after `Drop`),
+    /// kept when the test panics.
+    pg: Vec<PgDb>,
 }
 
 impl Cluster {
@@ -336,17 +226,21 @@ impl Cluster {
             .tempdir()
             .expect("temp dir");
         let (store_db, wh_db, pg) = match backend {
-            Backend::Sqlite => {
-                let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-                (url("store.db"), url("warehouse.db"), None)
-            }
+            Backend::Sqlite => (
+                sqlite_url(dir.path(), "store.db"),
+                sqlite_url(dir.path(), "warehouse.db"),
+                Vec::new(),
+            ),
             Backend::Postgres => {
-                let admin = pg_admin_url()?;
+                let admin = pg::admin_url("the PostgreSQL fault tests")?;
                 let id = uuid::Uuid::now_v7().simple().to_string();
-                let names = vec![format!("faults_s_{id}"), format!("faults_w_{id}")];
-                let s = create_pg_database(&admin, &names[0]).await;
-                let w = create_pg_database(&admin, &names[1]).await;
-                (s, w, Some((admin, names)))
+                let s = PgDb::create_named(&admin, &format!("faults_s_{id}"))
+                    .await
+                    .keep_on_panic();
+                let w = PgDb::create_named(&admin, &format!("faults_w_{id}"))
+                    .await
+                    .keep_on_panic();
+                (s.url.clone(), w.url.clone(), vec![s, w])
             }
         };
         let node = |role: &'static str, db: String, port: u16, peer: u16| Node {
@@ -389,7 +283,8 @@ impl Cluster {
     }
 
     /// After a successful test: stops the children and drops the PostgreSQL
-    /// databases. (After a failure they are kept for a post-mortem.)
+    /// databases. (After a failure, a panic, they are kept for a
+    /// post-mortem; the kit's `PgDb` sees to that.)
     /// With `FAULT_KEEP=1` everything is kept, also after success.
     pub async fn finish(mut self) {
         lock(&self.store).kill();
@@ -401,21 +296,14 @@ impl Cluster {
                     dir.keep().display()
                 );
             }
-            if let Some((_, names)) = self.pg.take() {
+            if !self.pg.is_empty() {
+                let names: Vec<String> = self.pg.drain(..).map(PgDb::keep).collect();
                 eprintln!("FAULT_KEEP: kept the PostgreSQL databases {names:?}");
             }
             return;
         }
-        if let Some((admin, names)) = self.pg.take()
-            && let Ok(mut c) = AnyConnection::connect(&admin).await
-        {
-            for n in names {
-                let _ = c
-                    .execute(format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)").as_str())
-                    .await;
-            }
-            c.close().await.ok();
-        }
+        // Dropped now (WITH (FORCE)), before the test ends.
+        self.pg.clear();
     }
 }
 
@@ -460,9 +348,8 @@ impl Drop for Cluster {
             if let Some(dir) = self.dir.take() {
                 eprintln!("kept the databases and logs in {}", dir.keep().display());
             }
-            if let Some((_, names)) = &self.pg {
-                eprintln!("kept the PostgreSQL databases {names:?}");
-            }
+            // The PostgreSQL databases (`pg`) say themselves that they are
+            // kept.
         }
     }
 }

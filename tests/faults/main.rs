@@ -30,6 +30,8 @@
 mod api;
 mod clock;
 mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
 mod convergence;
 mod crash_safety;
 mod ledger;
