@@ -280,18 +280,28 @@ async fn a_poison_order_is_isolated_by_splitting_the_batch(b: Backend) {
             .is_some_and(|e| e.contains("422")),
         "{o}"
     );
-    let (_, timeline) = pair
-        .store
-        .get(&format!("/api/v1/orders/{poison}/sync"))
-        .await;
-    let refused = timeline["attempts"].as_array().map_or(0, |a| {
-        a.iter()
-            .filter(|t| {
-                t["outcome"] == "error" && t["detail"].as_str().is_some_and(|d| d.contains("422"))
-            })
-            .count()
-    });
-    assert!(refused >= 2, "{timeline}");
+    // (The proxy sees a request before the store has settled its answer:
+    // wait for the second refusal to be written down.)
+    eventually(
+        10,
+        "two refusals in the poison order's timeline",
+        || async {
+            let (_, timeline) = pair
+                .store
+                .get(&format!("/api/v1/orders/{poison}/sync"))
+                .await;
+            let refused = timeline["attempts"].as_array().map_or(0, |a| {
+                a.iter()
+                    .filter(|t| {
+                        t["outcome"] == "error"
+                            && t["detail"].as_str().is_some_and(|d| d.contains("422"))
+                    })
+                    .count()
+            });
+            (refused >= 2).then_some(())
+        },
+    )
+    .await;
     let (_, st) = pair.store.get("/api/v1/sync/status").await;
     assert_eq!(
         (st["pending"].as_i64(), st["dead"].as_i64()),
