@@ -44,14 +44,13 @@ fn is_root() -> bool {
 impl PgCluster {
     /// `None` (skip) only outside CI when PostgreSQL is not installed.
     pub fn start() -> Option<PgCluster> {
-        let Some(bindir) = bindir() else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: this test needs its own cluster (scripts/with-postgres installs the server)"
-            );
-            eprintln!("skipping: no PostgreSQL server binaries (install postgresql)");
+        let bindir = bindir();
+        if !crate::common::have(bindir.is_some(), || {
+            "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: this test needs its own cluster (apt-get install postgresql; scripts/with-postgres does)".into()
+        }) {
             return None;
-        };
+        }
+        let bindir = bindir?;
         let user = is_root().then(|| {
             let exists = |u: &str| {
                 Command::new("id")

@@ -33,18 +33,14 @@ pub struct Browser {
 
 /// `true` when Chromium can be used; `false` means skip (never under CI).
 pub fn available() -> bool {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: browser tests must run in CI \
-         (scripts/test installs them with apt-get install chromium chromium-driver)"
-    );
-    eprintln!(
-        "skipping: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
-    );
-    false
+    crate::common::have(
+        Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+        || {
+            format!(
+                "{CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver; scripts/test does)"
+            )
+        },
+    )
 }
 
 impl Browser {

@@ -21,6 +21,23 @@
 // Each crate uses a part of the kit.
 #![allow(dead_code)]
 
+/// The one rule for a test whose dependency (PostgreSQL, Chromium,
+/// libfaketime, a mountable tmpfs, ...) is missing: `true` means go on;
+/// otherwise the test skips locally, saying `why` and how to get it, and
+/// FAILS under `CI=true`, so CI never passes without running it.
+pub fn have(present: bool, why_not: impl FnOnce() -> String) -> bool {
+    if present {
+        return true;
+    }
+    let why = why_not();
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but this test cannot run: {why}"
+    );
+    eprintln!("skipping: {why}");
+    false
+}
+
 pub mod db;
 pub mod net;
 pub mod pg;
