@@ -27,7 +27,9 @@ pub const MAX_VERSION: i64 = 1_000_000_000;
 /// (The schema's description is its own: the warehouse's document names no
 /// money.)
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(description = "Store to warehouse: the content of one order, stamped with the store's version.")]
+#[schema(
+    description = "Store to warehouse: the content of one order, stamped with the store's version."
+)]
 #[serde(deny_unknown_fields)]
 pub struct ContentSnapshot {
     pub id: OrderId,
@@ -264,8 +266,10 @@ impl ItemOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ItemResult {
     /// The order id, when the item had a readable one.
+    #[schema(required = true)]
     pub id: Option<OrderId>,
     pub outcome: ItemOutcome,
+    #[schema(required = true)]
     #[serde(default)]
     pub reason: Option<String>,
     /// In the warehouse's answer to a content item: its fulfillment of the

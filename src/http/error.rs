@@ -60,7 +60,10 @@ pub const STORAGE_FULL: &str = "the database's disk is full; nothing was written
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem<'a> {
     #[serde(rename = "type")]
-    #[schema(format = "uri", example = "https://fulfillment.invalid/problems/validation")]
+    #[schema(
+        format = "uri",
+        example = "https://fulfillment.invalid/problems/validation"
+    )]
     pub kind: &'a str,
     #[schema(example = "Invalid request")]
     pub title: &'a str,

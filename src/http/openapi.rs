@@ -133,9 +133,7 @@ pub fn base(role: Role) -> OpenApi {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An API token made with `fulfillment token create`.",
-                    ))
+                    .description(Some("An API token made with `fulfillment token create`."))
                     .build(),
             ),
         )
@@ -155,10 +153,7 @@ pub fn base(role: Role) -> OpenApi {
         .tags(Some([
             tag("orders", "Orders as this side shows them."),
             tag("sync", "Delivery to and from the other service."),
-            tag(
-                "ops",
-                "Liveness, readiness, metrics and this document.",
-            ),
+            tag("ops", "Liveness, readiness, metrics and this document."),
         ]))
         .components(Some(components))
         .build()
@@ -239,7 +234,10 @@ pub struct Signed;
 impl IntoResponses for Signed {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[
-            (400, problem("The body cannot be read, or is not valid JSON.")),
+            (
+                400,
+                problem("The body cannot be read, or is not valid JSON."),
+            ),
             (
                 401,
                 problem("Missing or invalid signature, or a timestamp more than 300 s off."),
@@ -280,7 +278,9 @@ impl IntoResponses for Writes {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[(
             507,
-            problem("The database's disk is full; nothing was written. Retry once space was freed."),
+            problem(
+                "The database's disk is full; nothing was written. Retry once space was freed.",
+            ),
         )])
     }
 }
@@ -422,11 +422,7 @@ fn list_params(role: Role) -> Vec<Parameter> {
                 .maximum(Some(super::orders::MAX_LIMIT))
                 .default(Some(super::orders::DEFAULT_LIMIT.into())),
         ),
-        query(
-            "cursor",
-            "`next_cursor` of the previous page.",
-            string(),
-        ),
+        query("cursor", "`next_cursor` of the previous page.", string()),
         query("status", status_doc, string().enum_values(Some(statuses))),
         query(
             "updated_since",
@@ -518,7 +514,9 @@ impl IntoParams for WebhookHeaders {
                     "Unique per request (1 to {MAX_WEBHOOK_ID} characters); a request whose id \
                      was already seen is refused with 409 (replay protection)."
                 ),
-                string().min_length(Some(1)).max_length(Some(MAX_WEBHOOK_ID)),
+                string()
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_WEBHOOK_ID)),
             ),
             header(
                 HEADER_TIMESTAMP,
@@ -548,13 +546,12 @@ pub fn any_object() -> ObjectBuilder {
 
 impl utoipa::PartialSchema for crate::storage::digests::RangeDigest {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        let int = || {
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(SchemaFormat::KnownFormat(
-                    utoipa::openapi::schema::KnownFormat::Int64,
-                )))
-        };
+        let int =
+            || {
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Int64),
+                ))
+            };
         ObjectBuilder::new()
             .description(Some(
                 "The orders of one range: how many, and a checksum of each side's versions.",
@@ -573,13 +570,12 @@ impl ToSchema for crate::storage::digests::RangeDigest {}
 
 impl utoipa::PartialSchema for crate::storage::digests::Versions {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        let int = || {
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(SchemaFormat::KnownFormat(
-                    utoipa::openapi::schema::KnownFormat::Int64,
-                )))
-        };
+        let int =
+            || {
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Int64),
+                ))
+            };
         ObjectBuilder::new()
             .description(Some("Both version counters of one order."))
             .property(
@@ -600,5 +596,226 @@ impl utoipa::PartialSchema for crate::storage::digests::Versions {
 impl ToSchema for crate::storage::digests::Versions {
     fn name() -> std::borrow::Cow<'static, str> {
         "OrderVersions".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn both() -> [(Role, Value); 2] {
+        Role::ALL.map(|r| (r, document(r)))
+    }
+
+    /// Every `$ref` string anywhere in `v`.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    match (k.as_str(), child) {
+                        ("$ref", Value::String(s)) => out.push(s),
+                        _ => refs(child, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn is_openapi_3_1_json() {
+        for (role, doc) in both() {
+            assert_eq!(doc["openapi"], "3.1.0", "{role}");
+            assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+            assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
+            let served: Value =
+                serde_json::from_str(document_text(role)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(served, doc, "{role}: the served text is the document");
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        for (role, doc) in both() {
+            let schemas = doc["components"]["schemas"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{role}: no schemas"));
+            let mut all = Vec::new();
+            refs(&doc, &mut all);
+            assert!(!all.is_empty());
+            for r in all {
+                let name = r
+                    .strip_prefix("#/components/schemas/")
+                    .unwrap_or_else(|| panic!("{role}: {r} is not a schema ref"));
+                assert!(schemas.contains_key(name), "{role}: {r} does not resolve");
+            }
+        }
+    }
+
+    /// The words of money (docs/DESIGN.md §5.2); none may appear anywhere
+    /// in the warehouse's document, not even in a description.
+    const MONEY: [&str; 9] = [
+        "price",
+        "total",
+        "subtotal",
+        "currency",
+        "shipping_cost",
+        "line_total",
+        "unit_price",
+        "amount",
+        "money",
+    ];
+
+    #[test]
+    fn warehouse_document_has_no_money() {
+        let text = document(Role::Warehouse).to_string().to_lowercase();
+        for word in MONEY {
+            assert!(
+                !text.contains(word),
+                "the warehouse document mentions {word}"
+            );
+        }
+        // The check can see money: the store's document has it.
+        let store = document(Role::Store).to_string().to_lowercase();
+        assert!(MONEY.iter().any(|w| store.contains(w)));
+    }
+
+    /// Which side documents which operation follows the role rules: an
+    /// operation that runs a command is only in the document of the side
+    /// that runs it.
+    #[test]
+    fn each_side_documents_only_its_own_commands() {
+        let has = |role: Role, method: &str, path: &str| {
+            document(role)["paths"][path][method].is_object()
+        };
+        for role in Role::ALL {
+            let runs = |c| role.may(c);
+            use crate::domain::role::Command::*;
+            assert_eq!(
+                has(role, "post", "/api/v1/orders"),
+                runs(CreateOrder),
+                "{role}"
+            );
+            assert_eq!(has(role, "patch", "/api/v1/orders/{id}"), runs(EditOrder));
+            assert_eq!(
+                has(role, "post", "/api/v1/orders/{id}/cancel"),
+                runs(RequestCancel)
+            );
+            assert_eq!(
+                has(role, "post", "/api/v1/orders/{id}/fulfillment"),
+                runs(ChangeFulfillment)
+            );
+            assert_eq!(has(role, "post", "/api/v1/sync/reconcile"), runs(Reconcile));
+            for (method, path) in [
+                ("get", "/api/v1/orders"),
+                ("get", "/api/v1/orders/{id}"),
+                ("delete", "/api/v1/orders/{id}"),
+                ("get", "/api/v1/sync/reconcile"),
+                ("post", "/api/v1/sync/changes"),
+            ] {
+                assert!(has(role, method, path), "{role} {method} {path}");
+            }
+            // What is refused here is exactly what the other side documents
+            // and this one does not.
+            let api = super::super::api(role);
+            for (method, path) in api.refused() {
+                assert!(
+                    !has(role, &method.to_lowercase(), path),
+                    "{role} {method} {path}"
+                );
+                assert!(
+                    has(role.peer(), &method.to_lowercase(), path),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn store_creates_orders_with_201() {
+        let doc = document(Role::Store);
+        let post = &doc["paths"]["/api/v1/orders"]["post"];
+        assert!(post["responses"]["201"].is_object());
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/CreateOrder"
+        );
+        let lines = &doc["components"]["schemas"]["CreateOrder"]["properties"]["lines"];
+        assert_eq!(lines["maxItems"], crate::domain::values::MAX_LINES);
+        let limit = doc["paths"]["/api/v1/orders"]["get"]["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "limit"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(limit["schema"]["maximum"], super::super::orders::MAX_LIMIT);
+    }
+
+    #[test]
+    fn bearer_routes_answer_401_and_unsigned_routes_opt_out() {
+        for (role, doc) in both() {
+            assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
+            for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+                for (method, op) in item.as_object().into_iter().flatten() {
+                    let open = op.get("security") == Some(&json!([]));
+                    let signed = [
+                        "/api/v1/sync/changes",
+                        "/api/v1/sync/digests",
+                        "/api/v1/sync/versions",
+                        "/api/v1/sync/resend",
+                    ];
+                    let should_be_open =
+                        !path.starts_with("/api/v1/") || signed.contains(&path.as_str());
+                    assert_eq!(open, should_be_open, "{role} {method} {path}");
+                    if path.starts_with("/api/v1/") {
+                        for status in ["401", "408", "500", "503"] {
+                            assert!(
+                                op["responses"][status].is_object(),
+                                "{role} {method} {path}: no {status}"
+                            );
+                        }
+                        assert!(
+                            op["responses"]["503"]["headers"]["Retry-After"].is_object(),
+                            "{role} {method} {path}: 503 without Retry-After"
+                        );
+                    }
+                    if signed.contains(&path.as_str()) {
+                        let names: Vec<&Value> = op["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|p| &p["name"])
+                            .collect();
+                        assert_eq!(
+                            names,
+                            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                        );
+                    }
+                    if op.get("requestBody").is_some() && path.starts_with("/api/v1/") {
+                        assert!(op["responses"]["413"].is_object(), "{method} {path}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The documented fulfillment actions are the ones the handler takes.
+    #[test]
+    fn fulfillment_request_variants_parse() {
+        let doc = document(Role::Warehouse);
+        let variants = doc["components"]["schemas"]["FulfillmentRequest"]["oneOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(variants.len(), 5);
+        for v in variants {
+            let status = v["properties"]["status"]["enum"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"));
+            let parsed = crate::domain::Action::parse(status, Some("UPS"), Some("1Z"), Some("r"));
+            assert!(parsed.is_ok(), "{status}");
+        }
     }
 }

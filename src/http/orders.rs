@@ -20,8 +20,8 @@ use super::openapi::{
 };
 use super::routes::{self as route, Api};
 use super::views::{
-    ActorJson, Attempt, AuditEntry, AuditList, OrderPage, StoreOrder, SyncTimeline,
-    WarehouseOrder, order_json,
+    ActorJson, Attempt, AuditEntry, AuditList, OrderPage, StoreOrder, SyncTimeline, WarehouseOrder,
+    order_json,
 };
 use crate::domain::delivery::SyncState;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
@@ -172,7 +172,11 @@ type ListQuery = Result<Query<ListParams>, axum::extract::rejection::QueryReject
         Bearer,
     )
 )]
-async fn list_at_store(state: State<AppState>, caller: Caller, q: ListQuery) -> ApiResult<Response> {
+async fn list_at_store(
+    state: State<AppState>,
+    caller: Caller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     list(state, caller, q).await
 }
 
@@ -240,7 +244,11 @@ async fn list(
         Bearer,
     )
 )]
-async fn get_at_store(state: State<AppState>, caller: Caller, id: OrderPath) -> ApiResult<Response> {
+async fn get_at_store(
+    state: State<AppState>,
+    caller: Caller,
+    id: OrderPath,
+) -> ApiResult<Response> {
     get_one(state, caller, id).await
 }
 

@@ -120,6 +120,7 @@ fn fulfillment_batch() -> Array {
 /// rejected on its own).
 #[derive(ToSchema)]
 #[schema(as = ContentBatch)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ContentBatch {
     /// Content snapshots from the store.
@@ -130,6 +131,7 @@ pub struct ContentBatch {
 /// The body of `POST /api/v1/sync/changes` at the store, as documented.
 #[derive(ToSchema)]
 #[schema(as = FulfillmentBatch)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct FulfillmentBatch {
     /// Fulfillment snapshots from the warehouse.
@@ -152,7 +154,7 @@ pub struct FulfillmentBatch {
     responses(
         (status = 200, description = "One result per item, in request order.",
          body = SyncBatchResult),
-        (status = 422, description = "The body is not a batch, or has too many items.",
+        (status = 422, description = format!("The body is not a batch, or has more than {MAX_BATCH} items."),
          body = Problem, content_type = PROBLEM),
         Writes,
         Signed,
@@ -177,7 +179,7 @@ async fn changes_at_store(state: State<AppState>, req: Request) -> ApiResult<Res
     responses(
         (status = 200, description = "One result per item, in request order.",
          body = SyncBatchResult),
-        (status = 422, description = "The body is not a batch, or has too many items.",
+        (status = 422, description = format!("The body is not a batch, or has more than {MAX_BATCH} items."),
          body = Problem, content_type = PROBLEM),
         Writes,
         Signed,
@@ -228,9 +230,7 @@ async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Res
         }),
         pending: s.pending,
         dead: s.dead,
-        oldest_pending_seconds: s
-            .oldest_pending_at
-            .map(|t| ((now - t).max(0) as f64) / 1e6),
+        oldest_pending_seconds: s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
         breaker: state.breaker.state(),
         last_delivered_at: s.last_delivered_at.map(from_micros),
         // Why deliveries fail, while something still waits to go.
@@ -262,6 +262,7 @@ struct ReplayBody {
     #[serde(default)]
     since: Option<chrono::DateTime<chrono::Utc>>,
     /// Only count what would be replayed.
+    #[schema(default = false)]
     #[serde(default)]
     dry_run: bool,
 }
@@ -324,8 +325,9 @@ async fn replay(
     request_body = DigestsRequest,
     responses(
         (status = 200, description = "One digest per range.", body = DigestsAnswer),
-        (status = 422, description = "The body is not a digests request, or has too many \
-                                      ranges.", body = Problem, content_type = PROBLEM),
+        (status = 422, description = format!("The body is not a digests request, or has more \
+                                              than {MAX_RANGES} ranges."),
+         body = Problem, content_type = PROBLEM),
         Signed,
     )
 )]
@@ -354,8 +356,9 @@ async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<
     request_body = VersionsRequest,
     responses(
         (status = 200, description = "The orders' versions.", body = VersionsAnswer),
-        (status = 422, description = "The body is not a versions request, or `limit` is out \
-                                      of range.", body = Problem, content_type = PROBLEM),
+        (status = 422, description = format!("The body is not a versions request, or `limit` \
+                                              is not between 1 and {MAX_ROWS}."),
+         body = Problem, content_type = PROBLEM),
         Signed,
     )
 )]
@@ -386,8 +389,9 @@ async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult
     responses(
         (status = 200, description = "How many were enqueued and how many are unknown here.",
          body = ResendAnswer),
-        (status = 422, description = "The body is not a resend request, has too many items, \
-                                      or an `above` out of range.",
+        (status = 422, description = format!("The body is not a resend request, has more than \
+                                              {MAX_RESEND} items, or an `above` outside 0 to {}.",
+                                             MAX_VERSION - 1),
          body = Problem, content_type = PROBLEM),
         Writes,
         Signed,

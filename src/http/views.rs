@@ -24,6 +24,7 @@ pub struct CustomerJson<'a> {
     pub name: &'a str,
     #[schema(format = Email)]
     pub email: &'a str,
+    #[schema(required = true)]
     pub company: Option<&'a str>,
 }
 
@@ -42,8 +43,10 @@ impl<'a> From<&'a Customer> for CustomerJson<'a> {
 pub struct AddressJson<'a> {
     pub name: &'a str,
     pub line1: &'a str,
+    #[schema(required = true)]
     pub line2: Option<&'a str>,
     pub city: &'a str,
+    #[schema(required = true)]
     pub region: Option<&'a str>,
     pub postal_code: &'a str,
     /// ISO 3166-1 alpha-2, upper case.
@@ -72,6 +75,7 @@ pub struct SyncJson<'a> {
     pub state: SyncState,
     pub store_version: i64,
     pub warehouse_version: i64,
+    #[schema(required = true)]
     pub last_error: Option<&'a str>,
 }
 
@@ -91,11 +95,17 @@ impl<'a> From<&'a OrderView> for SyncJson<'a> {
 #[schema(as = Fulfillment)]
 pub struct FulfillmentJson<'a> {
     /// Null until the warehouse has reported the order.
+    #[schema(required = true)]
     pub status: Option<FulfillmentStatus>,
+    #[schema(required = true)]
     pub hold_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub carrier: Option<&'a str>,
+    #[schema(required = true)]
     pub tracking_number: Option<&'a str>,
+    #[schema(required = true)]
     pub shipped_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
     pub content_changed_after_pick: bool,
 }
@@ -158,8 +168,11 @@ pub struct StoreOrder<'a> {
     pub subtotal: i64,
     /// subtotal + shipping_cost, minor units.
     pub total: i64,
+    #[schema(required = true)]
     pub notes: Option<&'a str>,
+    #[schema(required = true)]
     pub deliver_by: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub cancel_reason: Option<&'a str>,
     pub fulfillment: FulfillmentJson<'a>,
     pub sync: SyncJson<'a>,
@@ -219,24 +232,34 @@ pub struct WarehouseLineJson<'a> {
     pub quantity: u32,
 }
 
-/// The warehouse's order: no money field exists in this type.
+/// The warehouse's order: no money field exists in this type. (Its schema
+/// says it in other words: the warehouse's document names no money.)
 #[derive(Serialize, ToSchema)]
+#[schema(description = "The warehouse's order: its content and its fulfillment.")]
 pub struct WarehouseOrder<'a> {
     pub id: OrderId,
     #[schema(example = "SO-000001")]
     pub number: &'a str,
     pub customer: CustomerJson<'a>,
     pub shipping_address: AddressJson<'a>,
+    #[schema(required = true)]
     pub notes: Option<&'a str>,
+    #[schema(required = true)]
     pub deliver_by: Option<DateTime<Utc>>,
     pub lines: Vec<WarehouseLineJson<'a>>,
     pub status: FulfillmentStatus,
+    #[schema(required = true)]
     pub hold_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub carrier: Option<&'a str>,
+    #[schema(required = true)]
     pub tracking_number: Option<&'a str>,
+    #[schema(required = true)]
     pub shipped_at: Option<DateTime<Utc>>,
     pub cancel_requested: bool,
+    #[schema(required = true)]
     pub cancel_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
     /// The store changed the content after work had started.
     pub content_changed_after_pick: bool,
@@ -308,6 +331,7 @@ pub fn order_json(role: Role, v: &OrderView) -> OrderJson<'_> {
 pub struct OrderPage<O> {
     pub items: Vec<O>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -369,7 +393,9 @@ pub struct Attempt<'a> {
     pub at: DateTime<Utc>,
     #[schema(value_type = AttemptOutcome)]
     pub outcome: &'a str,
+    #[schema(required = true)]
     pub detail: Option<&'a str>,
+    #[schema(required = true)]
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
@@ -379,6 +405,7 @@ pub struct SyncTimeline<'a> {
     pub state: SyncState,
     pub store_version: i64,
     pub warehouse_version: i64,
+    #[schema(required = true)]
     pub last_error: Option<&'a str>,
     /// Newest first, at most 100.
     pub attempts: Vec<Attempt<'a>>,
@@ -400,6 +427,7 @@ pub struct LastReconciliation {
     pub differences: i64,
     pub repaired: i64,
     /// Why the pass failed; null when it finished.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
@@ -408,16 +436,20 @@ pub struct LastReconciliation {
 #[derive(Serialize, ToSchema)]
 pub struct SyncStatus {
     /// The last reconciliation pass; null before the first.
+    #[schema(required = true)]
     pub last_reconciliation: Option<LastReconciliation>,
     /// Changes waiting to be delivered.
     pub pending: i64,
     /// Dead letters: changes given up on until replayed.
     pub dead: i64,
     /// Age of the oldest pending change.
+    #[schema(required = true)]
     pub oldest_pending_seconds: Option<f64>,
     pub breaker: crate::sync::breaker::BreakerState,
+    #[schema(required = true)]
     pub last_delivered_at: Option<DateTime<Utc>>,
     /// Why deliveries fail, while anything waits to be sent.
+    #[schema(required = true)]
     pub last_error: Option<DeliveryError>,
 }
 

@@ -373,13 +373,17 @@ pub enum JobState {
 pub struct Job {
     pub state: JobState,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    #[schema(required = true)]
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Orders under the ranges settled so far, and how many there are on
     /// the larger side (while running).
+    #[schema(required = true)]
     pub progress: Option<JobProgress>,
     /// What the pass found and did (once finished).
+    #[schema(required = true)]
     pub report: Option<Report>,
     /// Why the pass failed.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
