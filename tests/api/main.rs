@@ -17,6 +17,7 @@ mod hostile;
 mod idempotency;
 mod log_flood;
 mod no_money;
+mod openapi;
 mod order_flow;
 mod outage;
 mod pagination;
