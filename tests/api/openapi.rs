@@ -147,8 +147,14 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     // documents.
     let routed = |i: usize| -> BTreeSet<Op> { sides[i].2.union(&sides[i].3).cloned().collect() };
     assert_eq!(routed(0), routed(1), "both sides route the same operations");
-    assert_eq!(sides[0].3, sides[1].2.difference(&sides[0].2).cloned().collect());
-    assert_eq!(sides[1].3, sides[0].2.difference(&sides[1].2).cloned().collect());
+    assert_eq!(
+        sides[0].3,
+        sides[1].2.difference(&sides[0].2).cloned().collect()
+    );
+    assert_eq!(
+        sides[1].3,
+        sides[0].2.difference(&sides[1].2).cloned().collect()
+    );
     assert_eq!(
         routed(0),
         reference,
