@@ -18,10 +18,10 @@ use crate::sync::signature::SignatureError;
 
 /// The operational routes, and this side's OpenAPI document.
 pub fn routes(api: Api) -> Api {
-    api.both(routes!(healthz))
-        .both(routes!(readyz))
-        .both(routes!(metrics))
-        .both(routes!(openapi_json))
+    api.serve(routes!(healthz))
+        .serve(routes!(readyz))
+        .serve(routes!(metrics))
+        .serve(routes!(openapi_json))
 }
 
 #[utoipa::path(

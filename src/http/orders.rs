@@ -39,22 +39,22 @@ pub fn routes(api: Api) -> Api {
         Role::Store => (routes!(list_at_store), routes!(get_at_store)),
         Role::Warehouse => (routes!(list_at_warehouse), routes!(get_at_warehouse)),
     };
-    api.both(list)
+    api.serve(list)
         .runs(&route::ORDERS, Command::CreateOrder, routes!(create))
-        .both(one)
+        .serve(one)
         .runs(&route::ORDER, Command::EditOrder, routes!(patch))
-        .both(routes!(delete))
+        .serve(routes!(delete))
         .runs(&route::CANCEL, Command::RequestCancel, routes!(cancel))
         .runs(
             &route::FULFILLMENT,
             Command::ChangeFulfillment,
             routes!(fulfillment),
         )
-        .both(routes!(audit))
-        .both(routes!(sync_timeline))
+        .serve(routes!(audit))
+        .serve(routes!(sync_timeline))
 }
 
-/// The order as this side shows it, with `status`.
+/// The order as this side shows it, answered with `status`.
 fn respond(state: &AppState, status: StatusCode, v: &OrderView) -> Response {
     (status, Json(order_json(state.engine.role(), v))).into_response()
 }

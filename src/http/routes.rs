@@ -6,9 +6,10 @@
 //!
 //! [`Api`] is the only way a route gets into a side's API router: each
 //! handler is registered together with its documentation
-//! (`utoipa_axum::routes!`), either for both sides ([`Api::both`]) or for
-//! the side that runs its command ([`Api::runs`]), where the other side
-//! routes the same handler, which answers 405, and does not document it.
+//! (`utoipa_axum::routes!`), either as served by this side ([`Api::serve`])
+//! or as running a command ([`Api::runs`]): served by the side that runs
+//! it, while the other side routes the same handler, which answers 405, and
+//! does not document it.
 
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -95,8 +96,8 @@ impl Api {
         self.role
     }
 
-    /// Operations both sides serve: routed and documented.
-    pub fn both(mut self, operations: UtoipaMethodRouter<AppState>) -> Self {
+    /// Operations this side serves: routed and documented.
+    pub fn serve(mut self, operations: UtoipaMethodRouter<AppState>) -> Self {
         self.router = self.router.routes(operations);
         self
     }
@@ -128,7 +129,7 @@ impl Api {
             }
         }
         if self.role.may(command) {
-            return self.both(operations);
+            return self.serve(operations);
         }
         for path in paths.paths.keys() {
             self.router = self.router.route(path, method_router.clone());

@@ -40,18 +40,18 @@ pub fn routes(api: Api) -> Api {
         Role::Store => routes!(changes_at_store),
         Role::Warehouse => routes!(changes_at_warehouse),
     };
-    api.both(changes)
-        .both(routes!(status))
-        .both(routes!(replay))
+    api.serve(changes)
+        .serve(routes!(status))
+        .serve(routes!(replay))
         .runs(
             &route::RECONCILE,
             Command::Reconcile,
             routes!(reconcile_start),
         )
-        .both(routes!(reconcile_job))
-        .both(routes!(peer_digests))
-        .both(routes!(peer_versions))
-        .both(routes!(peer_resend))
+        .serve(routes!(reconcile_job))
+        .serve(routes!(peer_digests))
+        .serve(routes!(peer_versions))
+        .serve(routes!(peer_resend))
 }
 
 /// Most items the receiver takes in one batch.
