@@ -37,6 +37,7 @@ use super::error::{Problem, RETRY_AFTER_SECS};
 use crate::domain::Role;
 use crate::domain::delivery::SyncState;
 use crate::domain::fulfillment::FulfillmentStatus;
+use crate::domain::role::Command;
 use crate::domain::values::MAX_TEXT;
 
 /// The media type of every error answer.
@@ -119,11 +120,18 @@ pub fn base(role: Role) -> OpenApi {
             <crate::domain::snapshot::ContentSnapshot as ToSchema>::schemas(&mut schemas);
         }
     }
-    if role.holds_money() {
+    if role.may(Command::CreateOrder) || role.may(Command::EditOrder) {
         // Referred to by name from `domain::schema::priced_lines`.
         schemas.push((
             crate::domain::input::PricedLineInput::name().into_owned(),
             <crate::domain::input::PricedLineInput as utoipa::PartialSchema>::schema(),
+        ));
+    }
+    if role.may(Command::RequestCancel) {
+        // Referred to by name from `orders::cancel`'s optional body.
+        schemas.push((
+            super::orders::CancelBody::name().into_owned(),
+            <super::orders::CancelBody as utoipa::PartialSchema>::schema(),
         ));
     }
     let components = utoipa::openapi::ComponentsBuilder::new()

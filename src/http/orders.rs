@@ -454,7 +454,7 @@ async fn delete(
 #[derive(Deserialize, Default, ToSchema)]
 #[schema(as = CancelRequest)]
 #[serde(deny_unknown_fields)]
-struct CancelBody {
+pub(super) struct CancelBody {
     #[schema(schema_with = crate::domain::schema::optional_text)]
     #[serde(default)]
     reason: Option<String>,
@@ -471,7 +471,13 @@ struct CancelBody {
                    is optional: an empty request (no Content-Type, or Content-Length 0) is a \
                    cancel without a reason.",
     params(OrderIdParam),
-    request_body(content = Option<CancelBody>, content_type = "application/json"),
+    // By reference, so that the body is optional without being nullable
+    // (`openapi::base` adds the schema where this operation is served).
+    request_body(
+        content = ref("#/components/schemas/CancelRequest"),
+        content_type = "application/json",
+        description = "Optional: the reason of the cancellation."
+    ),
     responses(
         (status = 200, description = "The order, with `status: cancel_requested`.",
          body = StoreOrder),
