@@ -222,11 +222,21 @@ pub struct Bearer;
 
 impl IntoResponses for Bearer {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut unauthorized = problem("Missing, malformed, unknown or revoked bearer token.");
+        unauthorized.headers.insert(
+            "WWW-Authenticate".into(),
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["Bearer"])),
+                ))
+                .description(Some("Always `Bearer`."))
+                .build()
+                .into(),
+        );
         responses(&[
-            (
-                401,
-                problem("Missing, malformed, unknown or revoked bearer token."),
-            ),
+            (401, unauthorized),
             (408, problem(TIMEOUT)),
             (500, problem(INTERNAL)),
             (503, unavailable(DATABASE_DOWN)),
