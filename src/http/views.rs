@@ -459,3 +459,45 @@ pub struct ReplayResult {
     pub replayed: u64,
     pub dry_run: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Actor;
+    use crate::domain::snapshot::ItemOutcome;
+
+    fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+        values
+            .iter()
+            .filter_map(|v| serde_json::to_value(v).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The audit and timeline answers pass stored strings through; the
+    /// enums that document them name every string that can be stored.
+    #[test]
+    fn documented_kinds_and_outcomes_name_every_stored_string() {
+        use ActorKind as K;
+        let kinds = names(&[K::Admin, K::Token, K::Sync, K::System]);
+        for a in [
+            Actor::Admin("a".into()),
+            Actor::Token("t".into()),
+            Actor::Sync("s".into()),
+            Actor::System("y".into()),
+        ] {
+            assert!(kinds.iter().any(|k| k == a.kind()), "{}", a.kind());
+        }
+        use AttemptOutcome as O;
+        let outcomes = names(&[O::Applied, O::Stale, O::Rejected, O::Error]);
+        // What the relay records: the peer's verdict, or "error".
+        for o in [
+            ItemOutcome::Applied,
+            ItemOutcome::Stale,
+            ItemOutcome::Rejected,
+        ] {
+            assert!(outcomes.iter().any(|s| s == o.as_str()), "{}", o.as_str());
+        }
+        assert!(outcomes.iter().any(|s| s == "error"));
+    }
+}

@@ -96,8 +96,10 @@ impl Range {
 #[schema(as = ReconcileReport)]
 pub struct Report {
     /// Orders in this database.
+    #[schema(minimum = 0)]
     pub local_orders: i64,
     /// Orders in the peer's database.
+    #[schema(minimum = 0)]
     pub peer_orders: i64,
     /// Id ranges whose digests were compared.
     pub ranges_compared: u64,
