@@ -1,7 +1,7 @@
 //! An order's delivery state towards the peer: what the API, the admin
 //! pages and the order lists call `pending`, `synced`, `failing` and `dead`.
 /// An order's delivery state towards the peer, as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
     /// Waiting for its first delivery attempt.

@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use super::values::{FieldError, MAX_SHORT_TEXT, MAX_TEXT, required_text};
 
 /// Where an order is in the warehouse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FulfillmentStatus {
     Pending,

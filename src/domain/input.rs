@@ -7,6 +7,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use super::schema;
 
 use super::order::{Address, Customer, Line, OrderContent, Pricing};
 use super::values::{
@@ -14,96 +17,146 @@ use super::values::{
     Quantity, Sku, Text, optional_text,
 };
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerInput {
+    #[schema(required = true, schema_with = schema::text)]
     #[serde(default)]
     pub name: Option<String>,
+    #[schema(required = true, schema_with = schema::email)]
     #[serde(default)]
     pub email: Option<String>,
+    #[schema(schema_with = schema::optional_text)]
     #[serde(default)]
     pub company: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
+    #[schema(required = true, schema_with = schema::text)]
     #[serde(default)]
     pub name: Option<String>,
+    #[schema(required = true, schema_with = schema::text)]
     #[serde(default)]
     pub line1: Option<String>,
+    #[schema(schema_with = schema::optional_text)]
     #[serde(default)]
     pub line2: Option<String>,
+    #[schema(required = true, schema_with = schema::text)]
     #[serde(default)]
     pub city: Option<String>,
+    #[schema(schema_with = schema::optional_text)]
     #[serde(default)]
     pub region: Option<String>,
+    #[schema(required = true, schema_with = schema::text)]
     #[serde(default)]
     pub postal_code: Option<String>,
+    #[schema(required = true, schema_with = schema::country)]
     #[serde(default)]
     pub country: Option<String>,
 }
 
 /// An order line as the store's API takes it: with its unit price.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PricedLineInput {
+    #[schema(required = true, schema_with = schema::short_text)]
     #[serde(default)]
     pub sku: Option<String>,
+    #[schema(required = true, schema_with = schema::short_text)]
     #[serde(default)]
     pub name: Option<String>,
+    #[schema(required = true, schema_with = schema::quantity)]
     #[serde(default)]
     pub quantity: Option<i64>,
+    #[schema(required = true, schema_with = schema::minor_units)]
     #[serde(default)]
     pub unit_price: Option<i64>,
 }
 
 /// An order line as it travels to the warehouse: no price field exists, and
-/// one sent anyway is an unknown field, so the item is rejected.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// one sent anyway is an unknown field, so the item is rejected. (The
+/// schema's description is its own: the warehouse's document names no money.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(description = "An order line: SKU, name and quantity.")]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
+    #[schema(required = true, schema_with = schema::short_text)]
     #[serde(default)]
     pub sku: Option<String>,
+    #[schema(required = true, schema_with = schema::short_text)]
     #[serde(default)]
     pub name: Option<String>,
+    #[schema(required = true, schema_with = schema::quantity)]
     #[serde(default)]
     pub quantity: Option<i64>,
 }
 
 /// `POST /api/v1/orders` at the store.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(
+    as = CreateOrder,
+    example = json!({
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "company": null},
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Sq",
+                             "line2": null, "city": "London", "region": null,
+                             "postal_code": "SW1Y 4JH", "country": "GB"},
+        "lines": [{"sku": "WID-1", "name": "Widget", "quantity": 2, "unit_price": 1999}],
+        "currency": "GBP",
+        "shipping_cost": 500,
+        "notes": "leave at the door",
+        "deliver_by": "2026-12-01T17:00:00Z"
+    })
+)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderInput {
+    #[schema(required = true, nullable = false)]
     #[serde(default)]
     pub customer: Option<CustomerInput>,
+    #[schema(required = true, nullable = false)]
     #[serde(default)]
     pub shipping_address: Option<AddressInput>,
+    #[schema(required = true, schema_with = schema::priced_lines)]
     #[serde(default)]
     pub lines: Option<Vec<PricedLineInput>>,
+    #[schema(required = true, schema_with = schema::currency)]
     #[serde(default)]
     pub currency: Option<String>,
+    #[schema(schema_with = schema::shipping_cost)]
     #[serde(default)]
     pub shipping_cost: Option<i64>,
+    #[schema(schema_with = schema::optional_text)]
     #[serde(default)]
     pub notes: Option<String>,
+    #[schema(schema_with = schema::optional_time)]
     #[serde(default)]
     pub deliver_by: Option<String>,
 }
 
 /// `PATCH /api/v1/orders/{id}` at the store: each present field replaces the
 /// whole field; `"notes": null` clears the notes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(
+    as = PatchOrder,
+    min_properties = 1,
+    description = "At least one field; each replaces the whole field. `notes: null` clears the notes."
+)]
 #[serde(deny_unknown_fields)]
 pub struct PatchOrderInput {
+    #[schema(nullable = false)]
     #[serde(default)]
     pub customer: Option<CustomerInput>,
+    #[schema(nullable = false)]
     #[serde(default)]
     pub shipping_address: Option<AddressInput>,
+    #[schema(schema_with = schema::priced_lines)]
     #[serde(default)]
     pub lines: Option<Vec<PricedLineInput>>,
+    #[schema(schema_with = schema::optional_text)]
     #[serde(default, deserialize_with = "present")]
     pub notes: Option<Option<String>>,
+    #[schema(schema_with = schema::minor_units)]
     #[serde(default)]
     pub shipping_cost: Option<i64>,
 }

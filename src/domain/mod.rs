@@ -8,6 +8,7 @@ pub mod fulfillment;
 pub mod input;
 pub mod order;
 pub mod role;
+pub mod schema;
 pub mod snapshot;
 pub mod values;
 

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use super::order::{
@@ -23,7 +24,12 @@ use super::values::{Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, optional_text,
 pub const MAX_VERSION: i64 = 1_000_000_000;
 
 /// Store → warehouse: the store-owned content of one order, no money.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// (The schema's description is its own: the warehouse's document names no
+/// money.)
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(
+    description = "Store to warehouse: the content of one order, stamped with the store's version."
+)]
 #[serde(deny_unknown_fields)]
 pub struct ContentSnapshot {
     pub id: OrderId,
@@ -111,7 +117,7 @@ impl ContentSnapshot {
 }
 
 /// Warehouse → store: the warehouse-owned fulfillment of one order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FulfillmentSnapshot {
     pub id: OrderId,
@@ -235,7 +241,7 @@ pub struct SyncBatch<C = Vec<Box<serde_json::value::RawValue>>> {
     pub changes: C,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemOutcome {
     /// The snapshot was newer and is now held by the receiver.
@@ -257,11 +263,13 @@ impl ItemOutcome {
 }
 
 /// The receiver's answer for one item of a batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ItemResult {
     /// The order id, when the item had a readable one.
+    #[schema(required = true)]
     pub id: Option<OrderId>,
     pub outcome: ItemOutcome,
+    #[schema(required = true)]
     #[serde(default)]
     pub reason: Option<String>,
     /// In the warehouse's answer to a content item: its fulfillment of the
@@ -274,7 +282,7 @@ pub struct ItemResult {
 
 /// The body answered by `POST /api/v1/sync/changes`: one result per item,
 /// in the order of the request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SyncBatchResult {
     pub results: Vec<ItemResult>,
 }

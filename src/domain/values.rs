@@ -7,9 +7,12 @@
 use std::fmt;
 
 /// One invalid field of an input, as shown in a problem+json `errors` list.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field, as a path into the request (`lines[0].quantity`).
+    #[schema(example = "lines[0].quantity")]
     pub field: String,
+    #[schema(example = "must be between 1 and 10000")]
     pub message: String,
 }
 

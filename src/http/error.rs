@@ -56,14 +56,23 @@ pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached or does n
 /// The detail of every answer for a write that found the disk full.
 pub const STORAGE_FULL: &str = "the database's disk is full; nothing was written. Free space on the database volume, then retry";
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details: the body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    errors: &'a [FieldError],
+    #[schema(
+        format = "uri",
+        example = "https://fulfillment.invalid/problems/validation"
+    )]
+    pub kind: &'a str,
+    #[schema(example = "Invalid request")]
+    pub title: &'a str,
+    #[schema(example = 422)]
+    pub status: u16,
+    pub detail: &'a str,
+    /// Every invalid field of a 422 (the unreadable part of some 400s);
+    /// empty otherwise.
+    pub errors: &'a [FieldError],
 }
 
 impl ApiError {

@@ -63,15 +63,21 @@ pub struct AppState {
     pub reconciler: Arc<Reconciler>,
 }
 
+/// One side's API routes (`/api/v1/**`, `/healthz`, `/readyz`,
+/// `/metrics`), each with its OpenAPI documentation: the router serves
+/// them and [`openapi::document`] is made from them.
+pub fn api(role: crate::domain::Role) -> routes::Api {
+    let api = routes::Api::new(role);
+    let api = orders::routes(api);
+    let api = sync::routes(api);
+    ops::routes(api)
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(orders::router())
-        .merge(sync::router())
-        .route("/openapi.json", axum::routing::get(openapi_json));
+    let (api, _) = api(state.engine.role()).split();
     Router::new()
-        .nest("/api/v1", api)
+        .merge(api)
         .merge(admin::router(state.clone()))
-        .merge(ops::router())
         .fallback(|| async {
             ApiError::NotFound("no such route; see /api/v1/openapi.json or docs/API.md in the fulfillment repository".into())
         })
@@ -99,15 +105,6 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
-}
-
-/// `GET /api/v1/openapi.json`: the OpenAPI document of this side's API.
-/// Behind a token like every other `/api/v1` route (docs/API.md §1.1).
-async fn openapi_json(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    _caller: extract::Caller,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(openapi::document(state.engine.role()))
 }
 
 /// Answers 408 (problem+json) when a request runs past the request timeout

@@ -1,390 +1,427 @@
-//! The OpenAPI 3.0.3 document of each role's HTTP API, served at
-//! `GET /api/v1/openapi.json`.
+//! The OpenAPI 3.1 document of each role's HTTP API, served at
+//! `GET /api/v1/openapi.json`, generated with utoipa.
 //!
-//! It is written by hand with `serde_json::json!`, from the handlers
-//! (`orders.rs`, `sync.rs`, `ops.rs`), the response shapes (`views.rs`), the
-//! error body (`error.rs`) and the input shapes (`domain::order`). Keep it in
-//! step with them: a route, parameter, field or status code added or changed
-//! there must be changed here too. The tests below check that the document
-//! hangs together (every `$ref` resolves) and that the warehouse's document
-//! names no money field; `scripts/schemathesis` (run by `scripts/test`)
-//! checks that it matches the handlers: every answer's status, content type
-//! and body must be the documented ones.
+//! Nothing here lists routes or answer fields. Each handler carries its
+//! documentation (`#[utoipa::path]`: method, path, parameters, body, every
+//! status it can answer) and is registered together with it
+//! (`utoipa_axum::routes!`, through [`super::routes::Api`]); the schemas are
+//! derived from the types the handlers deserialise and serialise
+//! ([`super::views`], [`super::error::Problem`], `domain::input`,
+//! `domain::snapshot`, `sync::reconcile`), with limits from the constants
+//! the parsers check (`domain::schema`). What is written here: the
+//! document's title, tags and security scheme, and the error answers shared
+//! by many routes ([`Bearer`], [`Signed`], ...), from the constants of the
+//! code that answers them.
 //!
-//! The warehouse document is built without the store-only schemas at all,
-//! so it cannot mention money even in a description.
+//! Which operations a side's document lists follows the role rules: an
+//! operation that runs a [`crate::domain::role::Command`] is in the
+//! document of the side that runs it only. The other side still routes it
+//! (it answers 405 with `Allow`, see [`super::routes`]) but does not
+//! document it, so the warehouse's document has no store operation and,
+//! its order schemas having no money field, names no money at all.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
+
+use super::error::{Problem, RETRY_AFTER_SECS};
 use crate::domain::Role;
+use crate::domain::delivery::SyncState;
+use crate::domain::fulfillment::FulfillmentStatus;
 use crate::domain::role::Command;
-use crate::domain::values::{COUNTRIES, CURRENCIES};
+use crate::domain::values::MAX_TEXT;
 
-/// Largest free-text field (`domain::values::MAX_TEXT`).
-const MAX_TEXT: u64 = 500;
-/// Largest SKU, line name, carrier and tracking number (`MAX_SHORT_TEXT`).
-const MAX_SHORT_TEXT: u64 = 100;
-/// Most lines per order (`MAX_LINES`).
-const MAX_LINES: u64 = 200;
-/// Most items per sync batch (`sync::MAX_BATCH`).
-const MAX_BATCH: u64 = 1000;
-/// Largest amount of minor units (`MinorUnits::MAX`).
-const MAX_MINOR_UNITS: i64 = 1_000_000_000_000;
+/// The media type of every error answer.
+pub const PROBLEM: &str = "application/problem+json";
+
+/// The OpenAPI document of the API `role` serves, as JSON.
+pub fn document(role: Role) -> serde_json::Value {
+    serde_json::to_value(openapi(role)).unwrap_or_default()
+}
 
 /// The OpenAPI document of the API `role` serves.
-pub fn document(role: Role) -> Value {
-    let title = match role {
-        Role::Store => "fulfillment store API",
-        Role::Warehouse => "fulfillment warehouse API",
-    };
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": title,
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": description(role),
-        },
-        "security": [{"bearerAuth": []}],
-        "tags": [
-            {"name": "orders", "description": "Orders as this side shows them."},
-            {"name": "sync", "description": "Delivery to and from the other service."},
-            {"name": "ops", "description": "Liveness, readiness, metrics and this document."},
-        ],
-        "paths": paths(role),
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API token made with `fulfillment token create`.",
-                },
-            },
-            "schemas": schemas(role),
-        },
-    })
+pub fn openapi(role: Role) -> OpenApi {
+    super::api(role).openapi()
 }
 
-fn description(role: Role) -> &'static str {
-    match role {
-        Role::Store => {
+/// The document's text, made once per role: what
+/// `GET /api/v1/openapi.json` answers.
+pub fn document_text(role: Role) -> &'static str {
+    static TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+    TEXT[i].get_or_init(|| serde_json::to_string(&openapi(role)).unwrap_or_default())
+}
+
+/// What a side's document holds before its routes are registered: title,
+/// description, tags, the bearer scheme (required by every operation that
+/// does not say otherwise), and the schemas that routes refer to by name
+/// only.
+pub fn base(role: Role) -> OpenApi {
+    let (title, description) = match role {
+        Role::Store => (
+            "fulfillment store API",
             "The store takes orders (with prices), edits them until the warehouse starts \
              on them, and requests cancellation. Money is integer minor units. Errors are \
-             application/problem+json; `errors` lists every invalid field of a 422."
-        }
-        Role::Warehouse => {
+             application/problem+json; `errors` lists every invalid field of a 422. \
+             Operations that only the warehouse runs are not listed here: the store \
+             answers them 405, with the methods it does serve in `Allow`.",
+        ),
+        Role::Warehouse => (
+            "fulfillment warehouse API",
             "The warehouse picks, packs and ships the orders the store sends it. Orders are \
              never created or edited here. Errors are application/problem+json; `errors` \
-             lists every invalid field of a 422."
+             lists every invalid field of a 422. Operations that only the store runs are \
+             not listed here: the warehouse answers them 405, with the methods it does \
+             serve in `Allow`.",
+        ),
+    };
+    let tag = |name: &str, description: &str| {
+        TagBuilder::new()
+            .name(name)
+            .description(Some(description))
+            .build()
+    };
+    let mut schemas: Vec<(String, RefOr<utoipa::openapi::schema::Schema>)> = Vec::new();
+    <Problem as ToSchema>::schemas(&mut schemas);
+    schemas.push((
+        Problem::name().into_owned(),
+        <Problem as utoipa::PartialSchema>::schema(),
+    ));
+    schemas.push((
+        crate::sync::reconcile::ResendItem::name().into_owned(),
+        <crate::sync::reconcile::ResendItem as utoipa::PartialSchema>::schema(),
+    ));
+    <crate::sync::reconcile::ResendItem as ToSchema>::schemas(&mut schemas);
+    schemas.push((
+        crate::sync::reconcile::Range::name().into_owned(),
+        <crate::sync::reconcile::Range as utoipa::PartialSchema>::schema(),
+    ));
+    // The batch items each side receives (`sync::ContentBatch`,
+    // `sync::FulfillmentBatch` refer to them by name).
+    match role {
+        Role::Store => schemas.push((
+            crate::domain::snapshot::FulfillmentSnapshot::name().into_owned(),
+            <crate::domain::snapshot::FulfillmentSnapshot as utoipa::PartialSchema>::schema(),
+        )),
+        Role::Warehouse => {
+            schemas.push((
+                crate::domain::snapshot::ContentSnapshot::name().into_owned(),
+                <crate::domain::snapshot::ContentSnapshot as utoipa::PartialSchema>::schema(),
+            ));
+            <crate::domain::snapshot::ContentSnapshot as ToSchema>::schemas(&mut schemas);
         }
     }
+    if role.may(Command::CreateOrder) || role.may(Command::EditOrder) {
+        // Referred to by name from `domain::schema::priced_lines`.
+        schemas.push((
+            crate::domain::input::PricedLineInput::name().into_owned(),
+            <crate::domain::input::PricedLineInput as utoipa::PartialSchema>::schema(),
+        ));
+    }
+    if role.may(Command::RequestCancel) {
+        // Referred to by name from `orders::cancel`'s optional body.
+        schemas.push((
+            super::orders::CancelBody::name().into_owned(),
+            <super::orders::CancelBody as utoipa::PartialSchema>::schema(),
+        ));
+    }
+    let components = utoipa::openapi::ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token made with `fulfillment token create`."))
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title(title)
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(description))
+                .build(),
+        )
+        .security(Some([SecurityRequirement::new(
+            "bearerAuth",
+            Vec::<String>::new(),
+        )]))
+        .tags(Some([
+            tag("orders", "Orders as this side shows them."),
+            tag("sync", "Delivery to and from the other service."),
+            tag("ops", "Liveness, readiness, metrics and this document."),
+        ]))
+        .components(Some(components))
+        .build()
 }
 
 // ---------------------------------------------------------------------------
-// Small builders
+// Error answers shared by many routes
 // ---------------------------------------------------------------------------
 
-/// `{"$ref": "#/components/schemas/NAME"}`.
-fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
+/// A problem+json answer.
+pub fn problem(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
 }
 
-/// The order shape of `role`.
-fn order_ref(role: Role) -> Value {
-    match role {
-        Role::Store => schema_ref("StoreOrder"),
-        Role::Warehouse => schema_ref("WarehouseOrder"),
-    }
+/// 503 with `Retry-After` ([`RETRY_AFTER_SECS`]).
+fn unavailable(description: &str) -> Response {
+    let mut r = problem(description);
+    r.headers.insert(
+        "Retry-After".into(),
+        HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .examples([RETRY_AFTER_SECS]),
+            ))
+            .description(Some("Seconds to wait before retrying."))
+            .build()
+            .into(),
+    );
+    r
 }
 
-/// An error response: problem+json with the `Problem` schema.
-fn problem(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/problem+json": {"schema": schema_ref("Problem")}},
-    })
+fn responses(list: &[(u16, Response)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|(status, r)| (status.to_string(), RefOr::T(r.clone())))
+        .collect()
 }
 
-/// A JSON response with `schema`.
-fn json_response(description: &str, schema: Value) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    })
-}
+const TIMEOUT: &str =
+    "The request took longer than 30 s (reading a slow body included) and was abandoned.";
+const INTERNAL: &str = "Something went wrong on the service's side; nothing was applied.";
+const DATABASE_DOWN: &str = "The database cannot be reached or does not answer in time; nothing \
+                             was changed. Retry after the seconds in Retry-After.";
 
-/// A required JSON request body with `schema`.
-fn json_body(schema: Value) -> Value {
-    json!({
-        "required": true,
-        "content": {"application/json": {"schema": schema}},
-    })
-}
-
-/// A plain-text response.
-fn text_response(description: &str, media_type: &str, example: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {media_type: {"schema": {"type": "string"}, "example": example}},
-    })
-}
-
-/// The codes of a space-separated list, as a JSON array (for an `enum`).
-fn codes(list: &str) -> Value {
-    list.split(' ').map(|c| json!(c)).collect()
-}
-
-/// A nullable string with at most `max` characters.
-fn nullable_text(max: u64) -> Value {
-    json!({"type": "string", "nullable": true, "maxLength": max})
-}
-
-/// A nullable RFC 3339 time.
-fn nullable_time() -> Value {
-    json!({"type": "string", "format": "date-time", "nullable": true})
-}
-
-/// The `{id}` path parameter.
-fn id_param() -> Value {
-    json!({
-        "name": "id",
-        "in": "path",
-        "required": true,
-        "description": "The order id (a UUID). Anything else is answered 400.",
-        "schema": {"type": "string", "format": "uuid"},
-    })
-}
-
-// Error statuses every route of one kind can answer.
-const E401: (&str, &str) = (
-    "401",
-    "Missing, malformed, unknown or revoked bearer token.",
-);
-const E500: (&str, &str) = (
-    "500",
-    "Something went wrong on the service's side; nothing was applied.",
-);
-const E503: (&str, &str) = (
-    "503",
-    "The database cannot be reached or does not answer in time; nothing was changed. \
-     Retry after the seconds in Retry-After.",
-);
-/// For the routes that write.
-const E507: (&str, &str) = (
-    "507",
-    "The database's disk is full; nothing was written. Retry once space was freed.",
-);
-const E408: (&str, &str) = (
-    "408",
-    "The request took longer than 30 s (reading a slow body included) and was abandoned.",
-);
-const E400_ID: (&str, &str) = ("400", "The path id is not a UUID.");
-const E400_ID_BODY: (&str, &str) = (
-    "400",
-    "The path id is not a UUID, or the body is not valid JSON.",
-);
-const E400_BODY: (&str, &str) = ("400", "The body is not valid JSON.");
-const E404: (&str, &str) = ("404", "No order with this id.");
-const E413: (&str, &str) = ("413", "The body is larger than 1 MiB.");
-const E415: (&str, &str) = (
-    "415",
-    "The body is not sent as JSON (Content-Type: application/json).",
-);
-
-/// The responses of an operation: `ok` (status → response) plus one
-/// problem+json response per `(status, description)` of `errors`; the first
-/// description of a status wins.
-fn responses(ok: Value, errors: &[(&str, &str)]) -> Value {
-    let mut map = match ok {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    for (status, description) in errors {
-        map.entry(*status).or_insert_with(|| problem(description));
-    }
-    if let Some(Value::Object(unavailable)) = map.get_mut("503") {
-        unavailable.insert(
-            "headers".into(),
-            json!({"Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }}),
-        );
-    }
-    Value::Object(map)
-}
-
-/// Like [`responses`], for a bearer route: adds 401, 500 and 503 (the token
-/// is looked up in the database before anything else) and 408 (every
+/// The errors every bearer-token route can answer: 401, 408, 500 and 503
+/// (the token is looked up in the database before anything else, and every
 /// request runs under the request timeout).
-fn bearer_responses(ok: Value, errors: &[(&str, &str)]) -> Value {
-    let mut all = errors.to_vec();
-    all.extend([E401, E408, E500, E503]);
-    responses(ok, &all)
-}
+pub struct Bearer;
 
-/// The Standard Webhooks headers of a signed peer request.
-fn signed_headers() -> Value {
-    let header = |name: &str, description: &str, schema: Value| {
-        json!({
-            "name": name, "in": "header", "required": true,
-            "description": description, "schema": schema,
-        })
-    };
-    json!([
-        header(
-            "webhook-id",
-            "Unique per request (1 to 200 characters); a request whose id was \
-                              already seen is refused with 409 (replay protection).",
-            json!({"type": "string", "minLength": 1, "maxLength": 200})
-        ),
-        header(
-            "webhook-timestamp",
-            "Unix seconds when the request was signed.",
-            json!({"type": "string", "pattern": "^[0-9]+$"})
-        ),
-        header(
-            "webhook-signature",
-            "`v1,` + base64(HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")); \
-                several space-separated signatures are allowed during secret rotation.",
-            json!({"type": "string"})
-        ),
-    ])
-}
-
-/// A signed peer-to-peer operation (no bearer token): `ok` plus the errors
-/// every signed route can answer and `extra`.
-fn signed_operation(
-    operation_id: &str,
-    summary: &str,
-    description: &str,
-    request: Value,
-    ok: Value,
-    extra: &[(&str, &str)],
-) -> Value {
-    let mut errors = vec![
-        ("400", "The body cannot be read, or is not valid JSON."),
-        (
-            "401",
-            "Missing or invalid signature, or a timestamp more than 300 s off.",
-        ),
-        E408,
-        E413,
-        E500,
-        E503,
-    ];
-    errors.extend_from_slice(extra);
-    json!({
-        "tags": ["sync"],
-        "operationId": operation_id,
-        "summary": summary,
-        "description": description,
-        "security": [],
-        "parameters": signed_headers(),
-        "requestBody": json_body(request),
-        "responses": responses(ok, &errors),
-    })
-}
-
-/// An operation that this role refuses: 405 after authentication (and after
-/// the path id is checked when `with_id`).
-fn not_here(operation_id: &str, summary: &str, why: &str, with_id: bool) -> Value {
-    let mut errors = vec![("405", why)];
-    if with_id {
-        errors.push(E400_ID);
+impl IntoResponses for Bearer {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut unauthorized = problem("Missing, malformed, unknown or revoked bearer token.");
+        unauthorized.headers.insert(
+            "WWW-Authenticate".into(),
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["Bearer"])),
+                ))
+                .description(Some("Always `Bearer`."))
+                .build()
+                .into(),
+        );
+        responses(&[
+            (401, unauthorized),
+            (408, problem(TIMEOUT)),
+            (500, problem(INTERNAL)),
+            (503, unavailable(DATABASE_DOWN)),
+        ])
     }
-    json!({
-        "tags": ["orders"],
-        "operationId": operation_id,
-        "summary": summary,
-        "description": format!("Always 405 on this side: {why}"),
-        "responses": bearer_responses(json!({}), &errors),
-    })
+}
+
+/// The errors every signed peer route can answer: an unreadable body, a bad
+/// signature, a replayed `webhook-id`, the body limit, the timeout and the
+/// database's.
+pub struct Signed;
+
+impl IntoResponses for Signed {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[
+            (
+                400,
+                problem("The body cannot be read, or is not valid JSON."),
+            ),
+            (
+                401,
+                problem("Missing or invalid signature, or a timestamp more than 300 s off."),
+            ),
+            (
+                409,
+                problem("This webhook-id was already processed (a replayed request)."),
+            ),
+            (408, problem(TIMEOUT)),
+            (413, problem(BODY_TOO_LARGE)),
+            (500, problem(INTERNAL)),
+            (503, unavailable(DATABASE_DOWN)),
+        ])
+    }
+}
+
+const BODY_TOO_LARGE: &str = "The body is larger than 1 MiB.";
+
+/// The errors of a route that reads a JSON body: 413 and 415.
+pub struct JsonBody;
+
+impl IntoResponses for JsonBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[
+            (413, problem(BODY_TOO_LARGE)),
+            (
+                415,
+                problem("The body is not sent as JSON (Content-Type: application/json)."),
+            ),
+        ])
+    }
+}
+
+/// 507, for the routes that write.
+pub struct Writes;
+
+impl IntoResponses for Writes {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(
+            507,
+            problem(
+                "The database's disk is full; nothing was written. Retry once space was freed.",
+            ),
+        )])
+    }
+}
+
+/// 400 for a path id that is not a UUID.
+pub struct BadId;
+
+impl IntoResponses for BadId {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(400, problem("The path id is not a UUID."))])
+    }
+}
+
+/// 400 for a path id that is not a UUID or a body that is not JSON.
+pub struct BadIdOrBody;
+
+impl IntoResponses for BadIdOrBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(
+            400,
+            problem("The path id is not a UUID, or the body is not valid JSON."),
+        )])
+    }
+}
+
+/// 400 for a body that is not JSON.
+pub struct BadBody;
+
+impl IntoResponses for BadBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(400, problem("The body is not valid JSON."))])
+    }
+}
+
+/// 404 for an order id nobody knows.
+pub struct NoOrder;
+
+impl IntoResponses for NoOrder {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(404, problem("No order with this id."))])
+    }
+}
+
+/// The 408 an unauthenticated operational route can answer.
+pub struct Timeout;
+
+impl IntoResponses for Timeout {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(408, problem(TIMEOUT))])
+    }
+}
+
+/// 503 of `/readyz`.
+pub struct NotReady;
+
+impl IntoResponses for NotReady {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(
+            503,
+            unavailable(
+                "Not ready: the database does not take writes (unreachable, the SQLite writer \
+                 stopped, its disk full, or no answer within 2 s); the detail says which.",
+            ),
+        )])
+    }
 }
 
 // ---------------------------------------------------------------------------
-// Paths
+// Parameters
 // ---------------------------------------------------------------------------
 
-fn paths(role: Role) -> Value {
-    let mut p = Map::new();
-    let mut orders = Map::new();
-    orders.insert("get".into(), list_orders(role));
-    orders.insert("post".into(), create_order(role));
-    p.insert("/api/v1/orders".into(), Value::Object(orders));
+/// The `{id}` path parameter of `/api/v1/orders/{id}/...`.
+pub struct OrderIdParam;
 
-    let mut one = Map::new();
-    one.insert("parameters".into(), json!([id_param()]));
-    one.insert("get".into(), get_order(role));
-    one.insert("patch".into(), patch_order(role));
-    one.insert("delete".into(), delete_order());
-    p.insert("/api/v1/orders/{id}".into(), Value::Object(one));
-
-    p.insert(
-        "/api/v1/orders/{id}/cancel".into(),
-        json!({"parameters": [id_param()], "post": cancel_order(role)}),
-    );
-    p.insert(
-        "/api/v1/orders/{id}/fulfillment".into(),
-        json!({"parameters": [id_param()], "post": change_fulfillment(role)}),
-    );
-    p.insert(
-        "/api/v1/orders/{id}/audit".into(),
-        json!({"parameters": [id_param()], "get": order_audit()}),
-    );
-    p.insert(
-        "/api/v1/orders/{id}/sync".into(),
-        json!({"parameters": [id_param()], "get": order_sync()}),
-    );
-    p.insert(
-        "/api/v1/sync/changes".into(),
-        json!({"post": sync_changes(role)}),
-    );
-    p.insert("/api/v1/sync/status".into(), json!({"get": sync_status()}));
-    p.insert("/api/v1/sync/replay".into(), json!({"post": sync_replay()}));
-    p.insert(
-        "/api/v1/sync/reconcile".into(),
-        json!({"post": sync_reconcile(role), "get": sync_reconcile_job()}),
-    );
-    p.insert(
-        "/api/v1/sync/digests".into(),
-        json!({"post": sync_digests()}),
-    );
-    p.insert(
-        "/api/v1/sync/versions".into(),
-        json!({"post": sync_versions()}),
-    );
-    p.insert("/api/v1/sync/resend".into(), json!({"post": sync_resend()}));
-    p.insert(
-        "/api/v1/openapi.json".into(),
-        json!({"get": openapi_json()}),
-    );
-    p.insert("/healthz".into(), json!({"get": healthz()}));
-    p.insert("/readyz".into(), json!({"get": readyz()}));
-    p.insert("/metrics".into(), json!({"get": metrics(role)}));
-    Value::Object(p)
+impl IntoParams for OrderIdParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "The order id (a UUID). Anything else is answered 400.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::Custom("uuid".into()))),
+                ))
+                .build(),
+        ]
+    }
 }
 
-fn list_orders(role: Role) -> Value {
-    let statuses: &[&str] = match role {
-        Role::Store => &[
-            "open",
-            "cancel_requested",
-            "pending",
-            "picking",
-            "packed",
-            "shipped",
-            "on_hold",
-            "cancelled",
-        ],
-        Role::Warehouse => &[
-            "pending",
-            "picking",
-            "packed",
-            "shipped",
-            "on_hold",
-            "cancelled",
-        ],
+fn query(name: &str, description: &str, schema: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn names<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Vec<String> {
+    values
+        .into_iter()
+        .filter_map(|v| serde_json::to_value(v).ok())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The query parameters of `GET /api/v1/orders` at `role`, with the limits
+/// `orders::ListParams::filter` checks.
+fn list_params(role: Role) -> Vec<Parameter> {
+    let mut statuses = match role {
+        Role::Store => names([
+            super::views::StoreStatus::Open,
+            super::views::StoreStatus::CancelRequested,
+        ]),
+        Role::Warehouse => Vec::new(),
     };
+    statuses.extend(names(FulfillmentStatus::ALL));
     let status_doc = match role {
         Role::Store => {
             "Only orders in this state: `open` or `cancel_requested` (the store's status), or \
@@ -392,1222 +429,202 @@ fn list_orders(role: Role) -> Value {
         }
         Role::Warehouse => "Only orders with this fulfillment status.",
     };
-    json!({
-        "tags": ["orders"],
-        "operationId": "listOrders",
-        "summary": "List orders, newest first",
-        "parameters": [
-            {
-                "name": "limit", "in": "query",
-                "description": "Page size.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-            },
-            {
-                "name": "cursor", "in": "query",
-                "description": "`next_cursor` of the previous page.",
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "status", "in": "query",
-                "description": status_doc,
-                "schema": {"type": "string", "enum": statuses},
-            },
-            {
-                "name": "updated_since", "in": "query",
-                "description": "Only orders changed at or after this RFC 3339 time.",
-                "schema": {"type": "string", "format": "date-time"},
-            },
-            {
-                "name": "q", "in": "query",
-                "description": "Search: exact order number or SKU, or part of the \
-                                customer's name or e-mail.",
-                "schema": {"type": "string", "maxLength": MAX_TEXT},
-            },
-            {
-                "name": "sync", "in": "query",
-                "description": "Only orders in this sync state towards the other service.",
-                "schema": {"type": "string", "enum": ["pending", "synced", "failing", "dead"]},
-            },
-        ],
-        "responses": bearer_responses(
-            json!({"200": json_response("A page of orders.", schema_ref("OrderList"))}),
-            &[
-                ("400", "The query string cannot be read."),
-                ("422", "A query parameter is invalid; `errors` names each one."),
-            ],
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    vec![
+        query(
+            "limit",
+            "Page size.",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(super::orders::MAX_LIMIT))
+                .default(Some(super::orders::DEFAULT_LIMIT.into())),
         ),
-    })
+        query("cursor", "`next_cursor` of the previous page.", string()),
+        query("status", status_doc, string().enum_values(Some(statuses))),
+        query(
+            "updated_since",
+            "Only orders changed at or after this RFC 3339 time.",
+            string().format(Some(SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::DateTime,
+            ))),
+        ),
+        query(
+            "q",
+            "Search: exact order number or SKU, or part of the customer's name or e-mail.",
+            string().max_length(Some(MAX_TEXT)),
+        ),
+        query(
+            "sync",
+            "Only orders in this sync state towards the other service.",
+            string().enum_values(Some(names(SyncState::ALL))),
+        ),
+    ]
 }
 
-fn create_order(role: Role) -> Value {
-    if role == Role::Warehouse {
-        return not_here(
-            "createOrder",
-            "Create an order (store only)",
-            "orders are created at the store, never at the warehouse.",
-            false,
-        );
+/// The list parameters at the store.
+pub struct StoreListParams;
+
+impl IntoParams for StoreListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        list_params(Role::Store)
     }
-    json!({
-        "tags": ["orders"],
-        "operationId": "createOrder",
-        "summary": "Create an order",
-        "description": "With an `Idempotency-Key`, the same key and body within 24 h \
-                        answers 201 with the first response and creates nothing; the same \
-                        key with another body is 422.",
-        "parameters": [{
-            "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "Makes retries safe: 1 to 255 visible ASCII characters.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-        }],
-        "requestBody": json_body(schema_ref("CreateOrder")),
-        "responses": bearer_responses(
-            json!({"201": json_response("The order, created (or the first answer to this \
-                                         Idempotency-Key).", schema_ref("StoreOrder"))}),
-            &[
-                E400_BODY,
-                ("409", "The next order number is already taken (only after a hand edit \
-                         of the database)."),
-                E413,
-                E415,
-                ("422", "Invalid values (every one listed in `errors`), a bad \
-                         Idempotency-Key, or the key reused with another body."),
-                E507,
-            ],
-        ),
-    })
 }
 
-fn get_order(role: Role) -> Value {
-    json!({
-        "tags": ["orders"],
-        "operationId": "getOrder",
-        "summary": "One order",
-        "responses": bearer_responses(
-            json!({"200": json_response("The order.", order_ref(role))}),
-            &[E400_ID, E404],
-        ),
-    })
-}
+/// The list parameters at the warehouse.
+pub struct WarehouseListParams;
 
-fn patch_order(role: Role) -> Value {
-    if role == Role::Warehouse {
-        return not_here(
-            "patchOrder",
-            "Edit an order (store only)",
-            "order content is edited at the store; the warehouse changes fulfillment with \
-             POST /api/v1/orders/{id}/fulfillment.",
-            true,
-        );
+impl IntoParams for WarehouseListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        list_params(Role::Warehouse)
     }
-    json!({
-        "tags": ["orders"],
-        "operationId": "patchOrder",
-        "summary": "Edit an order",
-        "description": "Each field present replaces the whole field. Refused (409) once the \
-                        store knows fulfillment has left `pending`/`on_hold`, or after a \
-                        cancel was requested.",
-        "requestBody": json_body(schema_ref("PatchOrder")),
-        "responses": bearer_responses(
-            json!({"200": json_response("The order, edited.", schema_ref("StoreOrder"))}),
-            &[
-                E400_ID_BODY,
-                E404,
-                ("409", "The order can no longer be edited."),
-                E413,
-                E415,
-                ("422", "Invalid values, or no field to change; `errors` lists each."),
-                E507,
-            ],
-        ),
-    })
 }
 
-fn delete_order() -> Value {
-    json!({
-        "tags": ["orders"],
-        "operationId": "deleteOrder",
-        "summary": "Never allowed",
-        "description": "Orders are never deleted: always 405 for a valid id, whether or not \
-                        the order exists.",
-        "responses": bearer_responses(
-            json!({}),
-            &[E400_ID, ("405", "Orders are never deleted.")],
-        ),
-    })
-}
+/// The optional `Idempotency-Key` header of `POST /api/v1/orders`.
+pub struct IdempotencyKeyHeader;
 
-fn cancel_order(role: Role) -> Value {
-    if role == Role::Warehouse {
-        return not_here(
-            "cancelOrder",
-            "Request cancellation (store only)",
-            "cancellation is requested at the store; the warehouse answers it automatically.",
-            true,
-        );
+impl IntoParams for IdempotencyKeyHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!(
+                    "Makes retries safe: 1 to {} visible ASCII characters.",
+                    super::orders::MAX_IDEMPOTENCY_KEY
+                )))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(super::orders::MAX_IDEMPOTENCY_KEY))
+                        .pattern(Some("^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$")),
+                ))
+                .build(),
+        ]
     }
-    json!({
-        "tags": ["orders"],
-        "operationId": "cancelOrder",
-        "summary": "Request cancellation",
-        "description": "Asks the warehouse to cancel; it cancels unless the order was \
-                        already shipped, and both outcomes sync back. Repeating it is a \
-                        no-op 200. The body is optional: an empty request (no \
-                        Content-Type, or Content-Length 0) is a cancel without a reason.",
-        "requestBody": {
-            "required": false,
-            "content": {"application/json": {"schema": schema_ref("CancelRequest")}},
-        },
-        "responses": bearer_responses(
-            json!({"200": json_response("The order, with `status: cancel_requested`.",
-                                        schema_ref("StoreOrder"))}),
-            &[
-                E400_ID_BODY,
-                E404,
-                E413,
-                E415,
-                ("422", "The reason is invalid, or the body has an unknown field."),
-                E507,
-            ],
-        ),
-    })
 }
 
-fn change_fulfillment(role: Role) -> Value {
-    if role == Role::Store {
-        return not_here(
-            "changeFulfillment",
-            "Change fulfillment (warehouse only)",
-            "fulfillment is changed at the warehouse; the store sees it through sync.",
-            true,
-        );
-    }
-    json!({
-        "tags": ["orders"],
-        "operationId": "changeFulfillment",
-        "summary": "Move an order through fulfillment",
-        "description": "pending → picking → packed → shipped; `on_hold` (with a reason) \
-                        from pending, picking or packed; `released` returns to the status \
-                        the hold left. Any other move is 409 naming the current status.",
-        "requestBody": json_body(schema_ref("FulfillmentRequest")),
-        "responses": bearer_responses(
-            json!({"200": json_response("The order, moved.", schema_ref("WarehouseOrder"))}),
-            &[
-                E400_ID_BODY,
-                E404,
-                ("409", "The transition is not allowed from the current status."),
-                E413,
-                E415,
-                ("422", "Unknown status, a missing carrier, tracking_number or reason, or \
-                         an unknown field."),
-                E507,
-            ],
-        ),
-    })
-}
+/// The Standard Webhooks headers of a signed peer request
+/// (`sync::signature`).
+pub struct WebhookHeaders;
 
-fn order_audit() -> Value {
-    json!({
-        "tags": ["orders"],
-        "operationId": "getOrderAudit",
-        "summary": "Every change to the order, oldest first",
-        "responses": bearer_responses(
-            json!({"200": json_response("The audit trail.", schema_ref("AuditList"))}),
-            &[E400_ID, E404],
-        ),
-    })
-}
-
-fn order_sync() -> Value {
-    json!({
-        "tags": ["sync"],
-        "operationId": "getOrderSync",
-        "summary": "The order's delivery timeline, newest first",
-        "description": "At most the last 100 delivery attempts.",
-        "responses": bearer_responses(
-            json!({"200": json_response("Sync state and attempts.", schema_ref("SyncTimeline"))}),
-            &[E400_ID, E404],
-        ),
-    })
-}
-
-/// Every signed route refuses a request whose `webhook-id` it has seen.
-const REPLAYED: &str = "This webhook-id was already processed (a replayed request).";
-
-fn sync_changes(role: Role) -> Value {
-    let what = match role {
-        Role::Store => "fulfillment snapshots from the warehouse",
-        Role::Warehouse => "content snapshots from the store",
-    };
-    signed_operation(
-        "receiveSyncChanges",
-        "Receive a signed batch from the other service",
-        &format!(
-            "Peer to peer: {what}. Signed with the Standard Webhooks scheme instead of a \
-             bearer token: unsigned, badly signed, or a timestamp more than 300 s off is 401. \
-             Each item is applied, stale, or rejected on its own."
-        ),
-        schema_ref("SyncBatch"),
-        json!({"200": json_response("One result per item, in request order.",
-                                    schema_ref("SyncBatchResult"))}),
-        &[
-            ("409", REPLAYED),
-            (
-                "422",
-                "The body is not a batch, or has more than 1000 items.",
+impl IntoParams for WebhookHeaders {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use crate::sync::signature::{
+            HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_WEBHOOK_ID, TOLERANCE_SECS,
+        };
+        let header = |name: &str, description: String, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        vec![
+            header(
+                HEADER_ID,
+                format!(
+                    "Unique per request (1 to {MAX_WEBHOOK_ID} characters); a request whose id \
+                     was already seen is refused with 409 (replay protection)."
+                ),
+                string()
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_WEBHOOK_ID)),
             ),
-            E507,
-        ],
-    )
-}
-
-fn sync_digests() -> Value {
-    signed_operation(
-        "peerDigests",
-        "Digests of id ranges (reconciliation, peer to peer)",
-        "Signed like sync/changes. Answers one digest per range, in request order: the \
-         number of orders whose id is in `[lo, hi)` and a checksum of each side's versions.",
-        schema_ref("DigestsRequest"),
-        json!({"200": json_response("One digest per range.", schema_ref("DigestsAnswer"))}),
-        &[
-            ("409", REPLAYED),
-            (
-                "422",
-                "The body is not a digests request, or has more than 512 ranges.",
+            header(
+                HEADER_TIMESTAMP,
+                format!(
+                    "Unix seconds when the request was signed; more than {TOLERANCE_SECS} s \
+                     off is refused with 401."
+                ),
+                string().pattern(Some("^[0-9]+$")),
             ),
-        ],
-    )
-}
-
-fn sync_versions() -> Value {
-    signed_operation(
-        "peerVersions",
-        "Versions of the orders in an id range (reconciliation, peer to peer)",
-        "Signed like sync/changes. At most `limit` orders of `[lo, hi)`, by id.",
-        schema_ref("VersionsRequest"),
-        json!({"200": json_response("The orders' versions.", schema_ref("VersionsAnswer"))}),
-        &[
-            ("409", REPLAYED),
-            (
-                "422",
-                "The body is not a versions request, or `limit` is not between 1 and 2000.",
+            header(
+                HEADER_SIGNATURE,
+                "`v1,` + base64(HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")); several \
+                 space-separated signatures are allowed during secret rotation."
+                    .into(),
+                string(),
             ),
-        ],
-    )
-}
-
-fn sync_resend() -> Value {
-    signed_operation(
-        "peerResend",
-        "Send these orders again (reconciliation, peer to peer)",
-        "Signed like sync/changes. Enqueues this side's snapshot of each known order again, \
-         first raising its version above `above` when it is not higher.",
-        schema_ref("ResendRequest"),
-        json!({"200": json_response("How many were enqueued and how many are unknown here.",
-                                    schema_ref("ResendAnswer"))}),
-        &[
-            ("409", REPLAYED),
-            (
-                "422",
-                "The body is not a resend request, has more than 2000 items, or an `above` \
-                 outside 0 to 999999999.",
-            ),
-            E507,
-        ],
-    )
-}
-
-fn sync_reconcile(role: Role) -> Value {
-    if !role.may(Command::Reconcile) {
-        return not_here(
-            "startReconciliation",
-            "Start a reconciliation pass (store only)",
-            "reconciliation runs from the store; the warehouse only answers it.",
-            false,
-        );
+        ]
     }
-    json!({
-        "tags": ["sync"],
-        "operationId": "startReconciliation",
-        "summary": "Start a reconciliation pass",
-        "description": "Starts a pass that compares this side with the other service by \
-                        digests and repairs what differs, in the background (a pass over a \
-                        large database outlasts any request), and answers it as it starts. \
-                        Follow it with GET on the same path; the last pass is also in \
-                        `/api/v1/sync/status`. Takes no body.",
-        "responses": bearer_responses(
-            json!({"202": {
-                "description": "The pass started.",
-                "headers": {"Location": {"description": "Where to follow it.",
-                                         "schema": {"type": "string"}}},
-                "content": {"application/json": {"schema": schema_ref("ReconcileJob")}},
-            }}),
-            &[("409", "A reconciliation is already running.")],
-        ),
-    })
 }
 
-fn sync_reconcile_job() -> Value {
-    json!({
-        "tags": ["sync"],
-        "operationId": "getReconciliation",
-        "summary": "The reconciliation pass running now, or the last one",
-        "responses": bearer_responses(
-            json!({"200": json_response("The pass.", schema_ref("ReconcileJob"))}),
-            &[E404_NONE_YET],
-        ),
-    })
+/// A JSON schema of "any JSON object" (the document itself).
+pub fn any_object() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::Type(Type::Object))
 }
 
-fn sync_status() -> Value {
-    json!({
-        "tags": ["sync"],
-        "operationId": "getSyncStatus",
-        "summary": "Outbox towards the other service",
-        "responses": bearer_responses(
-            json!({"200": json_response("Outbox and breaker state.", schema_ref("SyncStatus"))}),
-            &[],
-        ),
-    })
-}
+// The reconciliation answers carry rows of `storage::digests` as they are.
 
-fn sync_replay() -> Value {
-    json!({
-        "tags": ["sync"],
-        "operationId": "replaySync",
-        "summary": "Dead letters back to pending",
-        "description": "What `fulfillment outbox replay` does. With `dry_run`, only counts.",
-        "requestBody": json_body(schema_ref("ReplayRequest")),
-        "responses": bearer_responses(
-            json!({"200": json_response("How many were (or would be) replayed.",
-                                        schema_ref("ReplayResult"))}),
-            &[
-                E400_BODY,
-                E413,
-                E415,
-                ("422", "Not exactly one of ids, all: true or since; or an invalid value or \
-                         unknown field."),
-                E507,
-            ],
-        ),
-    })
-}
-
-fn openapi_json() -> Value {
-    json!({
-        "tags": ["ops"],
-        "operationId": "getOpenApi",
-        "summary": "This document",
-        "responses": bearer_responses(
-            json!({"200": json_response("The OpenAPI 3.0.3 document of this side's API.",
-                                        json!({"type": "object"}))}),
-            &[],
-        ),
-    })
-}
-
-fn healthz() -> Value {
-    json!({
-        "tags": ["ops"],
-        "operationId": "healthz",
-        "summary": "Liveness",
-        "security": [],
-        "responses": {"200": text_response("The process runs.", "text/plain", "ok")},
-    })
-}
-
-fn readyz() -> Value {
-    json!({
-        "tags": ["ops"],
-        "operationId": "readyz",
-        "summary": "Readiness",
-        "security": [],
-        "responses": responses(
-            json!({"200": text_response("The database takes writes: a probe through the \
-                                         write path answered within 2 s.", "text/plain", "ready")}),
-            &[E408, ("503", "Not ready: the database does not take writes (unreachable, \
-                             the SQLite writer stopped, its disk full, or no answer within \
-                             2 s); the detail says which.")],
-        ),
-    })
-}
-
-fn metrics(role: Role) -> Value {
-    let example = format!(
-        "# TYPE fulfillment_outbox_pending gauge\nfulfillment_outbox_pending{{role=\"{role}\"}} 0\n"
-    );
-    json!({
-        "tags": ["ops"],
-        "operationId": "metrics",
-        "summary": "Prometheus metrics",
-        "description": "Outbox gauges and sync counters, labelled with the role.",
-        "security": [],
-        "responses": responses(
-            json!({"200": text_response(
-                "Prometheus text exposition format.",
-                "text/plain; version=0.0.4",
-                &example,
-            )}),
-            &[E408],
-        ),
-    })
-}
-
-// ---------------------------------------------------------------------------
-// Schemas
-// ---------------------------------------------------------------------------
-
-fn schemas(role: Role) -> Value {
-    let mut s = Map::new();
-    let mut put = |name: &str, schema: Value| {
-        s.insert(name.to_owned(), schema);
-    };
-    put("FieldError", field_error());
-    put("Problem", problem_schema());
-    put("Customer", customer());
-    put("Address", address());
-    put("Sync", sync());
-    put("OrderList", order_list(role));
-    put("AuditList", audit_list());
-    put("SyncTimeline", sync_timeline());
-    put("SyncStatus", sync_status_schema());
-    put("ReplayRequest", replay_request());
-    put("ReplayResult", replay_result());
-    put("SyncBatch", sync_batch(role));
-    put("SyncBatchResult", sync_batch_result());
-    put("ReconcileReport", reconcile_report());
-    put("ReconcileJob", reconcile_job());
-    put("IdRange", id_range());
-    put("DigestsRequest", digests_request());
-    put("DigestsAnswer", digests_answer());
-    put("VersionsRequest", versions_request());
-    put("VersionsAnswer", versions_answer());
-    put("ResendRequest", resend_request());
-    put("ResendAnswer", resend_answer());
-    match role {
-        Role::Store => {
-            put("StoreLine", store_line());
-            put("Fulfillment", fulfillment());
-            put("StoreOrder", store_order());
-            put("CustomerInput", customer_input());
-            put("AddressInput", address_input());
-            put("PricedLineInput", priced_line_input());
-            put("CreateOrder", create_order_schema());
-            put("PatchOrder", patch_order_schema());
-            put("CancelRequest", cancel_request());
-        }
-        Role::Warehouse => {
-            put("WarehouseLine", warehouse_line());
-            put("WarehouseOrder", warehouse_order());
-            put("FulfillmentRequest", fulfillment_request());
-        }
+impl utoipa::PartialSchema for crate::storage::digests::RangeDigest {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let int =
+            || {
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Int64),
+                ))
+            };
+        ObjectBuilder::new()
+            .description(Some(
+                "The orders of one range: how many, and a checksum of each side's versions.",
+            ))
+            .property("count", int())
+            .property("store", int())
+            .property("warehouse", int())
+            .required("count")
+            .required("store")
+            .required("warehouse")
+            .into()
     }
-    Value::Object(s)
 }
 
-fn field_error() -> Value {
-    json!({
-        "type": "object",
-        "required": ["field", "message"],
-        "properties": {
-            "field": {"type": "string", "example": "lines[0].quantity"},
-            "message": {"type": "string", "example": "must be between 1 and 10000"},
-        },
-    })
+impl ToSchema for crate::storage::digests::RangeDigest {}
+
+impl utoipa::PartialSchema for crate::storage::digests::Versions {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let int =
+            || {
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Int64),
+                ))
+            };
+        ObjectBuilder::new()
+            .description(Some("Both version counters of one order."))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::Custom("uuid".into()))),
+            )
+            .property("store_version", int())
+            .property("warehouse_version", int())
+            .required("id")
+            .required("store_version")
+            .required("warehouse_version")
+            .into()
+    }
 }
 
-fn problem_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "required": ["type", "title", "status", "detail", "errors"],
-        "properties": {
-            "type": {
-                "type": "string", "format": "uri",
-                "example": "https://fulfillment.invalid/problems/validation",
-            },
-            "title": {"type": "string", "example": "Invalid request"},
-            "status": {"type": "integer", "example": 422},
-            "detail": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "description": "Every invalid field of a 422; empty otherwise.",
-                "items": schema_ref("FieldError"),
-            },
-        },
-    })
-}
-
-fn customer() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "email", "company"],
-        "properties": {
-            "name": {"type": "string"},
-            "email": {"type": "string", "format": "email"},
-            "company": {"type": "string", "nullable": true},
-        },
-    })
-}
-
-fn address() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "line1", "line2", "city", "region", "postal_code", "country"],
-        "properties": {
-            "name": {"type": "string"},
-            "line1": {"type": "string"},
-            "line2": {"type": "string", "nullable": true},
-            "city": {"type": "string"},
-            "region": {"type": "string", "nullable": true},
-            "postal_code": {"type": "string"},
-            "country": {"type": "string", "description": "ISO 3166-1 alpha-2, upper case.",
-                        "example": "GB"},
-        },
-    })
-}
-
-fn sync() -> Value {
-    json!({
-        "type": "object",
-        "description": "This side's delivery of the order to the other service.",
-        "required": ["state", "store_version", "warehouse_version", "last_error"],
-        "properties": {
-            "state": {"type": "string", "enum": ["pending", "synced", "failing", "dead"]},
-            "store_version": {"type": "integer", "format": "int64"},
-            "warehouse_version": {"type": "integer", "format": "int64"},
-            "last_error": {"type": "string", "nullable": true},
-        },
-    })
-}
-
-fn order_list(role: Role) -> Value {
-    json!({
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": order_ref(role)},
-            "next_cursor": {
-                "type": "string", "nullable": true,
-                "description": "Pass as `cursor` for the next page; null when this page \
-                                was not full.",
-            },
-        },
-    })
-}
-
-fn audit_list() -> Value {
-    json!({
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {
-                "type": "array",
-                "description": "Oldest first.",
-                "items": {
-                    "type": "object",
-                    "required": ["at", "actor", "changes"],
-                    "properties": {
-                        "at": {"type": "string", "format": "date-time"},
-                        "actor": {
-                            "type": "object",
-                            "required": ["kind", "name"],
-                            "properties": {
-                                "kind": {"type": "string",
-                                         "enum": ["admin", "token", "sync", "system"]},
-                                "name": {"type": "string"},
-                            },
-                        },
-                        "changes": {
-                            "type": "array",
-                            "description": "Names of the fields changed.",
-                            "items": {"type": "string"},
-                            "example": ["notes"],
-                        },
-                    },
-                },
-            },
-        },
-    })
-}
-
-fn sync_timeline() -> Value {
-    json!({
-        "type": "object",
-        "required": ["state", "store_version", "warehouse_version", "last_error", "attempts"],
-        "properties": {
-            "state": {"type": "string", "enum": ["pending", "synced", "failing", "dead"]},
-            "store_version": {"type": "integer", "format": "int64"},
-            "warehouse_version": {"type": "integer", "format": "int64"},
-            "last_error": {"type": "string", "nullable": true},
-            "attempts": {
-                "type": "array",
-                "description": "Newest first, at most 100.",
-                "items": {
-                    "type": "object",
-                    "required": ["at", "outcome", "detail", "next_retry_at"],
-                    "properties": {
-                        "at": {"type": "string", "format": "date-time"},
-                        "outcome": {"type": "string",
-                                    "enum": ["applied", "stale", "rejected", "error"]},
-                        "detail": {"type": "string", "nullable": true},
-                        "next_retry_at": nullable_time(),
-                    },
-                },
-            },
-        },
-    })
-}
-
-fn sync_status_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["pending", "dead", "oldest_pending_seconds", "breaker", "last_delivered_at",
-                     "last_error", "last_reconciliation"],
-        "properties": {
-            "last_reconciliation": {
-                "type": "object",
-                "nullable": true,
-                "description": "The last reconciliation pass; null before the first.",
-                "required": ["finished_at", "compared", "differences", "repaired", "error"],
-                "properties": {
-                    "finished_at": {"type": "string", "format": "date-time"},
-                    "compared": {"type": "integer", "format": "int64",
-                                 "description": "Orders in this database."},
-                    "differences": {"type": "integer", "format": "int64"},
-                    "repaired": {"type": "integer", "format": "int64"},
-                    "error": {"type": "string", "nullable": true,
-                              "description": "Why the pass failed; null when it finished."},
-                },
-            },
-            "pending": {"type": "integer", "format": "int64"},
-            "dead": {"type": "integer", "format": "int64"},
-            "oldest_pending_seconds": {"type": "number", "nullable": true},
-            "breaker": {"type": "string", "enum": ["closed", "open", "half_open"]},
-            "last_delivered_at": nullable_time(),
-            "last_error": {
-                "type": "object",
-                "nullable": true,
-                "description": "The last failed delivery while anything waits to be sent.",
-                "required": ["at", "detail"],
-                "properties": {
-                    "at": {"type": "string", "format": "date-time"},
-                    "detail": {"type": "string"},
-                },
-            },
-        },
-    })
-}
-
-fn replay_request() -> Value {
-    json!({
-        "type": "object",
-        "description": "Exactly one of `ids`, `all: true` or `since`.",
-        "additionalProperties": false,
-        "properties": {
-            "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-            "all": {"type": "boolean"},
-            "since": {"type": "string", "format": "date-time"},
-            "dry_run": {"type": "boolean", "default": false},
-        },
-        "example": {"all": true, "dry_run": true},
-    })
-}
-
-fn replay_result() -> Value {
-    json!({
-        "type": "object",
-        "required": ["replayed", "dry_run"],
-        "properties": {
-            "replayed": {"type": "integer", "format": "int64"},
-            "dry_run": {"type": "boolean"},
-        },
-    })
-}
-
-fn sync_batch(role: Role) -> Value {
-    let item = match role {
-        Role::Store => "A fulfillment snapshot from the warehouse.",
-        Role::Warehouse => "A content snapshot from the store.",
-    };
-    json!({
-        "type": "object",
-        "required": ["changes"],
-        "additionalProperties": false,
-        "properties": {
-            "changes": {
-                "type": "array",
-                "maxItems": MAX_BATCH,
-                "items": {"type": "object", "description": item},
-            },
-        },
-    })
-}
-
-fn sync_batch_result() -> Value {
-    json!({
-        "type": "object",
-        "required": ["results"],
-        "properties": {
-            "results": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "outcome", "reason"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid", "nullable": true,
-                               "description": "Null when the item had no readable id."},
-                        "outcome": {"type": "string", "enum": ["applied", "stale", "rejected"]},
-                        "reason": {"type": "string", "nullable": true},
-                        "fulfillment": {"type": "object",
-                            "description": "In the warehouse's answer to a content snapshot: its fulfillment snapshot of the order after the item (absent when that state travels through the outbox)."},
-                    },
-                },
-            },
-        },
-    })
-}
-
-const E404_NONE_YET: (&str, &str) = ("404", "No reconciliation has run yet.");
-
-fn reconcile_job() -> Value {
-    json!({
-        "type": "object",
-        "required": ["state", "started_at", "finished_at", "progress", "report", "error"],
-        "properties": {
-            "state": {"type": "string", "enum": ["running", "finished", "failed"]},
-            "started_at": {"type": "string", "format": "date-time"},
-            "finished_at": nullable_time(),
-            "progress": {
-                "type": "object", "nullable": true,
-                "description": "While running: how many orders are under the id ranges \
-                                compared so far, of how many on the larger side.",
-                "required": ["settled_orders", "orders"],
-                "properties": {
-                    "settled_orders": {"type": "integer", "format": "int64"},
-                    "orders": {"type": "integer", "format": "int64"},
-                },
-            },
-            "report": {
-                "allOf": [schema_ref("ReconcileReport")],
-                "nullable": true,
-                "description": "What the pass found and did, once finished.",
-            },
-            "error": {"type": "string", "nullable": true,
-                      "description": "Why the pass failed."},
-        },
-    })
-}
-
-fn reconcile_report() -> Value {
-    let count = |d: &str| {
-        json!({"type": "integer", "format": "int64", "minimum": 0,
-                                  "description": d})
-    };
-    json!({
-        "type": "object",
-        "required": ["local_orders", "peer_orders", "ranges_compared", "ranges_listed",
-                     "resent_to_peer", "raised_locally", "requested_from_peer", "orphans"],
-        "properties": {
-            "local_orders": count("Orders in this database."),
-            "peer_orders": count("Orders in the other service's database."),
-            "ranges_compared": count("Id ranges whose digests were compared."),
-            "ranges_listed": count("Small ranges compared order by order."),
-            "resent_to_peer": count("Orders the other side lacked or held an older \
-                                     version of: sent again."),
-            "raised_locally": count("Orders whose local version was behind the other \
-                                     side's copy: raised and sent."),
-            "requested_from_peer": count("Orders the other side was asked to send again."),
-            "orphans": count("Orders only the warehouse has; they cannot be recreated."),
-        },
-    })
-}
-
-fn id_range() -> Value {
-    json!({
-        "type": "object",
-        "description": "Order ids `lo <= id < hi` (text order).",
-        "required": ["lo", "hi"],
-        "additionalProperties": false,
-        "properties": {"lo": {"type": "string"}, "hi": {"type": "string"}},
-    })
-}
-
-fn digests_request() -> Value {
-    json!({
-        "type": "object",
-        "required": ["ranges"],
-        "additionalProperties": false,
-        "properties": {
-            "ranges": {"type": "array", "maxItems": 512, "items": schema_ref("IdRange")},
-        },
-    })
-}
-
-fn digests_answer() -> Value {
-    let int = json!({"type": "integer", "format": "int64"});
-    json!({
-        "type": "object",
-        "required": ["digests"],
-        "properties": {
-            "digests": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["count", "store", "warehouse"],
-                    "properties": {"count": int, "store": int, "warehouse": int},
-                },
-            },
-        },
-    })
-}
-
-fn versions_request() -> Value {
-    json!({
-        "type": "object",
-        "required": ["range", "limit"],
-        "additionalProperties": false,
-        "properties": {
-            "range": schema_ref("IdRange"),
-            "limit": {"type": "integer", "minimum": 1, "maximum": 2000},
-        },
-    })
-}
-
-fn versions_answer() -> Value {
-    json!({
-        "type": "object",
-        "required": ["rows"],
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "store_version", "warehouse_version"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "store_version": {"type": "integer", "format": "int64"},
-                        "warehouse_version": {"type": "integer", "format": "int64"},
-                    },
-                },
-            },
-        },
-    })
-}
-
-fn resend_request() -> Value {
-    json!({
-        "type": "object",
-        "required": ["items"],
-        "additionalProperties": false,
-        "properties": {
-            "items": {
-                "type": "array",
-                "maxItems": 2000,
-                "items": {
-                    "type": "object",
-                    "required": ["id"],
-                    "additionalProperties": false,
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "above": {"type": "integer", "format": "int64", "nullable": true,
-                                  "minimum": 0, "maximum": 999_999_999,
-                                  "description": "Raise this side's version above this \
-                                                  first, when it is not higher."},
-                    },
-                },
-            },
-        },
-    })
-}
-
-fn resend_answer() -> Value {
-    let count = json!({"type": "integer", "format": "int64", "minimum": 0});
-    json!({
-        "type": "object",
-        "required": ["resent", "unknown"],
-        "properties": {"resent": count, "unknown": count},
-    })
-}
-
-// -- store only --------------------------------------------------------------
-
-fn store_line() -> Value {
-    json!({
-        "type": "object",
-        "required": ["sku", "name", "quantity", "unit_price", "line_total"],
-        "properties": {
-            "sku": {"type": "string"},
-            "name": {"type": "string"},
-            "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-            "unit_price": {"type": "integer", "format": "int64", "description": "Minor units."},
-            "line_total": {"type": "integer", "format": "int64",
-                           "description": "quantity × unit_price, minor units."},
-        },
-    })
-}
-
-const FULFILLMENT_STATUSES: [&str; 6] = [
-    "pending",
-    "picking",
-    "packed",
-    "shipped",
-    "on_hold",
-    "cancelled",
-];
-
-fn fulfillment() -> Value {
-    let mut statuses: Vec<Value> = FULFILLMENT_STATUSES.iter().map(|s| json!(s)).collect();
-    statuses.push(Value::Null);
-    json!({
-        "type": "object",
-        "description": "The fulfillment the store has heard of from the warehouse.",
-        "required": ["status", "hold_reason", "carrier", "tracking_number", "shipped_at",
-                     "cancel_rejected_reason", "content_changed_after_pick"],
-        "properties": {
-            "status": {"type": "string", "nullable": true, "enum": statuses,
-                       "description": "Null until the warehouse has reported the order."},
-            "hold_reason": {"type": "string", "nullable": true},
-            "carrier": {"type": "string", "nullable": true},
-            "tracking_number": {"type": "string", "nullable": true},
-            "shipped_at": nullable_time(),
-            "cancel_rejected_reason": {"type": "string", "nullable": true},
-            "content_changed_after_pick": {"type": "boolean"},
-        },
-    })
-}
-
-fn store_order() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "number", "status", "customer", "shipping_address", "lines",
-                     "currency", "shipping_cost", "subtotal", "total", "notes", "deliver_by",
-                     "cancel_reason", "fulfillment", "sync", "created_at", "updated_at"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "number": {"type": "string", "example": "SO-000001"},
-            "status": {"type": "string", "enum": ["open", "cancel_requested"]},
-            "customer": schema_ref("Customer"),
-            "shipping_address": schema_ref("Address"),
-            "lines": {"type": "array", "items": schema_ref("StoreLine")},
-            "currency": {"type": "string", "description": "ISO 4217.", "example": "GBP"},
-            "shipping_cost": {"type": "integer", "format": "int64", "description": "Minor units."},
-            "subtotal": {"type": "integer", "format": "int64",
-                         "description": "Sum of line_total, minor units."},
-            "total": {"type": "integer", "format": "int64",
-                      "description": "subtotal + shipping_cost, minor units."},
-            "notes": {"type": "string", "nullable": true},
-            "deliver_by": nullable_time(),
-            "cancel_reason": {"type": "string", "nullable": true},
-            "fulfillment": schema_ref("Fulfillment"),
-            "sync": schema_ref("Sync"),
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    })
-}
-
-fn customer_input() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "email"],
-        "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
-            "email": {"type": "string", "format": "email", "maxLength": 254},
-            "company": nullable_text(MAX_TEXT),
-        },
-        "example": {"name": "Ada Lovelace", "email": "ada@example.com", "company": null},
-    })
-}
-
-fn address_input() -> Value {
-    let text = json!({"type": "string", "minLength": 1, "maxLength": MAX_TEXT});
-    json!({
-        "type": "object",
-        "required": ["name", "line1", "city", "postal_code", "country"],
-        "additionalProperties": false,
-        "properties": {
-            "name": text,
-            "line1": text,
-            "line2": nullable_text(MAX_TEXT),
-            "city": text,
-            "region": nullable_text(MAX_TEXT),
-            "postal_code": text,
-            "country": {"type": "string", "enum": codes(COUNTRIES),
-                        "description": "ISO 3166-1 alpha-2; lower case is accepted too \
-                                        and stored upper case."},
-        },
-    })
-}
-
-fn priced_line_input() -> Value {
-    let short = json!({"type": "string", "minLength": 1, "maxLength": MAX_SHORT_TEXT});
-    json!({
-        "type": "object",
-        "required": ["sku", "name", "quantity", "unit_price"],
-        "additionalProperties": false,
-        "properties": {
-            "sku": short,
-            "name": short,
-            "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-            "unit_price": {"type": "integer", "format": "int64", "minimum": 0,
-                           "maximum": MAX_MINOR_UNITS, "description": "Minor units."},
-        },
-    })
-}
-
-fn lines_array() -> Value {
-    json!({
-        "type": "array", "minItems": 1, "maxItems": MAX_LINES,
-        "items": schema_ref("PricedLineInput"),
-    })
-}
-
-fn shipping_cost_input() -> Value {
-    json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_MINOR_UNITS,
-           "description": "Minor units."})
-}
-
-fn create_order_schema() -> Value {
-    let mut shipping_cost = shipping_cost_input();
-    shipping_cost["default"] = json!(0);
-    json!({
-        "type": "object",
-        "required": ["customer", "shipping_address", "lines", "currency"],
-        "additionalProperties": false,
-        "properties": {
-            "customer": schema_ref("CustomerInput"),
-            "shipping_address": schema_ref("AddressInput"),
-            "lines": lines_array(),
-            "currency": {"type": "string", "enum": codes(CURRENCIES),
-                         "description": "ISO 4217; lower case is accepted too and stored \
-                                         upper case."},
-            "shipping_cost": shipping_cost,
-            "notes": nullable_text(MAX_TEXT),
-            "deliver_by": nullable_time(),
-        },
-        "example": {
-            "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "company": null},
-            "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Sq",
-                                 "line2": null, "city": "London", "region": null,
-                                 "postal_code": "SW1Y 4JH", "country": "GB"},
-            "lines": [{"sku": "WID-1", "name": "Widget", "quantity": 2, "unit_price": 1999}],
-            "currency": "GBP",
-            "shipping_cost": 500,
-            "notes": "leave at the door",
-            "deliver_by": "2026-12-01T17:00:00Z",
-        },
-    })
-}
-
-fn patch_order_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "At least one field; each replaces the whole field. `notes: null` \
-                        clears the notes.",
-        "minProperties": 1,
-        "additionalProperties": false,
-        "properties": {
-            "customer": schema_ref("CustomerInput"),
-            "shipping_address": schema_ref("AddressInput"),
-            "lines": lines_array(),
-            "notes": nullable_text(MAX_TEXT),
-            "shipping_cost": shipping_cost_input(),
-        },
-    })
-}
-
-fn cancel_request() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {"reason": nullable_text(MAX_TEXT)},
-    })
-}
-
-// -- warehouse only ----------------------------------------------------------
-
-fn warehouse_line() -> Value {
-    json!({
-        "type": "object",
-        "required": ["sku", "name", "quantity"],
-        "properties": {
-            "sku": {"type": "string"},
-            "name": {"type": "string"},
-            "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-        },
-    })
-}
-
-fn warehouse_order() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "number", "customer", "shipping_address", "notes", "deliver_by",
-                     "lines", "status", "hold_reason", "carrier", "tracking_number",
-                     "shipped_at", "cancel_requested", "cancel_reason",
-                     "cancel_rejected_reason", "content_changed_after_pick", "sync",
-                     "created_at", "updated_at"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "number": {"type": "string", "example": "SO-000001"},
-            "customer": schema_ref("Customer"),
-            "shipping_address": schema_ref("Address"),
-            "notes": {"type": "string", "nullable": true},
-            "deliver_by": nullable_time(),
-            "lines": {"type": "array", "items": schema_ref("WarehouseLine")},
-            "status": {"type": "string", "enum": FULFILLMENT_STATUSES},
-            "hold_reason": {"type": "string", "nullable": true},
-            "carrier": {"type": "string", "nullable": true},
-            "tracking_number": {"type": "string", "nullable": true},
-            "shipped_at": nullable_time(),
-            "cancel_requested": {"type": "boolean"},
-            "cancel_reason": {"type": "string", "nullable": true},
-            "cancel_rejected_reason": {"type": "string", "nullable": true},
-            "content_changed_after_pick": {"type": "boolean",
-                "description": "The store changed the content after work had started."},
-            "sync": schema_ref("Sync"),
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    })
-}
-
-fn fulfillment_request() -> Value {
-    let status = |s: &str| json!({"type": "string", "enum": [s]});
-    let short = json!({"type": "string", "minLength": 1, "maxLength": MAX_SHORT_TEXT});
-    let variant = |name: &str, required: Value, properties: Value| {
-        let mut v = json!({"type": "object", "title": name, "required": required,
-                           "properties": properties});
-        v["properties"]["status"] = status(name);
-        v
-    };
-    json!({
-        "description": "One action. Unknown fields are refused; fields that do not belong \
-                        to the chosen status are ignored.",
-        "oneOf": [
-            variant("picking", json!(["status"]), json!({})),
-            variant("packed", json!(["status"]), json!({})),
-            variant("shipped", json!(["status", "carrier", "tracking_number"]),
-                    json!({"carrier": short, "tracking_number": short})),
-            variant("on_hold", json!(["status", "reason"]),
-                    json!({"reason": {"type": "string", "minLength": 1,
-                                      "maxLength": MAX_TEXT}})),
-            variant("released", json!(["status"]), json!({})),
-        ],
-        "example": {"status": "shipped", "carrier": "UPS", "tracking_number": "1Z999"},
-    })
+impl ToSchema for crate::storage::digests::Versions {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "OrderVersions".into()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn both() -> [(Role, Value); 2] {
-        [
-            (Role::Store, document(Role::Store)),
-            (Role::Warehouse, document(Role::Warehouse)),
-        ]
+        Role::ALL.map(|r| (r, document(r)))
     }
 
     /// Every `$ref` string anywhere in `v`.
@@ -1627,13 +644,14 @@ mod tests {
     }
 
     #[test]
-    fn is_openapi_3_0_3_json() {
+    fn is_openapi_3_1_json() {
         for (role, doc) in both() {
-            let text = serde_json::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
-            let back: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(back["openapi"], "3.0.3", "{role}");
-            assert_eq!(back["info"]["version"], env!("CARGO_PKG_VERSION"));
-            assert!(back["paths"].as_object().is_some_and(|p| !p.is_empty()));
+            assert_eq!(doc["openapi"], "3.1.0", "{role}");
+            assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+            assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
+            let served: Value =
+                serde_json::from_str(document_text(role)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(served, doc, "{role}: the served text is the document");
         }
     }
 
@@ -1655,14 +673,82 @@ mod tests {
         }
     }
 
+    /// The words of money (docs/DESIGN.md §5.2); none may appear anywhere
+    /// in the warehouse's document, not even in a description.
+    const MONEY: [&str; 9] = [
+        "price",
+        "total",
+        "subtotal",
+        "currency",
+        "shipping_cost",
+        "line_total",
+        "unit_price",
+        "amount",
+        "money",
+    ];
+
     #[test]
     fn warehouse_document_has_no_money() {
         let text = document(Role::Warehouse).to_string().to_lowercase();
-        for word in ["price", "total", "currency", "shipping_cost", "subtotal"] {
+        for word in MONEY {
             assert!(
                 !text.contains(word),
                 "the warehouse document mentions {word}"
             );
+        }
+        // The check can see money: the store's document has it.
+        let store = document(Role::Store).to_string().to_lowercase();
+        assert!(MONEY.iter().any(|w| store.contains(w)));
+    }
+
+    /// Which side documents which operation follows the role rules: an
+    /// operation that runs a command is only in the document of the side
+    /// that runs it.
+    #[test]
+    fn each_side_documents_only_its_own_commands() {
+        let has = |role: Role, method: &str, path: &str| {
+            document(role)["paths"][path][method].is_object()
+        };
+        for role in Role::ALL {
+            let runs = |c| role.may(c);
+            use crate::domain::role::Command::*;
+            assert_eq!(
+                has(role, "post", "/api/v1/orders"),
+                runs(CreateOrder),
+                "{role}"
+            );
+            assert_eq!(has(role, "patch", "/api/v1/orders/{id}"), runs(EditOrder));
+            assert_eq!(
+                has(role, "post", "/api/v1/orders/{id}/cancel"),
+                runs(RequestCancel)
+            );
+            assert_eq!(
+                has(role, "post", "/api/v1/orders/{id}/fulfillment"),
+                runs(ChangeFulfillment)
+            );
+            assert_eq!(has(role, "post", "/api/v1/sync/reconcile"), runs(Reconcile));
+            for (method, path) in [
+                ("get", "/api/v1/orders"),
+                ("get", "/api/v1/orders/{id}"),
+                ("delete", "/api/v1/orders/{id}"),
+                ("get", "/api/v1/sync/reconcile"),
+                ("post", "/api/v1/sync/changes"),
+            ] {
+                assert!(has(role, method, path), "{role} {method} {path}");
+            }
+            // What is refused here is exactly what the other side documents
+            // and this one does not.
+            let api = super::super::api(role);
+            for (method, path) in api.refused() {
+                assert!(
+                    !has(role, &method.to_lowercase(), path),
+                    "{role} {method} {path}"
+                );
+                assert!(
+                    has(role.peer(), &method.to_lowercase(), path),
+                    "{method} {path}"
+                );
+            }
         }
     }
 
@@ -1675,20 +761,22 @@ mod tests {
             post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/CreateOrder"
         );
-        let wh = document(Role::Warehouse);
-        let wh_post = &wh["paths"]["/api/v1/orders"]["post"]["responses"];
-        assert!(wh_post["405"].is_object());
-        assert!(wh_post.get("201").is_none());
+        let lines = &doc["components"]["schemas"]["CreateOrder"]["properties"]["lines"];
+        assert_eq!(lines["maxItems"], crate::domain::values::MAX_LINES);
+        let limit = doc["paths"]["/api/v1/orders"]["get"]["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "limit"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(limit["schema"]["maximum"], super::super::orders::MAX_LIMIT);
     }
 
     #[test]
     fn bearer_routes_answer_401_and_unsigned_routes_opt_out() {
         for (role, doc) in both() {
+            assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
             for (path, item) in doc["paths"].as_object().into_iter().flatten() {
                 for (method, op) in item.as_object().into_iter().flatten() {
-                    if method == "parameters" {
-                        continue;
-                    }
                     let open = op.get("security") == Some(&json!([]));
                     let signed = [
                         "/api/v1/sync/changes",
@@ -1699,14 +787,53 @@ mod tests {
                     let should_be_open =
                         !path.starts_with("/api/v1/") || signed.contains(&path.as_str());
                     assert_eq!(open, should_be_open, "{role} {method} {path}");
-                    if !open {
+                    if path.starts_with("/api/v1/") {
+                        for status in ["401", "408", "500", "503"] {
+                            assert!(
+                                op["responses"][status].is_object(),
+                                "{role} {method} {path}: no {status}"
+                            );
+                        }
                         assert!(
-                            op["responses"]["401"].is_object(),
-                            "{role} {method} {path}: no 401"
+                            op["responses"]["503"]["headers"]["Retry-After"].is_object(),
+                            "{role} {method} {path}: 503 without Retry-After"
                         );
+                    }
+                    if signed.contains(&path.as_str()) {
+                        let names: Vec<&Value> = op["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|p| &p["name"])
+                            .collect();
+                        assert_eq!(
+                            names,
+                            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                        );
+                    }
+                    if op.get("requestBody").is_some() && path.starts_with("/api/v1/") {
+                        assert!(op["responses"]["413"].is_object(), "{method} {path}");
                     }
                 }
             }
+        }
+    }
+
+    /// The documented fulfillment actions are the ones the handler takes.
+    #[test]
+    fn fulfillment_request_variants_parse() {
+        let doc = document(Role::Warehouse);
+        let variants = doc["components"]["schemas"]["FulfillmentRequest"]["oneOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(variants.len(), 5);
+        for v in variants {
+            let status = v["properties"]["status"]["enum"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"));
+            let parsed = crate::domain::Action::parse(status, Some("UPS"), Some("1Z"), Some("r"));
+            assert!(parsed.is_ok(), "{status}");
         }
     }
 }

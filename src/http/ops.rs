@@ -3,26 +3,84 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::Caller;
+use super::openapi::{Bearer, NotReady, Timeout};
+use super::routes::Api;
 use crate::sync::signature::SignatureError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// The operational routes, and this side's OpenAPI document.
+pub fn routes(api: Api) -> Api {
+    api.serve(routes!(healthz))
+        .serve(routes!(readyz))
+        .serve(routes!(metrics))
+        .serve(routes!(openapi_json))
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    summary = "Liveness",
+    description = "Answers while the process runs.",
+    security(),
+    responses((status = 200, description = "The process runs.", body = String,
+               content_type = "text/plain", example = "ok"))
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI document of this side's API,
+/// behind a token like every other `/api/v1` route (docs/API.md §1.1).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "ops",
+    operation_id = "getOpenApi",
+    summary = "This document",
+    description = "The OpenAPI 3.1 document of this side's API.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this side's API.",
+         body = Object, content_type = "application/json"),
+        Bearer,
+    )
+)]
+async fn openapi_json(State(state): State<AppState>, _caller: Caller) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document_text(state.engine.role()),
+    )
+        .into_response()
 }
 
 /// Ready means the database takes writes: a probe through the write path
 /// requests use, within `storage::READY_TIMEOUT`; otherwise 503 saying why.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    operation_id = "readyz",
+    summary = "Readiness",
+    description = "Ready means the database takes writes: a probe through the write path \
+                   requests use, answered within 2 s.",
+    security(),
+    responses(
+        (status = 200, description = "The database takes writes: a probe through the write \
+                                      path answered within 2 s.",
+         body = String, content_type = "text/plain", example = "ready"),
+        Timeout,
+        NotReady,
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.db().check_ready().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
@@ -33,6 +91,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Longest a scrape waits for the gauges read from the database.
 const GAUGE_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "Outbox gauges, sync counters and request durations, labelled with the role.",
+    security(),
+    responses(
+        (status = 200, description = "Prometheus text exposition format.", body = String,
+         content_type = "text/plain; version=0.0.4",
+         example = "# TYPE fulfillment_outbox_pending gauge\nfulfillment_outbox_pending 0\n"),
+        Timeout,
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = state.engine.metrics();
     // Gauges that live in the database are read at scrape time. When the

@@ -3,19 +3,26 @@
 //! the store's or the warehouse's shape.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, Caller, OrderPath, body_bytes, is_json, parse_json};
-use super::routes;
-use super::views::order_json;
+use super::openapi::{
+    BadBody, BadId, BadIdOrBody, Bearer, IdempotencyKeyHeader, JsonBody, NoOrder, OrderIdParam,
+    PROBLEM, StoreListParams, WarehouseListParams, Writes,
+};
+use super::routes::{self as route, Api};
+use super::views::{
+    ActorJson, Attempt, AuditEntry, AuditList, OrderPage, StoreOrder, SyncTimeline, WarehouseOrder,
+    order_json,
+};
 use crate::domain::delivery::SyncState;
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::role::Command;
@@ -24,18 +31,30 @@ use crate::domain::{Action, FulfillmentStatus, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
 use crate::engine::{ListFilter, StatusFilter};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orders", get(list).post(create))
-        .route("/orders/{id}", get(get_one).patch(patch).delete(delete))
-        .route("/orders/{id}/cancel", post(cancel))
-        .route("/orders/{id}/fulfillment", post(fulfillment))
-        .route("/orders/{id}/audit", get(audit))
-        .route("/orders/{id}/sync", get(sync_timeline))
+/// The order routes of one side. Listing and reading orders is documented
+/// per side (each with its own order shape); creating, editing and
+/// cancelling are the store's, changing fulfillment the warehouse's.
+pub fn routes(api: Api) -> Api {
+    let (list, one) = match api.role() {
+        Role::Store => (routes!(list_at_store), routes!(get_at_store)),
+        Role::Warehouse => (routes!(list_at_warehouse), routes!(get_at_warehouse)),
+    };
+    api.serve(list)
+        .runs(&route::ORDERS, Command::CreateOrder, routes!(create))
+        .serve(one)
+        .runs(&route::ORDER, Command::EditOrder, routes!(patch))
+        .serve(routes!(delete))
+        .runs(&route::CANCEL, Command::RequestCancel, routes!(cancel))
+        .runs(
+            &route::FULFILLMENT,
+            Command::ChangeFulfillment,
+            routes!(fulfillment),
+        )
+        .serve(routes!(audit))
+        .serve(routes!(sync_timeline))
 }
 
-/// Refuses, with 405 and the methods the route does allow here, a route this
-/// side does not serve.
+/// The order as this side shows it, answered with `status`.
 fn respond(state: &AppState, status: StatusCode, v: &OrderView) -> Response {
     (status, Json(order_json(state.engine.role(), v))).into_response()
 }
@@ -51,13 +70,15 @@ pub struct ListParams {
 }
 
 pub const MAX_LIMIT: u32 = 500;
+/// Page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 50;
 
 impl ListParams {
     /// Turns query parameters into a filter, listing every bad one.
     pub fn filter(&self, role: Role) -> ApiResult<ListFilter> {
         let mut errors = Vec::new();
         let mut f = ListFilter {
-            limit: 50,
+            limit: DEFAULT_LIMIT,
             ..Default::default()
         };
         if let Some(l) = &self.limit {
@@ -132,10 +153,62 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ap
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
 
+type ListQuery = Result<Query<ListParams>, axum::extract::rejection::QueryRejection>;
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    operation_id = "listOrders",
+    summary = "List orders, newest first",
+    description = "Cursor pages: pass `next_cursor` as `cursor` for the next one.",
+    params(StoreListParams),
+    responses(
+        (status = 200, description = "A page of orders.", body = OrderPage<StoreOrder>),
+        (status = 400, description = "The query string cannot be read.", body = Problem,
+         content_type = PROBLEM),
+        (status = 422, description = "A query parameter is invalid; `errors` names each one.",
+         body = Problem, content_type = PROBLEM),
+        Bearer,
+    )
+)]
+async fn list_at_store(
+    state: State<AppState>,
+    caller: Caller,
+    q: ListQuery,
+) -> ApiResult<Response> {
+    list(state, caller, q).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    operation_id = "listOrders",
+    summary = "List orders, newest first",
+    description = "Cursor pages: pass `next_cursor` as `cursor` for the next one.",
+    params(WarehouseListParams),
+    responses(
+        (status = 200, description = "A page of orders.", body = OrderPage<WarehouseOrder>),
+        (status = 400, description = "The query string cannot be read.", body = Problem,
+         content_type = PROBLEM),
+        (status = 422, description = "A query parameter is invalid; `errors` names each one.",
+         body = Problem, content_type = PROBLEM),
+        Bearer,
+    )
+)]
+async fn list_at_warehouse(
+    state: State<AppState>,
+    caller: Caller,
+    q: ListQuery,
+) -> ApiResult<Response> {
+    list(state, caller, q).await
+}
+
 async fn list(
     State(state): State<AppState>,
     _caller: Caller,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: ListQuery,
 ) -> ApiResult<Response> {
     let mut filter = query(params)?.filter(state.engine.role())?;
     let limit = filter.limit as usize;
@@ -154,7 +227,51 @@ async fn list(
         .iter()
         .map(|v| order_json(state.engine.role(), v))
         .collect();
-    Ok(Json(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response())
+    Ok(Json(OrderPage { items, next_cursor }).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "getOrder",
+    summary = "One order",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "The order.", body = StoreOrder),
+        BadId,
+        NoOrder,
+        Bearer,
+    )
+)]
+async fn get_at_store(
+    state: State<AppState>,
+    caller: Caller,
+    id: OrderPath,
+) -> ApiResult<Response> {
+    get_one(state, caller, id).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "getOrder",
+    summary = "One order",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "The order.", body = WarehouseOrder),
+        BadId,
+        NoOrder,
+        Bearer,
+    )
+)]
+async fn get_at_warehouse(
+    state: State<AppState>,
+    caller: Caller,
+    id: OrderPath,
+) -> ApiResult<Response> {
+    get_one(state, caller, id).await
 }
 
 async fn get_one(
@@ -167,15 +284,41 @@ async fn get_one(
 }
 
 /// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    operation_id = "createOrder",
+    summary = "Create an order",
+    description = "With an `Idempotency-Key`, the same key and body within 24 h answers 201 \
+                   with the first response and creates nothing; the same key with another \
+                   body is 422.",
+    params(IdempotencyKeyHeader),
+    request_body = CreateOrderInput,
+    responses(
+        (status = 201, description = "The order, created (or the first answer to this \
+                                      Idempotency-Key).", body = StoreOrder),
+        BadBody,
+        (status = 409, description = "The next order number is already taken (only after a \
+                                      hand edit of the database).",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid values (every one listed in `errors`), a bad \
+                                      Idempotency-Key, or the key reused with another body.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Caller { actor, key_scope }: Caller,
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    routes::ORDERS.check(state.engine.role(), Command::CreateOrder)?;
+    route::ORDERS.check(state.engine.role(), Command::CreateOrder)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -240,13 +383,37 @@ async fn create(
     })
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "patchOrder",
+    summary = "Edit an order",
+    description = "Each field present replaces the whole field. Refused (409) once the store \
+                   knows fulfillment has left `pending`/`on_hold`, or after a cancel was \
+                   requested.",
+    params(OrderIdParam),
+    request_body = PatchOrderInput,
+    responses(
+        (status = 200, description = "The order, edited.", body = StoreOrder),
+        BadIdOrBody,
+        NoOrder,
+        (status = 409, description = "The order can no longer be edited.", body = Problem,
+         content_type = PROBLEM),
+        (status = 422, description = "Invalid values, or no field to change; `errors` lists \
+                                      each.", body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    routes::ORDER.check(state.engine.role(), Command::EditOrder)?;
+    route::ORDER.check(state.engine.role(), Command::EditOrder)?;
     let ApiJson { value, .. } = <ApiJson<PatchOrderInput> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)
@@ -255,6 +422,23 @@ async fn patch(
     Ok(respond(&state, StatusCode::OK, &v))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "deleteOrder",
+    summary = "Never allowed",
+    description = "Orders are never deleted: always 405 for a valid id, whether or not the \
+                   order exists. The store can request cancellation instead.",
+    params(OrderIdParam),
+    responses(
+        BadId,
+        (status = 405, description = "Orders are never deleted; `Allow` lists the methods \
+                                      this side serves here.", body = Problem,
+         content_type = PROBLEM, headers(("Allow" = String, description = "The methods this side serves on this path."))),
+        Bearer,
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     _caller: Caller,
@@ -263,17 +447,49 @@ async fn delete(
 ) -> ApiResult<Response> {
     Err(ApiError::MethodNotAllowed {
         detail: "orders are never deleted; the store can request cancellation with POST /api/v1/orders/{id}/cancel".into(),
-        allow: Some(routes::ORDER.allow(state.engine.role())),
+        allow: Some(route::ORDER.allow(state.engine.role())),
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = CancelRequest)]
 #[serde(deny_unknown_fields)]
-struct CancelBody {
+pub(super) struct CancelBody {
+    #[schema(schema_with = crate::domain::schema::optional_text)]
     #[serde(default)]
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    operation_id = "cancelOrder",
+    summary = "Request cancellation",
+    description = "Asks the warehouse to cancel; it cancels unless the order was already \
+                   shipped, and both outcomes sync back. Repeating it is a no-op 200. The body \
+                   is optional: an empty request (no Content-Type, or Content-Length 0) is a \
+                   cancel without a reason.",
+    params(OrderIdParam),
+    // By reference, so that the body is optional without being nullable
+    // (`openapi::base` adds the schema where this operation is served).
+    request_body(
+        content = ref("#/components/schemas/CancelRequest"),
+        content_type = "application/json",
+        description = "Optional: the reason of the cancellation."
+    ),
+    responses(
+        (status = 200, description = "The order, with `status: cancel_requested`.",
+         body = StoreOrder),
+        BadIdOrBody,
+        NoOrder,
+        (status = 422, description = "The reason is invalid, or the body has an unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
@@ -281,7 +497,7 @@ async fn cancel(
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    routes::CANCEL.check(state.engine.role(), Command::RequestCancel)?;
+    route::CANCEL.check(state.engine.role(), Command::RequestCancel)?;
     // The body is optional: an empty POST is a cancel without a reason; a
     // body, when sent, must be JSON like any other.
     let ct = headers
@@ -316,13 +532,71 @@ struct FulfillmentBody {
     reason: Option<String>,
 }
 
+/// The documented shape of a fulfillment request: one variant per action
+/// `Action::parse` takes. (The handler reads the lax [`FulfillmentBody`],
+/// so every problem is reported as a field error; a unit test checks that
+/// both agree.)
+#[derive(ToSchema)]
+#[schema(
+    as = FulfillmentRequest,
+    example = json!({"status": "shipped", "carrier": "UPS", "tracking_number": "1Z999"})
+)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum FulfillmentRequest {
+    /// pending → picking.
+    Picking,
+    /// picking → packed.
+    Packed,
+    /// packed → shipped, with the parcel's carrier and tracking number.
+    Shipped {
+        #[schema(schema_with = crate::domain::schema::short_text)]
+        carrier: String,
+        #[schema(schema_with = crate::domain::schema::short_text)]
+        tracking_number: String,
+    },
+    /// Put on hold (from pending, picking or packed), with a reason.
+    OnHold {
+        #[schema(schema_with = crate::domain::schema::text)]
+        reason: String,
+    },
+    /// Back to the status the hold left.
+    Released,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/fulfillment",
+    tag = "orders",
+    operation_id = "changeFulfillment",
+    summary = "Move an order through fulfillment",
+    description = "pending → picking → packed → shipped; `on_hold` (with a reason) from \
+                   pending, picking or packed; `released` returns to the status the hold left. \
+                   Any other move is 409 naming the current status. Unknown fields are \
+                   refused; fields that do not belong to the chosen status are ignored.",
+    params(OrderIdParam),
+    request_body = FulfillmentRequest,
+    responses(
+        (status = 200, description = "The order, moved.", body = WarehouseOrder),
+        BadIdOrBody,
+        NoOrder,
+        (status = 409, description = "The transition is not allowed from the current status.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Unknown status, a missing carrier, tracking_number or \
+                                      reason, or an unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
 async fn fulfillment(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    routes::FULFILLMENT.check(state.engine.role(), Command::ChangeFulfillment)?;
+    route::FULFILLMENT.check(state.engine.role(), Command::ChangeFulfillment)?;
     let ApiJson { value: b, .. } = <ApiJson<FulfillmentBody> as axum::extract::FromRequest<
         AppState,
     >>::from_request(body, &state)
@@ -339,28 +613,58 @@ async fn fulfillment(
     Ok(respond(&state, StatusCode::OK, &v))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}/audit",
+    tag = "orders",
+    operation_id = "getOrderAudit",
+    summary = "Every change to the order, oldest first",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "The audit trail.", body = AuditList),
+        BadId,
+        NoOrder,
+        Bearer,
+    )
+)]
 async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
     OrderPath(id): OrderPath,
 ) -> ApiResult<Response> {
     let entries = state.engine.audit(id).await?;
-    let items: Vec<serde_json::Value> = entries
+    let items = entries
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "at": crate::storage::from_micros(e.at),
-                "actor": {"kind": e.actor_kind, "name": e.actor_name},
-                "changes": e.change_list(),
-            })
+        .map(|e| AuditEntry {
+            at: crate::storage::from_micros(e.at),
+            actor: ActorJson {
+                kind: &e.actor_kind,
+                name: &e.actor_name,
+            },
+            changes: e.change_list(),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(AuditList { items }).into_response())
 }
 
 /// How many delivery attempts the timeline shows.
 const TIMELINE_LIMIT: i64 = 100;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}/sync",
+    tag = "sync",
+    operation_id = "getOrderSync",
+    summary = "The order's delivery timeline, newest first",
+    description = "At most the last 100 delivery attempts.",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "Sync state and attempts.", body = SyncTimeline),
+        BadId,
+        NoOrder,
+        Bearer,
+    )
+)]
 async fn sync_timeline(
     State(state): State<AppState>,
     _caller: Caller,
@@ -368,23 +672,21 @@ async fn sync_timeline(
 ) -> ApiResult<Response> {
     let v = state.engine.get(id).await?;
     let attempts = state.engine.attempts(id, TIMELINE_LIMIT).await?;
-    let items: Vec<serde_json::Value> = attempts
+    let attempts = attempts
         .iter()
-        .map(|a| {
-            serde_json::json!({
-                "at": crate::storage::from_micros(a.at),
-                "outcome": a.outcome,
-                "detail": a.detail,
-                "next_retry_at": a.next_retry_at.map(crate::storage::from_micros),
-            })
+        .map(|a| Attempt {
+            at: crate::storage::from_micros(a.at),
+            outcome: &a.outcome,
+            detail: a.detail.as_deref(),
+            next_retry_at: a.next_retry_at.map(crate::storage::from_micros),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "state": v.sync.state,
-        "store_version": v.order.store_version,
-        "warehouse_version": v.order.warehouse_version,
-        "last_error": v.sync.last_error,
-        "attempts": items,
-    }))
+    Ok(Json(SyncTimeline {
+        state: v.sync.state,
+        store_version: v.order.store_version,
+        warehouse_version: v.order.warehouse_version,
+        last_error: v.sync.last_error.as_deref(),
+        attempts,
+    })
     .into_response())
 }

@@ -1,11 +1,24 @@
 //! Which methods each side serves on the routes where the sides differ,
 //! derived from the role rules ([`crate::domain::role`]): a route's
-//! methods are listed with the command each runs, so the `Allow` header and
-//! the refusal of the other side's methods come from one place.
+//! methods are listed with the command each runs, so the `Allow` header,
+//! the refusal of the other side's methods and which side's OpenAPI
+//! document lists an operation come from one place.
+//!
+//! [`Api`] is the only way a route gets into a side's API router: each
+//! handler is registered together with its documentation
+//! (`utoipa_axum::routes!`), either as served by this side ([`Api::serve`])
+//! or as running a command ([`Api::runs`]): served by the side that runs
+//! it, while the other side routes the same handler, which answers 405, and
+//! does not document it.
+
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use crate::domain::Role;
 use crate::domain::role::Command;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult};
 
 /// A route's methods, each with the command it runs (`None`: both sides).
@@ -41,6 +54,103 @@ impl Route {
             detail: e.to_string(),
             allow: Some(self.allow(role)),
         })
+    }
+}
+
+/// One side's API: its router and its OpenAPI document, built together.
+pub struct Api {
+    role: Role,
+    router: OpenApiRouter<AppState>,
+    refused: Vec<(&'static str, String)>,
+}
+
+/// The operations of a path item, by method (upper case).
+pub fn operations(item: &PathItem) -> Vec<(&'static str, &Operation)> {
+    [
+        ("GET", &item.get),
+        ("PUT", &item.put),
+        ("POST", &item.post),
+        ("DELETE", &item.delete),
+        ("OPTIONS", &item.options),
+        ("HEAD", &item.head),
+        ("PATCH", &item.patch),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+    .collect()
+}
+
+impl Api {
+    /// An empty API for `role`, its document started with
+    /// [`super::openapi::base`].
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            router: OpenApiRouter::with_openapi(super::openapi::base(role)),
+            refused: Vec::new(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Operations this side serves: routed and documented.
+    pub fn serve(mut self, operations: UtoipaMethodRouter<AppState>) -> Self {
+        self.router = self.router.routes(operations);
+        self
+    }
+
+    /// An operation that runs `command`, listed in `route` (the methods
+    /// and commands of its path, for `Allow`): routed and documented by
+    /// the side that runs it. The other side routes the same handler,
+    /// which refuses it (405, after authentication and the path id) before
+    /// anything else, and does not document it.
+    ///
+    /// Panics when `route` does not list the operation's method with
+    /// `command`: the `Allow` header would then disagree with the routes.
+    pub fn runs(
+        mut self,
+        route: &Route,
+        command: Command,
+        operations: UtoipaMethodRouter<AppState>,
+    ) -> Self {
+        let (_, paths, method_router) = &operations;
+        for (path, item) in &paths.paths {
+            for (method, _) in self::operations(item) {
+                assert!(
+                    route.0.contains(&(method, Some(command))),
+                    "{method} {path}: the route table does not say it runs {command:?}"
+                );
+                if !self.role.may(command) {
+                    self.refused.push((method, path.clone()));
+                }
+            }
+        }
+        if self.role.may(command) {
+            return self.serve(operations);
+        }
+        for path in paths.paths.keys() {
+            self.router = self.router.route(path, method_router.clone());
+        }
+        self
+    }
+
+    /// The operations this side routes but leaves out of its document
+    /// (the other side's commands), as `(method, path)`.
+    pub fn refused(&self) -> &[(&'static str, String)] {
+        &self.refused
+    }
+
+    /// This side's OpenAPI document.
+    pub fn openapi(self) -> OpenApi {
+        self.router.into_openapi()
+    }
+
+    /// The router (without state) and the document.
+    pub fn split(self) -> (axum::Router<AppState>, OpenApi) {
+        self.router.split_for_parts()
     }
 }
 

@@ -3,18 +3,25 @@
 //! status, replay and reconcile routes that operators and the admin UI use.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Array, ArrayBuilder};
+use utoipa_axum::routes;
 
-use super::error::{ApiError, ApiResult};
+use super::AppState;
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, Caller, body_bytes, parse_json};
-use super::{AppState, routes};
+use super::openapi::{BadBody, Bearer, JsonBody, PROBLEM, Signed, WebhookHeaders, Writes};
+use super::routes::{self as route, Api};
+use super::views::{DeliveryError, LastReconciliation, ReplayResult, SyncStatus};
+use crate::domain::Role;
 use crate::domain::role::Command;
-use crate::domain::snapshot::{MAX_VERSION, SyncBatch, SyncBatchResult};
+use crate::domain::snapshot::{
+    ContentSnapshot, FulfillmentSnapshot, MAX_VERSION, SyncBatch, SyncBatchResult,
+};
 use crate::domain::{FieldError, OrderId};
 use crate::engine::ReplaySelection;
 use crate::engine::apply::{BatchRefused, apply_batch};
@@ -25,15 +32,26 @@ use crate::sync::reconcile::{
 };
 use crate::sync::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sync/changes", post(changes))
-        .route("/sync/status", get(status))
-        .route("/sync/replay", post(replay))
-        .route("/sync/reconcile", post(reconcile_start).get(reconcile_job))
-        .route("/sync/digests", post(peer_digests))
-        .route("/sync/versions", post(peer_versions))
-        .route("/sync/resend", post(peer_resend))
+/// The sync routes of one side: the signed peer endpoints (the batch each
+/// side receives is the other side's snapshots), status, replay and
+/// reconciliation (started from the store only).
+pub fn routes(api: Api) -> Api {
+    let changes = match api.role() {
+        Role::Store => routes!(changes_at_store),
+        Role::Warehouse => routes!(changes_at_warehouse),
+    };
+    api.serve(changes)
+        .serve(routes!(status))
+        .serve(routes!(replay))
+        .runs(
+            &route::RECONCILE,
+            Command::Reconcile,
+            routes!(reconcile_start),
+        )
+        .serve(routes!(reconcile_job))
+        .serve(routes!(peer_digests))
+        .serve(routes!(peer_versions))
+        .serve(routes!(peer_resend))
 }
 
 /// Most items the receiver takes in one batch.
@@ -82,6 +100,95 @@ async fn signed_body_unremembered(
     Ok((headers, body))
 }
 
+fn batch_of(item: &str) -> Array {
+    ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name(item))
+        .max_items(Some(MAX_BATCH))
+        .build()
+}
+
+fn content_batch() -> Array {
+    batch_of("ContentSnapshot")
+}
+
+fn fulfillment_batch() -> Array {
+    batch_of("FulfillmentSnapshot")
+}
+
+/// The body of `POST /api/v1/sync/changes` at the warehouse, as documented
+/// (the handler keeps each item raw, [`SyncBatch`], so that one bad item is
+/// rejected on its own).
+#[derive(ToSchema)]
+#[schema(as = ContentBatch)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ContentBatch {
+    /// Content snapshots from the store.
+    #[schema(schema_with = content_batch)]
+    changes: Vec<ContentSnapshot>,
+}
+
+/// The body of `POST /api/v1/sync/changes` at the store, as documented.
+#[derive(ToSchema)]
+#[schema(as = FulfillmentBatch)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FulfillmentBatch {
+    /// Fulfillment snapshots from the warehouse.
+    #[schema(schema_with = fulfillment_batch)]
+    changes: Vec<FulfillmentSnapshot>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/changes",
+    tag = "sync",
+    operation_id = "receiveSyncChanges",
+    summary = "Receive a signed batch from the other service",
+    description = "Peer to peer: fulfillment snapshots from the warehouse. Signed with the \
+                   Standard Webhooks scheme instead of a bearer token. Each item is applied, \
+                   stale, or rejected on its own.",
+    security(),
+    params(WebhookHeaders),
+    request_body = FulfillmentBatch,
+    responses(
+        (status = 200, description = "One result per item, in request order.",
+         body = SyncBatchResult),
+        (status = 422, description = format!("The body is not a batch, or has more than {MAX_BATCH} items."),
+         body = Problem, content_type = PROBLEM),
+        Writes,
+        Signed,
+    )
+)]
+async fn changes_at_store(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    changes(state, req).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/changes",
+    tag = "sync",
+    operation_id = "receiveSyncChanges",
+    summary = "Receive a signed batch from the other service",
+    description = "Peer to peer: content snapshots from the store. Signed with the Standard \
+                   Webhooks scheme instead of a bearer token. Each item is applied, stale, or \
+                   rejected on its own.",
+    security(),
+    params(WebhookHeaders),
+    request_body = ContentBatch,
+    responses(
+        (status = 200, description = "One result per item, in request order.",
+         body = SyncBatchResult),
+        (status = 422, description = format!("The body is not a batch, or has more than {MAX_BATCH} items."),
+         body = Problem, content_type = PROBLEM),
+        Writes,
+        Signed,
+    )
+)]
+async fn changes_at_warehouse(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    changes(state, req).await
+}
+
 async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (headers, body) = signed_body_unremembered(&state, req).await?;
     let batch = parse_json::<SyncBatch>(&body)?;
@@ -98,44 +205,88 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/status",
+    tag = "sync",
+    operation_id = "getSyncStatus",
+    summary = "Outbox towards the other service",
+    responses(
+        (status = 200, description = "Outbox and breaker state.", body = SyncStatus),
+        Bearer,
+    )
+)]
 async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let s = state.engine.outbox_status().await?;
     let last = state.engine.last_reconcile().await?;
     let now = now_micros();
-    Ok(Json(serde_json::json!({
-        "last_reconciliation": last.map(|r| serde_json::json!({
-            "finished_at": from_micros(r.finished_at),
-            "compared": r.compared,
-            "differences": r.differences,
-            "repaired": r.repaired,
-            "error": r.error,
-        })),
-        "pending": s.pending,
-        "dead": s.dead,
-        "oldest_pending_seconds": s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
-        "breaker": state.breaker.state(),
-        "last_delivered_at": s.last_delivered_at.map(from_micros),
-        // Why deliveries fail, while something still waits to go.
-        "last_error": state.breaker.last_error().filter(|_| s.pending > 0).map(|(at, detail)| {
-            serde_json::json!({"at": from_micros(at), "detail": detail})
+    Ok(Json(SyncStatus {
+        last_reconciliation: last.map(|r| LastReconciliation {
+            finished_at: from_micros(r.finished_at),
+            compared: r.compared,
+            differences: r.differences,
+            repaired: r.repaired,
+            error: r.error,
         }),
-    }))
+        pending: s.pending,
+        dead: s.dead,
+        oldest_pending_seconds: s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
+        breaker: state.breaker.state(),
+        last_delivered_at: s.last_delivered_at.map(from_micros),
+        // Why deliveries fail, while something still waits to go.
+        last_error: state
+            .breaker
+            .last_error()
+            .filter(|_| s.pending > 0)
+            .map(|(at, detail)| DeliveryError {
+                at: from_micros(at),
+                detail,
+            }),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+/// Which dead letters to send again: exactly one of `ids`, `all: true` or
+/// `since`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ReplayRequest, example = json!({"all": true, "dry_run": true}))]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    /// The dead letters of these orders.
     #[serde(default)]
     ids: Option<Vec<OrderId>>,
+    /// Every dead letter.
     #[serde(default)]
     all: Option<bool>,
+    /// Dead letters whose change was first queued at or after this time.
     #[serde(default)]
     since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only count what would be replayed.
+    #[schema(default = false)]
     #[serde(default)]
     dry_run: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/replay",
+    tag = "sync",
+    operation_id = "replaySync",
+    summary = "Dead letters back to pending",
+    description = "What `fulfillment outbox replay` does. With `dry_run`, only counts.",
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "How many were (or would be) replayed.",
+         body = ReplayResult),
+        BadBody,
+        (status = 422, description = "Not exactly one of ids, all: true or since; or an invalid \
+                                      value or unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     _caller: Caller,
@@ -153,9 +304,33 @@ async fn replay(
         }
     };
     let n = state.engine.replay_dead_letters(which, b.dry_run).await?;
-    Ok(Json(serde_json::json!({ "replayed": n, "dry_run": b.dry_run })).into_response())
+    Ok(Json(ReplayResult {
+        replayed: n,
+        dry_run: b.dry_run,
+    })
+    .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/digests",
+    tag = "sync",
+    operation_id = "peerDigests",
+    summary = "Digests of id ranges (reconciliation, peer to peer)",
+    description = "Signed like sync/changes. Answers one digest per range, in request order: \
+                   the number of orders whose id is in `[lo, hi)` and a checksum of each \
+                   side's versions.",
+    security(),
+    params(WebhookHeaders),
+    request_body = DigestsRequest,
+    responses(
+        (status = 200, description = "One digest per range.", body = DigestsAnswer),
+        (status = 422, description = format!("The body is not a digests request, or has more \
+                                              than {MAX_RANGES} ranges."),
+         body = Problem, content_type = PROBLEM),
+        Signed,
+    )
+)]
 async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let body = signed_body(&state, req).await?;
     let r = parse_json::<DigestsRequest>(&body)?;
@@ -169,6 +344,24 @@ async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<
     Ok(Json(DigestsAnswer { digests }).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/versions",
+    tag = "sync",
+    operation_id = "peerVersions",
+    summary = "Versions of the orders in an id range (reconciliation, peer to peer)",
+    description = "Signed like sync/changes. At most `limit` orders of `[lo, hi)`, by id.",
+    security(),
+    params(WebhookHeaders),
+    request_body = VersionsRequest,
+    responses(
+        (status = 200, description = "The orders' versions.", body = VersionsAnswer),
+        (status = 422, description = format!("The body is not a versions request, or `limit` \
+                                              is not between 1 and {MAX_ROWS}."),
+         body = Problem, content_type = PROBLEM),
+        Signed,
+    )
+)]
 async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let body = signed_body(&state, req).await?;
     let r = parse_json::<VersionsRequest>(&body)?;
@@ -182,6 +375,28 @@ async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult
     Ok(Json(VersionsAnswer { rows }).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/resend",
+    tag = "sync",
+    operation_id = "peerResend",
+    summary = "Send these orders again (reconciliation, peer to peer)",
+    description = "Signed like sync/changes. Enqueues this side's snapshot of each known order \
+                   again, first raising its version above `above` when it is not higher.",
+    security(),
+    params(WebhookHeaders),
+    request_body = ResendRequest,
+    responses(
+        (status = 200, description = "How many were enqueued and how many are unknown here.",
+         body = ResendAnswer),
+        (status = 422, description = format!("The body is not a resend request, has more than \
+                                              {MAX_RESEND} items, or an `above` outside 0 to {}.",
+                                             MAX_VERSION - 1),
+         body = Problem, content_type = PROBLEM),
+        Writes,
+        Signed,
+    )
+)]
 async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let body = signed_body(&state, req).await?;
     let r = parse_json::<ResendRequest>(&body)?;
@@ -215,8 +430,26 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
 /// Starts a reconciliation pass in the background: 202 with the job, to
 /// follow at `GET /api/v1/sync/reconcile`. A pass over a large database
 /// takes longer than any request may, so it is never run inside one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/reconcile",
+    tag = "sync",
+    operation_id = "startReconciliation",
+    summary = "Start a reconciliation pass",
+    description = "Starts a pass that compares this side with the other service by digests and \
+                   repairs what differs, in the background (a pass over a large database \
+                   outlasts any request), and answers it as it starts. Follow it with GET on \
+                   the same path; the last pass is also in `/api/v1/sync/status`. Takes no body.",
+    responses(
+        (status = 202, description = "The pass started.", body = Job,
+         headers(("Location" = String, description = "Where to follow it."))),
+        (status = 409, description = "A reconciliation is already running.", body = Problem,
+         content_type = PROBLEM),
+        Bearer,
+    )
+)]
 async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
-    routes::RECONCILE.check(state.engine.role(), Command::Reconcile)?;
+    route::RECONCILE.check(state.engine.role(), Command::Reconcile)?;
     match state.reconciler.start() {
         Ok(job) => Ok((
             axum::http::StatusCode::ACCEPTED,
@@ -235,6 +468,19 @@ async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiR
 }
 
 /// The reconciliation pass running now, or the last one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/reconcile",
+    tag = "sync",
+    operation_id = "getReconciliation",
+    summary = "The reconciliation pass running now, or the last one",
+    responses(
+        (status = 200, description = "The pass.", body = Job),
+        (status = 404, description = "No reconciliation has run yet.", body = Problem,
+         content_type = PROBLEM),
+        Bearer,
+    )
+)]
 async fn reconcile_job(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let job = match state.reconciler.job() {
         Some(job) => Some(job),

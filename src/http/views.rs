@@ -1,4 +1,9 @@
-//! JSON shapes of orders as each side shows them (docs/API.md §4.1, §5.1).
+//! The JSON answers of the API, one type each: orders as each side shows
+//! them (docs/API.md §4.1, §5.1), pages of them, the audit trail, the
+//! delivery timeline, the sync status and the replay result. Handlers
+//! serialise these types and nothing else (errors are `error::Problem`, the
+//! peer answers and the reconciliation job are in `sync::reconcile` and
+//! `domain::snapshot`); the OpenAPI document is generated from them.
 //!
 //! [`WarehouseOrder`] has no money field at all and is built from an
 //! [`OrderView`] without reading its pricing, so the warehouse API cannot
@@ -6,16 +11,20 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::delivery::SyncState;
 use crate::domain::order::{Address, Customer};
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
 use crate::engine::OrderView;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Customer)]
 pub struct CustomerJson<'a> {
     pub name: &'a str,
+    #[schema(format = Email)]
     pub email: &'a str,
+    #[schema(required = true)]
     pub company: Option<&'a str>,
 }
 
@@ -29,14 +38,19 @@ impl<'a> From<&'a Customer> for CustomerJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Address)]
 pub struct AddressJson<'a> {
     pub name: &'a str,
     pub line1: &'a str,
+    #[schema(required = true)]
     pub line2: Option<&'a str>,
     pub city: &'a str,
+    #[schema(required = true)]
     pub region: Option<&'a str>,
     pub postal_code: &'a str,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[schema(example = "GB")]
     pub country: &'a str,
 }
 
@@ -54,11 +68,14 @@ impl<'a> From<&'a Address> for AddressJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// This side's delivery of the order to the other service.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Sync)]
 pub struct SyncJson<'a> {
     pub state: SyncState,
     pub store_version: i64,
     pub warehouse_version: i64,
+    #[schema(required = true)]
     pub last_error: Option<&'a str>,
 }
 
@@ -73,13 +90,22 @@ impl<'a> From<&'a OrderView> for SyncJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// The fulfillment the store has heard of from the warehouse.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Fulfillment)]
 pub struct FulfillmentJson<'a> {
+    /// Null until the warehouse has reported the order.
+    #[schema(required = true)]
     pub status: Option<FulfillmentStatus>,
+    #[schema(required = true)]
     pub hold_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub carrier: Option<&'a str>,
+    #[schema(required = true)]
     pub tracking_number: Option<&'a str>,
+    #[schema(required = true)]
     pub shipped_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
     pub content_changed_after_pick: bool,
 }
@@ -102,30 +128,51 @@ impl<'a> From<Option<&'a Fulfillment>> for FulfillmentJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = StoreLine)]
 pub struct StoreLineJson<'a> {
     pub sku: &'a str,
     pub name: &'a str,
+    #[schema(schema_with = crate::domain::schema::quantity)]
     pub quantity: u32,
+    /// Minor units.
     pub unit_price: i64,
+    /// quantity × unit_price, minor units.
     pub line_total: i64,
 }
 
+/// The store's own status of an order.
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStatus {
+    Open,
+    CancelRequested,
+}
+
 /// The store's order: content, money, and the fulfillment it has heard of.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StoreOrder<'a> {
     pub id: OrderId,
+    #[schema(example = "SO-000001")]
     pub number: &'a str,
-    pub status: &'static str,
+    pub status: StoreStatus,
     pub customer: CustomerJson<'a>,
     pub shipping_address: AddressJson<'a>,
     pub lines: Vec<StoreLineJson<'a>>,
+    /// ISO 4217.
+    #[schema(example = "GBP")]
     pub currency: &'a str,
+    /// Minor units.
     pub shipping_cost: i64,
+    /// Sum of line_total, minor units.
     pub subtotal: i64,
+    /// subtotal + shipping_cost, minor units.
     pub total: i64,
+    #[schema(required = true)]
     pub notes: Option<&'a str>,
+    #[schema(required = true)]
     pub deliver_by: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub cancel_reason: Option<&'a str>,
     pub fulfillment: FulfillmentJson<'a>,
     pub sync: SyncJson<'a>,
@@ -143,9 +190,9 @@ impl<'a> StoreOrder<'a> {
             id: o.id,
             number: &o.number,
             status: if c.cancel.is_some() {
-                "cancel_requested"
+                StoreStatus::CancelRequested
             } else {
-                "open"
+                StoreStatus::Open
             },
             customer: (&c.customer).into(),
             shipping_address: (&c.shipping_address).into(),
@@ -176,31 +223,45 @@ impl<'a> StoreOrder<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = WarehouseLine)]
 pub struct WarehouseLineJson<'a> {
     pub sku: &'a str,
     pub name: &'a str,
+    #[schema(schema_with = crate::domain::schema::quantity)]
     pub quantity: u32,
 }
 
-/// The warehouse's order: no money field exists in this type.
-#[derive(Serialize)]
+/// The warehouse's order: no money field exists in this type. (Its schema
+/// says it in other words: the warehouse's document names no money.)
+#[derive(Serialize, ToSchema)]
+#[schema(description = "The warehouse's order: its content and its fulfillment.")]
 pub struct WarehouseOrder<'a> {
     pub id: OrderId,
+    #[schema(example = "SO-000001")]
     pub number: &'a str,
     pub customer: CustomerJson<'a>,
     pub shipping_address: AddressJson<'a>,
+    #[schema(required = true)]
     pub notes: Option<&'a str>,
+    #[schema(required = true)]
     pub deliver_by: Option<DateTime<Utc>>,
     pub lines: Vec<WarehouseLineJson<'a>>,
     pub status: FulfillmentStatus,
+    #[schema(required = true)]
     pub hold_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub carrier: Option<&'a str>,
+    #[schema(required = true)]
     pub tracking_number: Option<&'a str>,
+    #[schema(required = true)]
     pub shipped_at: Option<DateTime<Utc>>,
     pub cancel_requested: bool,
+    #[schema(required = true)]
     pub cancel_reason: Option<&'a str>,
+    #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
+    /// The store changed the content after work had started.
     pub content_changed_after_pick: bool,
     pub sync: SyncJson<'a>,
     pub created_at: DateTime<Utc>,
@@ -245,7 +306,8 @@ impl<'a> WarehouseOrder<'a> {
 }
 
 /// An order the way one role shows it, serialised straight into the
-/// response body.
+/// response body. (Each side's document names its own variant: the handlers
+/// of `http::orders` are documented per side.)
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum OrderJson<'a> {
@@ -261,5 +323,181 @@ pub fn order_json(role: Role, v: &OrderView) -> OrderJson<'_> {
     match role {
         Role::Store => StoreOrder::new(v).map_or(OrderJson::Missing, OrderJson::Store),
         Role::Warehouse => OrderJson::Warehouse(WarehouseOrder::new(v)),
+    }
+}
+
+/// A page of orders, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct OrderPage<O> {
+    pub items: Vec<O>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Who made a change (`Actor::kind`).
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person signed in to the admin UI.
+    Admin,
+    /// An API client, by its token's name.
+    Token,
+    /// The other service, through sync.
+    Sync,
+    /// The service itself.
+    System,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActorJson<'a> {
+    #[schema(value_type = ActorKind)]
+    pub kind: &'a str,
+    pub name: &'a str,
+}
+
+/// One change to an order.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry<'a> {
+    pub at: DateTime<Utc>,
+    pub actor: ActorJson<'a>,
+    /// Names of the fields changed.
+    #[schema(example = json!(["notes"]))]
+    pub changes: Vec<&'a str>,
+}
+
+/// The audit trail of an order.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList<'a> {
+    /// Oldest first.
+    pub items: Vec<AuditEntry<'a>>,
+}
+
+/// What one delivery attempt came to.
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The other side applied the snapshot.
+    Applied,
+    /// The other side already held it or a newer one.
+    Stale,
+    /// The other side refused it; it will not be retried.
+    Rejected,
+    /// The attempt failed (network, timeout, an error answer); retried.
+    Error,
+}
+
+/// One delivery attempt of an order to the other service.
+#[derive(Serialize, ToSchema)]
+pub struct Attempt<'a> {
+    pub at: DateTime<Utc>,
+    #[schema(value_type = AttemptOutcome)]
+    pub outcome: &'a str,
+    #[schema(required = true)]
+    pub detail: Option<&'a str>,
+    #[schema(required = true)]
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+/// An order's delivery to the other service, with its last attempts.
+#[derive(Serialize, ToSchema)]
+pub struct SyncTimeline<'a> {
+    pub state: SyncState,
+    pub store_version: i64,
+    pub warehouse_version: i64,
+    #[schema(required = true)]
+    pub last_error: Option<&'a str>,
+    /// Newest first, at most 100.
+    pub attempts: Vec<Attempt<'a>>,
+}
+
+/// The last failed delivery while anything waits to be sent.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryError {
+    pub at: DateTime<Utc>,
+    pub detail: String,
+}
+
+/// The last reconciliation pass, as recorded.
+#[derive(Serialize, ToSchema)]
+pub struct LastReconciliation {
+    pub finished_at: DateTime<Utc>,
+    /// Orders in this database.
+    pub compared: i64,
+    pub differences: i64,
+    pub repaired: i64,
+    /// Why the pass failed; null when it finished.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// The outbox towards the other service, the circuit breaker and the last
+/// reconciliation.
+#[derive(Serialize, ToSchema)]
+pub struct SyncStatus {
+    /// The last reconciliation pass; null before the first.
+    #[schema(required = true)]
+    pub last_reconciliation: Option<LastReconciliation>,
+    /// Changes waiting to be delivered.
+    pub pending: i64,
+    /// Dead letters: changes given up on until replayed.
+    pub dead: i64,
+    /// Age of the oldest pending change.
+    #[schema(required = true)]
+    pub oldest_pending_seconds: Option<f64>,
+    pub breaker: crate::sync::breaker::BreakerState,
+    #[schema(required = true)]
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// Why deliveries fail, while anything waits to be sent.
+    #[schema(required = true)]
+    pub last_error: Option<DeliveryError>,
+}
+
+/// How many dead letters were (or, with `dry_run`, would be) replayed.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayResult {
+    pub replayed: u64,
+    pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Actor;
+    use crate::domain::snapshot::ItemOutcome;
+
+    fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+        values
+            .iter()
+            .filter_map(|v| serde_json::to_value(v).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The audit and timeline answers pass stored strings through; the
+    /// enums that document them name every string that can be stored.
+    #[test]
+    fn documented_kinds_and_outcomes_name_every_stored_string() {
+        use ActorKind as K;
+        let kinds = names(&[K::Admin, K::Token, K::Sync, K::System]);
+        for a in [
+            Actor::Admin("a".into()),
+            Actor::Token("t".into()),
+            Actor::Sync("s".into()),
+            Actor::System("y".into()),
+        ] {
+            assert!(kinds.iter().any(|k| k == a.kind()), "{}", a.kind());
+        }
+        use AttemptOutcome as O;
+        let outcomes = names(&[O::Applied, O::Stale, O::Rejected, O::Error]);
+        // What the relay records: the peer's verdict, or "error".
+        for o in [
+            ItemOutcome::Applied,
+            ItemOutcome::Stale,
+            ItemOutcome::Rejected,
+        ] {
+            assert!(outcomes.iter().any(|s| s == o.as_str()), "{}", o.as_str());
+        }
+        assert!(outcomes.iter().any(|s| s == "error"));
     }
 }

@@ -28,6 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, SchemaType, Type};
 
 use super::peer::{PeerClient, PeerError};
 use crate::domain::role::{Command, WrongSide};
@@ -45,7 +47,8 @@ pub const MAX_ROWS: i64 = 2000;
 pub const MAX_RESEND: usize = 2000;
 
 /// A half-open range of order ids `[lo, hi)`, always an id prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = IdRange, description = "Order ids `lo <= id < hi` (text order).")]
 pub struct Range {
     pub lo: String,
     pub hi: String,
@@ -88,11 +91,14 @@ impl Range {
 }
 
 /// What one pass compared, found and did.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[schema(as = ReconcileReport)]
 pub struct Report {
     /// Orders in this database.
+    #[schema(minimum = 0)]
     pub local_orders: i64,
     /// Orders in the peer's database.
+    #[schema(minimum = 0)]
     pub peer_orders: i64,
     /// Id ranges whose digests were compared.
     pub ranges_compared: u64,
@@ -163,49 +169,88 @@ pub enum ReconcileError {
 
 // -- the peer protocol (served in http::sync) -------------------------------
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestsRequest {
+    #[schema(schema_with = ranges_schema)]
     pub ranges: Vec<Range>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DigestsAnswer {
+    /// One per range, in request order.
     pub digests: Vec<RangeDigest>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionsRequest {
     pub range: Range,
+    /// At most this many orders of the range, by id.
+    #[schema(schema_with = rows_limit_schema)]
     pub limit: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionsAnswer {
     pub rows: Vec<Versions>,
 }
 
 /// "Send me your snapshot of this order again", raising your version above
 /// `above` first when yours is not higher.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendItem {
     pub id: OrderId,
+    /// Raise this side's version above this first, when it is not higher.
+    #[schema(schema_with = above_schema)]
     #[serde(default)]
     pub above: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendRequest {
+    #[schema(schema_with = resend_items_schema)]
     pub items: Vec<ResendItem>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ResendAnswer {
+    /// Orders enqueued again.
     pub resent: u64,
+    /// Orders this side does not have.
     pub unknown: u64,
+}
+
+fn ranges_schema() -> Array {
+    ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("IdRange"))
+        .max_items(Some(MAX_RANGES))
+        .build()
+}
+
+fn rows_limit_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_ROWS))
+        .build()
+}
+
+fn resend_items_schema() -> Array {
+    ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("ResendItem"))
+        .max_items(Some(MAX_RESEND))
+        .build()
+}
+
+fn above_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(crate::domain::snapshot::MAX_VERSION - 1))
+        .build()
 }
 
 /// Digests of the given ranges in this database.
@@ -292,7 +337,7 @@ pub struct Progress {
 }
 
 /// Where a reconciliation job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Running,
@@ -302,16 +347,22 @@ pub enum JobState {
 
 /// A reconciliation pass as the API reports it: the one running, or the
 /// last one (from this process, or recorded in the database).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReconcileJob)]
 pub struct Job {
     pub state: JobState,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    #[schema(required = true)]
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Orders under the ranges settled so far, and how many there are on
     /// the larger side (while running).
+    #[schema(required = true)]
     pub progress: Option<JobProgress>,
     /// What the pass found and did (once finished).
+    #[schema(required = true)]
     pub report: Option<Report>,
+    /// Why the pass failed.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
@@ -321,7 +372,9 @@ pub struct AlreadyRunning {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+/// While running: how many orders are under the id ranges compared so far,
+/// of how many on the larger side.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct JobProgress {
     /// Orders under the id ranges compared so far.
     pub settled_orders: i64,

@@ -18,6 +18,8 @@ pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
 /// How far a request's timestamp may be from our clock, either way.
 pub const TOLERANCE_SECS: i64 = 300;
+/// Longest accepted `webhook-id`.
+pub const MAX_WEBHOOK_ID: usize = 200;
 
 /// The shared secrets of one service: the first signs, all verify.
 #[derive(Clone)]
@@ -70,7 +72,7 @@ impl Secrets {
         now: i64,
     ) -> Result<(), SignatureError> {
         let id = id
-            .filter(|s| !s.is_empty() && s.len() <= 200)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_WEBHOOK_ID)
             .ok_or(SignatureError::Missing(HEADER_ID))?;
         let ts = ts.ok_or(SignatureError::Missing(HEADER_TIMESTAMP))?;
         let sig = sig.ok_or(SignatureError::Missing(HEADER_SIGNATURE))?;

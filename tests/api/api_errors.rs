@@ -346,7 +346,7 @@ async fn operational_endpoints(b: Backend) {
     for side in [&pair.store, &pair.warehouse] {
         let (s, doc) = side.get("/api/v1/openapi.json").await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/orders"].is_object());
     }
     let r = reqwest::get(format!("{}/api/v1/openapi.json", pair.store.url))

@@ -20,6 +20,7 @@ mod idempotency;
 mod kit;
 mod log_flood;
 mod no_money;
+mod openapi;
 mod order_flow;
 mod outage;
 mod pagination;
