@@ -102,8 +102,10 @@ impl ListParams {
         if let Some(s) = self.status.as_deref().filter(|s| !s.is_empty()) {
             f.status = match (s, FulfillmentStatus::parse(s)) {
                 (_, Some(st)) => Some(StatusFilter::Fulfillment(st)),
-                ("open", None) if role == Role::Store => Some(StatusFilter::Open),
-                ("cancel_requested", None) if role == Role::Store => {
+                // The order's own status (open or cancel requested) is the
+                // side's that requests cancellation.
+                ("open", None) if role.may(Command::RequestCancel) => Some(StatusFilter::Open),
+                ("cancel_requested", None) if role.may(Command::RequestCancel) => {
                     Some(StatusFilter::CancelRequested)
                 }
                 _ => {
