@@ -128,7 +128,7 @@ async fn apply_parsed(
     } else {
         orders::Parts::WithoutLines
     };
-    let loaded = orders::load_many_for_update(engine.db(), c, &ids, parts)
+    let loaded = orders::load_many_for_update(c, &ids, parts)
         .await?
         .into_iter()
         .map(|o| (o.id, o))
@@ -295,7 +295,7 @@ impl Batch<'_> {
     /// The order as it stands before this item.
     async fn current(&mut self, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
         if self.repeated.contains(&id) {
-            Ok(orders::load_for_update(self.engine.db(), c, id).await?)
+            Ok(orders::load_for_update(c, id).await?)
         } else {
             Ok(self.loaded.remove(&id))
         }
@@ -309,7 +309,7 @@ impl Batch<'_> {
         order: Order,
     ) -> Result<ItemResult> {
         let id = order.id;
-        match orders::load_for_update(self.engine.db(), c, id).await? {
+        match orders::load_for_update(c, id).await? {
             None => Ok(rejected(
                 Some(id),
                 format!("order number {} belongs to another order", order.number),

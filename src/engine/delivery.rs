@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use super::{Engine, EngineError, Result};
 use crate::domain::snapshot::{FulfillmentSnapshot, ItemResult};
 use crate::domain::{Order, OrderId};
-use crate::storage::{Backend, StorageError, orders, outbox};
+use crate::storage::{Dialect, StorageError, orders, outbox};
 
 pub use crate::storage::outbox::{Claimed, Settle, Settled};
 
@@ -100,16 +100,16 @@ impl Engine {
     /// the database (SQLite); elsewhere they expire on their own. Returns
     /// how many were held.
     pub async fn release_stale_leases(&self) -> Result<u64> {
-        match self.db.backend() {
-            Backend::Sqlite => Ok(outbox::release_leases(&self.db, self.peer()).await?),
-            Backend::Postgres => Ok(0),
+        match self.db.dialect() {
+            Dialect::Sqlite => Ok(outbox::release_leases(&self.db, self.peer()).await?),
+            Dialect::Postgres => Ok(0),
         }
     }
 
     /// Vacuums and analyses the tables sync rewrites (PostgreSQL; nothing
     /// on SQLite). Returns false when there is nothing to tidy here.
     pub fn needs_tidying(&self) -> bool {
-        self.db.backend() == Backend::Postgres
+        self.db.dialect() == Dialect::Postgres
     }
 
     pub async fn tidy(&self) -> Result<()> {

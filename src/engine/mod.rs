@@ -108,7 +108,6 @@ impl Engine {
                 peer: role.peer().as_str(),
             })),
             steps: Arc::new(Batcher::new(Steps {
-                db: db.clone(),
                 peer: role.peer().as_str(),
             })),
             tokens: Arc::default(),

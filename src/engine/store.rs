@@ -137,7 +137,7 @@ impl Engine {
         patch: &PatchOrderInput,
     ) -> Result<()> {
         let now = now_micros();
-        let order = orders::load_for_update(&self.db, c, id)
+        let order = orders::load_for_update(c, id)
             .await?
             .ok_or(EngineError::NotFound(id))?;
         order.store_may_edit().map_err(|e| {
@@ -187,7 +187,7 @@ impl Engine {
             .write(move |c| {
                 Box::pin(async move {
                     let now = now_micros();
-                    let order = orders::load_for_update(&this.db, c, id)
+                    let order = orders::load_for_update(c, id)
                         .await?
                         .ok_or(EngineError::NotFound(id))?;
                     if order.content.cancel.is_none() {

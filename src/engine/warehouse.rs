@@ -11,7 +11,7 @@ use crate::domain::delivery::SyncInfo;
 use crate::domain::role::Command;
 use crate::domain::{Action, Actor, Fulfillment, Order, OrderId};
 use crate::storage::writer::BoxFuture;
-use crate::storage::{self, Db, audit, now_micros, orders, outbox};
+use crate::storage::{self, audit, now_micros, orders, outbox};
 
 impl Engine {
     /// Moves an order through fulfillment, or says why it cannot move.
@@ -60,7 +60,6 @@ pub(super) struct Step {
 
 /// Fulfillment steps at the warehouse, written in bulk.
 pub(super) struct Steps {
-    pub(super) db: Db,
     pub(super) peer: &'static str,
 }
 
@@ -72,7 +71,7 @@ impl BatchWrite for Steps {
         c: &'c mut AnyConnection,
         items: &'c [Step],
     ) -> BoxFuture<'c, Result<Vec<Result<OrderView>>>> {
-        Box::pin(apply_steps(c, &self.db, self.peer, items))
+        Box::pin(apply_steps(c, self.peer, items))
     }
 }
 
@@ -82,7 +81,6 @@ impl BatchWrite for Steps {
 /// that moved are written once each, with one audit line per step.
 async fn apply_steps(
     c: &mut AnyConnection,
-    db: &Db,
     peer: &'static str,
     steps: &[Step],
 ) -> Result<Vec<Result<OrderView>>> {
@@ -92,7 +90,7 @@ async fn apply_steps(
     ids.sort();
     ids.dedup();
     let mut current: HashMap<OrderId, Order> =
-        orders::load_many_for_update(db, c, &ids, orders::Parts::All)
+        orders::load_many_for_update(c, &ids, orders::Parts::All)
             .await?
             .into_iter()
             .map(|o| (o.id, o))

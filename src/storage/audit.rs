@@ -2,8 +2,8 @@
 
 use sqlx::AnyConnection;
 
-use super::Result;
 use super::bulk::{Script, Val};
+use super::{Result, Sql};
 use crate::domain::{Actor, OrderId};
 
 /// One line of the trail: `actor` changed `changes` of order `id`.
@@ -28,7 +28,7 @@ pub async fn record(
     record_many(c, &[one], at).await
 }
 
-/// Appends many lines at once (one statement per chunk).
+/// Appends many lines at once (one statement).
 pub async fn record_many(c: &mut AnyConnection, list: &[Record<'_>], at: i64) -> Result<()> {
     let mut s = Script::new(c);
     plan_records(&mut s, list, at);
@@ -49,15 +49,16 @@ pub fn plan_records(s: &mut Script, list: &[Record<'_>], at: i64) {
             r.changes.as_str().into(),
         ]);
     }
-    s.insert(
-        "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes)",
-        "*",
-        "",
-        &[],
-        5,
-        &rows,
-    );
+    s.rows(&INSERT_RECORDS, &[], 5, &rows);
 }
+
+const INSERT_RECORDS: Sql = Sql {
+    sqlite: "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+    postgres: "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes) \
+               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, value ->> 4 \
+               FROM jsonb_array_elements($1::jsonb) AS e(value)",
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Entry {

@@ -4,11 +4,10 @@
 //! a read-only probe that sees what a service applied (from its audit
 //! trail). Nothing a service runs uses this.
 
-use std::fmt::Write as _;
-
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
-use super::{Backend, Db, Result, StorageError, describe, install_drivers};
+use super::bulk::{self, Val};
+use super::{Db, Dialect, Result, Sql, StorageError, describe, install_drivers};
 use crate::domain::digest::id_hash;
 
 /// Connects to a PostgreSQL server's admin database.
@@ -26,7 +25,9 @@ pub async fn check_server(admin_url: &str) -> Result<()> {
 }
 
 /// Creates an empty database `name` (letters, digits and `_` only: the
-/// bench makes the names) on the server at `admin_url`.
+/// bench makes the names) on the server at `admin_url`. (A database's name
+/// is an identifier, which no statement takes as a parameter: this and the
+/// drops below are the only statements built at run time.)
 pub async fn create_database(admin_url: &str, name: &str) -> Result<()> {
     let mut c = admin(admin_url).await?;
     c.execute(format!("CREATE DATABASE {name}").as_str())
@@ -82,7 +83,10 @@ pub async fn bulk_orders(
     let mut i = from;
     while i < to {
         let end = (i + per_statement).min(to);
-        tx.execute(sqlx::raw_sql(&bulk_statement(i, end, now)))
+        sqlx::query(INSERT_BULK.on(&tx))
+            .bind(now)
+            .bind(bulk_rows(i, end))
+            .execute(&mut *tx)
             .await?;
         done(end - i);
         i = end;
@@ -91,37 +95,45 @@ pub async fn bulk_orders(
     Ok(())
 }
 
+/// [`bulk_orders`]' statement: argument the time, then the rows `[id,
+/// number, id_hash]`.
+const INSERT_BULK: Sql = Sql {
+    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, \
+             customer_email, ship_name, ship_line1, ship_city, ship_postal_code, ship_country, \
+             status, created_at, updated_at, id_hash) \
+             SELECT value ->> 0, value ->> 1, 1, 1, 'Bench Customer', 'bench@example.com', 'Bench Customer', \
+             '1 Bench Street', 'Benchville', '00000', 'GB', 'pending', $1, $1, value ->> 2 \
+             FROM json_each($2)",
+    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, \
+               customer_email, ship_name, ship_line1, ship_city, ship_postal_code, ship_country, \
+               status, created_at, updated_at, id_hash) \
+               SELECT value ->> 0, value ->> 1, 1, 1, 'Bench Customer', 'bench@example.com', 'Bench Customer', \
+               '1 Bench Street', 'Benchville', '00000', 'GB', 'pending', $1, $1, (value ->> 2)::bigint \
+               FROM jsonb_array_elements($2::jsonb) AS e(value)",
+};
+
 /// Fresh planner statistics after a bulk load (what autovacuum would do
 /// shortly after; nothing to do on SQLite).
 pub async fn analyze_orders(db: &Db) -> Result<()> {
-    if db.backend() == Backend::Postgres {
+    if db.dialect() == Dialect::Postgres {
         db.reader().execute(sqlx::raw_sql("ANALYZE orders")).await?;
     }
     Ok(())
 }
 
-/// One INSERT of bulk rows `[from, to)`. Every value is made here, never
-/// read from outside, so inlining them is safe.
-fn bulk_statement(from: u64, to: u64, now: i64) -> String {
-    let mut sql = String::with_capacity(((to - from) * 200) as usize + 300);
-    sql.push_str(
-        "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, \
-         customer_email, ship_name, ship_line1, ship_city, ship_postal_code, ship_country, \
-         status, created_at, updated_at, id_hash) VALUES ",
-    );
-    for i in from..to {
-        let id = bulk_id(i);
-        if i > from {
-            sql.push(',');
-        }
-        let _ = write!(
-            sql,
-            "('{id}','BENCH-{i:08}',1,1,'Bench Customer','bench@example.com','Bench Customer',\
-             '1 Bench Street','Benchville','00000','GB','pending',{now},{now},{})",
-            id_hash(&id)
-        );
+/// The rows of bulk orders `[from, to)` as [`INSERT_BULK`] takes them.
+fn bulk_rows(from: u64, to: u64) -> String {
+    let ids: Vec<String> = (from..to).map(bulk_id).collect();
+    let numbers: Vec<String> = (from..to).map(|i| format!("BENCH-{i:08}")).collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(ids.len() * 3);
+    for (id, number) in ids.iter().zip(&numbers) {
+        rows.extend([
+            Val::from(id.as_str()),
+            number.as_str().into(),
+            id_hash(id).into(),
+        ]);
     }
-    sql
+    bulk::rows(3, &rows)
 }
 
 /// A read-only connection to a service's database, to see what it applied.
@@ -206,9 +218,11 @@ mod tests {
     }
 
     #[test]
-    fn a_bulk_statement_has_one_tuple_per_row() {
-        let sql = bulk_statement(10, 13, 1);
-        assert_eq!(sql.matches("'GB','pending'").count(), 3);
-        assert!(sql.contains(&bulk_id(12)) && !sql.contains(&bulk_id(13)));
+    fn bulk_rows_are_one_json_array_per_order() {
+        let rows: Vec<(String, String, i64)> = serde_json::from_str(&bulk_rows(10, 13)).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].0, bulk_id(12));
+        assert_eq!(rows[2].1, "BENCH-00000012");
+        assert_eq!(rows[2].2, id_hash(&bulk_id(12)));
     }
 }

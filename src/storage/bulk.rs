@@ -3,22 +3,27 @@
 //! every statement is a round trip to the connection's worker thread, and
 //! those hand-offs, not SQLite itself, were most of the cost of a write.
 //!
-//! The rows travel as one JSON parameter (`[[v, ...], ...]`) that the
-//! statement unpacks into a table with columns `column1`, `column2`, ...
-//! (`json_each` on SQLite, `jsonb_array_elements` on PostgreSQL). So a
-//! statement has one text whatever the number of rows: it is prepared once
-//! per connection and stays small in the statement cache, and a batch binds
-//! one value instead of one per cell. (The first version bound every cell
-//! of a `VALUES` list, padded to a few power-of-two shapes to keep the texts
-//! few; the prepared 64-row statements held megabytes per connection, and
-//! binding was a tenth of the writer's CPU.)
+//! The rows travel as one JSON parameter (`[[v, ...], ...]`, built by
+//! [`rows`]), and a list of keys as one JSON array of strings ([`keys`]);
+//! each statement unpacks them itself: `json_each(?)` and `value ->> k` on
+//! SQLite, `jsonb_array_elements($1::jsonb)` and `(value ->> k)::bigint` on
+//! PostgreSQL (whose `->>` gives text). So a statement has one text whatever
+//! the number of rows: it is written out in its aggregate's module as an
+//! [`Sql`] pair, prepared once per connection and stays small in the
+//! statement cache, and a batch binds one value instead of one per cell.
+//! (The first version bound every cell of a `VALUES` list, padded to a few
+//! power-of-two shapes to keep the texts few; the prepared 64-row
+//! statements held megabytes per connection, and binding was a tenth of the
+//! writer's CPU.)
+//!
+//! Statements planned to run together go in a [`Script`].
 
 use std::fmt::Write as _;
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Result, anonymous_params, backend_of, positional};
+use super::{Dialect, Result, Sql};
 
 /// One bound value of a multi-row statement.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +35,6 @@ pub enum Val<'a> {
 }
 
 impl Val<'_> {
-    fn is_int(self) -> bool {
-        matches!(self, Val::Int(_) | Val::OptInt(_))
-    }
-
     /// Appends the value as JSON.
     fn write_json(self, out: &mut String) {
         match self {
@@ -96,8 +97,10 @@ fn json_string(t: &str, out: &mut String) {
     out.push('"');
 }
 
-/// `rows` (flat, `cols` values per row) as a JSON array of arrays.
-fn json_rows(cols: usize, rows: &[Val<'_>]) -> String {
+/// `rows` (flat, `cols` values per row) as a JSON array of arrays: the
+/// value a multi-row statement unpacks.
+pub fn rows(cols: usize, rows: &[Val<'_>]) -> String {
+    debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
     let mut out = String::with_capacity(rows.len() * 16 + 2);
     out.push('[');
     for (r, row) in rows.chunks(cols).enumerate() {
@@ -117,52 +120,26 @@ fn json_rows(cols: usize, rows: &[Val<'_>]) -> String {
     out
 }
 
-/// The table that unpacks JSON rows bound as `$param`: columns `column1`
-/// ... `columnN`, typed like `first_row` (PostgreSQL's `->>` gives text;
-/// SQLite's gives the JSON value's own type).
-fn rows_table(backend: Backend, param: usize, first_row: &[Val<'_>]) -> String {
-    let columns: Vec<String> = first_row
-        .iter()
-        .enumerate()
-        .map(|(k, v)| match backend {
-            Backend::Sqlite => format!("value ->> {k} AS column{}", k + 1),
-            Backend::Postgres if v.is_int() => {
-                format!("(value ->> {k})::bigint AS column{}", k + 1)
-            }
-            Backend::Postgres => format!("value ->> {k} AS column{}", k + 1),
-        })
-        .collect();
-    let source = match backend {
-        Backend::Sqlite => format!("json_each(${param})"),
-        Backend::Postgres => format!("jsonb_array_elements(${param}::jsonb) AS e(value)"),
-    };
-    format!("(SELECT {} FROM {source})", columns.join(", "))
-}
-
-/// An `IN` list of `keys` bound as one JSON parameter `$param`: the SQL
-/// (`(SELECT ...)`) and the value to bind. One text whatever the number of
-/// keys (see the module's notes).
-pub(crate) fn in_list(backend: Backend, param: usize, keys: &[String]) -> (String, String) {
-    let sql = match backend {
-        Backend::Sqlite => format!("(SELECT value FROM json_each(${param}))"),
-        Backend::Postgres => format!("(SELECT jsonb_array_elements_text(${param}::jsonb))"),
-    };
+/// `keys` as a JSON array of strings: the value an `IN` list unpacks
+/// (`IN (SELECT value FROM json_each($1))` on SQLite,
+/// `IN (SELECT jsonb_array_elements_text($1::jsonb))` on PostgreSQL).
+pub fn keys<S: AsRef<str>>(keys: &[S]) -> String {
     let mut json = String::with_capacity(keys.len() * 40 + 2);
     json.push('[');
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             json.push(',');
         }
-        json_string(k, &mut json);
+        json_string(k.as_ref(), &mut json);
     }
     json.push(']');
-    (sql, json)
+    json
 }
 
-/// One value as a [`Script`] keeps it (owned: a script outlives the data it
-/// was planned from).
+/// One argument of a statement in a [`Script`] (owned: a script outlives
+/// the data it was planned from).
 #[derive(Debug, Clone)]
-enum Arg {
+pub enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
 }
@@ -178,100 +155,84 @@ impl From<Val<'_>> for Arg {
     }
 }
 
-/// Statements planned to run together, in order. On SQLite they go to the
-/// connection in one call (SQLite runs several statements from one text),
-/// so a batch's six inserts cost one round trip to the connection's thread
-/// instead of six; on PostgreSQL they run one after another.
+/// Statements planned to run together, in order, each one of its module's
+/// fixed [`Sql`] texts. On SQLite they go to the connection in one call:
+/// their texts joined with `;` (SQLite runs several statements from one
+/// text), so a batch's six inserts cost one round trip to the connection's
+/// thread instead of six. On PostgreSQL they run one after another.
+///
+/// The SQLite text of a statement that runs in a script takes anonymous
+/// `?` parameters, in the order of its arguments: sqlx numbers those in
+/// order across the joined statements (it would read `$n` as the call's
+/// n-th argument, not the statement's), and binds them by position.
 pub struct Script {
-    backend: Backend,
-    parts: Vec<(String, Vec<Arg>)>,
+    dialect: Dialect,
+    parts: Vec<(&'static str, Vec<Arg>)>,
 }
 
 impl Script {
     pub fn new(c: &AnyConnection) -> Self {
         Self {
-            backend: backend_of(c),
+            dialect: Dialect::of(c),
             parts: Vec::new(),
         }
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// Adds `sql` with `args`.
+    pub fn push(&mut self, sql: &Sql, args: Vec<Arg>) {
+        debug_assert!(
+            !sql.sqlite.contains('$'),
+            "a script's SQLite text takes `?` parameters: {}",
+            sql.sqlite
+        );
+        self.parts.push((sql.text(self.dialect), args));
     }
 
-    /// Adds one plain statement.
-    pub fn push(&mut self, sql: &str, args: &[Val<'_>]) {
-        let args = args.iter().copied().map(Arg::from).collect();
-        self.parts.push((sql.to_owned(), args));
-    }
-
-    /// Adds `{head}{rows table}{tail}` over `rows` (flat, `cols` values per
-    /// row; nothing when there is none), where the rows table has columns
-    /// `column1` ... (see the module's notes). `fixed` values are bound
-    /// first, as `$1..$k`; the rows are `$k+1`. Write each `$k` once and
-    /// all before the table, so that on SQLite they can become anonymous
-    /// `?` (see [`positional`]).
-    pub fn add(
-        &mut self,
-        head: &str,
-        tail: &str,
-        fixed: &[Val<'_>],
-        cols: usize,
-        rows: &[Val<'_>],
-    ) {
-        debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
+    /// Adds `sql` over `rows` (flat, `cols` values per row; nothing when
+    /// there is none): its arguments are `fixed`, then the rows as one JSON
+    /// value ([`rows`]).
+    pub fn rows(&mut self, sql: &Sql, fixed: &[Val<'_>], cols: usize, rows: &[Val<'_>]) {
         if rows.is_empty() {
             return;
         }
-        let table = rows_table(self.backend, fixed.len() + 1, &rows[..cols]);
         let mut args: Vec<Arg> = fixed.iter().copied().map(Arg::from).collect();
-        args.push(Arg::Text(Some(json_rows(cols, rows))));
-        self.parts.push((format!("{head}{table}{tail}"), args));
+        args.push(Arg::Text(Some(self::rows(cols, rows))));
+        self.push(sql, args);
     }
 
-    /// Adds a multi-row insert: `{into} SELECT {select} FROM {rows} AS v
-    /// WHERE true {tail}` (the `WHERE` settles SQLite's parsing of an `ON
-    /// CONFLICT` tail).
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert(
-        &mut self,
-        into: &str,
-        select: &str,
-        tail: &str,
-        fixed: &[Val<'_>],
-        cols: usize,
-        rows: &[Val<'_>],
-    ) {
-        let head = format!("{into} SELECT {select} FROM ");
-        let tail = format!(" AS v WHERE true{tail}");
-        self.add(&head, &tail, fixed, cols, rows);
+    /// Adds `sql` over `keys` (nothing when there is none): its arguments
+    /// are `fixed`, then the keys as one JSON value ([`keys`]).
+    pub fn keys<S: AsRef<str>>(&mut self, sql: &Sql, fixed: &[Val<'_>], keys: &[S]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut args: Vec<Arg> = fixed.iter().copied().map(Arg::from).collect();
+        args.push(Arg::Text(Some(self::keys(keys))));
+        self.push(sql, args);
     }
 
     /// Runs the statements; returns the rows they returned (`RETURNING`),
     /// in order.
     pub async fn run(self, c: &mut AnyConnection) -> Result<Vec<AnyRow>> {
-        let parts = match self.backend {
-            Backend::Sqlite if self.parts.len() > 1 => {
-                // One text, anonymous parameters in order, if every part
-                // numbers its own from $1 in order (else one by one).
-                let texts: Option<Vec<String>> = self
+        let parts = match self.dialect {
+            Dialect::Sqlite if self.parts.len() > 1 => {
+                let text = self
                     .parts
                     .iter()
-                    .map(|(sql, _)| anonymous_params(sql))
-                    .collect();
-                match texts {
-                    Some(texts) => vec![(
-                        texts.join(";\n"),
-                        self.parts.into_iter().flat_map(|(_, args)| args).collect(),
-                    )],
-                    None => self.parts,
-                }
+                    .map(|(sql, _)| *sql)
+                    .collect::<Vec<_>>()
+                    .join(";\n");
+                let args = self.parts.into_iter().flat_map(|(_, args)| args).collect();
+                vec![(std::borrow::Cow::Owned(text), args)]
             }
-            _ => self.parts,
+            _ => self
+                .parts
+                .into_iter()
+                .map(|(sql, args)| (std::borrow::Cow::Borrowed(sql), args))
+                .collect(),
         };
         let mut out = Vec::new();
         for (sql, args) in parts {
-            let sql = positional(c, &sql);
             let mut q = sqlx::query(&sql);
             for a in args {
                 q = match a {
@@ -285,73 +246,27 @@ impl Script {
     }
 }
 
-/// [`Script::add`] alone.
-pub async fn run(
-    c: &mut AnyConnection,
-    head: &str,
-    tail: &str,
-    fixed: &[Val<'_>],
-    cols: usize,
-    rows: &[Val<'_>],
-) -> Result<Vec<AnyRow>> {
-    let mut s = Script::new(c);
-    s.add(head, tail, fixed, cols, rows);
-    s.run(c).await
-}
-
-/// [`Script::insert`] alone.
-#[allow(clippy::too_many_arguments)]
-pub async fn insert(
-    c: &mut AnyConnection,
-    into: &str,
-    select: &str,
-    tail: &str,
-    fixed: &[Val<'_>],
-    cols: usize,
-    rows: &[Val<'_>],
-) -> Result<Vec<AnyRow>> {
-    let mut s = Script::new(c);
-    s.insert(into, select, tail, fixed, cols, rows);
-    s.run(c).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn rows_are_json_arrays() {
-        let rows = [
+        let list = [
             Val::Text("a\"b\\c\n\u{1}é"),
             Val::Int(-3),
             Val::OptText(None),
             Val::OptInt(Some(7)),
         ];
-        let json = json_rows(2, &rows);
+        let json = rows(2, &list);
         assert_eq!(json, r#"[["a\"b\\c\n\u0001é",-3],[null,7]]"#);
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back[0][0], "a\"b\\c\n\u{1}é");
     }
 
     #[test]
-    fn the_rows_table_types_its_columns_on_postgres() {
-        let row = [Val::Text("x"), Val::OptInt(None)];
-        assert_eq!(
-            rows_table(Backend::Postgres, 2, &row),
-            "(SELECT value ->> 0 AS column1, (value ->> 1)::bigint AS column2 \
-             FROM jsonb_array_elements($2::jsonb) AS e(value))"
-        );
-        assert_eq!(
-            rows_table(Backend::Sqlite, 1, &row),
-            "(SELECT value ->> 0 AS column1, value ->> 1 AS column2 FROM json_each($1))"
-        );
-    }
-
-    #[test]
-    fn in_lists_are_one_json_value() {
-        let keys: Vec<String> = ["a", "b"].map(String::from).to_vec();
-        let (sql, json) = in_list(Backend::Sqlite, 2, &keys);
-        assert_eq!(sql, "(SELECT value FROM json_each($2))");
-        assert_eq!(json, r#"["a","b"]"#);
+    fn keys_are_one_json_array() {
+        assert_eq!(keys(&["a", "b\""]), r#"["a","b\""]"#);
+        assert_eq!(keys::<&str>(&[]), "[]");
     }
 }

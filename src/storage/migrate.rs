@@ -8,7 +8,7 @@
 
 use sqlx::{Executor, Row};
 
-use super::{Backend, ConnectError, Db, now_micros};
+use super::{ConnectError, Db, Dialect, Sql, now_micros};
 use crate::domain::Role;
 
 struct Migration {
@@ -16,8 +16,7 @@ struct Migration {
     name: &'static str,
     /// `None`: both roles.
     only: Option<Role>,
-    sqlite: &'static str,
-    postgres: &'static str,
+    sql: Sql,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -25,43 +24,55 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "core",
         only: None,
-        sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
+            postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+        },
     },
     Migration {
         version: 2,
         name: "store_money",
         only: Some(Role::Store),
-        sqlite: include_str!("../../migrations/sqlite/0002_store_money.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_store_money.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0002_store_money.sql"),
+            postgres: include_str!("../../migrations/postgres/0002_store_money.sql"),
+        },
     },
     Migration {
         version: 3,
         name: "admin_sessions",
         only: None,
-        sqlite: include_str!("../../migrations/sqlite/0003_admin_sessions.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_admin_sessions.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0003_admin_sessions.sql"),
+            postgres: include_str!("../../migrations/postgres/0003_admin_sessions.sql"),
+        },
     },
     Migration {
         version: 4,
         name: "byte_order_ids",
         only: None,
-        sqlite: include_str!("../../migrations/sqlite/0004_byte_order_ids.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_byte_order_ids.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0004_byte_order_ids.sql"),
+            postgres: include_str!("../../migrations/postgres/0004_byte_order_ids.sql"),
+        },
     },
     Migration {
         version: 5,
         name: "idempotency_per_caller",
         only: None,
-        sqlite: include_str!("../../migrations/sqlite/0005_idempotency_per_caller.sql"),
-        postgres: include_str!("../../migrations/postgres/0005_idempotency_per_caller.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0005_idempotency_per_caller.sql"),
+            postgres: include_str!("../../migrations/postgres/0005_idempotency_per_caller.sql"),
+        },
     },
     Migration {
         version: 6,
         name: "login_throttle",
         only: None,
-        sqlite: include_str!("../../migrations/sqlite/0006_login_throttle.sql"),
-        postgres: include_str!("../../migrations/postgres/0006_login_throttle.sql"),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0006_login_throttle.sql"),
+            postgres: include_str!("../../migrations/postgres/0006_login_throttle.sql"),
+        },
     },
 ];
 
@@ -74,15 +85,15 @@ pub async fn run(db: &Db, role: Role) -> Result<usize, ConnectError> {
     let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
     let _borrow = db.queue.as_ref().map(super::writer::Queue::borrow);
     let mut conn = db.write.acquire().await.map_err(fail)?;
-    if db.backend == Backend::Postgres {
+    if db.dialect == Dialect::Postgres {
         conn.execute(
             sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock($1)) AS l").bind(MIGRATION_LOCK),
         )
         .await
         .map_err(fail)?;
     }
-    let result = apply(&mut conn, db.backend, role).await;
-    if db.backend == Backend::Postgres {
+    let result = apply(&mut conn, db.dialect, role).await;
+    if db.dialect == Dialect::Postgres {
         // Released on disconnect too; this just frees it early.
         let _ = conn
             .execute(
@@ -96,7 +107,7 @@ pub async fn run(db: &Db, role: Role) -> Result<usize, ConnectError> {
 
 async fn apply(
     conn: &mut sqlx::AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     role: Role,
 ) -> Result<usize, ConnectError> {
     let fail = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
@@ -153,10 +164,7 @@ async fn apply(
         if applied.contains(&m.version) {
             continue;
         }
-        let sql = match backend {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
-        };
+        let sql = m.sql.text(dialect);
         let step = |e: sqlx::Error| {
             ConnectError::Migrate(format!("migration {} ({}): {e}", m.version, m.name))
         };

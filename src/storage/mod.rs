@@ -1,11 +1,21 @@
 //! Storage: one [`Db`] handle over SQLite or PostgreSQL, the migrations, and
 //! a module of plain SQL per aggregate.
 //!
-//! Both backends run the same SQL text through sqlx's `Any` driver (SQLite
-//! accepts `$1` parameters). Times are stored as BIGINT microseconds (UTC)
-//! and flags as BIGINT 0/1 so that text is identical; the few statements
-//! that must differ (row locks, `SKIP LOCKED`) are chosen with
-//! [`Db::backend`] next to the query that needs them.
+//! Both backends run through sqlx's `Any` driver. Every statement is a
+//! fixed text in the module of its aggregate, next to the function that
+//! runs it: one text where both backends run the same (SQLite accepts `$1`
+//! parameters; times are BIGINT microseconds (UTC) and flags BIGINT 0/1 so
+//! that they can), or an [`Sql`] pair, a SQLite text and a PostgreSQL text,
+//! where they differ (JSON functions, row locks). Which of a pair runs is
+//! the connection's [`Dialect`], asked of it with [`Dialect::of`].
+//!
+//! Parameters are `$n`, except in the SQLite texts of statements that run
+//! joined in a [`bulk::Script`], which take `?` (why: there). sqlx finds a
+//! numbered SQLite parameter's number by name, a linear walk per
+//! parameter; with rows bound as one JSON value a statement has at most a
+//! few parameters (17 at most), and measured, that walk was 1-2 µs of a
+//! statement's 50 µs at 17 parameters and nothing at one, so `$n` texts
+//! stay shared by both dialects.
 //!
 //! Writes on SQLite go through a single-connection pool: SQLite has one
 //! writer anyway, and serialising in-process avoids `SQLITE_BUSY` upgrades
@@ -183,10 +193,51 @@ const SPACE_PROBE_BYTES: usize = 1024 * 1024;
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// Which SQL a database runs: SQLite's or PostgreSQL's.
+///
+/// A statement function, which holds only a connection, asks it with
+/// [`Dialect::of`] (the one place that looks at sqlx's driver); code that
+/// holds no connection (whether to vacuum, to listen) asks the [`Db`], which
+/// opened every connection it hands out for its URL's dialect
+/// ([`Db::dialect`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum Dialect {
     Sqlite,
     Postgres,
+}
+
+impl Dialect {
+    /// The dialect of the database `c` talks to.
+    pub fn of(c: &sqlx::AnyConnection) -> Dialect {
+        if c.backend_name().eq_ignore_ascii_case("postgresql") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
+}
+
+/// One statement whose text differs between the dialects, as two fixed
+/// texts. (A statement both run alike is a plain string.) Both texts take
+/// the same arguments in the same order.
+#[derive(Debug, Clone, Copy)]
+pub struct Sql {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+impl Sql {
+    /// The text `c`'s database runs.
+    pub fn on(&self, c: &sqlx::AnyConnection) -> &'static str {
+        self.text(Dialect::of(c))
+    }
+
+    pub fn text(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        }
+    }
 }
 
 /// SQLite's durability setting. `Full` makes every acknowledged commit
@@ -199,8 +250,25 @@ pub enum SqliteSync {
     Normal,
 }
 
-/// Page cache of each SQLite reader connection, in KiB.
-const READER_CACHE_KIB: u32 = 512;
+impl SqliteSync {
+    /// The pragma that sets it.
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "PRAGMA synchronous = FULL",
+            SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
+/// Every SQLite connection's settings (with [`SqliteSync::pragma`]).
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON";
+
+/// The writer's: statement journals in memory (why: in `Db::connect`).
+const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY";
+
+/// Each reader's: a page cache of 512 KiB.
+const READER_PRAGMAS: &str = "PRAGMA cache_size = -512";
 
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -225,7 +293,7 @@ pub struct Db {
     write: AnyPool,
     /// SQLite's group-commit writer; `None` on PostgreSQL.
     queue: Option<writer::Queue>,
-    backend: Backend,
+    dialect: Dialect,
     url_for_listen: Option<String>,
     /// The SQLite file (`None` on PostgreSQL).
     sqlite_path: Option<PathBuf>,
@@ -279,7 +347,7 @@ fn install_drivers() {
 }
 
 /// Adds `mode=rwc` to SQLite URLs so the file is created when missing.
-fn normalise_url(url: &str) -> Result<(Backend, String), ConnectError> {
+fn normalise_url(url: &str) -> Result<(Dialect, String), ConnectError> {
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let path = rest.trim_start_matches("//");
         if path.is_empty() {
@@ -291,9 +359,9 @@ fn normalise_url(url: &str) -> Result<(Backend, String), ConnectError> {
         } else {
             format!("{url}{sep}mode=rwc")
         };
-        Ok((Backend::Sqlite, with_mode))
+        Ok((Dialect::Sqlite, with_mode))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok((Backend::Postgres, url.to_owned()))
+        Ok((Dialect::Postgres, url.to_owned()))
     } else {
         Err(ConnectError::BadUrl)
     }
@@ -309,20 +377,15 @@ impl Db {
 
     async fn connect(url: &str, opts: &DbOptions) -> Result<Db, ConnectError> {
         install_drivers();
-        let (backend, url) = normalise_url(url)?;
+        let (dialect, url) = normalise_url(url)?;
         let connect_opts = AnyConnectOptions::from_str(&url).map_err(|_| ConnectError::BadUrl)?;
         let unreachable = |e: sqlx::Error| ConnectError::Unreachable(describe(&e));
-        match backend {
-            Backend::Sqlite => {
-                let sync = match opts.sqlite_synchronous {
-                    SqliteSync::Full => "FULL",
-                    SqliteSync::Normal => "NORMAL",
-                };
-                let pragmas = format!(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
-                );
-                let pool = |n: u32, pragmas: String| {
+        match dialect {
+            Dialect::Sqlite => {
+                let sync = opts.sqlite_synchronous.pragma();
+                // Fixed texts, sent together once per connection.
+                let pool = |n: u32, own: &'static str| {
+                    let pragmas = [SQLITE_PRAGMAS, sync, own].join("; ");
                     AnyPoolOptions::new()
                         .max_connections(n)
                         .min_connections(1)
@@ -345,7 +408,7 @@ impl Db {
                 // each multi-row statement) stay in memory: by default one
                 // larger than 64 KiB spills to a temporary file, and those
                 // writes were 4 % of a store's CPU under load.
-                let write = pool(1, format!("{pragmas} PRAGMA temp_store = MEMORY;"))
+                let write = pool(1, WRITER_PRAGMAS)
                     .connect_with(connect_opts.clone())
                     .await
                     .map_err(unreachable)?;
@@ -354,25 +417,22 @@ impl Db {
                 // pool, and eight full caches were most of a warehouse's
                 // memory; a page missing from one is a read from the OS's
                 // file cache. Idle readers close after a while.
-                let read = pool(
-                    opts.max_connections.max(1),
-                    format!("{pragmas} PRAGMA cache_size = -{READER_CACHE_KIB};"),
-                )
-                .idle_timeout(Duration::from_secs(60))
-                .connect_with(connect_opts)
-                .await
-                .map_err(unreachable)?;
+                let read = pool(opts.max_connections.max(1), READER_PRAGMAS)
+                    .idle_timeout(Duration::from_secs(60))
+                    .connect_with(connect_opts)
+                    .await
+                    .map_err(unreachable)?;
                 Ok(Db {
                     queue: Some(writer::start(write.clone())),
                     read,
                     write,
-                    backend,
+                    dialect,
                     url_for_listen: None,
                     sqlite_path: sqlite_file(&url),
                     health: Arc::default(),
                 })
             }
-            Backend::Postgres => {
+            Dialect::Postgres => {
                 // One direct attempt first: the pool would retry a refused
                 // connection until its acquire timeout, and a wrong URL
                 // deserves an answer now.
@@ -390,7 +450,7 @@ impl Db {
                     queue: None,
                     read: pool.clone(),
                     write: pool,
-                    backend,
+                    dialect,
                     url_for_listen: Some(url),
                     sqlite_path: None,
                     health: Arc::default(),
@@ -399,8 +459,10 @@ impl Db {
         }
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// The dialect of every connection this database hands out (what
+    /// [`Dialect::of`] answers for them), for decisions taken without one.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The pool for reads that need no transaction.
@@ -570,16 +632,6 @@ impl Db {
         self.url_for_listen.as_deref()
     }
 
-    /// `" FOR UPDATE"` on PostgreSQL, where concurrent writers must lock the
-    /// row they read-modify-write; empty on SQLite, whose single writer
-    /// already serialises them.
-    pub(crate) fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
-
     pub async fn close(&self) {
         self.read.close().await;
         // The writer lets go of its connection for good: the pool is closed.
@@ -638,50 +690,6 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
 
-/// Which backend a connection talks to.
-pub(crate) fn backend_of(c: &sqlx::AnyConnection) -> Backend {
-    if c.backend_name().eq_ignore_ascii_case("postgresql") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    }
-}
-
-/// On SQLite, turns `$1, $2, ...` into `?` when each appears once and in
-/// order (otherwise the text is left alone). sqlx learns a numbered
-/// parameter's number by asking SQLite for its name, which walks the
-/// statement's list of names each time: binding n numbered parameters costs
-/// n²/2 steps, and a 64-order insert has 1,664 of them (a tenth of the
-/// store's CPU went there). Anonymous `?` parameters are bound by position.
-pub(crate) fn positional<'a>(c: &sqlx::AnyConnection, sql: &'a str) -> std::borrow::Cow<'a, str> {
-    match backend_of(c) {
-        Backend::Sqlite => anonymous_params(sql).map_or(sql.into(), Into::into),
-        Backend::Postgres => sql.into(),
-    }
-}
-
-/// `sql` with `$1, $2, ...` as `?`, if each appears once and in order.
-pub(crate) fn anonymous_params(sql: &str) -> Option<String> {
-    let mut out = String::with_capacity(sql.len());
-    let mut expected = 1usize;
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let digits = after
-            .find(|ch: char| !ch.is_ascii_digit())
-            .unwrap_or(after.len());
-        if after[..digits].parse::<usize>().ok()? != expected {
-            return None;
-        }
-        out.push('?');
-        expected += 1;
-        rest = &after[digits..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,14 +697,14 @@ mod tests {
     #[test]
     fn urls() {
         assert!(
-            matches!(normalise_url("sqlite://a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite://a.db?mode=rwc")
+            matches!(normalise_url("sqlite://a.db"), Ok((Dialect::Sqlite, u)) if u == "sqlite://a.db?mode=rwc")
         );
         assert!(
-            matches!(normalise_url("sqlite:///tmp/a.db"), Ok((Backend::Sqlite, u)) if u == "sqlite:///tmp/a.db?mode=rwc")
+            matches!(normalise_url("sqlite:///tmp/a.db"), Ok((Dialect::Sqlite, u)) if u == "sqlite:///tmp/a.db?mode=rwc")
         );
         assert!(matches!(
             normalise_url("postgres://u@h/db"),
-            Ok((Backend::Postgres, _))
+            Ok((Dialect::Postgres, _))
         ));
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite://").is_err());
@@ -723,6 +731,26 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_db_and_its_connections_agree_on_the_dialect() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let db = Db::open(&url, Role::Store, &DbOptions::default())
+            .await
+            .expect("open");
+        assert_eq!(db.dialect(), Dialect::Sqlite);
+        let c = db.reader().acquire().await.expect("connection");
+        assert_eq!(Dialect::of(&c), db.dialect());
+        assert_eq!(WHICH.on(&c), "sqlite");
+        drop(c);
+        db.close().await;
+    }
+
+    const WHICH: Sql = Sql {
+        sqlite: "sqlite",
+        postgres: "postgres",
+    };
+
     #[test]
     fn sqlite_files() {
         assert_eq!(
@@ -735,17 +763,5 @@ mod tests {
         );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
-    }
-
-    #[test]
-    fn numbered_parameters_become_anonymous_only_in_order() {
-        assert_eq!(
-            anonymous_params("SELECT $1, x FROM t WHERE a IN ($2, $3)").as_deref(),
-            Some("SELECT ?, x FROM t WHERE a IN (?, ?)")
-        );
-        assert_eq!(anonymous_params("SELECT 1").as_deref(), Some("SELECT 1"));
-        assert_eq!(anonymous_params("SELECT $1, $1"), None);
-        assert_eq!(anonymous_params("SELECT $2, $1"), None);
-        assert_eq!(anonymous_params("SELECT $10").as_deref(), None);
     }
 }

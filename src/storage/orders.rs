@@ -8,9 +8,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::bulk::in_list;
 use super::bulk::{self, Script, Val};
-use super::{Db, Result, StorageError, backend_of, from_micros, positional, to_micros};
+use super::{Result, Sql, StorageError, from_micros, to_micros};
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
 use crate::domain::order::{
@@ -19,11 +18,6 @@ use crate::domain::order::{
 use crate::domain::values::{
     CountryCode, Currency, Email, LineName, MinorUnits, Quantity, Sku, Text,
 };
-
-const COLUMNS: &str = "id, number, store_version, warehouse_version, customer_name, customer_email, \
-    customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-    ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-    cancel_rejected_reason, content_changed_after_pick, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct OrderRow {
@@ -152,32 +146,67 @@ pub enum Parts {
 
 /// Loads orders by id, in the order of `ids`; unknown ids are left out.
 pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Order>> {
-    load_parts(c, ids, Parts::All).await
+    load_parts(c, ids, Parts::All, &LOAD_ORDERS).await
 }
 
-async fn load_parts(c: &mut AnyConnection, ids: &[OrderId], parts: Parts) -> Result<Vec<Order>> {
+/// [`load_many`]'s order rows; its lines and shipments are
+/// [`LOAD_LINES`] and [`LOAD_SHIPMENTS`].
+const LOAD_ORDERS: Sql = Sql {
+    sqlite: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+             FROM orders WHERE id IN (SELECT value FROM json_each($1))",
+    postgres: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+               FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
+
+const LOAD_LINES: Sql = Sql {
+    sqlite: "SELECT order_id, sku, name, quantity FROM order_lines \
+             WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
+    postgres: "SELECT order_id, sku, name, quantity FROM order_lines \
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, line_no",
+};
+
+const LOAD_SHIPMENTS: Sql = Sql {
+    sqlite: "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments \
+             WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, shipment_no",
+    postgres: "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments \
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, shipment_no",
+};
+
+/// Loads the orders `ids` with their order rows read by `rows` (the plain
+/// [`LOAD_ORDERS`] or the locking [`LOAD_ORDERS_FOR_UPDATE`]).
+async fn load_parts(
+    c: &mut AnyConnection,
+    ids: &[OrderId],
+    parts: Parts,
+    rows: &Sql,
+) -> Result<Vec<Order>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(backend_of(c), 1, &keys);
+    let list = bulk::keys(&keys);
 
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id IN {ph}");
-    let sql = positional(c, &sql);
-    let rows = sqlx::query_as::<_, OrderRow>(&sql)
+    let rows = sqlx::query_as::<_, OrderRow>(rows.on(c))
         .bind(list.as_str())
         .fetch_all(&mut *c)
         .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
 
     let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
     let line_rows = match parts {
         Parts::All => {
-            let sql = format!(
-                "SELECT order_id, sku, name, quantity FROM order_lines WHERE order_id IN {ph} ORDER BY order_id, line_no"
-            );
-            let sql = positional(c, &sql);
-            let q = sqlx::query_as::<_, LineRow>(&sql).bind(list.as_str());
-            q.fetch_all(&mut *c).await?
+            sqlx::query_as::<_, LineRow>(LOAD_LINES.on(c))
+                .bind(list.as_str())
+                .fetch_all(&mut *c)
+                .await?
         }
         Parts::WithoutLines => Vec::new(),
     };
@@ -191,11 +220,7 @@ async fn load_parts(c: &mut AnyConnection, ids: &[OrderId], parts: Parts) -> Res
         lines.entry(l.order_id).or_default().push(line);
     }
 
-    let sql = format!(
-        "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments WHERE order_id IN {ph} ORDER BY order_id, shipment_no"
-    );
-    let sql = positional(c, &sql);
-    let q = sqlx::query_as::<_, ShipmentRow>(&sql).bind(list.as_str());
+    let q = sqlx::query_as::<_, ShipmentRow>(LOAD_SHIPMENTS.on(c)).bind(list.as_str());
     let mut shipments: HashMap<String, Shipment> = HashMap::new();
     for s in q.fetch_all(&mut *c).await? {
         shipments.insert(
@@ -226,32 +251,31 @@ pub async fn load(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
 
 /// Loads an order for a read-modify-write inside `c`'s transaction, locking
 /// its row on PostgreSQL so concurrent writers of the same order queue up.
-pub async fn load_for_update(db: &Db, c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
-    Ok(load_many_for_update(db, c, &[id], Parts::All).await?.pop())
+pub async fn load_for_update(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
+    Ok(load_many_for_update(c, &[id], Parts::All).await?.pop())
 }
 
 /// [`load_for_update`] for a whole batch. Rows are locked in id order, so
 /// two batches never wait on each other crosswise.
 pub async fn load_many_for_update(
-    db: &Db,
     c: &mut AnyConnection,
     ids: &[OrderId],
     parts: Parts,
 ) -> Result<Vec<Order>> {
-    if !db.for_update().is_empty() && !ids.is_empty() {
-        let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-        let (ph, list) = in_list(backend_of(c), 1, &keys);
-        let sql = format!(
-            "SELECT id FROM orders WHERE id IN {ph} ORDER BY id{}",
-            db.for_update()
-        );
-        let q = sqlx::query(&sql).bind(list.as_str());
-        if q.fetch_all(&mut *c).await?.is_empty() {
-            return Ok(Vec::new());
-        }
-    }
-    load_parts(c, ids, parts).await
+    load_parts(c, ids, parts, &LOAD_ORDERS_FOR_UPDATE).await
 }
+
+/// [`LOAD_ORDERS`], locking the rows on PostgreSQL (a row updated by a
+/// writer this one waited for is read as that writer left it). SQLite's
+/// one writer already serialises read-modify-writes.
+const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
+    sqlite: LOAD_ORDERS.sqlite,
+    postgres: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+               FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+};
 
 /// Takes the store's next `n` order numbers (1, 2, ...) inside the caller's
 /// transaction; returns the first of them.
@@ -366,18 +390,33 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             (*hash).into(),
         ]);
     }
-    s.insert(
-        "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-         customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-         ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash)",
-        "*",
-        " ON CONFLICT DO NOTHING RETURNING id",
-        &[],
-        26,
-        &rows,
-    );
+    s.rows(&INSERT_ORDERS, &[], 26, &rows);
 }
+
+/// [`plan_orders`]'s statement: one row per JSON array, in the column order
+/// of the insert. (`WHERE true` settles SQLite's parsing of `ON CONFLICT`
+/// after a `SELECT`.)
+const INSERT_ORDERS: Sql = Sql {
+    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+             value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
+             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25 \
+             FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
+               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
+               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+               value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
+               value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
+               (value ->> 24)::bigint, (value ->> 25)::bigint \
+               FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
+};
 
 /// The lines and shipments of new orders.
 fn plan_children<'a>(s: &mut Script, list: impl Iterator<Item = &'a Order> + Clone) {
@@ -413,15 +452,16 @@ fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Li
             ]);
         }
     }
-    s.insert(
-        "INSERT INTO order_lines (order_id, line_no, sku, name, quantity)",
-        "*",
-        "",
-        &[],
-        5,
-        &rows,
-    );
+    s.rows(&INSERT_LINES, &[], 5, &rows);
 }
+
+const INSERT_LINES: Sql = Sql {
+    sqlite: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+    postgres: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
+               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
+               FROM jsonb_array_elements($1::jsonb) AS e(value)",
+};
 
 fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, &'a Shipment)>) {
     let shipments: Vec<(String, &Shipment)> =
@@ -436,15 +476,16 @@ fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, 
             to_micros(sh.shipped_at).into(),
         ]);
     }
-    s.insert(
-        "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at)",
-        "*",
-        "",
-        &[],
-        5,
-        &rows,
-    );
+    s.rows(&INSERT_SHIPMENTS, &[], 5, &rows);
 }
+
+const INSERT_SHIPMENTS: Sql = Sql {
+    sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+    postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) \
+               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
+               FROM jsonb_array_elements($1::jsonb) AS e(value)",
+};
 
 /// Marks an order as changed now without changing what syncs (an edit of
 /// its money only).
@@ -521,8 +562,8 @@ pub async fn update_fulfillment(
         .is_empty())
 }
 
-/// [`update_fulfillment`] for many orders, one statement per chunk (plus
-/// their shipments). Returns the ids actually updated.
+/// [`update_fulfillment`] for many orders, in one statement (plus their
+/// shipments). Returns the ids actually updated.
 pub async fn update_fulfillments(
     c: &mut AnyConnection,
     list: &[(OrderId, &Fulfillment, i64)],
@@ -547,34 +588,19 @@ pub async fn update_fulfillments(
             (*changed).into(),
         ]);
     }
-    let returned = bulk::run(
-        c,
-        "UPDATE orders SET warehouse_version = v.column2, status = v.column3, hold_reason = v.column4, \
-         held_from = v.column5, cancel_rejected_reason = v.column6, content_changed_after_pick = v.column7, \
-         updated_at = $1 FROM ",
-        " AS v WHERE orders.id = v.column1 AND orders.warehouse_version < v.column2 RETURNING orders.id",
-        &[Val::Int(now)],
-        7,
-        &rows,
-    )
-    .await?;
-    let updated = inserted_ids(returned)?;
+    let mut s = Script::new(c);
+    s.rows(&UPDATE_FULFILLMENTS, &[Val::Int(now)], 7, &rows);
+    let updated = inserted_ids(s.run(c).await?)?;
     // Shipments are replaced wholesale (usually there is none on either
     // side): the delete and the inserts go together.
-    let replaced: Vec<Val> = keys
+    let replaced: Vec<&str> = keys
         .iter()
         .zip(list)
         .filter(|(_, (id, _, _))| updated.contains(id))
-        .map(|(key, _)| Val::from(key.as_str()))
+        .map(|(key, _)| key.as_str())
         .collect();
     let mut s = Script::new(c);
-    s.add(
-        "DELETE FROM shipments WHERE order_id IN ",
-        "",
-        &[],
-        1,
-        &replaced,
-    );
+    s.keys(&DELETE_SHIPMENTS, &[], &replaced);
     plan_shipments(
         &mut s,
         list.iter()
@@ -584,6 +610,32 @@ pub async fn update_fulfillments(
     s.run(c).await?;
     Ok(updated)
 }
+
+/// [`update_fulfillments`]' statement: arguments `updated_at`, then the
+/// rows `[id, warehouse_version, status, hold_reason, held_from,
+/// cancel_rejected_reason, content_changed_after_pick]`. Fenced: a row that
+/// holds that version or a newer one is left alone.
+const UPDATE_FULFILLMENTS: Sql = Sql {
+    sqlite: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
+             held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
+             updated_at = ? \
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS version, value ->> 2 AS status, \
+                   value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
+                   value ->> 6 AS changed FROM json_each(?)) AS v \
+             WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
+    postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
+               held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
+               updated_at = $1 \
+               FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
+                     value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
+                     (value ->> 6)::bigint AS changed FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
+               WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
+};
+
+const DELETE_SHIPMENTS: Sql = Sql {
+    sqlite: "DELETE FROM shipments WHERE order_id IN (SELECT value FROM json_each(?))",
+    postgres: "DELETE FROM shipments WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
 
 // ---------------------------------------------------------------------------
 // Money: store only. These tables do not exist in a warehouse database.
@@ -626,23 +678,26 @@ pub fn plan_pricing(s: &mut Script, list: &[(OrderId, &Pricing)]) {
             ]);
         }
     }
-    s.insert(
-        "INSERT INTO order_prices (order_id, currency, shipping_cost)",
-        "*",
-        " ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
-        &[],
-        3,
-        &orders,
-    );
-    s.insert(
-        "INSERT INTO order_line_prices (order_id, line_no, unit_price)",
-        "*",
-        "",
-        &[],
-        3,
-        &lines,
-    );
+    s.rows(&INSERT_PRICES, &[], 3, &orders);
+    s.rows(&INSERT_LINE_PRICES, &[], 3, &lines);
 }
+
+const INSERT_PRICES: Sql = Sql {
+    sqlite: "INSERT INTO order_prices (order_id, currency, shipping_cost) \
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true \
+             ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
+    postgres: "INSERT INTO order_prices (order_id, currency, shipping_cost) \
+               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS e(value) \
+               ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
+};
+
+const INSERT_LINE_PRICES: Sql = Sql {
+    sqlite: "INSERT INTO order_line_prices (order_id, line_no, unit_price) \
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
+    postgres: "INSERT INTO order_line_prices (order_id, line_no, unit_price) \
+               SELECT value ->> 0, (value ->> 1)::bigint, (value ->> 2)::bigint \
+               FROM jsonb_array_elements($1::jsonb) AS e(value)",
+};
 
 #[derive(sqlx::FromRow)]
 struct PriceRow {
@@ -667,23 +722,15 @@ pub async fn load_pricing(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(backend_of(c), 1, &keys);
-    let sql = format!(
-        "SELECT order_id, unit_price FROM order_line_prices WHERE order_id IN {ph} ORDER BY order_id, line_no"
-    );
-    let sql = positional(c, &sql);
-    let q = sqlx::query_as::<_, LinePriceRow>(&sql).bind(list.as_str());
+    let list = bulk::keys(&keys);
+    let q = sqlx::query_as::<_, LinePriceRow>(LOAD_LINE_PRICES.on(c)).bind(list.as_str());
     let mut prices: HashMap<String, Vec<MinorUnits>> = HashMap::new();
     for r in q.fetch_all(&mut *c).await? {
         let p =
             MinorUnits::parse("unit_price", r.unit_price).map_err(|e| corrupt(&r.order_id, e))?;
         prices.entry(r.order_id).or_default().push(p);
     }
-    let sql = format!(
-        "SELECT order_id, currency, shipping_cost FROM order_prices WHERE order_id IN {ph}"
-    );
-    let sql = positional(c, &sql);
-    let q = sqlx::query_as::<_, PriceRow>(&sql).bind(list.as_str());
+    let q = sqlx::query_as::<_, PriceRow>(LOAD_PRICES.on(c)).bind(list.as_str());
     for r in q.fetch_all(&mut *c).await? {
         let bad = |e: crate::domain::FieldError| corrupt(&r.order_id, e);
         let id =
@@ -699,6 +746,20 @@ pub async fn load_pricing(
     }
     Ok(out)
 }
+
+const LOAD_LINE_PRICES: Sql = Sql {
+    sqlite: "SELECT order_id, unit_price FROM order_line_prices \
+             WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
+    postgres: "SELECT order_id, unit_price FROM order_line_prices \
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, line_no",
+};
+
+const LOAD_PRICES: Sql = Sql {
+    sqlite: "SELECT order_id, currency, shipping_cost FROM order_prices \
+             WHERE order_id IN (SELECT value FROM json_each($1))",
+    postgres: "SELECT order_id, currency, shipping_cost FROM order_prices \
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
 
 // ---------------------------------------------------------------------------
 // Listing
@@ -731,6 +792,14 @@ pub struct ListFilter {
 /// Ids of the orders matching `f`, newest first. Ids are UUID v7, whose
 /// text sorts by creation time, so a cursor walk by id sees every order that
 /// existed when it began exactly once, however many are created meanwhile.
+///
+/// The one statement built at run time: its `WHERE` holds only the filters
+/// given. A fixed text with every filter written `($1 IS NULL OR status =
+/// $1)` has one plan for all of them, and that plan cannot use an index a
+/// given filter needs: on SQLite with 200,000 orders, the newest 50 with a
+/// status that 200 orders have took 22 ms instead of 0.02 ms (walking the
+/// id index instead of `orders_status`), and a status 3 old orders have,
+/// 174 ms instead of 0.004 ms. (Both dialects run the same text.)
 pub async fn list_ids(c: &mut AnyConnection, peer: &str, f: &ListFilter) -> Result<Vec<OrderId>> {
     let mut wh: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();

@@ -19,8 +19,8 @@ use tokio::sync::{Notify, watch};
 
 use sqlx::AnyConnection;
 
-use super::bulk::{Script, Val, in_list};
-use super::{Backend, Db, Result, StorageError, backend_of, positional};
+use super::bulk::{self, Script, Val};
+use super::{Db, Dialect, Result, Sql, StorageError};
 use crate::domain::OrderId;
 use crate::domain::delivery::{SyncInfo, SyncState};
 
@@ -47,7 +47,7 @@ pub async fn enqueue(
     enqueue_many(c, peer, &[(id, version)], now).await
 }
 
-/// [`enqueue`] for many orders at once (one statement per chunk). An order
+/// [`enqueue`] for many orders at once (one statement). An order
 /// listed twice is enqueued once, with its highest version.
 pub async fn enqueue_many(
     c: &mut AnyConnection,
@@ -81,27 +81,43 @@ pub fn plan_enqueue(s: &mut Script, peer: &str, list: &[(OrderId, i64)], now: i6
     for (key, v) in &keys {
         rows.extend([Val::from(key.as_str()), (*v).into()]);
     }
-    s.insert(
-        "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until)",
-        "$1, column1, column2, 'pending', 0, $2, $3, 0",
-        " ON CONFLICT (peer, order_id) DO UPDATE SET \
-           version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
-           attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
-           enqueued_at = CASE WHEN outbox.state = 'pending' THEN outbox.enqueued_at ELSE excluded.enqueued_at END, \
-           next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
-           last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
-           state = 'pending'",
+    s.rows(
+        &ENQUEUE,
         &[Val::from(peer), Val::Int(now), Val::Int(now)],
         2,
         &rows,
     );
 }
 
+/// [`plan_enqueue`]'s statement: arguments `peer`, `enqueued_at`,
+/// `next_attempt_at`, then the rows `[order_id, version]`.
+const ENQUEUE: Sql = Sql {
+    sqlite: "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
+             SELECT ?, value ->> 0, value ->> 1, 'pending', 0, ?, ?, 0 FROM json_each(?) WHERE true \
+             ON CONFLICT (peer, order_id) DO UPDATE SET \
+               version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
+               attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
+               enqueued_at = CASE WHEN outbox.state = 'pending' THEN outbox.enqueued_at ELSE excluded.enqueued_at END, \
+               next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
+               last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
+               state = 'pending'",
+    postgres: "INSERT INTO outbox (peer, order_id, version, state, attempts, enqueued_at, next_attempt_at, lease_until) \
+               SELECT $1, value ->> 0, (value ->> 1)::bigint, 'pending', 0, $2, $3, 0 \
+               FROM jsonb_array_elements($4::jsonb) AS e(value) \
+               ON CONFLICT (peer, order_id) DO UPDATE SET \
+                 version = CASE WHEN excluded.version > outbox.version THEN excluded.version ELSE outbox.version END, \
+                 attempts = CASE WHEN outbox.state = 'pending' THEN outbox.attempts ELSE 0 END, \
+                 enqueued_at = CASE WHEN outbox.state = 'pending' THEN outbox.enqueued_at ELSE excluded.enqueued_at END, \
+                 next_attempt_at = CASE WHEN outbox.state = 'pending' THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END, \
+                 last_error = CASE WHEN outbox.state = 'pending' THEN outbox.last_error ELSE NULL END, \
+                 state = 'pending'",
+};
+
 /// Wakes the relays of other processes on this database once the
 /// transaction commits (PostgreSQL `NOTIFY`; nothing to do on SQLite, whose
 /// one process wakes its relay in memory).
 pub async fn notify(c: &mut AnyConnection, peer: &str) -> Result<()> {
-    if backend_of(c) == Backend::Postgres {
+    if Dialect::of(c) == Dialect::Postgres {
         // Delivered at commit, to every relay on this database (other
         // replicas too); several in one transaction are folded into one.
         sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, '')) AS n")
@@ -137,14 +153,9 @@ pub async fn sync_info(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let (ph, list) = in_list(backend_of(c), 2, &keys);
-    let sql = format!(
-        "SELECT order_id, state, attempts, last_error FROM outbox WHERE peer = $1 AND order_id IN {ph}"
-    );
-    let sql = positional(c, &sql);
-    let q = sqlx::query_as::<_, InfoRow>(&sql)
+    let q = sqlx::query_as::<_, InfoRow>(SYNC_INFO.on(c))
         .bind(peer)
-        .bind(list.as_str());
+        .bind(bulk::keys(&keys));
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
             let state = sync_state(&r.state, r.attempts);
@@ -159,12 +170,19 @@ pub async fn sync_info(
     Ok(out)
 }
 
+const SYNC_INFO: Sql = Sql {
+    sqlite: "SELECT order_id, state, attempts, last_error FROM outbox \
+             WHERE peer = $1 AND order_id IN (SELECT value FROM json_each($2))",
+    postgres: "SELECT order_id, state, attempts, last_error FROM outbox \
+               WHERE peer = $1 AND order_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+};
+
 /// Vacuums the outbox, orders and seen webhook ids and refreshes the
 /// planner's statistics of the other tables sync writes (PostgreSQL;
 /// outside any transaction; nothing on SQLite, which has no dead rows to
 /// collect).
 pub async fn tidy(db: &Db) -> Result<()> {
-    if db.backend() == Backend::Postgres {
+    if db.dialect() == Dialect::Postgres {
         // One statement per call: several in one string would run as one
         // transaction block, where VACUUM is refused.
         for sql in [
@@ -199,20 +217,10 @@ pub async fn claim(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
-           SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
-           AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4{lock}) \
-         RETURNING order_id, version, attempts, enqueued_at"
-    );
     let peer = peer.to_owned();
     db.write(move |c| {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, Claimed>(&sql)
+            Ok(sqlx::query_as::<_, Claimed>(CLAIM.on(c))
                 .bind(peer)
                 .bind(now)
                 .bind(lease_until)
@@ -223,6 +231,21 @@ pub async fn claim(
     })
     .await
 }
+
+/// [`claim`]'s statement. On PostgreSQL the due rows are locked, skipping
+/// rows another relay has locked, so several relays share an outbox; on
+/// SQLite the one writer claims alone.
+const CLAIM: Sql = Sql {
+    sqlite: "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
+               SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
+               AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4) \
+             RETURNING order_id, version, attempts, enqueued_at",
+    postgres: "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
+                 SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
+                 AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+               RETURNING order_id, version, attempts, enqueued_at",
+};
 
 /// How one leased row ends this round.
 #[derive(Debug, Clone)]
@@ -253,7 +276,7 @@ pub struct Settled {
 
 /// Ends the leases of a round's rows and appends each attempt to its
 /// order's timeline. Deliveries (the common case) are settled together in
-/// one statement per chunk; failures one by one.
+/// one statement; failures one by one.
 pub async fn settle_many(
     c: &mut AnyConnection,
     peer: &str,
@@ -301,34 +324,11 @@ pub async fn settle_many(
             Settle::Unsent => {}
         }
     }
-    let fixed = [Val::from(peer), Val::Int(now)];
     // Deliveries, leases and the timeline in one script.
     let mut s = Script::new(c);
-    // `state || ''` keeps the planner off the (peer, state) index: with it,
-    // SQLite walked every pending row once per VALUES row (11 ms a batch
-    // with a backlog), instead of looking each row up by its key.
-    s.add(
-        "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1, \
-         lease_until = 0 FROM ",
-        " AS v WHERE outbox.peer = v.column3 AND outbox.order_id = v.column1 \
-         AND outbox.version <= v.column2 AND (outbox.state || '') = 'pending'",
-        &[Val::Int(now)],
-        3,
-        &delivered,
-    );
-    let ids: Vec<Val> = list
-        .iter()
-        .map(|row| Val::from(row.order_id.as_str()))
-        .collect();
-    // Delivered rows were released above; this ends the other leases
-    // without writing those rows a second time.
-    s.add(
-        "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND lease_until <> 0 AND order_id IN ",
-        "",
-        &fixed[..1],
-        1,
-        &ids,
-    );
+    s.rows(&SETTLE_DELIVERED, &[Val::Int(now)], 3, &delivered);
+    let ids: Vec<&str> = list.iter().map(|row| row.order_id.as_str()).collect();
+    s.keys(&END_LEASES, &[Val::from(peer)], &ids);
     let mut attempts: Vec<Val> = Vec::with_capacity(list.len() * 5);
     for row in list.iter().filter(|r| !matches!(r.how, Settle::Unsent)) {
         attempts.extend([
@@ -338,17 +338,55 @@ pub async fn settle_many(
             row.next_retry.into(),
         ]);
     }
-    s.insert(
-        "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at)",
-        "$1, $2, column1, column2, column3, column4",
-        "",
-        &fixed,
+    s.rows(
+        &INSERT_ATTEMPTS,
+        &[Val::from(peer), Val::Int(now)],
         4,
         &attempts,
     );
     s.run(c).await?;
     Ok(())
 }
+
+/// [`settle_many`]'s deliveries: argument `delivered_at`, then the rows
+/// `[order_id, version, peer]`. A row bumped past the version sent stays
+/// pending. `state || ''` keeps the planner off the (peer, state) index:
+/// with it, SQLite walked every pending row once per delivered row (11 ms
+/// a batch with a backlog), instead of looking each row up by its key.
+const SETTLE_DELIVERED: Sql = Sql {
+    sqlite: "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = ?, \
+             lease_until = 0 \
+             FROM (SELECT value ->> 0 AS order_id, value ->> 1 AS version, value ->> 2 AS peer \
+                   FROM json_each(?)) AS v \
+             WHERE outbox.peer = v.peer AND outbox.order_id = v.order_id \
+             AND outbox.version <= v.version AND (outbox.state || '') = 'pending'",
+    postgres: "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = $1, \
+               lease_until = 0 \
+               FROM (SELECT value ->> 0 AS order_id, (value ->> 1)::bigint AS version, value ->> 2 AS peer \
+                     FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
+               WHERE outbox.peer = v.peer AND outbox.order_id = v.order_id \
+               AND outbox.version <= v.version AND (outbox.state || '') = 'pending'",
+};
+
+/// [`settle_many`]'s other leases (`peer`, then the round's order ids):
+/// delivered rows were released by [`SETTLE_DELIVERED`], and this ends the
+/// others' without writing those rows a second time.
+const END_LEASES: Sql = Sql {
+    sqlite: "UPDATE outbox SET lease_until = 0 WHERE peer = ? AND lease_until <> 0 \
+             AND order_id IN (SELECT value FROM json_each(?))",
+    postgres: "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND lease_until <> 0 \
+               AND order_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+};
+
+/// [`settle_many`]'s timeline: arguments `peer`, `at`, then the rows
+/// `[order_id, outcome, detail, next_retry_at]`.
+const INSERT_ATTEMPTS: Sql = Sql {
+    sqlite: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
+             SELECT ?, ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+    postgres: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
+               SELECT $1, $2, value ->> 0, value ->> 1, value ->> 2, (value ->> 3)::bigint \
+               FROM jsonb_array_elements($3::jsonb) AS e(value)",
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Attempt {
@@ -447,52 +485,61 @@ pub async fn replay(
     dry_run: bool,
     now: i64,
 ) -> Result<u64> {
-    let (cond, ids): (String, Option<String>) = match which {
-        ReplaySelection::All => (String::new(), None),
-        ReplaySelection::Since(_) => (" AND enqueued_at >= $2".into(), None),
+    let (since, ids) = match which {
+        ReplaySelection::All => (None, None),
+        ReplaySelection::Since(t) => (Some(*t), None),
+        ReplaySelection::Ids(ids) if ids.is_empty() => return Ok(0),
         ReplaySelection::Ids(ids) => {
-            if ids.is_empty() {
-                return Ok(0);
-            }
             let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-            let (sql, list) = in_list(backend_of(c), 2, &keys);
-            (format!(" AND order_id IN {sql}"), Some(list))
+            (None, Some(bulk::keys(&keys)))
         }
-    };
-    let since = match which {
-        ReplaySelection::Since(t) => Some(*t),
-        _ => None,
     };
     if dry_run {
-        let sql = format!("SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead'{cond}");
-        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(peer);
-        if let Some(t) = since {
-            q = q.bind(t);
-        }
-        if let Some(list) = &ids {
-            q = q.bind(list.as_str());
-        }
-        return Ok(q.fetch_one(&mut *c).await?.max(0) as u64);
+        let n = sqlx::query_scalar::<_, i64>(COUNT_DEAD.on(c))
+            .bind(peer)
+            .bind(since)
+            .bind(ids)
+            .fetch_one(&mut *c)
+            .await?;
+        return Ok(n.max(0) as u64);
     }
-    let n = usize::from(ids.is_some()) + usize::from(since.is_some());
-    let now_ph = format!("${}", n + 2);
-    let sql = format!(
-        "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
-         next_attempt_at = {now_ph}, enqueued_at = {now_ph} WHERE peer = $1 AND state = 'dead'{cond}"
-    );
-    let mut q = sqlx::query(&sql).bind(peer);
-    if let Some(t) = since {
-        q = q.bind(t);
-    }
-    if let Some(list) = &ids {
-        q = q.bind(list.as_str());
-    }
-    Ok(q.bind(now)
+    Ok(sqlx::query(REPLAY.on(c))
+        .bind(peer)
+        .bind(since)
+        .bind(ids)
+        .bind(now)
         .execute(&mut *c)
         .await
         .map_err(StorageError::from)?
         .rows_affected())
 }
+
+// The selection is written as conditions that hold when their argument is
+// NULL (`since`: queued at or after; the ids as JSON), so that each of
+// [`replay`]'s statements is one text. Nothing is lost by it: the rows are
+// found by `(peer, state)`, and the selection only filters the dead ones.
+
+/// [`replay`]'s count (`dry_run`): `peer`, `since`, `ids`.
+const COUNT_DEAD: Sql = Sql {
+    sqlite: "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead' \
+             AND ($2 IS NULL OR enqueued_at >= $2) \
+             AND ($3 IS NULL OR order_id IN (SELECT value FROM json_each($3)))",
+    postgres: "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead' \
+               AND ($2::bigint IS NULL OR enqueued_at >= $2) \
+               AND ($3::jsonb IS NULL OR order_id IN (SELECT jsonb_array_elements_text($3::jsonb)))",
+};
+
+/// [`replay`]'s statement: `peer`, `since`, `ids`, `now`.
+const REPLAY: Sql = Sql {
+    sqlite: "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
+             next_attempt_at = $4, enqueued_at = $4 WHERE peer = $1 AND state = 'dead' \
+             AND ($2 IS NULL OR enqueued_at >= $2) \
+             AND ($3 IS NULL OR order_id IN (SELECT value FROM json_each($3)))",
+    postgres: "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
+               next_attempt_at = $4, enqueued_at = $4 WHERE peer = $1 AND state = 'dead' \
+               AND ($2::bigint IS NULL OR enqueued_at >= $2) \
+               AND ($3::jsonb IS NULL OR order_id IN (SELECT jsonb_array_elements_text($3::jsonb)))",
+};
 
 /// Frees every lease on rows for `peer` (a relay starting on a database only
 /// it uses). Returns how many were held.

@@ -39,32 +39,41 @@ impl Default for Retention {
 /// Rows deleted per statement.
 pub const BATCH: i64 = 1000;
 
-/// `(table, key columns, condition on a cutoff $1)`.
-const TARGETS: &[(&str, &str, &str)] = &[
-    (
-        "outbox",
-        "peer, order_id",
-        "state = 'delivered' AND delivered_at < $1",
-    ),
-    ("sync_attempts", "id", "at < $1"),
-    ("idempotency_keys", "caller, key", "created_at < $1"),
-    ("seen_webhooks", "id", "seen_at < $1"),
-    ("reconcile_runs", "id", "finished_at < $1"),
-];
+/// Each kind of record with its retention `r`: a statement that deletes at
+/// most `$2` ([`BATCH`]) of them older than the cutoff `$1`. (Row-value
+/// `IN` works on both backends and keeps each delete small.)
+fn targets(r: &Retention) -> [(&'static str, Duration); 5] {
+    [
+        (
+            "DELETE FROM outbox WHERE (peer, order_id) IN (SELECT peer, order_id FROM outbox \
+             WHERE state = 'delivered' AND delivered_at < $1 LIMIT $2)",
+            r.delivered,
+        ),
+        (
+            "DELETE FROM sync_attempts WHERE id IN (SELECT id FROM sync_attempts WHERE at < $1 LIMIT $2)",
+            r.attempts,
+        ),
+        (
+            "DELETE FROM idempotency_keys WHERE (caller, key) IN (SELECT caller, key FROM idempotency_keys \
+             WHERE created_at < $1 LIMIT $2)",
+            r.idempotency,
+        ),
+        (
+            "DELETE FROM seen_webhooks WHERE id IN (SELECT id FROM seen_webhooks WHERE seen_at < $1 LIMIT $2)",
+            r.webhook_ids,
+        ),
+        (
+            "DELETE FROM reconcile_runs WHERE id IN (SELECT id FROM reconcile_runs \
+             WHERE finished_at < $1 LIMIT $2)",
+            r.reconcile_runs,
+        ),
+    ]
+}
 
-async fn prune_batch(
-    c: &mut AnyConnection,
-    table: &str,
-    key: &str,
-    cond: &str,
-    cutoff: i64,
-) -> Result<u64> {
-    // Row-value IN works on both backends and keeps each delete small.
-    let sql = format!(
-        "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {BATCH})"
-    );
-    Ok(sqlx::query(&sql)
+async fn prune_batch(c: &mut AnyConnection, sql: &'static str, cutoff: i64) -> Result<u64> {
+    Ok(sqlx::query(sql)
         .bind(cutoff)
+        .bind(BATCH)
         .execute(&mut *c)
         .await?
         .rows_affected())
@@ -74,21 +83,14 @@ async fn prune_batch(
 /// own short transaction). Returns how many rows went.
 pub async fn prune(db: &Db, r: &Retention) -> Result<u64> {
     let now = now_micros();
-    let ages = [
-        r.delivered,
-        r.attempts,
-        r.idempotency,
-        r.webhook_ids,
-        r.reconcile_runs,
-    ];
     let mut total = 0;
-    for ((table, key, cond), age) in TARGETS.iter().zip(ages) {
+    for (sql, age) in targets(r) {
         let cutoff = now - age.as_micros() as i64;
         loop {
             // Through the writer, like every write: on SQLite a batch
             // shares a commit with whatever else is waiting.
             let n = db
-                .write(move |c| Box::pin(prune_batch(c, table, key, cond, cutoff)))
+                .write(move |c| Box::pin(prune_batch(c, sql, cutoff)))
                 .await?;
             total += n;
             if n < BATCH as u64 {
