@@ -151,12 +151,7 @@ impl Engine {
         if let Some(found) = self.tokens.get(&hash) {
             return Ok(Some(found));
         }
-        let mut c = self
-            .db()
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         let found = auth::live_token(&mut c, &hash).await?;
         if let Some(token) = &found {
             self.tokens.put(hash, token.clone());
@@ -186,12 +181,7 @@ impl Engine {
 
     /// Every API token (never the token itself) and every admin user.
     pub async fn tokens_and_users(&self) -> Result<(Vec<auth::TokenInfo>, Vec<(String, i64)>)> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         let tokens = auth::list_tokens(&mut c).await?;
         let users = auth::list_users(&mut c).await?;
         Ok((tokens, users))

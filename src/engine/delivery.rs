@@ -30,12 +30,7 @@ impl Engine {
     /// parses (edited by hand, say) must not hold back the others: it is
     /// left out, and so settled as a dead letter with the reason logged.
     pub async fn load_for_sending(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         match orders::load_many(&mut c, ids).await {
             Err(StorageError::Corrupt(_)) => {
                 let mut out = Vec::with_capacity(ids.len());
@@ -81,12 +76,7 @@ impl Engine {
 
     /// When the earliest pending row becomes due (microseconds), if any.
     pub async fn next_due(&self) -> Result<Option<i64>> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         Ok(outbox::next_due(&mut c, self.peer()).await?)
     }
 

@@ -148,6 +148,11 @@ impl Engine {
 
     // -- reads ---------------------------------------------------------------
 
+    /// A connection for reads that need no transaction.
+    async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.db.reader().acquire().await?)
+    }
+
     /// Adds money (store only) and sync state to loaded orders.
     async fn views(&self, c: &mut AnyConnection, list: Vec<Order>) -> Result<Vec<OrderView>> {
         let ids: Vec<OrderId> = list.iter().map(|o| o.id).collect();
@@ -168,7 +173,7 @@ impl Engine {
     }
 
     pub async fn get(&self, id: OrderId) -> Result<OrderView> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         let found = orders::load_many(&mut c, &[id]).await?;
         self.views(&mut c, found)
             .await?
@@ -177,14 +182,14 @@ impl Engine {
     }
 
     pub async fn list(&self, filter: &orders::ListFilter) -> Result<Vec<OrderView>> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         let ids = orders::list_ids(&mut c, self.peer(), filter).await?;
         let found = orders::load_many(&mut c, &ids).await?;
         self.views(&mut c, found).await
     }
 
     pub async fn audit(&self, id: OrderId) -> Result<Vec<audit::Entry>> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         if orders::load(&mut c, id).await?.is_none() {
             return Err(EngineError::NotFound(id));
         }
@@ -192,18 +197,18 @@ impl Engine {
     }
 
     pub async fn attempts(&self, id: OrderId, limit: i64) -> Result<Vec<outbox::Attempt>> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         Ok(outbox::attempts(&mut c, self.peer(), id, limit).await?)
     }
 
     pub async fn outbox_status(&self) -> Result<outbox::OutboxStatus> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         Ok(outbox::status(&mut c, self.peer()).await?)
     }
 
     /// The last reconciliation pass recorded in this database.
     pub async fn last_reconcile(&self) -> Result<Option<storage::digests::Run>> {
-        let mut c = self.db.reader().acquire().await?;
+        let mut c = self.read().await?;
         Ok(storage::digests::last_run(&mut c).await?)
     }
 

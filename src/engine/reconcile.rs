@@ -6,17 +6,12 @@
 use super::{Engine, EngineError, Result};
 use crate::domain::OrderId;
 use crate::storage::digests::{self, RangeDigest, Run, Versions};
-use crate::storage::{StorageError, now_micros, outbox};
+use crate::storage::{now_micros, outbox};
 
 impl Engine {
     /// The digest of each id range `[lo, hi)` in this database.
     pub async fn range_digests(&self, ranges: &[(&str, &str)]) -> Result<Vec<RangeDigest>> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         let mut out = Vec::with_capacity(ranges.len());
         for (lo, hi) in ranges {
             out.push(digests::range_digest(&mut c, lo, hi).await?);
@@ -26,12 +21,7 @@ impl Engine {
 
     /// Both versions of at most `limit` orders of `[lo, hi)`, by id.
     pub async fn range_versions(&self, lo: &str, hi: &str, limit: i64) -> Result<Vec<Versions>> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         Ok(digests::range_versions(&mut c, lo, hi, limit).await?)
     }
 

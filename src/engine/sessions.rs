@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::credentials::{hash_password, random_token, token_hash, verify_password};
 use super::{Engine, EngineError, Result};
-use crate::storage::{StorageError, auth, now_micros};
+use crate::storage::{auth, now_micros};
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -63,12 +63,7 @@ impl SignInAttempt {
 impl Engine {
     /// The live session with this id (from the session cookie).
     pub async fn admin_session(&self, session_id: &str) -> Result<Option<AdminSession>> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         Ok(
             auth::find_session(&mut c, &token_hash(session_id), now_micros())
                 .await?
@@ -82,12 +77,7 @@ impl Engine {
     /// Whether `password` is `username`'s. Argon2 is deliberately slow, so
     /// it runs off the async workers; an unknown username takes as long.
     pub async fn admin_password_ok(&self, username: &str, password: &str) -> Result<bool> {
-        let mut c = self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
+        let mut c = self.read().await?;
         let stored = auth::password_hash(&mut c, username).await?;
         drop(c);
         let known = stored.is_some();
