@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::domain::Role;
+use crate::engine::Retention;
 use crate::storage::DbOptions;
-use crate::storage::prune::Retention;
 use crate::sync::signature::Secrets;
 
 /// The documented defaults (`--help` shows them; README lists them).

@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 
 use crate::domain::role::Command;
 use crate::engine::Engine;
+use crate::engine::Retention;
 use crate::http::{self, AppState};
 use crate::storage::Db;
-use crate::storage::prune::{Retention, prune};
 use crate::sync::breaker::Breaker;
 use crate::sync::reconcile::Reconciler;
 use crate::sync::relay::{Relay, RelayConfig};
@@ -76,7 +76,7 @@ impl Service {
                 _ => None,
             };
         let pruner = tokio::spawn(prune_every(
-            engine.db().clone(),
+            engine.clone(),
             cfg.retention.clone(),
             cfg.prune_every,
             rx.clone(),
@@ -288,7 +288,7 @@ fn accept_failed(engine: &Engine, e: &std::io::Error) {
 
 /// Prunes old records every `every`, starting shortly after start-up.
 async fn prune_every(
-    db: Db,
+    engine: Engine,
     retention: Retention,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -300,7 +300,7 @@ async fn prune_every(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         wait = every;
-        match prune(&db, &retention).await {
+        match engine.prune(&retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "pruned old records"),
             Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),

@@ -40,6 +40,7 @@ pub use crate::storage::audit::Entry as AuditEntry;
 pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
 pub use crate::storage::orders::{ListFilter, StatusFilter};
 pub use crate::storage::outbox::{Attempt, OutboxStatus, ReplaySelection};
+pub use crate::storage::prune::Retention;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -239,6 +240,13 @@ impl Engine {
             self.wake_relay();
         }
         Ok(n)
+    }
+
+    /// Deletes every record past its retention (delivered outbox rows, old
+    /// attempts, idempotency keys, webhook ids, reconciliation runs), a
+    /// batch at a time. Returns how many rows went.
+    pub async fn prune(&self, retention: &Retention) -> Result<u64> {
+        Ok(storage::prune::prune(&self.db, retention).await?)
     }
 
     /// Remembers the `webhook-id` of a signed request from the peer; false
