@@ -11,6 +11,7 @@ pub mod role;
 pub mod schema;
 pub mod snapshot;
 pub mod values;
+pub mod warehouse;
 
 pub use actor::Actor;
 pub use fulfillment::{Action, Fulfillment, FulfillmentStatus, TransitionError};

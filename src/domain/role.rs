@@ -58,15 +58,18 @@ pub enum Command {
     /// Compare with the peer and repair: run from the store, which holds
     /// every order whole (money included); the warehouse only answers.
     Reconcile,
+    /// Add, change and list the warehouses orders are routed to.
+    ManageWarehouses,
 }
 
 impl Command {
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 6] = [
         Command::CreateOrder,
         Command::EditOrder,
         Command::RequestCancel,
         Command::ChangeFulfillment,
         Command::Reconcile,
+        Command::ManageWarehouses,
     ];
 
     /// The side that runs it.
@@ -75,7 +78,8 @@ impl Command {
             Command::CreateOrder
             | Command::EditOrder
             | Command::RequestCancel
-            | Command::Reconcile => Role::Store,
+            | Command::Reconcile
+            | Command::ManageWarehouses => Role::Store,
             Command::ChangeFulfillment => Role::Warehouse,
         }
     }
@@ -91,6 +95,9 @@ impl Command {
             Command::ChangeFulfillment => "fulfillment is changed at the warehouse",
             Command::Reconcile => {
                 "reconciliation runs from the store (it holds every order whole); the warehouse only answers it"
+            }
+            Command::ManageWarehouses => {
+                "warehouses are set up at the store, which routes orders to them"
             }
         }
     }

@@ -26,6 +26,7 @@ mod reconcile;
 pub mod sessions;
 mod store;
 mod warehouse;
+mod warehouses;
 
 use batch::Batcher;
 use store::Creates;
@@ -52,6 +53,8 @@ pub enum EngineError {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     WrongRole(#[from] WrongSide),
+    #[error("no warehouse named {0}")]
+    UnknownWarehouse(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
     #[error(transparent)]
@@ -96,6 +99,8 @@ pub struct Engine {
     /// Fulfillment steps by staff, written together.
     steps: Arc<Batcher<Steps>>,
     tokens: Arc<credentials::TokenCache>,
+    /// Warehouses were added or changed in this process.
+    warehouses_changed: Arc<Notify>,
 }
 
 impl Engine {
@@ -112,6 +117,7 @@ impl Engine {
                 peer: role.peer().as_str(),
             })),
             tokens: Arc::default(),
+            warehouses_changed: Arc::default(),
         }
     }
 

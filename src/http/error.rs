@@ -205,6 +205,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::NotFound(id) => ApiError::NotFound(format!("no order with id {id}")),
+            EngineError::UnknownWarehouse(name) => ApiError::NotFound(format!(
+                "no warehouse named {name:?}; GET /api/v1/warehouses lists them"
+            )),
             EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::Invalid(errors) => ApiError::invalid(errors),
             EngineError::WrongRole(e) => ApiError::MethodNotAllowed {

@@ -74,6 +74,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0006_login_throttle.sql"),
         },
     },
+    Migration {
+        version: 7,
+        name: "store_warehouses",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0007_store_warehouses.sql"),
+            postgres: include_str!("../../migrations/postgres/0007_store_warehouses.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

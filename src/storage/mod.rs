@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod prune;
+pub mod warehouses;
 pub mod webhooks;
 pub mod writer;
 
