@@ -109,12 +109,21 @@ impl ServiceConfig {
 
     /// Checks what can be checked before opening anything.
     pub fn validate(&self) -> anyhow::Result<Secrets> {
-        let url = reqwest::Url::parse(&self.peer_url)
-            .map_err(|e| anyhow::anyhow!("--peer-url {:?} is not a URL ({e}); give the other service's base URL, e.g. http://127.0.0.1:8001", self.peer_url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        // A store may have no --peer-url: its warehouses are rows it is told
+        // about (`fulfillment warehouse add`); a warehouse has one store.
+        if self.peer_url.is_empty() && self.role == Role::Warehouse {
             anyhow::bail!(
-                "--peer-url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8001"
+                "--peer-url is required for a warehouse: give the store's base URL, e.g. http://127.0.0.1:8000"
             );
+        }
+        if !self.peer_url.is_empty() {
+            let url = reqwest::Url::parse(&self.peer_url)
+                .map_err(|e| anyhow::anyhow!("--peer-url {:?} is not a URL ({e}); give the other service's base URL, e.g. http://127.0.0.1:8001", self.peer_url))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                anyhow::bail!(
+                    "--peer-url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8001"
+                );
+            }
         }
         if self.sync_secrets.first().is_none_or(|s| s.is_empty()) {
             anyhow::bail!(

@@ -12,23 +12,25 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::domain::Role;
 use crate::domain::role::Command;
 use crate::engine::Engine;
 use crate::engine::Retention;
 use crate::http::{self, AppState};
 use crate::storage::Db;
-use crate::sync::breaker::Breaker;
+use crate::sync::peers::{Link, Peers};
 use crate::sync::reconcile::Reconciler;
-use crate::sync::relay::{Relay, RelayConfig};
+use crate::sync::relays::{self, Template};
 
 /// A running service. Dropping it does not stop it; call [`Service::stop`].
 pub struct Service {
     addr: SocketAddr,
     engine: Engine,
-    breaker: Arc<Breaker>,
+    peers: Arc<Peers>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
-    relay: JoinHandle<()>,
+    relays: JoinHandle<()>,
+    listener: Option<JoinHandle<()>>,
     periodic: Option<JoinHandle<()>>,
     pruner: JoinHandle<()>,
     reconciler: Arc<Reconciler>,
@@ -36,15 +38,14 @@ pub struct Service {
 
 impl Service {
     /// Opens (and migrates) the database, then serves on `listener` and
-    /// starts the relay.
+    /// starts the relays (a warehouse's to the store; a store's to each of
+    /// its warehouses).
     pub async fn start(cfg: ServiceConfig, listener: TcpListener) -> anyhow::Result<Service> {
         let secrets = cfg.validate()?;
         let db = Db::open(&cfg.database_url, cfg.role, &cfg.db).await?;
         let engine = Engine::new(db, cfg.role);
-        let breaker = Arc::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_open_for));
-        let relay_cfg = RelayConfig {
-            peer_url: cfg.peer_url.clone(),
-            secrets: secrets.clone(),
+        let peers = Arc::new(Peers::new(cfg.breaker_threshold, cfg.breaker_open_for));
+        let template = Template {
             batch_size: cfg.batch_size,
             lease: cfg.relay_lease,
             request_timeout: cfg.request_timeout,
@@ -52,19 +53,31 @@ impl Service {
             idle_poll: cfg.idle_poll,
             retry_horizon: cfg.retry_horizon,
         };
-        let relay = Relay::new(engine.clone(), relay_cfg, breaker.clone())?;
-        let reconciler = Arc::new(Reconciler::new(
-            engine.clone(),
-            &cfg.peer_url,
-            secrets.clone(),
-        )?);
-
+        let reconciler = Arc::new(Reconciler::new(engine.clone(), peers.clone()));
         let (shutdown, rx) = watch::channel(false);
+        let relays = match cfg.role {
+            Role::Warehouse => {
+                let link = Link {
+                    url: cfg.peer_url.clone(),
+                    secrets,
+                };
+                relays::to_store(&engine, &peers, &template, link, rx.clone())?
+            }
+            Role::Store => {
+                // `--peer-url` is the warehouse named `main`.
+                if !cfg.peer_url.is_empty() {
+                    engine.set_main_warehouse(&cfg.peer_url).await?;
+                }
+                relays::to_warehouses(engine.clone(), peers.clone(), template, secrets, rx.clone())
+            }
+        };
+        // Commits by other processes (replicas, the CLI) wake the relays.
+        let watcher = engine.watch_other_processes(rx.clone());
+
         let addr = listener.local_addr()?;
         let app = http::router(AppState {
             engine: engine.clone(),
-            secrets,
-            breaker: breaker.clone(),
+            peers: peers.clone(),
             reconciler: reconciler.clone(),
         });
         let server = tokio::spawn(serve(listener, app, rx.clone(), engine.clone()));
@@ -79,17 +92,17 @@ impl Service {
             engine.clone(),
             cfg.retention.clone(),
             cfg.prune_every,
-            rx.clone(),
+            rx,
         ));
-        let relay = tokio::spawn(relay.run(rx));
         tracing::info!(role = %cfg.role, %addr, "service listening");
         Ok(Service {
             addr,
             engine,
-            breaker,
+            peers,
             shutdown,
             server,
-            relay,
+            relays,
+            listener: watcher,
             periodic,
             pruner,
             reconciler,
@@ -116,8 +129,9 @@ impl Service {
         &self.engine
     }
 
-    pub fn breaker(&self) -> &Breaker {
-        &self.breaker
+    /// The peers this service syncs with, and their breakers.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     /// Stops accepting, finishes in-flight requests and the relay's current
@@ -125,7 +139,10 @@ impl Service {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
-        let _ = self.relay.await;
+        let _ = self.relays.await;
+        if let Some(l) = self.listener {
+            let _ = l.await;
+        }
         if let Some(p) = self.periodic {
             let _ = p.await;
         }

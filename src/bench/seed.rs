@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::progress::Progress;
-use crate::storage::bench::{analyze_orders, bulk_orders};
+use crate::domain::warehouse::WarehouseName;
+use crate::storage::bench::{analyze_orders, bulk_orders, route_bulk_orders};
 use crate::storage::{Db, now_micros};
 
 /// Rows per INSERT statement.
@@ -27,6 +28,9 @@ pub async fn orders(store: &Db, warehouse: &Db, n: u64, progress: &Progress) -> 
         fill(store, n, now, &done, progress),
         fill(warehouse, n, now, &done, progress)
     )?;
+    // The pair's store knows its warehouse as `main` (its --peer-url).
+    route_bulk_orders(store, WarehouseName::MAIN).await?;
+    analyze_orders(store).await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod demo;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -15,6 +16,7 @@ use crate::engine::ReplaySelection;
 use crate::engine::{Engine, EngineError, credentials};
 use crate::service::{Service, ServiceConfig, shutdown_signal};
 use crate::storage::{Db, DbOptions, SqliteSync, from_micros, now_micros};
+use crate::sync::peers::{Link, Peers};
 use crate::sync::reconcile::{Progress, Reconciler};
 use crate::sync::signature::Secrets;
 use crate::telemetry::LogFormat;
@@ -64,6 +66,10 @@ pub struct ReconcileArgs {
     /// Shared secret that signs requests to the peer (as for `serve`).
     #[arg(long, env = "FULFILLMENT_SYNC_SECRET", hide_env_values = true)]
     pub sync_secret: String,
+    /// The warehouse at --peer-url: the store compares the orders routed
+    /// to it.
+    #[arg(long, env = "FULFILLMENT_WAREHOUSE", default_value = "main")]
+    pub warehouse: String,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -104,9 +110,12 @@ pub struct ServeArgs {
     /// 127.0.0.1:8001 for the warehouse].
     #[arg(long, env = "FULFILLMENT_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Base URL of the other service, e.g. http://127.0.0.1:8001.
+    /// Base URL of the other service, e.g. http://127.0.0.1:8001. Required
+    /// for a warehouse (its store). At a store it is the warehouse named
+    /// `main`; a store can also work with warehouses added with
+    /// `fulfillment warehouse add`, and without any.
     #[arg(long, env = "FULFILLMENT_PEER_URL")]
-    pub peer_url: String,
+    pub peer_url: Option<String>,
     /// Shared secret that signs sync requests; the same on both services.
     /// Its UTF-8 bytes are the HMAC key.
     #[arg(long, env = "FULFILLMENT_SYNC_SECRET", hide_env_values = true)]
@@ -344,7 +353,18 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
     probe.validate()?;
     let db = args.db.open().await?;
     let engine = Engine::new(db, args.db.role);
-    let reconciler = Reconciler::new(engine, &args.peer_url, secrets)?;
+    let peers = Arc::new(Peers::new(
+        defaults::BREAKER_THRESHOLD,
+        defaults::BREAKER_OPEN_FOR,
+    ));
+    peers.set_link(
+        &args.warehouse,
+        Link {
+            url: args.peer_url.clone(),
+            secrets,
+        },
+    );
+    let reconciler = Reconciler::new(engine, peers);
     let on_terminal = std::io::stderr().is_terminal();
     let bar = |p: Progress| {
         if on_terminal && p.total > 0 {
@@ -383,10 +403,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|s| !s.is_empty())
             .cloned(),
     );
+    let peer_url = args.peer_url.clone().unwrap_or_default();
     let mut cfg = ServiceConfig::new(
         args.db.role,
         args.db.database_url.clone(),
-        args.peer_url.clone(),
+        peer_url.clone(),
         String::new(),
     );
     cfg.sync_secrets = secrets;
@@ -399,12 +420,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Role::Warehouse => SocketAddr::from(([127, 0, 0, 1], 8001)),
     });
     let service = Service::bind(cfg, listen).await?;
-    eprintln!(
-        "{} listening on {} (peer {})",
-        args.db.role,
-        service.url(),
-        args.peer_url
-    );
+    match peer_url.as_str() {
+        "" => eprintln!(
+            "{} listening on {} (warehouses as added with `fulfillment warehouse add`)",
+            args.db.role,
+            service.url()
+        ),
+        peer => eprintln!(
+            "{} listening on {} (peer {peer})",
+            args.db.role,
+            service.url()
+        ),
+    }
     stop.await;
     eprintln!("shutting down: finishing in-flight requests and the current relay batch");
     service.stop().await;

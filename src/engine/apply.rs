@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 
 use super::{Engine, Result};
+use crate::domain::role::Command;
 use crate::domain::snapshot::{ContentSnapshot, FulfillmentSnapshot, ItemOutcome, ItemResult};
 use crate::domain::{Actor, FieldError, Fulfillment, Order, OrderContent, OrderId, Role};
 use crate::storage::{audit, now_micros, orders, webhooks};
@@ -26,10 +27,14 @@ pub enum BatchRefused {
     Replayed,
 }
 
-/// Applies a batch. `webhook_id` is remembered in the same transaction, so a
-/// captured request replayed later is refused.
+/// Applies a batch from `from` (who signed it: the store; at the store,
+/// the warehouses whose secret verified the signature). `webhook_id` is
+/// remembered in the same transaction, so a captured request replayed later
+/// is refused. At the store, an item about an order routed to another
+/// warehouse is rejected: a warehouse changes only its own orders.
 pub async fn apply_batch(
     engine: &Engine,
+    from: &[String],
     webhook_id: &str,
     items: &[Box<RawValue>],
 ) -> Result<std::result::Result<Vec<ItemResult>, BatchRefused>> {
@@ -38,10 +43,12 @@ pub async fn apply_batch(
         .iter()
         .map(|item| Parsed::from_item(engine.role(), item))
         .collect();
-    let (this, webhook_id) = (engine.clone(), webhook_id.to_owned());
+    let (this, webhook_id, from) = (engine.clone(), webhook_id.to_owned(), from.to_vec());
     let outcome = engine
         .db()
-        .write(move |c| Box::pin(async move { apply_in(&this, c, &webhook_id, parsed).await }))
+        .write(move |c| {
+            Box::pin(async move { apply_in(&this, c, &from, &webhook_id, parsed).await })
+        })
         .await?;
     let Ok(applied) = outcome else {
         return Ok(Err(BatchRefused::Replayed));
@@ -50,15 +57,16 @@ pub async fn apply_batch(
 }
 
 /// Applies, inside the caller's transaction, the fulfillment snapshots the
-/// warehouse sent back with its answers to a delivery (at the store). Call
-/// [`Applied::finish`] once that transaction has committed.
+/// warehouse `from` sent back with its answers to a delivery (at the
+/// store). Call [`Applied::finish`] once that transaction has committed.
 pub(crate) async fn apply_answers(
     engine: &Engine,
     c: &mut AnyConnection,
+    from: &str,
     snaps: Vec<FulfillmentSnapshot>,
 ) -> Result<Applied> {
     let parsed = snaps.into_iter().map(Parsed::fulfillment).collect();
-    apply_parsed(engine, c, parsed).await
+    apply_parsed(engine, c, &[from.to_owned()], parsed).await
 }
 
 /// What a batch did: one result per item, and whether anything was enqueued
@@ -88,13 +96,14 @@ impl Applied {
 async fn apply_in(
     engine: &Engine,
     c: &mut AnyConnection,
+    from: &[String],
     webhook_id: &str,
     parsed: Vec<std::result::Result<Parsed, ItemResult>>,
 ) -> Result<std::result::Result<Applied, BatchRefused>> {
     if !webhooks::remember(c, webhook_id, now_micros()).await? {
         return Ok(Err(BatchRefused::Replayed));
     }
-    apply_parsed(engine, c, parsed).await.map(Ok)
+    apply_parsed(engine, c, from, parsed).await.map(Ok)
 }
 
 /// The items inside the caller's transaction.
@@ -106,10 +115,19 @@ async fn apply_in(
 async fn apply_parsed(
     engine: &Engine,
     c: &mut AnyConnection,
+    from: &[String],
     parsed: Vec<std::result::Result<Parsed, ItemResult>>,
 ) -> Result<Applied> {
     let now = now_micros();
-    let actor = Actor::Sync(engine.peer().to_owned());
+    // Who the changes are by, in the audit trail: the sender (at the
+    // store, the warehouse each order is routed to).
+    let actors: Vec<Actor> = from.iter().map(|f| Actor::Sync(f.clone())).collect();
+    let Some(actor) = actors.first() else {
+        return Ok(Applied {
+            results: Vec::new(),
+            enqueued: false,
+        });
+    };
     let mut seen = HashSet::with_capacity(parsed.len());
     let mut repeated = HashSet::new();
     for p in parsed.iter().flatten() {
@@ -133,9 +151,15 @@ async fn apply_parsed(
         .into_iter()
         .map(|o| (o.id, o))
         .collect();
+    // At the store: the warehouse each order is routed to.
+    let routed = if engine.role().may(Command::ManageWarehouses) {
+        orders::warehouses_of(c, &ids).await?
+    } else {
+        HashMap::new()
+    };
     let mut batch = Batch {
         engine,
-        actor: &actor,
+        actor,
         now,
         loaded,
         repeated,
@@ -171,6 +195,19 @@ async fn apply_parsed(
                 results.push(Some(batch.apply_content(c, &snap, content, old).await?));
             }
             Parsed::Fulfillment(snap, f) => {
+                let by = match routed.get(&id) {
+                    None => Some(actor),
+                    Some(w) => actors.iter().find(|a| a.name() == w),
+                };
+                let Some(by) = by else {
+                    results.push(Some(rejected(
+                        Some(id),
+                        "this order is routed to another warehouse; a warehouse changes only its own orders"
+                            .into(),
+                    )));
+                    continue;
+                };
+                batch.actor = by;
                 let old = batch.current(c, id).await?;
                 results.push(Some(batch.apply_fulfillment(c, &snap, f, old).await?));
             }
@@ -182,7 +219,7 @@ async fn apply_parsed(
             let r = if inserted.contains(&order.id) {
                 batch.trail.push(audit::Record {
                     id: order.id,
-                    actor: &actor,
+                    actor,
                     changes: "created".into(),
                 });
                 // The store learns the order's first fulfillment state

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sqlx::AnyConnection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use super::{EngineError, OrderView, Result};
 use crate::storage::writer::BoxFuture;
@@ -76,7 +76,7 @@ impl<W: BatchWrite> Batcher<W> {
     pub(crate) async fn submit(
         self: &Arc<Self>,
         db: &Db,
-        wake: &Arc<Notify>,
+        wake: &Arc<super::Wakers>,
         item: W::Item,
     ) -> Result<OrderView> {
         let (reply, answer) = oneshot::channel();
@@ -96,7 +96,7 @@ impl<W: BatchWrite> Batcher<W> {
     }
 
     /// The one write that takes and writes whatever is waiting when it runs.
-    async fn drain(self: Arc<Self>, db: Db, wake: Arc<Notify>) {
+    async fn drain(self: Arc<Self>, db: Db, wake: Arc<super::Wakers>) {
         let slot: Arc<Mutex<Taken<W::Item>>> = Arc::new(Mutex::new(Taken::default()));
         let (this, filled) = (self.clone(), slot.clone());
         let written = db
@@ -127,7 +127,7 @@ impl<W: BatchWrite> Batcher<W> {
         match written {
             Ok(results) => {
                 if results.iter().any(|r| r.is_ok()) {
-                    wake.notify_one();
+                    wake.wake_all();
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     // The caller may have gone away (request cancelled).
@@ -156,7 +156,7 @@ impl<W: BatchWrite> Batcher<W> {
                     let _ = reply.send(result);
                 }
                 if any {
-                    wake.notify_one();
+                    wake.wake_all();
                 }
             }
             Err(e) if failed.len() == 1 => {

@@ -4,9 +4,7 @@
 //! outbox's housekeeping (next due time, rows a wrong clock put out of
 //! reach, leases left by a killed run, the LISTEN/NOTIFY wake-up).
 
-use std::sync::Arc;
-
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::{Engine, EngineError, Result};
 use crate::domain::snapshot::{FulfillmentSnapshot, ItemResult};
@@ -16,14 +14,16 @@ use crate::storage::{Dialect, StorageError, orders, outbox};
 pub use crate::storage::outbox::{Claimed, Settle, Settled};
 
 impl Engine {
-    /// Leases up to `limit` due rows until `lease_until` (microseconds).
+    /// Leases up to `limit` rows due for `peer` until `lease_until`
+    /// (microseconds).
     pub async fn claim_deliveries(
         &self,
+        peer: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>> {
-        Ok(outbox::claim(&self.db, self.peer(), now, lease_until, limit).await?)
+        Ok(outbox::claim(&self.db, peer, now, lease_until, limit).await?)
     }
 
     /// Loads the orders to send. One order whose stored data no longer
@@ -56,17 +56,18 @@ impl Engine {
     /// what the learned snapshots did.
     pub async fn settle_deliveries(
         &self,
+        peer: &str,
         learned: Vec<FulfillmentSnapshot>,
         settled: Vec<Settled>,
         now: i64,
     ) -> Result<Vec<ItemResult>> {
-        let engine = self.clone();
+        let (engine, peer) = (self.clone(), peer.to_owned());
         let applied = self
             .db
             .write(move |c| {
                 Box::pin(async move {
-                    let applied = super::apply::apply_answers(&engine, c, learned).await?;
-                    outbox::settle_many(c, engine.peer(), &settled, now).await?;
+                    let applied = super::apply::apply_answers(&engine, c, &peer, learned).await?;
+                    outbox::settle_many(c, &peer, &settled, now).await?;
                     Ok::<_, EngineError>(applied)
                 })
             })
@@ -74,24 +75,25 @@ impl Engine {
         Ok(applied.finish(self))
     }
 
-    /// When the earliest pending row becomes due (microseconds), if any.
-    pub async fn next_due(&self) -> Result<Option<i64>> {
+    /// When the earliest row pending for `peer` becomes due
+    /// (microseconds), if any.
+    pub async fn next_due(&self, peer: &str) -> Result<Option<i64>> {
         let mut c = self.read().await?;
-        Ok(outbox::next_due(&mut c, self.peer()).await?)
+        Ok(outbox::next_due(&mut c, peer).await?)
     }
 
-    /// Makes every pending row scheduled or leased beyond `latest` due
-    /// `now`. Returns how many.
-    pub async fn reschedule_beyond(&self, latest: i64, now: i64) -> Result<u64> {
-        Ok(outbox::reschedule_beyond(&self.db, self.peer(), latest, now).await?)
+    /// Makes every row pending for `peer` scheduled or leased beyond
+    /// `latest` due `now`. Returns how many.
+    pub async fn reschedule_beyond(&self, peer: &str, latest: i64, now: i64) -> Result<u64> {
+        Ok(outbox::reschedule_beyond(&self.db, peer, latest, now).await?)
     }
 
     /// Frees the leases a killed previous run left, where one process owns
     /// the database (SQLite); elsewhere they expire on their own. Returns
     /// how many were held.
-    pub async fn release_stale_leases(&self) -> Result<u64> {
+    pub async fn release_stale_leases(&self, peer: &str) -> Result<u64> {
         match self.db.dialect() {
-            Dialect::Sqlite => Ok(outbox::release_leases(&self.db, self.peer()).await?),
+            Dialect::Sqlite => Ok(outbox::release_leases(&self.db, peer).await?),
             Dialect::Postgres => Ok(0),
         }
     }
@@ -106,19 +108,19 @@ impl Engine {
         Ok(outbox::tidy(&self.db).await?)
     }
 
-    /// Wakes `wake` whenever another process commits to this database's
-    /// outbox (PostgreSQL LISTEN/NOTIFY), until `shutdown`; `None` where
-    /// one process owns the database.
+    /// Wakes this process's relays whenever another process commits to
+    /// this database's outbox (PostgreSQL LISTEN/NOTIFY), until `shutdown`;
+    /// `None` where one process owns the database.
     pub fn watch_other_processes(
         &self,
-        wake: Arc<Notify>,
         shutdown: watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let url = self.db.listen_url()?.to_owned();
+        let engine = self.clone();
         Some(tokio::spawn(outbox::listen(
             url,
             outbox::notify_channel(self.peer()),
-            wake,
+            move || engine.wake_relay(),
             shutdown,
         )))
     }

@@ -78,6 +78,35 @@ impl From<sqlx::Error> for EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// The wake-ups of this process's relays (one per peer): a commit that
+/// enqueued something wakes them all, and each looks for rows of its own.
+/// A relay that is busy keeps the wake-up for when it next waits.
+#[derive(Default)]
+pub struct Wakers(std::sync::Mutex<Vec<std::sync::Weak<Notify>>>);
+
+impl Wakers {
+    /// A wake-up for one more relay (dropped with it).
+    pub fn register(&self) -> Arc<Notify> {
+        let n = Arc::new(Notify::new());
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&n));
+        n
+    }
+
+    pub fn wake_all(&self) {
+        for n in self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+        {
+            n.notify_one();
+        }
+    }
+}
+
 /// An order as shown to users of one side: money only at the store.
 #[derive(Debug, Clone)]
 pub struct OrderView {
@@ -92,7 +121,7 @@ pub struct OrderView {
 pub struct Engine {
     db: Db,
     role: Role,
-    wake: Arc<Notify>,
+    wake: Arc<Wakers>,
     metrics: Arc<Metrics>,
     /// Creates without an idempotency key, written together.
     creates: Arc<Batcher<Creates>>,
@@ -108,11 +137,9 @@ impl Engine {
         Self {
             db: db.clone(),
             role,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::default(),
             metrics: Arc::new(Metrics::new(role)),
-            creates: Arc::new(Batcher::new(Creates {
-                peer: role.peer().as_str(),
-            })),
+            creates: Arc::new(Batcher::new(Creates)),
             steps: Arc::new(Batcher::new(Steps {
                 peer: role.peer().as_str(),
             })),
@@ -129,7 +156,9 @@ impl Engine {
         self.role
     }
 
-    /// The peer this side's outbox delivers to.
+    /// The side this one delivers to: at a warehouse, the store (the
+    /// target of its outbox rows); at the store, the warehouses, each by
+    /// its own name in the outbox.
     pub fn peer(&self) -> &'static str {
         self.role.peer().as_str()
     }
@@ -140,12 +169,12 @@ impl Engine {
 
     /// Resolves when a commit enqueued something for the relay.
     pub fn wake_handle(&self) -> Arc<Notify> {
-        self.wake.clone()
+        self.wake.register()
     }
 
-    /// Tells the relay that new outbox rows are committed.
+    /// Tells the relays that new outbox rows are committed.
     pub fn wake_relay(&self) {
-        self.wake.notify_one();
+        self.wake.wake_all();
     }
 
     /// `Ok` when this side runs `command` (the role rules decide).
@@ -168,7 +197,7 @@ impl Engine {
         } else {
             Default::default()
         };
-        let mut sync = outbox::sync_info(c, self.peer(), &ids).await?;
+        let mut sync = outbox::sync_info(c, &ids).await?;
         Ok(list
             .into_iter()
             .map(|order| OrderView {
@@ -190,7 +219,7 @@ impl Engine {
 
     pub async fn list(&self, filter: &orders::ListFilter) -> Result<Vec<OrderView>> {
         let mut c = self.read().await?;
-        let ids = orders::list_ids(&mut c, self.peer(), filter).await?;
+        let ids = orders::list_ids(&mut c, filter).await?;
         let found = orders::load_many(&mut c, &ids).await?;
         self.views(&mut c, found).await
     }
@@ -205,12 +234,19 @@ impl Engine {
 
     pub async fn attempts(&self, id: OrderId, limit: i64) -> Result<Vec<outbox::Attempt>> {
         let mut c = self.read().await?;
-        Ok(outbox::attempts(&mut c, self.peer(), id, limit).await?)
+        Ok(outbox::attempts(&mut c, id, limit).await?)
     }
 
+    /// The outbox towards every peer, summed.
     pub async fn outbox_status(&self) -> Result<outbox::OutboxStatus> {
         let mut c = self.read().await?;
-        Ok(outbox::status(&mut c, self.peer()).await?)
+        Ok(outbox::status(&mut c, None).await?)
+    }
+
+    /// The outbox towards one peer (a warehouse, at the store).
+    pub async fn outbox_status_of(&self, peer: &str) -> Result<outbox::OutboxStatus> {
+        let mut c = self.read().await?;
+        Ok(outbox::status(&mut c, Some(peer)).await?)
     }
 
     /// The last reconciliation pass recorded in this database.
@@ -227,12 +263,23 @@ impl Engine {
         which: outbox::ReplaySelection,
         dry_run: bool,
     ) -> Result<u64> {
+        self.replay_dead_letters_to(None, which, dry_run).await
+    }
+
+    /// [`Engine::replay_dead_letters`] of the dead letters to one peer (a
+    /// warehouse, at the store), or to every peer (`None`).
+    pub async fn replay_dead_letters_to(
+        &self,
+        to: Option<String>,
+        which: outbox::ReplaySelection,
+        dry_run: bool,
+    ) -> Result<u64> {
         let peer = self.peer();
         let n = self
             .db
             .write(move |c| {
                 Box::pin(async move {
-                    let n = outbox::replay(c, peer, &which, dry_run, now_micros()).await?;
+                    let n = outbox::replay(c, to.as_deref(), &which, dry_run, now_micros()).await?;
                     if n > 0 && !dry_run {
                         // The relays of other processes (the service, when
                         // the CLI replays; other replicas) wake at commit.

@@ -2,6 +2,7 @@
 //! an idempotency key), edit their content and money, request their
 //! cancellation.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sqlx::AnyConnection;
@@ -11,7 +12,9 @@ use super::{Engine, EngineError, OrderView, Result};
 use crate::domain::delivery::{SyncInfo, SyncState};
 use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::role::Command;
-use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing};
+use crate::domain::values::Sku;
+use crate::domain::warehouse::{Warehouse, route};
+use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing, Role};
 use crate::storage::bulk::Script;
 use crate::storage::writer::BoxFuture;
 use crate::storage::{self, StorageError, audit, idempotency, now_micros, orders, outbox};
@@ -85,12 +88,11 @@ impl Engine {
         // of the key fails, and its second round finds the winner's answer.
         let mut last_err = None;
         for _ in 0..2 {
-            let (peer, order, key, render) =
-                (self.peer(), order.clone(), key.clone(), render.clone());
+            let (order, key, render) = (order.clone(), key.clone(), render.clone());
             let attempt = self
                 .db
                 .write(move |c| {
-                    Box::pin(async move { create_keyed(c, peer, order, key, &*render).await })
+                    Box::pin(async move { create_keyed(c, order, key, &*render).await })
                 })
                 .await;
             match attempt {
@@ -164,7 +166,7 @@ impl Engine {
             // content change moves the version and goes to the outbox.
             let v = order.store_version + 1;
             orders::update_content(c, id, &content, v, now).await?;
-            outbox::enqueue(c, self.peer(), id, v, now).await?;
+            enqueue_to_its_warehouse(c, id, v, now).await?;
         } else if !changed.is_empty() {
             orders::touch(c, id, now).await?;
         }
@@ -182,7 +184,7 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<OrderView> {
         self.require(Command::RequestCancel)?;
-        let (this, actor) = (self.clone(), actor.clone());
+        let actor = actor.clone();
         self.db
             .write(move |c| {
                 Box::pin(async move {
@@ -196,7 +198,7 @@ impl Engine {
                         let v = order.store_version + 1;
                         orders::update_content(c, id, &content, v, now).await?;
                         audit::record(c, id, &actor, &["cancel_request"], now).await?;
-                        outbox::enqueue(c, this.peer(), id, v, now).await?;
+                        enqueue_to_its_warehouse(c, id, v, now).await?;
                     }
                     Ok::<_, EngineError>(())
                 })
@@ -207,10 +209,22 @@ impl Engine {
     }
 }
 
-/// New orders at the store, written in bulk.
-pub(super) struct Creates {
-    pub(super) peer: &'static str,
+/// Enqueues version `v` of order `id` for the warehouse it is routed to
+/// (nothing while it is routed nowhere: it travels once routed).
+async fn enqueue_to_its_warehouse(
+    c: &mut AnyConnection,
+    id: OrderId,
+    v: i64,
+    now: i64,
+) -> Result<()> {
+    if let Some(w) = orders::warehouses_of(c, &[id]).await?.remove(&id) {
+        outbox::enqueue(c, &w, id, v, now).await?;
+    }
+    Ok(())
 }
+
+/// New orders at the store, written in bulk.
+pub(super) struct Creates;
 
 impl BatchWrite for Creates {
     type Item = NewOrder;
@@ -221,7 +235,7 @@ impl BatchWrite for Creates {
         items: &'c [NewOrder],
     ) -> BoxFuture<'c, Result<Vec<Result<OrderView>>>> {
         Box::pin(async move {
-            let views = insert_new(c, self.peer, items).await?;
+            let views = insert_new(c, items).await?;
             Ok(views.into_iter().map(Ok).collect())
         })
     }
@@ -231,7 +245,6 @@ impl BatchWrite for Creates {
 /// seen with the same body, else the new order and the key saved with it.
 async fn create_keyed(
     c: &mut AnyConnection,
-    peer: &'static str,
     order: NewOrder,
     key: OwnedKey,
     render: &(dyn Fn(&OrderView) -> String + Send + Sync),
@@ -244,7 +257,7 @@ async fn create_keyed(
             Err(EngineError::IdempotencyKeyReused)
         };
     }
-    let view = insert_new(c, peer, std::slice::from_ref(&order))
+    let view = insert_new(c, std::slice::from_ref(&order))
         .await?
         .pop()
         .ok_or_else(not_written)?;
@@ -260,14 +273,17 @@ async fn create_keyed(
     Ok(Created::New(Box::new(view)))
 }
 
-/// Writes new orders at the store: numbers, rows, money, audit and outbox,
-/// one statement per table for the lot.
-async fn insert_new(
-    c: &mut AnyConnection,
-    peer: &'static str,
-    new: &[NewOrder],
-) -> Result<Vec<OrderView>> {
+/// Writes new orders at the store: numbers, rows, money, audit, routing and
+/// outbox, one statement per table for the lot. An order goes to the first
+/// warehouse that takes every line of it (see [`route`]); one that no
+/// warehouse takes whole waits, routed nowhere, and does not travel.
+async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<OrderView>> {
     let now = now_micros();
+    let warehouses: Vec<Warehouse> = storage::warehouses::list(c)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
     let at = storage::from_micros(now);
     let first = orders::next_numbers(c, new.len()).await?;
     let list: Vec<Order> = new
@@ -303,8 +319,27 @@ async fn insert_new(
         })
         .collect();
     audit::plan_records(&mut script, &trail, now);
-    let queued: Vec<(OrderId, i64)> = list.iter().map(|o| (o.id, o.store_version)).collect();
-    outbox::plan_enqueue(&mut script, peer, &queued, now);
+    let mut routed: BTreeMap<String, Vec<(OrderId, i64)>> = BTreeMap::new();
+    for o in &list {
+        let skus: Vec<&Sku> = o.content.lines.iter().map(|l| &l.sku).collect();
+        let r = route(
+            &skus,
+            &o.content.shipping_address.country,
+            &warehouses,
+            |_, _| false,
+        );
+        if let Some(w) = r.whole() {
+            routed
+                .entry(w.to_string())
+                .or_default()
+                .push((o.id, o.store_version));
+        }
+    }
+    for (w, queued) in &routed {
+        let ids: Vec<OrderId> = queued.iter().map(|(id, _)| *id).collect();
+        orders::plan_set_warehouse(&mut script, &ids, w);
+        outbox::plan_enqueue(&mut script, w, queued, now);
+    }
     let inserted = orders::inserted_ids(script.run(c).await?)?;
     if let Some(taken) = list.iter().find(|o| !inserted.contains(&o.id)) {
         // Fresh v7 ids and the next numbers cannot be taken, unless the
@@ -314,7 +349,9 @@ async fn insert_new(
             taken.number
         )));
     }
-    outbox::notify(c, peer).await?;
+    if !routed.is_empty() {
+        outbox::notify(c, Role::Warehouse.as_str()).await?;
+    }
     Ok(list
         .into_iter()
         .zip(new)

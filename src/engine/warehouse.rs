@@ -145,7 +145,7 @@ async fn apply_steps(
     audit::record_many(c, &trail, now).await?;
     let queued: Vec<(OrderId, i64)> = writes.iter().map(|(id, _, v)| (*id, *v)).collect();
     outbox::enqueue_many(c, peer, &queued, now).await?;
-    let sync = outbox::sync_info(c, peer, &moved).await?;
+    let sync = outbox::sync_info(c, &moved).await?;
     Ok(results
         .into_iter()
         .map(|r| {

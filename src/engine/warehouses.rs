@@ -125,7 +125,7 @@ impl Engine {
     /// Tells whoever watches the warehouses (the relays' supervisor) that
     /// they changed.
     fn warehouses_changed(&self) {
-        self.warehouses_changed.notify_waiters();
+        self.warehouses_changed.notify_one();
         self.wake_relay();
     }
 

@@ -21,9 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{defaults, parse_duration};
 use crate::engine::Engine;
-use crate::sync::breaker::Breaker;
+use crate::sync::peers::Peers;
 use crate::sync::reconcile::Reconciler;
-use crate::sync::signature::Secrets;
 use error::ApiError;
 
 /// Largest accepted request body.
@@ -58,8 +57,9 @@ pub fn request_timeout() -> Duration {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub secrets: Secrets,
-    pub breaker: Arc<Breaker>,
+    /// The peers this service syncs with: their secrets (who signed a
+    /// request) and breakers.
+    pub peers: Arc<Peers>,
     pub reconciler: Arc<Reconciler>,
 }
 

@@ -122,7 +122,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     m.breaker_state
-        .set(f64::from(state.breaker.state().as_gauge()));
+        .set(f64::from(state.peers.worst().as_gauge()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.render(),

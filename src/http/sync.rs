@@ -61,32 +61,49 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A signed peer request, once checked: who signed it (the store; at the
+/// store, the warehouse, or the warehouses sharing the secret that signed
+/// it) and its body.
+struct SignedRequest {
+    by: Vec<String>,
+    body: axum::body::Bytes,
+}
+
+impl SignedRequest {
+    /// The peer the request speaks for (the first of several that share a
+    /// secret: they cannot be told apart, so give each its own).
+    fn peer(&self) -> &str {
+        self.by.first().map_or("", String::as_str)
+    }
+}
+
 /// Reads a peer request's body after checking its signature (an unsigned
 /// body is never parsed) and that its `webhook-id` is new: a captured
 /// request sent again within the timestamp tolerance is refused with 409.
 /// (`/sync/changes` remembers its id in the transaction that applies the
 /// batch, see [`signed_body_unremembered`].)
-async fn signed_body(state: &AppState, req: Request) -> ApiResult<axum::body::Bytes> {
-    let (headers, body) = signed_body_unremembered(state, req).await?;
+async fn signed_body(state: &AppState, req: Request) -> ApiResult<SignedRequest> {
+    let (headers, signed) = signed_body_unremembered(state, req).await?;
     let id = header(&headers, HEADER_ID).unwrap_or_default();
     if state.engine.remember_webhook(id).await? {
-        Ok(body)
+        Ok(signed)
     } else {
         Err(ApiError::Conflict(BatchRefused::Replayed.to_string()))
     }
 }
 
-/// A peer request's headers and body, once its signature is checked.
+/// A peer request's headers, signers and body, once its signature is
+/// checked against every peer's secrets.
 async fn signed_body_unremembered(
     state: &AppState,
     req: Request,
-) -> ApiResult<(HeaderMap, axum::body::Bytes)> {
+) -> ApiResult<(HeaderMap, SignedRequest)> {
     let headers = req.headers().clone();
     let body = body_bytes(req, state).await?;
     let now = chrono::Utc::now().timestamp();
-    state
-        .secrets
-        .verify(
+    let by = state
+        .peers
+        .signers(
             header(&headers, HEADER_ID),
             header(&headers, HEADER_TIMESTAMP),
             header(&headers, HEADER_SIGNATURE),
@@ -97,7 +114,7 @@ async fn signed_body_unremembered(
             super::ops::refused_sync_request(state, &e);
             ApiError::Unauthorized(format!("sync request refused: {e}"))
         })?;
-    Ok((headers, body))
+    Ok((headers, SignedRequest { by, body }))
 }
 
 fn batch_of(item: &str) -> Array {
@@ -190,8 +207,8 @@ async fn changes_at_warehouse(state: State<AppState>, req: Request) -> ApiResult
 }
 
 async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let (headers, body) = signed_body_unremembered(&state, req).await?;
-    let batch = parse_json::<SyncBatch>(&body)?;
+    let (headers, signed) = signed_body_unremembered(&state, req).await?;
+    let batch = parse_json::<SyncBatch>(&signed.body)?;
     if batch.changes.len() > MAX_BATCH {
         return Err(ApiError::field(
             "changes",
@@ -199,7 +216,7 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
         ));
     }
     let id = header(&headers, HEADER_ID).unwrap_or_default();
-    match apply_batch(&state.engine, id, &batch.changes).await? {
+    match apply_batch(&state.engine, &signed.by, id, &batch.changes).await? {
         Ok(results) => Ok(Json(SyncBatchResult { results }).into_response()),
         Err(e @ BatchRefused::Replayed) => Err(ApiError::Conflict(e.to_string())),
     }
@@ -231,14 +248,14 @@ async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Res
         pending: s.pending,
         dead: s.dead,
         oldest_pending_seconds: s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
-        breaker: state.breaker.state(),
+        breaker: state.peers.worst(),
         last_delivered_at: s.last_delivered_at.map(from_micros),
         // Why deliveries fail, while something still waits to go.
         last_error: state
-            .breaker
+            .peers
             .last_error()
             .filter(|_| s.pending > 0)
-            .map(|(at, detail)| DeliveryError {
+            .map(|(at, _, detail)| DeliveryError {
                 at: from_micros(at),
                 detail,
             }),
@@ -332,15 +349,15 @@ async fn replay(
     )
 )]
 async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let body = signed_body(&state, req).await?;
-    let r = parse_json::<DigestsRequest>(&body)?;
+    let signed = signed_body(&state, req).await?;
+    let r = parse_json::<DigestsRequest>(&signed.body)?;
     if r.ranges.len() > MAX_RANGES {
         return Err(ApiError::field(
             "ranges",
             format!("at most {MAX_RANGES} ranges per request"),
         ));
     }
-    let digests = reconcile::local_digests(&state.engine, &r.ranges).await?;
+    let digests = reconcile::local_digests(&state.engine, signed.peer(), &r.ranges).await?;
     Ok(Json(DigestsAnswer { digests }).into_response())
 }
 
@@ -363,15 +380,15 @@ async fn peer_digests(State(state): State<AppState>, req: Request) -> ApiResult<
     )
 )]
 async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let body = signed_body(&state, req).await?;
-    let r = parse_json::<VersionsRequest>(&body)?;
+    let signed = signed_body(&state, req).await?;
+    let r = parse_json::<VersionsRequest>(&signed.body)?;
     if !(1..=MAX_ROWS).contains(&r.limit) {
         return Err(ApiError::field(
             "limit",
             format!("must be between 1 and {MAX_ROWS}"),
         ));
     }
-    let rows = reconcile::local_versions(&state.engine, &r.range, r.limit).await?;
+    let rows = reconcile::local_versions(&state.engine, signed.peer(), &r.range, r.limit).await?;
     Ok(Json(VersionsAnswer { rows }).into_response())
 }
 
@@ -398,8 +415,8 @@ async fn peer_versions(State(state): State<AppState>, req: Request) -> ApiResult
     )
 )]
 async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let body = signed_body(&state, req).await?;
-    let r = parse_json::<ResendRequest>(&body)?;
+    let signed = signed_body(&state, req).await?;
+    let r = parse_json::<ResendRequest>(&signed.body)?;
     if r.items.len() > MAX_RESEND {
         return Err(ApiError::field(
             "items",
@@ -423,7 +440,7 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
     if !bad.is_empty() {
         return Err(ApiError::invalid(bad));
     }
-    let (resent, unknown) = reconcile::resend(&state.engine, &r.items).await?;
+    let (resent, unknown) = reconcile::resend(&state.engine, signed.peer(), &r.items).await?;
     Ok(Json(ResendAnswer { resent, unknown }).into_response())
 }
 

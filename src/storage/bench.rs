@@ -112,6 +112,18 @@ const INSERT_BULK: Sql = Sql {
                FROM jsonb_array_elements($2::jsonb) AS e(value)",
 };
 
+/// Routes the store's bulk orders (all of them) to `warehouse`, as the
+/// store does when it creates orders.
+pub async fn route_bulk_orders(store: &Db, warehouse: &str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query("UPDATE orders SET warehouse = $1 WHERE warehouse IS NULL")
+        .bind(warehouse)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Fresh planner statistics after a bulk load (what autovacuum would do
 /// shortly after; nothing to do on SQLite).
 pub async fn analyze_orders(db: &Db) -> Result<()> {

@@ -19,19 +19,31 @@ pub struct RangeDigest {
 /// Each row contributes `(version · K + id_hash) mod P` (P prime, every term
 /// below 2^31), so changing any version changes the sum unless a second
 /// change in the same range cancels it exactly. Plain SQL arithmetic, the
-/// same on both backends, read from a covering index.
-pub async fn range_digest(c: &mut AnyConnection, lo: &str, hi: &str) -> Result<RangeDigest> {
-    Ok(sqlx::query_as::<_, RangeDigest>(
-        "SELECT COUNT(*) AS count, \
-         CAST(COALESCE(SUM((store_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS store, \
-         CAST(COALESCE(SUM((warehouse_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS warehouse \
-         FROM orders WHERE id >= $1 AND id < $2",
-    )
-    .bind(lo)
-    .bind(hi)
-    .fetch_one(&mut *c)
-    .await?)
+/// same on both backends, read from a covering index. `warehouse` (at the
+/// store) keeps to the orders routed to that warehouse.
+pub async fn range_digest(
+    c: &mut AnyConnection,
+    lo: &str,
+    hi: &str,
+    warehouse: Option<&str>,
+) -> Result<RangeDigest> {
+    let q = match warehouse {
+        None => sqlx::query_as::<_, RangeDigest>(RANGE_DIGEST),
+        Some(w) => sqlx::query_as::<_, RangeDigest>(RANGE_DIGEST_OF_WAREHOUSE).bind(w),
+    };
+    // The bounds come after the warehouse, as both texts number them.
+    Ok(q.bind(lo).bind(hi).fetch_one(&mut *c).await?)
 }
+
+const RANGE_DIGEST: &str = "SELECT COUNT(*) AS count, \
+     CAST(COALESCE(SUM((store_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS store, \
+     CAST(COALESCE(SUM((warehouse_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS warehouse \
+     FROM orders WHERE id >= $1 AND id < $2";
+
+const RANGE_DIGEST_OF_WAREHOUSE: &str = "SELECT COUNT(*) AS count, \
+     CAST(COALESCE(SUM((store_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS store, \
+     CAST(COALESCE(SUM((warehouse_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS warehouse \
+     FROM orders WHERE warehouse = $1 AND id >= $2 AND id < $3";
 
 /// Both version counters of one order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -50,21 +62,27 @@ impl Versions {
     }
 }
 
-/// The versions of the orders in `[lo, hi)`, by id, at most `limit`.
+/// The versions of the orders in `[lo, hi)` (of `warehouse`'s orders, at
+/// the store), by id, at most `limit`.
 pub async fn range_versions(
     c: &mut AnyConnection,
     lo: &str,
     hi: &str,
     limit: i64,
+    warehouse: Option<&str>,
 ) -> Result<Vec<Versions>> {
-    Ok(sqlx::query_as::<_, Versions>(
-        "SELECT id, store_version, warehouse_version FROM orders WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
-    )
-    .bind(lo)
-    .bind(hi)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?)
+    let q = match warehouse {
+        None => sqlx::query_as::<_, Versions>(
+            "SELECT id, store_version, warehouse_version FROM orders \
+             WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
+        ),
+        Some(w) => sqlx::query_as::<_, Versions>(
+            "SELECT id, store_version, warehouse_version FROM orders \
+             WHERE warehouse = $1 AND id >= $2 AND id < $3 ORDER BY id LIMIT $4",
+        )
+        .bind(w),
+    };
+    Ok(q.bind(lo).bind(hi).bind(limit).fetch_all(&mut *c).await?)
 }
 
 /// Raises `counter` of an order to `version` (when lower), so the next

@@ -83,6 +83,24 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0007_store_warehouses.sql"),
         },
     },
+    Migration {
+        version: 8,
+        name: "outbox_by_order",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0008_outbox_by_order.sql"),
+            postgres: include_str!("../../migrations/postgres/0008_outbox_by_order.sql"),
+        },
+    },
+    Migration {
+        version: 9,
+        name: "store_peers_by_warehouse",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0009_store_peers_by_warehouse.sql"),
+            postgres: include_str!("../../migrations/postgres/0009_store_peers_by_warehouse.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

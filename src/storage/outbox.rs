@@ -12,10 +12,9 @@
 //! use `FOR UPDATE SKIP LOCKED`, so several relays share the work.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use sqlx::AnyConnection;
 
@@ -128,9 +127,15 @@ pub async fn notify(c: &mut AnyConnection, peer: &str) -> Result<()> {
     Ok(())
 }
 
-/// The LISTEN/NOTIFY channel that wakes relays delivering to `peer`.
-pub fn notify_channel(peer: &str) -> String {
-    format!("fulfillment_outbox_{peer}")
+/// The LISTEN/NOTIFY channel that wakes relays delivering to `peer`: one
+/// per direction, since a database has one side's outbox. A warehouse's
+/// only peer is the store; every other peer is a warehouse of the store's.
+pub fn notify_channel(peer: &str) -> &'static str {
+    if peer == "store" {
+        "fulfillment_outbox_store"
+    } else {
+        "fulfillment_outbox_warehouse"
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -141,11 +146,11 @@ struct InfoRow {
     last_error: Option<String>,
 }
 
-/// Sync state of the given orders; an order with no row is synced (its row
-/// was delivered and pruned, or it never had to travel).
+/// Sync state of the given orders, towards whichever peer each goes to; an
+/// order with no row is synced (its row was delivered and pruned, or it
+/// never had to travel).
 pub async fn sync_info(
     c: &mut AnyConnection,
-    peer: &str,
     ids: &[OrderId],
 ) -> Result<HashMap<OrderId, SyncInfo>> {
     let mut out = HashMap::new();
@@ -153,9 +158,7 @@ pub async fn sync_info(
         return Ok(out);
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let q = sqlx::query_as::<_, InfoRow>(SYNC_INFO.on(c))
-        .bind(peer)
-        .bind(bulk::keys(&keys));
+    let q = sqlx::query_as::<_, InfoRow>(SYNC_INFO.on(c)).bind(bulk::keys(&keys));
     for r in q.fetch_all(&mut *c).await? {
         if let Some(id) = OrderId::parse(&r.order_id) {
             let state = sync_state(&r.state, r.attempts);
@@ -172,9 +175,9 @@ pub async fn sync_info(
 
 const SYNC_INFO: Sql = Sql {
     sqlite: "SELECT order_id, state, attempts, last_error FROM outbox \
-             WHERE peer = $1 AND order_id IN (SELECT value FROM json_each($2))",
+             WHERE order_id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT order_id, state, attempts, last_error FROM outbox \
-               WHERE peer = $1 AND order_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };
 
 /// Vacuums the outbox, orders and seen webhook ids and refreshes the
@@ -397,17 +400,11 @@ pub struct Attempt {
 }
 
 /// The delivery timeline of one order, newest first.
-pub async fn attempts(
-    c: &mut AnyConnection,
-    peer: &str,
-    id: OrderId,
-    limit: i64,
-) -> Result<Vec<Attempt>> {
+pub async fn attempts(c: &mut AnyConnection, id: OrderId, limit: i64) -> Result<Vec<Attempt>> {
     Ok(sqlx::query_as::<_, Attempt>(
-        "SELECT at, outcome, detail, next_retry_at FROM sync_attempts WHERE peer = $1 AND order_id = $2 \
-         ORDER BY id DESC LIMIT $3",
+        "SELECT at, outcome, detail, next_retry_at FROM sync_attempts WHERE order_id = $1 \
+         ORDER BY id DESC LIMIT $2",
     )
-    .bind(peer)
     .bind(id.to_string())
     .bind(limit)
     .fetch_all(&mut *c)
@@ -454,18 +451,26 @@ pub struct OutboxStatus {
     pub last_delivered_at: Option<i64>,
 }
 
-pub async fn status(c: &mut AnyConnection, peer: &str) -> Result<OutboxStatus> {
-    Ok(sqlx::query_as::<_, OutboxStatus>(
-        "SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending, \
-                COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead, \
-                MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_at, \
-                MAX(delivered_at) AS last_delivered_at \
-         FROM outbox WHERE peer = $1",
-    )
-    .bind(peer)
-    .fetch_one(&mut *c)
-    .await?)
+/// The outbox towards `peer`, or towards every peer summed (`None`).
+pub async fn status(c: &mut AnyConnection, peer: Option<&str>) -> Result<OutboxStatus> {
+    Ok(sqlx::query_as::<_, OutboxStatus>(STATUS.on(c))
+        .bind(peer)
+        .fetch_one(&mut *c)
+        .await?)
 }
+
+const STATUS: Sql = Sql {
+    sqlite: "SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending, \
+                    COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead, \
+                    MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_at, \
+                    MAX(delivered_at) AS last_delivered_at \
+             FROM outbox WHERE ($1 IS NULL OR peer = $1)",
+    postgres: "SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending, \
+                      COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead, \
+                      MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_at, \
+                      MAX(delivered_at) AS last_delivered_at \
+               FROM outbox WHERE ($1::text IS NULL OR peer = $1)",
+};
 
 /// Which dead letters to send again.
 #[derive(Debug, Clone)]
@@ -480,7 +485,7 @@ pub enum ReplaySelection {
 /// only counts them). Returns how many.
 pub async fn replay(
     c: &mut AnyConnection,
-    peer: &str,
+    peer: Option<&str>,
     which: &ReplaySelection,
     dry_run: bool,
     now: i64,
@@ -519,25 +524,25 @@ pub async fn replay(
 // [`replay`]'s statements is one text. Nothing is lost by it: the rows are
 // found by `(peer, state)`, and the selection only filters the dead ones.
 
-/// [`replay`]'s count (`dry_run`): `peer`, `since`, `ids`.
+/// [`replay`]'s count (`dry_run`): `peer` (NULL: every peer), `since`, `ids`.
 const COUNT_DEAD: Sql = Sql {
-    sqlite: "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead' \
+    sqlite: "SELECT COUNT(*) FROM outbox WHERE ($1 IS NULL OR peer = $1) AND state = 'dead' \
              AND ($2 IS NULL OR enqueued_at >= $2) \
              AND ($3 IS NULL OR order_id IN (SELECT value FROM json_each($3)))",
-    postgres: "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'dead' \
+    postgres: "SELECT COUNT(*) FROM outbox WHERE ($1::text IS NULL OR peer = $1) AND state = 'dead' \
                AND ($2::bigint IS NULL OR enqueued_at >= $2) \
                AND ($3::jsonb IS NULL OR order_id IN (SELECT jsonb_array_elements_text($3::jsonb)))",
 };
 
-/// [`replay`]'s statement: `peer`, `since`, `ids`, `now`.
+/// [`replay`]'s statement: `peer` (NULL: every peer), `since`, `ids`, `now`.
 const REPLAY: Sql = Sql {
     sqlite: "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
-             next_attempt_at = $4, enqueued_at = $4 WHERE peer = $1 AND state = 'dead' \
+             next_attempt_at = $4, enqueued_at = $4 WHERE ($1 IS NULL OR peer = $1) AND state = 'dead' \
              AND ($2 IS NULL OR enqueued_at >= $2) \
              AND ($3 IS NULL OR order_id IN (SELECT value FROM json_each($3)))",
     postgres: "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, lease_until = 0, \
-               next_attempt_at = $4, enqueued_at = $4 WHERE peer = $1 AND state = 'dead' \
-               AND ($2::bigint IS NULL OR enqueued_at >= $2) \
+               next_attempt_at = $4, enqueued_at = $4 WHERE ($1::text IS NULL OR peer = $1) \
+               AND state = 'dead' AND ($2::bigint IS NULL OR enqueued_at >= $2) \
                AND ($3::jsonb IS NULL OR order_id IN (SELECT jsonb_array_elements_text($3::jsonb)))",
 };
 
@@ -566,17 +571,17 @@ pub async fn release_leases(db: &Db, peer: &str) -> Result<u64> {
 /// the relay's poll. Reconnects after errors; the poll covers the gaps.
 pub async fn listen(
     url: String,
-    channel: String,
-    wake: Arc<Notify>,
+    channel: &'static str,
+    wake: impl Fn() + Send + 'static,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => match listener.listen(&channel).await {
+            Ok(mut listener) => match listener.listen(channel).await {
                 Ok(()) => loop {
                     tokio::select! {
                         n = listener.recv() => match n {
-                            Ok(_) => wake.notify_one(),
+                            Ok(_) => wake(),
                             Err(e) => {
                                 tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                                 break;
@@ -590,7 +595,7 @@ pub async fn listen(
             Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection"),
         }
         // Something went wrong: the poll covers the gap; retry shortly.
-        wake.notify_one();
+        wake();
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.wait_for(|s| *s) => return,

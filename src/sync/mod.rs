@@ -8,6 +8,8 @@
 pub mod backoff;
 pub mod breaker;
 pub mod peer;
+pub mod peers;
 pub mod reconcile;
 pub mod relay;
+pub mod relays;
 pub mod signature;

@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, SchemaType, Type};
 
 use super::peer::{PeerClient, PeerError};
+use super::peers::Peers;
 use crate::domain::role::{Command, WrongSide};
 use crate::domain::{OrderId, Role};
 use crate::engine::{Engine, EngineError, OrderVersions as Versions, RangeDigest, ReconcileRun};
@@ -115,6 +116,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds another peer's report to this one.
+    fn add(&mut self, other: &Report) {
+        self.local_orders += other.local_orders;
+        self.peer_orders += other.peer_orders;
+        self.ranges_compared += other.ranges_compared;
+        self.ranges_listed += other.ranges_listed;
+        self.resent_to_peer += other.resent_to_peer;
+        self.raised_locally += other.raised_locally;
+        self.requested_from_peer += other.requested_from_peer;
+        self.orphans += other.orphans;
+    }
+
     pub fn differences(&self) -> u64 {
         self.resent_to_peer + self.raised_locally + self.requested_from_peer + self.orphans
     }
@@ -163,6 +176,12 @@ pub enum ReconcileError {
     Peer(#[from] PeerError),
     #[error("a reconciliation is already running")]
     Busy,
+    #[error(
+        "there is nothing to reconcile with: no warehouse is set up (add one with `fulfillment warehouse add`)"
+    )]
+    NoPeer,
+    #[error("{0}")]
+    Peers(String),
     #[error(transparent)]
     WrongSide(#[from] WrongSide),
 }
@@ -253,31 +272,40 @@ fn above_schema() -> Object {
         .build()
 }
 
-/// Digests of the given ranges in this database.
+/// Digests of the given ranges in this database, as compared with `peer`.
 pub async fn local_digests(
     engine: &Engine,
+    peer: &str,
     ranges: &[Range],
 ) -> Result<Vec<RangeDigest>, EngineError> {
     let bounds: Vec<(&str, &str)> = ranges
         .iter()
         .map(|r| (r.lo.as_str(), r.hi.as_str()))
         .collect();
-    engine.range_digests(&bounds).await
+    engine.range_digests(peer, &bounds).await
 }
 
 pub async fn local_versions(
     engine: &Engine,
+    peer: &str,
     range: &Range,
     limit: i64,
 ) -> Result<Vec<Versions>, EngineError> {
-    engine.range_versions(&range.lo, &range.hi, limit).await
+    engine
+        .range_versions(peer, &range.lo, &range.hi, limit)
+        .await
 }
 
-/// Re-enqueues this side's snapshot of each order (raising its version above
-/// `above` where needed), in one transaction. Returns (resent, unknown).
-pub async fn resend(engine: &Engine, items: &[ResendItem]) -> Result<(u64, u64), EngineError> {
+/// Re-enqueues this side's snapshot of each order for `peer` (raising its
+/// version above `above` where needed), in one transaction. Returns
+/// (resent, unknown).
+pub async fn resend(
+    engine: &Engine,
+    peer: &str,
+    items: &[ResendItem],
+) -> Result<(u64, u64), EngineError> {
     engine
-        .resend(items.iter().map(|i| (i.id, i.above)).collect())
+        .resend(peer, items.iter().map(|i| (i.id, i.above)).collect())
         .await
 }
 
@@ -400,12 +428,13 @@ impl Job {
     }
 }
 
-/// Runs reconciliation passes against the peer, one at a time, whoever
-/// asks (the periodic timer, the API, the admin page, the CLI), and keeps
-/// the state of the current or last pass for the API.
+/// Runs reconciliation passes against the peers (at the store: every
+/// warehouse, one after another), one pass at a time, whoever asks (the
+/// periodic timer, the API, the admin page, the CLI), and keeps the state
+/// of the current or last pass for the API.
 pub struct Reconciler {
     engine: Engine,
-    peer: PeerClient,
+    peers: Arc<Peers>,
     running: Arc<tokio::sync::Mutex<()>>,
     job: std::sync::Mutex<Option<Job>>,
     /// A pass started in the background ([`Reconciler::start`]).
@@ -413,25 +442,16 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(
-        engine: Engine,
-        peer_url: &str,
-        secrets: super::signature::Secrets,
-    ) -> Result<Self, reqwest::Error> {
-        Ok(Self {
+    /// A reconciler of `engine`'s database with `peers` (as they are when
+    /// a pass starts).
+    pub fn new(engine: Engine, peers: Arc<Peers>) -> Self {
+        Self {
             engine,
-            // A digest of a million orders takes a fraction of a second;
-            // the answer still gets a generous minute to begin.
-            peer: PeerClient::new(
-                peer_url,
-                secrets,
-                Duration::from_secs(60),
-                Duration::from_secs(60),
-            )?,
+            peers,
             running: Arc::default(),
             job: std::sync::Mutex::new(None),
             background: std::sync::Mutex::new(None),
-        })
+        }
     }
 
     fn set_job(&self, f: impl FnOnce(&mut Option<Job>)) {
@@ -527,7 +547,7 @@ impl Reconciler {
             });
             progress(p);
         };
-        let result = self.pass(&tracked).await;
+        let result = self.pass_each_peer(&tracked).await;
         let run = ReconcileRun {
             started_at,
             finished_at: now_micros(),
@@ -556,8 +576,48 @@ impl Reconciler {
         result
     }
 
+    /// One pass with every peer in turn, their reports added up. A peer
+    /// that cannot be compared does not stop the others; the pass then
+    /// fails, naming it.
+    async fn pass_each_peer(
+        &self,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Report, ReconcileError> {
+        let links = self.peers.links();
+        if links.is_empty() {
+            return Err(ReconcileError::NoPeer);
+        }
+        let mut total = Report::default();
+        let mut failures = Vec::new();
+        for (name, link) in links {
+            // A digest of a million orders takes a fraction of a second;
+            // the answer still gets a generous minute to begin.
+            let client = PeerClient::new(
+                &link.url,
+                link.secrets,
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            )
+            .map_err(|e| PeerError::Transport(e.to_string()))?;
+            match self.pass(&name, &client, progress).await {
+                Ok(r) => total.add(&r),
+                Err(e) => {
+                    tracing::warn!(peer = %name, error = %e, "reconciliation with this peer failed");
+                    failures.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(ReconcileError::Peers(failures.join("; ")))
+        }
+    }
+
     async fn pass(
         &self,
+        peer: &str,
+        client: &PeerClient,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Report, ReconcileError> {
         let role = self.engine.role();
@@ -569,9 +629,8 @@ impl Reconciler {
         while !frontier.is_empty() {
             let mut next = Vec::new();
             for chunk in frontier.chunks(MAX_RANGES) {
-                let local = local_digests(&self.engine, chunk).await?;
-                let answer: DigestsAnswer = self
-                    .peer
+                let local = local_digests(&self.engine, peer, chunk).await?;
+                let answer: DigestsAnswer = client
                     .post(
                         "/api/v1/sync/digests",
                         &DigestsRequest {
@@ -598,7 +657,7 @@ impl Reconciler {
                     }
                     let children = range.children();
                     if (l.count <= LEAF_SIZE && p.count <= LEAF_SIZE) || children.is_empty() {
-                        self.list_and_compare(role, range, &mut repairs, &mut report)
+                        self.list_and_compare(peer, client, role, range, &mut repairs, &mut report)
                             .await?;
                         settled += l.count.max(p.count);
                     } else {
@@ -612,21 +671,22 @@ impl Reconciler {
             }
             frontier = next;
         }
-        self.apply(repairs, &mut report).await?;
+        self.apply(peer, client, repairs, &mut report).await?;
         Ok(report)
     }
 
     async fn list_and_compare(
         &self,
+        peer: &str,
+        client: &PeerClient,
         role: Role,
         range: &Range,
         repairs: &mut Repairs,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
         report.ranges_listed += 1;
-        let local = local_versions(&self.engine, range, MAX_ROWS).await?;
-        let answer: VersionsAnswer = self
-            .peer
+        let local = local_versions(&self.engine, peer, range, MAX_ROWS).await?;
+        let answer: VersionsAnswer = client
             .post(
                 "/api/v1/sync/versions",
                 &VersionsRequest {
@@ -639,10 +699,16 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn apply(&self, repairs: Repairs, report: &mut Report) -> Result<(), ReconcileError> {
+    async fn apply(
+        &self,
+        peer: &str,
+        client: &PeerClient,
+        repairs: Repairs,
+        report: &mut Report,
+    ) -> Result<(), ReconcileError> {
         report.orphans = repairs.orphans;
         for chunk in repairs.resend_local.chunks(MAX_RESEND) {
-            resend(&self.engine, chunk).await?;
+            resend(&self.engine, peer, chunk).await?;
         }
         report.raised_locally = repairs
             .resend_local
@@ -651,8 +717,7 @@ impl Reconciler {
             .count() as u64;
         report.resent_to_peer = repairs.resend_local.len() as u64 - report.raised_locally;
         for chunk in repairs.ask_peer.chunks(MAX_RESEND) {
-            let _: ResendAnswer = self
-                .peer
+            let _: ResendAnswer = client
                 .post(
                     "/api/v1/sync/resend",
                     &ResendRequest {

@@ -38,6 +38,9 @@ use crate::storage::now_micros;
 /// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// The peer's name: `store` at a warehouse, a warehouse's name at the
+    /// store. It names the outbox rows this relay delivers.
+    pub peer: String,
     /// Base URL of the peer service.
     pub peer_url: String,
     pub secrets: Secrets,
@@ -117,20 +120,18 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake: Arc<Notify> = self.engine.wake_handle();
         let mut rng = rand::rngs::StdRng::from_entropy();
-        let listener = self
-            .engine
-            .watch_other_processes(wake.clone(), shutdown.clone());
+        let peer = self.cfg.peer.as_str();
         // Leases found at start on a database only this process uses belong
         // to a relay of this service that died (SIGKILL, power loss): free
         // them now instead of waiting for them to expire.
-        match self.engine.release_stale_leases().await {
+        match self.engine.release_stale_leases(peer).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "released leases left by a previous run"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot release old leases; they expire on their own")
             }
         }
-        tracing::info!(peer = self.engine.peer(), url = %self.cfg.peer_url, "relay started");
+        tracing::info!(peer, url = %self.cfg.peer_url, "relay started");
         loop {
             if *shutdown.borrow() {
                 break;
@@ -150,10 +151,7 @@ impl Relay {
                 _ = shutdown.changed() => {}
             }
         }
-        if let Some(l) = listener {
-            let _ = l.await;
-        }
-        tracing::info!(peer = self.engine.peer(), "relay stopped");
+        tracing::info!(peer, "relay stopped");
     }
 
     /// How long to sleep when nothing is due: until the next row is, capped.
@@ -163,13 +161,13 @@ impl Relay {
     /// since been set back; it would wait out the difference (ten minutes
     /// for a clock ten minutes fast), so it is made due now instead.
     async fn idle_wait(&self) -> Duration {
-        let peer = self.engine.peer();
-        let next = self.engine.next_due().await.ok().flatten();
+        let peer = self.cfg.peer.as_str();
+        let next = self.engine.next_due(peer).await.ok().flatten();
         let now = now_micros();
         let latest = now + (backoff::CAP + self.cfg.lease).as_micros() as i64;
         match next {
             Some(t) if t > latest => {
-                match self.engine.reschedule_beyond(latest, now).await {
+                match self.engine.reschedule_beyond(peer, latest, now).await {
                     Ok(n) => tracing::warn!(
                         peer,
                         rows = n,
@@ -217,10 +215,10 @@ impl Relay {
         // Every request of the round ends before the lease does, so no
         // other relay takes over rows this one is still sending.
         let deadline = Instant::now() + self.cfg.lease.saturating_sub(SETTLE_MARGIN);
-        let peer = self.engine.peer();
+        let peer = self.cfg.peer.as_str();
         let claimed = self
             .engine
-            .claim_deliveries(now, lease_until, self.cfg.batch_size)
+            .claim_deliveries(peer, now, lease_until, self.cfg.batch_size)
             .await?;
         if claimed.is_empty() {
             return Ok(Round::Idle);
@@ -343,7 +341,11 @@ impl Relay {
         }
         self.tidy_now_and_then(settled.len());
         // What was learned and how each row ends, in one transaction.
-        for r in self.engine.settle_deliveries(learned, settled, now).await? {
+        for r in self
+            .engine
+            .settle_deliveries(peer, learned, settled, now)
+            .await?
+        {
             if r.outcome == ItemOutcome::Rejected {
                 tracing::warn!(peer, order_id = ?r.id, reason = ?r.reason,
                     "the peer answered with a fulfillment this side cannot take");
@@ -422,7 +424,7 @@ impl Relay {
                     self.breaker.report(error.verdict());
                     self.breaker.note_error(now_micros(), &error.to_string());
                     tracing::warn!(
-                        peer = self.engine.peer(),
+                        peer = self.cfg.peer,
                         %error,
                         orders = range.len(),
                         "delivery failed; will retry"

@@ -100,10 +100,16 @@ fn run(backend: Backend) {
             // Store → warehouse: content snapshots.
             let id = OrderId::new();
             for (k, v) in picks.iter().enumerate() {
-                let r = apply_batch(&warehouse, &format!("w-{id}-{k}"), &[content(id, *v)])
-                    .await
-                    .expect("apply")
-                    .expect("fresh id");
+                let from = ["store".to_owned()];
+                let r = apply_batch(
+                    &warehouse,
+                    &from,
+                    &format!("w-{id}-{k}"),
+                    &[content(id, *v)],
+                )
+                .await
+                .expect("apply")
+                .expect("fresh id");
                 assert_ne!(r[0].outcome.as_str(), "rejected", "{:?}", r[0].reason);
             }
             let got = warehouse.get(id).await.expect("order at the warehouse");
@@ -129,10 +135,16 @@ fn run(backend: Backend) {
             };
             let sid = v.order.id;
             for (k, ver) in wpicks.iter().enumerate() {
-                apply_batch(&store, &format!("s-{sid}-{k}"), &[fulfillment(sid, *ver)])
-                    .await
-                    .expect("apply")
-                    .expect("fresh id");
+                let from = ["main".to_owned()];
+                apply_batch(
+                    &store,
+                    &from,
+                    &format!("s-{sid}-{k}"),
+                    &[fulfillment(sid, *ver)],
+                )
+                .await
+                .expect("apply")
+                .expect("fresh id");
             }
             let got = store.get(sid).await.expect("order at the store");
             prop_assert_eq!(got.order.warehouse_version, m);

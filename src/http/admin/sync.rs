@@ -119,7 +119,7 @@ pub async fn page(
         repaired: r.repaired,
         error: r.error,
     });
-    let (breaker, breaker_class, breaker_help) = match state.breaker.state() {
+    let (breaker, breaker_class, breaker_help) = match state.peers.worst() {
         BreakerState::Closed => ("Closed", "ok", "deliveries flow normally"),
         BreakerState::Open => (
             "Open",
