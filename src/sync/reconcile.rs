@@ -182,6 +182,8 @@ pub enum ReconcileError {
     NoPeer,
     #[error("{0}")]
     Peers(String),
+    #[error("no warehouse named {0:?} to reconcile with")]
+    UnknownPeer(String),
     #[error(transparent)]
     WrongSide(#[from] WrongSide),
 }
@@ -467,6 +469,11 @@ impl Reconciler {
     /// says since when one is running already. (Only the side that runs
     /// reconciliation may: callers check [`Command::Reconcile`] first.)
     pub fn start(self: &Arc<Self>) -> Result<Job, AlreadyRunning> {
+        self.start_with(None)
+    }
+
+    /// [`Reconciler::start`] with one peer only (`None`: every peer).
+    pub fn start_with(self: &Arc<Self>, only: Option<String>) -> Result<Job, AlreadyRunning> {
         debug_assert!(self.engine.role().may(Command::Reconcile));
         let guard = self
             .running
@@ -479,7 +486,7 @@ impl Reconciler {
         let this = self.clone();
         let task = tokio::spawn(async move {
             // Recorded and logged inside; nobody waits for the result.
-            let _ = this.run_locked(guard, &|_| {}).await;
+            let _ = this.run_locked(guard, only.as_deref(), &|_| {}).await;
         });
         *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(started)
@@ -510,7 +517,7 @@ impl Reconciler {
             .try_lock_owned()
             .map_err(|_| ReconcileError::Busy)?;
         self.begin();
-        self.run_locked(guard, progress).await
+        self.run_locked(guard, None, progress).await
     }
 
     /// Marks a pass as running from now.
@@ -533,6 +540,7 @@ impl Reconciler {
     async fn run_locked(
         &self,
         _guard: tokio::sync::OwnedMutexGuard<()>,
+        only: Option<&str>,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Report, ReconcileError> {
         let started_at = now_micros();
@@ -547,7 +555,7 @@ impl Reconciler {
             });
             progress(p);
         };
-        let result = self.pass_each_peer(&tracked).await;
+        let result = self.pass_each_peer(only, &tracked).await;
         let run = ReconcileRun {
             started_at,
             finished_at: now_micros(),
@@ -581,11 +589,20 @@ impl Reconciler {
     /// fails, naming it.
     async fn pass_each_peer(
         &self,
+        only: Option<&str>,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Report, ReconcileError> {
-        let links = self.peers.links();
+        let links: Vec<_> = self
+            .peers
+            .links()
+            .into_iter()
+            .filter(|(name, _)| only.is_none_or(|o| o == name))
+            .collect();
         if links.is_empty() {
-            return Err(ReconcileError::NoPeer);
+            return Err(match only {
+                Some(o) => ReconcileError::UnknownPeer(o.to_owned()),
+                None => ReconcileError::NoPeer,
+            });
         }
         let mut total = Report::default();
         let mut failures = Vec::new();
