@@ -60,16 +60,19 @@ pub enum Command {
     Reconcile,
     /// Add, change and list the warehouses orders are routed to.
     ManageWarehouses,
+    /// Route an order's unrouted lines again (after warehouses changed).
+    RouteOrder,
 }
 
 impl Command {
-    pub const ALL: [Command; 6] = [
+    pub const ALL: [Command; 7] = [
         Command::CreateOrder,
         Command::EditOrder,
         Command::RequestCancel,
         Command::ChangeFulfillment,
         Command::Reconcile,
         Command::ManageWarehouses,
+        Command::RouteOrder,
     ];
 
     /// The side that runs it.
@@ -79,7 +82,8 @@ impl Command {
             | Command::EditOrder
             | Command::RequestCancel
             | Command::Reconcile
-            | Command::ManageWarehouses => Role::Store,
+            | Command::ManageWarehouses
+            | Command::RouteOrder => Role::Store,
             Command::ChangeFulfillment => Role::Warehouse,
         }
     }
@@ -99,6 +103,7 @@ impl Command {
             Command::ManageWarehouses => {
                 "warehouses are set up at the store, which routes orders to them"
             }
+            Command::RouteOrder => "orders are routed to warehouses by the store",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::delivery::{SyncInfo, SyncState};
 use crate::domain::order::{CancelRequest, PatchOrderInput};
 use crate::domain::role::Command;
 use crate::domain::values::Sku;
-use crate::domain::warehouse::{Warehouse, route};
+use crate::domain::warehouse::{Warehouse, WarehouseName, route};
 use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing, Role};
 use crate::storage::bulk::Script;
 use crate::storage::writer::BoxFuture;
@@ -176,6 +176,41 @@ impl Engine {
         Ok(())
     }
 
+    /// Routes an order that is routed nowhere (no warehouse took every line
+    /// of it when it was made) to the first warehouse that takes every
+    /// line now, and sends it there. A routed order is left alone. Returns
+    /// the order, routed or not.
+    pub async fn route_order(&self, actor: &Actor, id: OrderId) -> Result<OrderView> {
+        self.require(Command::RouteOrder)?;
+        let actor = actor.clone();
+        let routed = self
+            .db
+            .write(move |c| {
+                Box::pin(async move {
+                    let order = orders::load_for_update(c, id)
+                        .await?
+                        .ok_or(EngineError::NotFound(id))?;
+                    if orders::warehouses_of(c, &[id]).await?.contains_key(&id) {
+                        return Ok::<_, EngineError>(false);
+                    }
+                    let warehouses = active_warehouses(c).await?;
+                    let Some(w) = whole_route(&order, &warehouses) else {
+                        return Ok(false);
+                    };
+                    let now = now_micros();
+                    orders::set_warehouse(c, &[id], w.as_str()).await?;
+                    outbox::enqueue(c, w.as_str(), id, order.store_version, now).await?;
+                    audit::record(c, id, &actor, &["warehouse"], now).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if routed {
+            self.wake_relay();
+        }
+        self.get(id).await
+    }
+
     /// Asks the warehouse to cancel. Repeating it changes nothing.
     pub async fn request_cancel(
         &self,
@@ -207,6 +242,28 @@ impl Engine {
         self.wake_relay();
         self.get(id).await
     }
+}
+
+/// The store's warehouses (routing skips the inactive ones itself).
+async fn active_warehouses(c: &mut AnyConnection) -> Result<Vec<Warehouse>> {
+    Ok(storage::warehouses::list(c)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect())
+}
+
+/// The warehouse that takes every line of `order`, if one does.
+fn whole_route(order: &Order, warehouses: &[Warehouse]) -> Option<WarehouseName> {
+    let skus: Vec<&Sku> = order.content.lines.iter().map(|l| &l.sku).collect();
+    route(
+        &skus,
+        &order.content.shipping_address.country,
+        warehouses,
+        |_, _| false,
+    )
+    .whole()
+    .cloned()
 }
 
 /// Enqueues version `v` of order `id` for the warehouse it is routed to
@@ -279,11 +336,7 @@ async fn create_keyed(
 /// warehouse takes whole waits, routed nowhere, and does not travel.
 async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<OrderView>> {
     let now = now_micros();
-    let warehouses: Vec<Warehouse> = storage::warehouses::list(c)
-        .await?
-        .into_iter()
-        .map(|(w, _)| w)
-        .collect();
+    let warehouses = active_warehouses(c).await?;
     let at = storage::from_micros(now);
     let first = orders::next_numbers(c, new.len()).await?;
     let list: Vec<Order> = new
