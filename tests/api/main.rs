@@ -29,6 +29,7 @@ mod readiness;
 mod reconcile;
 mod retry_horizon;
 mod rotation;
+mod routing;
 mod scale_out;
 mod signed_routes;
 mod splitting;
