@@ -94,13 +94,43 @@ async fn warehouse_never_holds_or_shows_money(b: Backend) {
     let (_, store_view) = pair.store.get(&format!("/api/v1/orders/{}", ids[0])).await;
     assert_eq!(store_view["currency"], "CHF", "the store does show money");
 
+    assert_warehouse_clean(b, &pair.warehouse, &ids).await;
+    pair.stop().await;
+
+    // Neither service logs money (the store does not log bodies either).
+    // First, proof that the services' lines were captured at all: the
+    // creates, the warehouse's steps and both relays.
+    let text = log.checked_text(&[
+        "order created",
+        "fulfillment changed",
+        "relay started",
+        ids[0].as_str(),
+    ]);
+    for value in forbidden().iter().take(6) {
+        assert!(
+            !text.contains(value.as_str()),
+            "a log line contains {value}"
+        );
+    }
+    for word in ["price", "currency"] {
+        assert!(
+            !text.to_lowercase().contains(word),
+            "a log line mentions {word}"
+        );
+    }
+}
+
+/// Nothing `wh` has or says contains money: every API answer about `ids`,
+/// its metrics, every table, column and value of its database, and (on
+/// SQLite) the raw bytes of its files.
+async fn assert_warehouse_clean(b: Backend, wh: &Side, ids: &[String]) {
     // Every API answer of the warehouse.
     let mut paths = vec![
         "/api/v1/orders?limit=500".to_owned(),
         "/api/v1/sync/status".to_owned(),
         "/api/v1/openapi.json".to_owned(),
     ];
-    for id in &ids {
+    for id in ids {
         paths.extend([
             format!("/api/v1/orders/{id}"),
             format!("/api/v1/orders/{id}/audit"),
@@ -161,27 +191,39 @@ async fn warehouse_never_holds_or_shows_money(b: Backend) {
             }
         }
     }
-    pair.stop().await;
+}
 
-    // Neither service logs money (the store does not log bodies either).
-    // First, proof that the services' lines were captured at all: the
-    // creates, the warehouse's steps and both relays.
-    let text = log.checked_text(&[
-        "order created",
-        "fulfillment changed",
-        "relay started",
-        ids[0].as_str(),
-    ]);
-    for value in forbidden().iter().take(6) {
-        assert!(
-            !text.contains(value.as_str()),
-            "a log line contains {value}"
-        );
+both_backends!(two_warehouses_never_hold_or_show_money);
+
+/// The same with one store and two warehouses, each holding only its own
+/// orders: neither has or shows money.
+async fn two_warehouses_never_hold_or_show_money(b: Backend) {
+    let Some(t) = crate::routing::three(b).await else {
+        return;
+    };
+    let mut by_warehouse: Vec<(&Side, Vec<String>)> = Vec::new();
+    for (wh, country) in [(&t.eu, "GB"), (&t.us, "US")] {
+        let mut ids = Vec::new();
+        for i in 0..2 {
+            let mut body = order_body(&format!("Money {country} {i}"));
+            body["shipping_address"]["country"] = json!(country);
+            body["lines"] = json!([{"sku": "GOLD-1", "name": "Gold bar", "quantity": QTY, "unit_price": PRICE}]);
+            body["shipping_cost"] = json!(SHIPPING);
+            body["currency"] = json!("CHF");
+            let (s, o) = t.store.post("/api/v1/orders", &body).await;
+            assert_eq!(s, StatusCode::CREATED, "{o}");
+            ids.push(id_of(&o));
+        }
+        for id in &ids {
+            wait_for_order(wh, id, "the order at its warehouse", |_| true).await;
+            wait_for_order(&t.store, id, "the round trip", |o| {
+                o["sync"]["state"] == "synced" && !o["fulfillment"]["status"].is_null()
+            })
+            .await;
+        }
+        by_warehouse.push((wh, ids));
     }
-    for word in ["price", "currency"] {
-        assert!(
-            !text.to_lowercase().contains(word),
-            "a log line mentions {word}"
-        );
+    for (wh, ids) in &by_warehouse {
+        assert_warehouse_clean(b, wh, ids).await;
     }
 }

@@ -21,17 +21,18 @@ both_backends!(
     a_warehouse_cannot_change_another_warehouses_orders,
 );
 
-/// A store with no `--peer-url` and two warehouses told about by name.
-struct Three {
-    store: Side,
-    eu: Side,
-    us: Side,
+/// A store with no `--peer-url` and two warehouses told about by name:
+/// `eu` (GB, DE, FR) and `us` (US, CA), each with a secret of its own.
+pub struct Three {
+    pub store: Side,
+    pub eu: Side,
+    pub us: Side,
 }
 
 const EU_SECRET: &str = "eu-sync-secret";
 const US_SECRET: &str = "us-sync-secret";
 
-async fn three(b: Backend) -> Option<Three> {
+pub async fn three(b: Backend) -> Option<Three> {
     let store = Side::start_alone(Role::Store, b, "", |_| {}).await?;
     let warehouse = |secret: &'static str| {
         let url = store.url.clone();
