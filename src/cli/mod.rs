@@ -2,6 +2,7 @@
 //! flag also reads an environment variable), and what each command does.
 
 mod demo;
+mod warehouses;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub enum Command {
     Outbox(OutboxCommand),
     /// Compare this side with the peer and repair what differs (anti-entropy).
     Reconcile(ReconcileArgs),
+    /// Add, change and list the store's warehouses.
+    #[command(subcommand)]
+    Warehouse(warehouses::WarehouseCommand),
     /// Measure a store and warehouse pair (started as child processes) and
     /// report throughput, latency, memory, idle CPU and reconciliation time.
     Bench(crate::bench::BenchArgs),
@@ -171,10 +175,14 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// Show pending and dead deliveries.
+    /// Show pending and dead deliveries (at the store: in all, and per
+    /// warehouse).
     Status {
         #[command(flatten)]
         db: DbArgs,
+        /// The store only: the outbox to this warehouse alone.
+        #[arg(long, env = "FULFILLMENT_WAREHOUSE")]
+        warehouse: Option<String>,
     },
     /// Send dead letters again (moves them back to pending).
     Replay {
@@ -200,6 +208,9 @@ pub enum OutboxCommand {
         /// Only count what would be replayed.
         #[arg(long, env = "FULFILLMENT_REPLAY_DRY_RUN")]
         dry_run: bool,
+        /// The store only: only the dead letters to this warehouse.
+        #[arg(long, env = "FULFILLMENT_WAREHOUSE")]
+        warehouse: Option<String>,
     },
 }
 
@@ -237,8 +248,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Outbox(OutboxCommand::Status { db }) => outbox_status(db).await,
+        Command::Outbox(OutboxCommand::Status { db, warehouse }) => {
+            outbox_status(db, warehouse).await
+        }
         Command::Reconcile(args) => reconcile(args).await,
+        Command::Warehouse(command) => warehouses::run(command).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Outbox(OutboxCommand::Replay {
             db,
@@ -246,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             all,
             since,
             dry_run,
+            warehouse,
         }) => {
             // `--id A,,B` or a trailing comma leaves empty items: ignore them.
             let ids: Vec<&str> = ids
@@ -280,8 +295,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let engine = Engine::new(db.open().await?, db.role);
+            let to = warehouse_flag(&engine, warehouse).await?;
             let n = engine
-                .replay_dead_letters(which, dry_run)
+                .replay_dead_letters_to(to, which, dry_run)
                 .await
                 .map_err(explain)?;
             if dry_run {
@@ -312,26 +328,69 @@ fn explain(e: EngineError) -> anyhow::Error {
     }
 }
 
-async fn outbox_status(db: DbArgs) -> anyhow::Result<()> {
+/// `--warehouse N` of the outbox commands, checked: the store only, and a
+/// warehouse it has.
+async fn warehouse_flag(engine: &Engine, name: Option<String>) -> anyhow::Result<Option<String>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match engine.warehouse(&name).await {
+        Ok(w) => Ok(Some(w.name.to_string())),
+        Err(EngineError::UnknownWarehouse(_)) => bail!(
+            "--warehouse: no warehouse is named {name:?}; `fulfillment warehouse list` shows them"
+        ),
+        Err(EngineError::WrongRole(e)) => bail!("--warehouse: {e}; leave it out here"),
+        Err(e) => Err(explain(e)),
+    }
+}
+
+async fn outbox_status(db: DbArgs, warehouse: Option<String>) -> anyhow::Result<()> {
     let engine = Engine::new(db.open().await?, db.role);
-    let s = engine.outbox_status().await?;
+    let only = warehouse_flag(&engine, warehouse).await?;
+    let s = match &only {
+        Some(name) => engine.outbox_status_of(name).await?,
+        None => engine.outbox_status().await?,
+    };
     let now = now_micros();
-    println!("{} → {}", db.role, db.role.peer());
+    let age = |t: Option<i64>| {
+        t.map_or("-".to_owned(), |t| {
+            format!("{:.1} s", (now - t) as f64 / 1e6)
+        })
+    };
+    let when = |t: Option<i64>| t.map_or("never".to_owned(), |t| from_micros(t).to_rfc3339());
+    match &only {
+        Some(name) => println!("{} → warehouse {name}", db.role),
+        None => println!("{} → {}", db.role, db.role.peer()),
+    }
     println!("  pending:        {}", s.pending);
     println!("  dead letters:   {}", s.dead);
-    match s.oldest_pending_at {
-        Some(t) => println!("  oldest pending: {:.1} s", (now - t) as f64 / 1e6),
-        None => println!("  oldest pending: -"),
-    }
-    match s.last_delivered_at {
-        Some(t) => println!("  last delivered: {}", from_micros(t).to_rfc3339()),
-        None => println!("  last delivered: never"),
+    println!("  oldest pending: {}", age(s.oldest_pending_at));
+    println!("  last delivered: {}", when(s.last_delivered_at));
+    if only.is_none() && db.role.may(crate::domain::role::Command::ManageWarehouses) {
+        let mut by = engine.outbox_status_by_peer().await?;
+        let list = engine.warehouses().await?;
+        if !list.is_empty() {
+            println!("  by warehouse:");
+        }
+        for w in list {
+            let o = by.remove(w.name.as_str()).unwrap_or_default();
+            println!(
+                "    {}: pending {}, dead {}, oldest pending {}, last delivered {}",
+                w.name,
+                o.pending,
+                o.dead,
+                age(o.oldest_pending_at),
+                when(o.last_delivered_at)
+            );
+        }
     }
     println!("  (the circuit breaker lives in the running service: GET /api/v1/sync/status)");
     if s.dead > 0 {
         println!(
-            "replay with: fulfillment outbox replay --role {} --database-url … --all",
-            db.role
+            "replay with: fulfillment outbox replay --role {} --database-url … --all{}",
+            db.role,
+            only.map(|w| format!(" --warehouse {w}"))
+                .unwrap_or_default()
         );
     }
     Ok(())

@@ -13,6 +13,7 @@ use super::order::OrderId;
 use super::values::{
     COUNTRIES, CURRENCIES, MAX_LINES, MAX_SHORT_TEXT, MAX_TEXT, MinorUnits, Quantity,
 };
+use super::warehouse::{MAX_LIST, MAX_NAME, MAX_PREFIX, MAX_PRIORITY, MAX_SECRET};
 
 fn string(max: usize, nullable: bool) -> ObjectBuilder {
     let b = ObjectBuilder::new().max_length(Some(max));
@@ -131,3 +132,105 @@ impl utoipa::PartialSchema for OrderId {
 }
 
 impl utoipa::ToSchema for OrderId {}
+
+// -- warehouses (store only) ---------------------------------------------------
+
+/// The JSON Schema pattern of a warehouse name (`WarehouseName::parse`).
+pub fn warehouse_name_pattern() -> String {
+    format!("^[a-z0-9-]{{1,{MAX_NAME}}}$")
+}
+
+fn nullable(t: Type) -> SchemaType {
+    SchemaType::from_iter([t, Type::Null])
+}
+
+/// A warehouse's name: 1 to `MAX_NAME` of a-z, 0-9 and `-`.
+pub fn warehouse_name() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(warehouse_name_pattern()))
+        .examples(["eu"])
+        .build()
+}
+
+/// [`warehouse_name`], or null (in an input: not given).
+pub fn optional_warehouse_name() -> Object {
+    let mut o = warehouse_name();
+    o.schema_type = nullable(Type::String);
+    o
+}
+
+/// A warehouse's base URL (`warehouse::parse_url`): http or https, a host,
+/// at most 500 characters; a trailing `/` is dropped.
+pub fn warehouse_url() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^https?://[^\s/?#:][^\s]*$"))
+        .max_length(Some(500))
+        .examples(["http://127.0.0.1:8001"])
+        .build()
+}
+
+/// [`warehouse_url`], or null (in an input: not given).
+pub fn optional_warehouse_url() -> Object {
+    let mut o = warehouse_url();
+    o.schema_type = nullable(Type::String);
+    o
+}
+
+/// The countries a warehouse ships to, in an input (null: not given).
+pub fn countries() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(country())
+        .max_items(Some(MAX_LIST))
+        .description(Some(
+            "ISO 3166-1 alpha-2 codes it ships to; empty: everywhere. Duplicates are dropped.",
+        ))
+        .build()
+}
+
+/// The SKU prefixes a warehouse stocks, in an input (null: not given).
+pub fn sku_prefixes() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_PREFIX))
+                .pattern(Some(r"^\S(.*\S)?$")),
+        )
+        .max_items(Some(MAX_LIST))
+        .description(Some(
+            "Prefixes of the SKUs it stocks (no surrounding spaces); empty: every SKU.",
+        ))
+        .build()
+}
+
+/// A warehouse's priority, in an input (null: not given).
+pub fn priority() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(-MAX_PRIORITY))
+        .maximum(Some(MAX_PRIORITY))
+        .description(Some("Lower is preferred, then the name."))
+        .build()
+}
+
+/// The secret a warehouse signs with, in an input: write-only, 1 to
+/// `MAX_SECRET` bytes (null: not given).
+pub fn secret() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .min_length(Some(1))
+        .max_length(Some(MAX_SECRET))
+        .write_only(true)
+        .description(Some(format!(
+            "The secret it signs with and its requests are checked with, 1 to {MAX_SECRET} \
+             bytes. Write-only: no answer, page or log ever shows it. Not given: the store's \
+             own --sync-secret (when adding), unchanged (when changing)."
+        )))
+        .build()
+}

@@ -109,46 +109,60 @@ pub fn parse_url(field: &str, value: &str) -> Result<String, FieldError> {
     }
 }
 
-/// Parses a list of countries (`field[i]` names a bad one).
-pub fn parse_countries(field: &str, values: &[String]) -> Result<Vec<CountryCode>, FieldError> {
+/// Parses a list of countries, naming every bad one (`field[i]`).
+pub fn parse_countries(
+    field: &str,
+    values: &[String],
+) -> Result<Vec<CountryCode>, Vec<FieldError>> {
     if values.len() > MAX_LIST {
-        return Err(FieldError::new(
+        return Err(vec![FieldError::new(
             field,
             format!("at most {MAX_LIST} countries"),
-        ));
+        )]);
     }
     let mut out: Vec<CountryCode> = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
     for (i, v) in values.iter().enumerate() {
-        let c = CountryCode::parse(&format!("{field}[{i}]"), v)?;
-        if !out.contains(&c) {
-            out.push(c);
+        match CountryCode::parse(&format!("{field}[{i}]"), v) {
+            Ok(c) if !out.contains(&c) => out.push(c),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
         }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
-/// Parses a list of SKU prefixes (non-empty, no surrounding blanks).
-pub fn parse_prefixes(field: &str, values: &[String]) -> Result<Vec<String>, FieldError> {
+/// Parses a list of SKU prefixes (non-empty, no surrounding blanks),
+/// naming every bad one (`field[i]`).
+pub fn parse_prefixes(field: &str, values: &[String]) -> Result<Vec<String>, Vec<FieldError>> {
     if values.len() > MAX_LIST {
-        return Err(FieldError::new(
+        return Err(vec![FieldError::new(
             field,
             format!("at most {MAX_LIST} prefixes"),
-        ));
+        )]);
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
     for (i, v) in values.iter().enumerate() {
         if v.is_empty() || v.len() > MAX_PREFIX || v.trim() != v || v.chars().any(char::is_control)
         {
-            return Err(FieldError::new(
+            errors.push(FieldError::new(
                 format!("{field}[{i}]"),
                 format!("must be 1 to {MAX_PREFIX} characters, without surrounding spaces"),
             ));
-        }
-        if !out.contains(v) {
+        } else if !out.contains(v) {
             out.push(v.clone());
         }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Highest `priority` accepted (either sign).
@@ -158,29 +172,48 @@ pub const MAX_SECRET: usize = 500;
 
 /// A warehouse as the API and the CLI take it. To add one, `name` and `url`
 /// are required; to change one, every field present replaces the field
-/// (the name cannot change). `secret` is write-only.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// (the name cannot change). A field that is null or left out is not
+/// given. `secret` is write-only.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = WarehouseChange)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseInput {
-    /// 1 to 32 of a-z, 0-9 and -.
-    #[schema(example = "eu")]
+    /// 1 to 32 of a-z, 0-9 and -. Cannot change.
+    #[schema(schema_with = super::schema::optional_warehouse_name)]
     pub name: Option<String>,
     /// Base URL of the warehouse service.
-    #[schema(example = "http://127.0.0.1:8001")]
+    #[schema(schema_with = super::schema::optional_warehouse_url)]
     pub url: Option<String>,
     /// ISO 3166-1 alpha-2 codes it ships to; empty: everywhere.
-    #[schema(example = json!(["GB", "DE"]))]
+    #[schema(schema_with = super::schema::countries)]
     pub countries: Option<Vec<String>>,
     /// Prefixes of the SKUs it stocks; empty: every SKU.
-    #[schema(example = json!(["WID-"]))]
+    #[schema(schema_with = super::schema::sku_prefixes)]
     pub sku_prefixes: Option<Vec<String>>,
     /// Lower is preferred (then the name).
+    #[schema(schema_with = super::schema::priority)]
     pub priority: Option<i64>,
     /// Inactive: no new lines are routed there; its orders keep syncing.
     pub active: Option<bool>,
     /// The secret it signs with (write-only; never shown). Default: the
     /// store's own sync secret.
+    #[schema(schema_with = super::schema::secret)]
     pub secret: Option<String>,
+}
+
+/// Never shows the secret, only whether one is given.
+impl fmt::Debug for WarehouseInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WarehouseInput")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("countries", &self.countries)
+            .field("sku_prefixes", &self.sku_prefixes)
+            .field("priority", &self.priority)
+            .field("active", &self.active)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl WarehouseInput {
@@ -265,13 +298,13 @@ impl WarehouseInput {
         if let Some(c) = &self.countries {
             match parse_countries("countries", c) {
                 Ok(c) => w.countries = c,
-                Err(e) => errors.push(e),
+                Err(e) => errors.extend(e),
             }
         }
         if let Some(p) = &self.sku_prefixes {
             match parse_prefixes("sku_prefixes", p) {
                 Ok(p) => w.sku_prefixes = p,
-                Err(e) => errors.push(e),
+                Err(e) => errors.extend(e),
             }
         }
         if let Some(p) = self.priority {
@@ -453,13 +486,37 @@ mod tests {
     }
 
     #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let input = WarehouseInput {
+            secret: Some("hunter2-hunter2".into()),
+            ..Default::default()
+        };
+        let shown = format!("{input:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn lists_and_urls_are_checked() {
         assert!(
             parse_countries("countries", &["gb".into(), "GB".into()]).is_ok_and(|c| c.len() == 1)
         );
+        let fields = |r: Result<Vec<CountryCode>, Vec<FieldError>>| {
+            r.map_err(|e| e.into_iter().map(|e| e.field).collect::<Vec<_>>())
+        };
         assert_eq!(
-            parse_countries("countries", &["XX".into()]).map_err(|e| e.field),
-            Err("countries[0]".to_owned())
+            fields(parse_countries("countries", &["XX".into()])),
+            Err(vec!["countries[0]".to_owned()])
+        );
+        assert_eq!(
+            fields(parse_countries(
+                "countries",
+                &["XX".into(), "GB".into(), "YY".into()]
+            )),
+            Err(vec!["countries[0]".to_owned(), "countries[2]".to_owned()]),
+            "every bad country is named"
         );
         assert!(parse_prefixes("p", &[" WID".into()]).is_err());
         assert_eq!(

@@ -249,6 +249,16 @@ impl Engine {
         Ok(outbox::status(&mut c, Some(peer)).await?)
     }
 
+    /// The outbox towards each peer, by name. A peer without rows is
+    /// missing: nothing waits for it, and nothing was delivered to it
+    /// within the retention of delivered rows.
+    pub async fn outbox_status_by_peer(
+        &self,
+    ) -> Result<std::collections::HashMap<String, outbox::OutboxStatus>> {
+        let mut c = self.read().await?;
+        Ok(outbox::status_by_peer(&mut c).await?)
+    }
+
     /// The last reconciliation pass recorded in this database.
     pub async fn last_reconcile(&self) -> Result<Option<storage::digests::Run>> {
         let mut c = self.read().await?;

@@ -83,6 +83,33 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out: `None` when the body is empty (or
+/// only white space), whatever its `Content-Type`; otherwise the body read
+/// like [`ApiJson`] (415 when not sent as JSON, 400 when not JSON, 422
+/// when it does not fit `T`).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = body_bytes(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !is_json(&ct) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&body).map(|v| OptionalJson(Some(v)))
+    }
+}
+
 /// The address a request came from (the TCP peer), when the server knows
 /// it: the service's accept loop records it on every request. Behind a
 /// reverse proxy this is the proxy's address.

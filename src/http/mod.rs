@@ -11,6 +11,7 @@ pub mod orders;
 pub mod routes;
 pub mod sync;
 pub mod views;
+pub mod warehouses;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub fn api(role: crate::domain::Role) -> routes::Api {
     let api = routes::Api::new(role);
     let api = orders::routes(api);
     let api = sync::routes(api);
+    let api = warehouses::routes(api);
     ops::routes(api)
 }
 

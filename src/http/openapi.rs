@@ -134,6 +134,13 @@ pub fn base(role: Role) -> OpenApi {
             <super::orders::CancelBody as utoipa::PartialSchema>::schema(),
         ));
     }
+    if role.may(Command::Reconcile) {
+        // Referred to by name from `sync::reconcile_start`'s optional body.
+        schemas.push((
+            super::sync::ReconcileBody::name().into_owned(),
+            <super::sync::ReconcileBody as utoipa::PartialSchema>::schema(),
+        ));
+    }
     let components = utoipa::openapi::ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .security_scheme(
@@ -146,6 +153,20 @@ pub fn base(role: Role) -> OpenApi {
             ),
         )
         .build();
+    let mut tags = vec![
+        tag("orders", "Orders as this side shows them."),
+        tag("sync", "Delivery to and from the other service."),
+    ];
+    if role.may(Command::ManageWarehouses) {
+        tags.push(tag(
+            "warehouses",
+            "The warehouses the store routes orders to, and delivery to each.",
+        ));
+    }
+    tags.push(tag(
+        "ops",
+        "Liveness, readiness, metrics and this document.",
+    ));
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -158,11 +179,7 @@ pub fn base(role: Role) -> OpenApi {
             "bearerAuth",
             Vec::<String>::new(),
         )]))
-        .tags(Some([
-            tag("orders", "Orders as this side shows them."),
-            tag("sync", "Delivery to and from the other service."),
-            tag("ops", "Liveness, readiness, metrics and this document."),
-        ]))
+        .tags(Some(tags))
         .components(Some(components))
         .build()
 }

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller, OrderPath, body_bytes, is_json, parse_json};
+use super::extract::{ApiJson, Caller, OptionalJson, OrderPath};
 use super::openapi::{
     BadBody, BadId, BadIdOrBody, Bearer, IdempotencyKeyHeader, JsonBody, NoOrder, OrderIdParam,
     PROBLEM, StoreListParams, WarehouseListParams, Writes,
@@ -496,27 +496,20 @@ async fn cancel(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
     OrderPath(id): OrderPath,
-    headers: HeaderMap,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
     route::CANCEL.check(state.engine.role(), Command::RequestCancel)?;
     // The body is optional: an empty POST is a cancel without a reason; a
     // body, when sent, must be JSON like any other.
-    let ct = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = body_bytes(body, &state).await?;
-    let reason = if bytes.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        if !is_json(&ct) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let value = parse_json::<CancelBody>(&bytes)?;
-        optional_text("reason", value.reason.as_deref(), MAX_TEXT)
-            .map_err(|e| ApiError::invalid(vec![e]))?
+    let OptionalJson(body) =
+        <OptionalJson<CancelBody> as axum::extract::FromRequest<AppState>>::from_request(
+            body, &state,
+        )
+        .await?;
+    let reason = match body {
+        Some(b) => optional_text("reason", b.reason.as_deref(), MAX_TEXT)
+            .map_err(|e| ApiError::invalid(vec![e]))?,
+        None => None,
     };
     let v = state.engine.request_cancel(&actor, id, reason).await?;
     Ok(respond(&state, StatusCode::OK, &v))

@@ -34,6 +34,17 @@ pub const CANCEL: Route = Route(&[("POST", Some(Command::RequestCancel))]);
 pub const FULFILLMENT: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/sync/reconcile`
 pub const RECONCILE: Route = Route(&[("GET", None), ("POST", Some(Command::Reconcile))]);
+/// `/api/v1/warehouses`
+pub const WAREHOUSES: Route = Route(&[
+    ("GET", Some(Command::ManageWarehouses)),
+    ("POST", Some(Command::ManageWarehouses)),
+]);
+/// `/api/v1/warehouses/{name}` (`DELETE` is never served: see
+/// [`Api::never`]).
+pub const WAREHOUSE: Route = Route(&[
+    ("GET", Some(Command::ManageWarehouses)),
+    ("PATCH", Some(Command::ManageWarehouses)),
+]);
 
 impl Route {
     /// The methods `role` serves here, as an `Allow` header value (empty
@@ -111,18 +122,54 @@ impl Api {
     /// Panics when `route` does not list the operation's method with
     /// `command`: the `Allow` header would then disagree with the routes.
     pub fn runs(
-        mut self,
+        self,
         route: &Route,
         command: Command,
         operations: UtoipaMethodRouter<AppState>,
     ) -> Self {
+        self.register(route, command, operations, true)
+    }
+
+    /// An operation that no side ever performs, on a path of `command`'s
+    /// side: it always answers 405 saying what to do instead (a warehouse
+    /// is deactivated, never deleted). Documented, like the path's other
+    /// operations, by the side that runs `command`; the other side routes
+    /// the same handler, which refuses it as any command of this side, and
+    /// does not document it.
+    ///
+    /// Panics when `route` lists the operation's method: `Allow` names
+    /// only the methods that can succeed.
+    pub fn never(
+        self,
+        route: &Route,
+        command: Command,
+        operations: UtoipaMethodRouter<AppState>,
+    ) -> Self {
+        self.register(route, command, operations, false)
+    }
+
+    fn register(
+        mut self,
+        route: &Route,
+        command: Command,
+        operations: UtoipaMethodRouter<AppState>,
+        served: bool,
+    ) -> Self {
         let (_, paths, method_router) = &operations;
         for (path, item) in &paths.paths {
             for (method, _) in self::operations(item) {
-                assert!(
-                    route.0.contains(&(method, Some(command))),
-                    "{method} {path}: the route table does not say it runs {command:?}"
-                );
+                let listed = route.0.iter().any(|(m, _)| *m == method);
+                if served {
+                    assert!(
+                        route.0.contains(&(method, Some(command))),
+                        "{method} {path}: the route table does not say it runs {command:?}"
+                    );
+                } else {
+                    assert!(
+                        !listed,
+                        "{method} {path}: never served, so the route table (Allow) must not list it"
+                    );
+                }
                 if !self.role.may(command) {
                     self.refused.push((method, path.clone()));
                 }
@@ -172,5 +219,8 @@ mod tests {
                 .check(Role::Warehouse, Command::Reconcile)
                 .is_err()
         );
+        assert_eq!(WAREHOUSES.allow(Role::Store), "GET, POST");
+        assert_eq!(WAREHOUSE.allow(Role::Store), "GET, PATCH");
+        assert_eq!(WAREHOUSE.allow(Role::Warehouse), "");
     }
 }

@@ -3,7 +3,7 @@
 //! status, replay and reconcile routes that operators and the admin UI use.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,10 +13,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller, body_bytes, parse_json};
+use super::extract::{ApiJson, Caller, OptionalJson, body_bytes, parse_json};
 use super::openapi::{BadBody, Bearer, JsonBody, PROBLEM, Signed, WebhookHeaders, Writes};
 use super::routes::{self as route, Api};
-use super::views::{DeliveryError, LastReconciliation, ReplayResult, SyncStatus};
+use super::views::{DeliveryStatus, LastReconciliation, ReplayResult, SyncStatus};
 use crate::domain::Role;
 use crate::domain::role::Command;
 use crate::domain::snapshot::{
@@ -228,6 +228,9 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
     tag = "sync",
     operation_id = "getSyncStatus",
     summary = "Outbox towards the other service",
+    description = "At the store, the counts are summed over every warehouse, `breaker` is the \
+                   worst of theirs, and `warehouses` gives each one's. A warehouse answers \
+                   without `warehouses`.",
     responses(
         (status = 200, description = "Outbox and breaker state.", body = SyncStatus),
         Bearer,
@@ -236,7 +239,7 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
 async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let s = state.engine.outbox_status().await?;
     let last = state.engine.last_reconcile().await?;
-    let now = now_micros();
+    let warehouses = super::warehouses::deliveries(&state).await?;
     Ok(Json(SyncStatus {
         last_reconciliation: last.map(|r| LastReconciliation {
             finished_at: from_micros(r.finished_at),
@@ -245,20 +248,13 @@ async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Res
             repaired: r.repaired,
             error: r.error,
         }),
-        pending: s.pending,
-        dead: s.dead,
-        oldest_pending_seconds: s.oldest_pending_at.map(|t| ((now - t).max(0) as f64) / 1e6),
-        breaker: state.peers.worst(),
-        last_delivered_at: s.last_delivered_at.map(from_micros),
-        // Why deliveries fail, while something still waits to go.
-        last_error: state
-            .peers
-            .last_error()
-            .filter(|_| s.pending > 0)
-            .map(|(at, _, detail)| DeliveryError {
-                at: from_micros(at),
-                detail,
-            }),
+        delivery: DeliveryStatus::new(
+            &s,
+            state.peers.worst(),
+            state.peers.last_error().map(|(at, _, detail)| (at, detail)),
+            now_micros(),
+        ),
+        warehouses,
     })
     .into_response())
 }
@@ -282,6 +278,11 @@ struct ReplayBody {
     #[schema(default = false)]
     #[serde(default)]
     dry_run: bool,
+    /// The store only: only the dead letters to this warehouse (default:
+    /// to every warehouse). A name no warehouse has is 422.
+    #[schema(schema_with = crate::domain::schema::optional_warehouse_name)]
+    #[serde(default)]
+    warehouse: Option<String>,
 }
 
 #[utoipa::path(
@@ -290,14 +291,16 @@ struct ReplayBody {
     tag = "sync",
     operation_id = "replaySync",
     summary = "Dead letters back to pending",
-    description = "What `fulfillment outbox replay` does. With `dry_run`, only counts.",
+    description = "What `fulfillment outbox replay` does. With `dry_run`, only counts. At the \
+                   store, `warehouse` limits it to the dead letters to that warehouse.",
     request_body = ReplayBody,
     responses(
         (status = 200, description = "How many were (or would be) replayed.",
          body = ReplayResult),
         BadBody,
-        (status = 422, description = "Not exactly one of ids, all: true or since; or an invalid \
-                                      value or unknown field.",
+        (status = 422, description = "Not exactly one of ids, all: true or since; an invalid \
+                                      value or unknown field; or a `warehouse` that does not \
+                                      exist (or is given at the warehouse).",
          body = Problem, content_type = PROBLEM),
         JsonBody,
         Writes,
@@ -320,7 +323,11 @@ async fn replay(
             ));
         }
     };
-    let n = state.engine.replay_dead_letters(which, b.dry_run).await?;
+    let to = super::warehouses::named(&state, b.warehouse).await?;
+    let n = state
+        .engine
+        .replay_dead_letters_to(to, which, b.dry_run)
+        .await?;
     Ok(Json(ReplayResult {
         replayed: n,
         dry_run: b.dry_run,
@@ -444,6 +451,18 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
     Ok(Json(ResendAnswer { resent, unknown }).into_response())
 }
 
+/// What `POST /api/v1/sync/reconcile` may be given (the body is optional).
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = ReconcileRequest, example = json!({"warehouse": "eu"}))]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReconcileBody {
+    /// Only this warehouse (default, or null: every warehouse). A name no
+    /// warehouse has is 422.
+    #[schema(schema_with = crate::domain::schema::optional_warehouse_name)]
+    #[serde(default)]
+    warehouse: Option<String>,
+}
+
 /// Starts a reconciliation pass in the background: 202 with the job, to
 /// follow at `GET /api/v1/sync/reconcile`. A pass over a large database
 /// takes longer than any request may, so it is never run inside one.
@@ -456,18 +475,38 @@ async fn peer_resend(State(state): State<AppState>, req: Request) -> ApiResult<R
     description = "Starts a pass that compares this side with the other service by digests and \
                    repairs what differs, in the background (a pass over a large database \
                    outlasts any request), and answers it as it starts. Follow it with GET on \
-                   the same path; the last pass is also in `/api/v1/sync/status`. Takes no body.",
+                   the same path; the last pass is also in `/api/v1/sync/status`. The body is \
+                   optional: none (or an empty one) reconciles with every warehouse, \
+                   `{\"warehouse\": \"eu\"}` with that one only.",
+    // By reference, so that the body is optional without being nullable
+    // (`openapi::base` adds the schema where this operation is served).
+    request_body(
+        content = ref("#/components/schemas/ReconcileRequest"),
+        content_type = "application/json",
+        description = "Optional: the one warehouse to reconcile with."
+    ),
     responses(
         (status = 202, description = "The pass started.", body = Job,
          headers(("Location" = String, description = "Where to follow it."))),
+        (status = 400, description = "The body is not valid JSON.", body = Problem,
+         content_type = PROBLEM),
         (status = 409, description = "A reconciliation is already running.", body = Problem,
          content_type = PROBLEM),
+        (status = 422, description = "No warehouse has that name, or the body has an unknown \
+                                      field.", body = Problem, content_type = PROBLEM),
+        JsonBody,
         Bearer,
     )
 )]
-async fn reconcile_start(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+async fn reconcile_start(
+    State(state): State<AppState>,
+    _caller: Caller,
+    body: Request,
+) -> ApiResult<Response> {
     route::RECONCILE.check(state.engine.role(), Command::Reconcile)?;
-    match state.reconciler.start() {
+    let OptionalJson(body) = OptionalJson::<ReconcileBody>::from_request(body, &state).await?;
+    let only = super::warehouses::named(&state, body.unwrap_or_default().warehouse).await?;
+    match state.reconciler.start_with(only) {
         Ok(job) => Ok((
             axum::http::StatusCode::ACCEPTED,
             [(axum::http::header::LOCATION, "/api/v1/sync/reconcile")],

@@ -1,6 +1,7 @@
 //! The JSON answers of the API, one type each: orders as each side shows
 //! them (docs/API.md §4.1, §5.1), pages of them, the audit trail, the
-//! delivery timeline, the sync status and the replay result. Handlers
+//! delivery timeline, the sync status, the replay result and the store's
+//! warehouses. Handlers
 //! serialise these types and nothing else (errors are `error::Problem`, the
 //! peer answers and the reconciliation job are in `sync::reconcile` and
 //! `domain::snapshot`); the OpenAPI document is generated from them.
@@ -15,8 +16,12 @@ use utoipa::ToSchema;
 
 use crate::domain::delivery::SyncState;
 use crate::domain::order::{Address, Customer};
+use crate::domain::values::CountryCode;
+use crate::domain::warehouse::Warehouse;
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
-use crate::engine::OrderView;
+use crate::engine::{OrderView, OutboxStatus};
+use crate::storage::from_micros;
+use crate::sync::breaker::BreakerState;
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Customer)]
@@ -431,13 +436,10 @@ pub struct LastReconciliation {
     pub error: Option<String>,
 }
 
-/// The outbox towards the other service, the circuit breaker and the last
-/// reconciliation.
+/// How delivery to one peer (a warehouse, at the store), or to every peer
+/// summed, is going: its outbox, its circuit breaker and its last error.
 #[derive(Serialize, ToSchema)]
-pub struct SyncStatus {
-    /// The last reconciliation pass; null before the first.
-    #[schema(required = true)]
-    pub last_reconciliation: Option<LastReconciliation>,
+pub struct DeliveryStatus {
     /// Changes waiting to be delivered.
     pub pending: i64,
     /// Dead letters: changes given up on until replayed.
@@ -445,12 +447,105 @@ pub struct SyncStatus {
     /// Age of the oldest pending change.
     #[schema(required = true)]
     pub oldest_pending_seconds: Option<f64>,
-    pub breaker: crate::sync::breaker::BreakerState,
+    pub breaker: BreakerState,
     #[schema(required = true)]
     pub last_delivered_at: Option<DateTime<Utc>>,
     /// Why deliveries fail, while anything waits to be sent.
     #[schema(required = true)]
     pub last_error: Option<DeliveryError>,
+}
+
+impl DeliveryStatus {
+    /// From the outbox's status, the breaker's state and its last failure
+    /// (when, in microseconds, and why: shown only while something still
+    /// waits to go), as of `now` (microseconds).
+    pub fn new(
+        outbox: &OutboxStatus,
+        breaker: BreakerState,
+        last_error: Option<(i64, String)>,
+        now: i64,
+    ) -> Self {
+        Self {
+            pending: outbox.pending,
+            dead: outbox.dead,
+            oldest_pending_seconds: outbox
+                .oldest_pending_at
+                .map(|t| ((now - t).max(0) as f64) / 1e6),
+            breaker,
+            last_delivered_at: outbox.last_delivered_at.map(from_micros),
+            last_error: last_error
+                .filter(|_| outbox.pending > 0)
+                .map(|(at, detail)| DeliveryError {
+                    at: from_micros(at),
+                    detail,
+                }),
+        }
+    }
+}
+
+/// The outbox towards the other service (at the store: every warehouse,
+/// summed, with the worst breaker), the last reconciliation, and at the
+/// store each warehouse's own.
+#[derive(Serialize, ToSchema)]
+pub struct SyncStatus {
+    /// The last reconciliation pass; null before the first.
+    #[schema(required = true)]
+    pub last_reconciliation: Option<LastReconciliation>,
+    #[serde(flatten)]
+    pub delivery: DeliveryStatus,
+    /// The store only: each warehouse's delivery, by name. A warehouse,
+    /// whose one peer is the store, answers without this field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouses: Option<Vec<WarehouseDelivery>>,
+}
+
+/// One warehouse's delivery.
+#[derive(Serialize, ToSchema)]
+pub struct WarehouseDelivery {
+    #[schema(schema_with = crate::domain::schema::warehouse_name)]
+    pub name: String,
+    #[serde(flatten)]
+    pub delivery: DeliveryStatus,
+}
+
+/// A warehouse as the store routes to it and syncs with it (never its
+/// secret), with how delivery to it is going.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Warehouse)]
+pub struct WarehouseJson<'a> {
+    #[schema(schema_with = crate::domain::schema::warehouse_name)]
+    pub name: &'a str,
+    /// Base URL of the warehouse service.
+    pub url: &'a str,
+    /// ISO 3166-1 alpha-2 codes it ships to; empty: everywhere.
+    pub countries: Vec<&'a str>,
+    /// Prefixes of the SKUs it stocks; empty: every SKU.
+    pub sku_prefixes: &'a [String],
+    /// Lower is preferred, then the name.
+    pub priority: i64,
+    /// Inactive: no new lines are routed there; its orders keep syncing.
+    pub active: bool,
+    pub sync: DeliveryStatus,
+}
+
+impl<'a> WarehouseJson<'a> {
+    pub fn new(w: &'a Warehouse, sync: DeliveryStatus) -> Self {
+        Self {
+            name: w.name.as_str(),
+            url: &w.url,
+            countries: w.countries.iter().map(CountryCode::as_str).collect(),
+            sku_prefixes: &w.sku_prefixes,
+            priority: w.priority,
+            active: w.active,
+            sync,
+        }
+    }
+}
+
+/// The store's warehouses, by name.
+#[derive(Serialize, ToSchema)]
+pub struct WarehouseList<'a> {
+    pub items: Vec<WarehouseJson<'a>>,
 }
 
 /// How many dead letters were (or, with `dry_run`, would be) replayed.

@@ -472,6 +472,28 @@ const STATUS: Sql = Sql {
                FROM outbox WHERE ($1::text IS NULL OR peer = $1)",
 };
 
+/// The outbox towards each peer that has rows, by peer: one pass over the
+/// table for every warehouse's status at once.
+pub async fn status_by_peer(c: &mut AnyConnection) -> Result<HashMap<String, OutboxStatus>> {
+    let rows: Vec<PeerStatus> = sqlx::query_as(
+        "SELECT peer, COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending, \
+                COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead, \
+                MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_at, \
+                MAX(delivered_at) AS last_delivered_at \
+         FROM outbox GROUP BY peer",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.peer, r.status)).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct PeerStatus {
+    peer: String,
+    #[sqlx(flatten)]
+    status: OutboxStatus,
+}
+
 /// Which dead letters to send again.
 #[derive(Debug, Clone)]
 pub enum ReplaySelection {
