@@ -38,4 +38,22 @@ impl SyncInfo {
         state: SyncState::Synced,
         last_error: None,
     };
+
+    /// The worst of several (an order's, over its parts): dead, then
+    /// failing, then pending, then synced; the first such one's error.
+    pub fn worst<'a>(all: impl IntoIterator<Item = &'a SyncInfo>) -> SyncInfo {
+        let rank = |s: SyncState| match s {
+            SyncState::Synced => 0,
+            SyncState::Pending => 1,
+            SyncState::Failing => 2,
+            SyncState::Dead => 3,
+        };
+        let mut worst = Self::SYNCED;
+        for s in all {
+            if rank(s.state) > rank(worst.state) {
+                worst = s.clone();
+            }
+        }
+        worst
+    }
 }

@@ -28,16 +28,23 @@ pub enum FulfillmentStatus {
     Shipped,
     OnHold,
     Cancelled,
+    /// Some parcels are out, more is left to ship.
+    PartiallyShipped,
+    /// The warehouse rejected every line of the part (they went back to
+    /// the store to be routed elsewhere).
+    Rejected,
 }
 
 impl FulfillmentStatus {
-    pub const ALL: [FulfillmentStatus; 6] = [
+    pub const ALL: [FulfillmentStatus; 8] = [
         Self::Pending,
         Self::Picking,
         Self::Packed,
         Self::Shipped,
         Self::OnHold,
         Self::Cancelled,
+        Self::PartiallyShipped,
+        Self::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +55,8 @@ impl FulfillmentStatus {
             Self::Shipped => "shipped",
             Self::OnHold => "on_hold",
             Self::Cancelled => "cancelled",
+            Self::PartiallyShipped => "partially_shipped",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -56,7 +65,7 @@ impl FulfillmentStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Shipped | Self::Cancelled)
+        matches!(self, Self::Shipped | Self::Cancelled | Self::Rejected)
     }
 }
 
@@ -186,14 +195,17 @@ impl Fulfillment {
     /// but flagged.
     pub fn work_started(&self) -> bool {
         match self.status {
-            FulfillmentStatus::Picking | FulfillmentStatus::Packed | FulfillmentStatus::Shipped => {
-                true
-            }
+            FulfillmentStatus::Picking
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::PartiallyShipped => true,
             FulfillmentStatus::OnHold => self
                 .hold
                 .as_ref()
                 .is_some_and(|h| h.from != FulfillmentStatus::Pending),
-            FulfillmentStatus::Pending | FulfillmentStatus::Cancelled => false,
+            FulfillmentStatus::Pending
+            | FulfillmentStatus::Cancelled
+            | FulfillmentStatus::Rejected => false,
         }
     }
 

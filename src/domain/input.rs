@@ -280,6 +280,22 @@ fn check_line_count(errs: &mut Errors, n: usize) {
     }
 }
 
+/// Each SKU may appear on one line only: parcels, rejections and routing
+/// name lines by SKU (docs/DESIGN.md §6).
+fn check_unique_skus(errs: &mut Errors, lines: &[Line]) {
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(first) = lines[..i].iter().position(|o| o.sku == l.sku) {
+            errs.push(FieldError::new(
+                format!("lines[{i}].sku"),
+                format!(
+                    "SKU {} is already on lines[{first}]; give each SKU one line with the total quantity",
+                    l.sku.as_str()
+                ),
+            ));
+        }
+    }
+}
+
 /// Parses priced lines (the store's API) into lines and their unit prices.
 pub fn parse_priced_lines(
     lines: &[PricedLineInput],
@@ -310,6 +326,7 @@ pub fn parse_priced_lines(
             _ => ok = false,
         }
     }
+    check_unique_skus(errs, &out);
     (ok && errs.is_empty()).then_some((out, prices))
 }
 
@@ -322,6 +339,7 @@ pub fn parse_lines(lines: &[LineInput], errs: &mut Errors) -> Option<Vec<Line>> 
             out.push(line);
         }
     }
+    check_unique_skus(errs, &out);
     (out.len() == lines.len() && errs.is_empty()).then_some(out)
 }
 

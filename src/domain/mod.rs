@@ -7,6 +7,7 @@ pub mod digest;
 pub mod fulfillment;
 pub mod input;
 pub mod order;
+pub mod parts;
 pub mod role;
 pub mod schema;
 pub mod snapshot;

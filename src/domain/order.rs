@@ -161,9 +161,17 @@ impl Pricing {
 
 /// An order as one side holds it: content, both version counters, and the
 /// fulfillment once known (`None` at the store until the warehouse reports).
+///
+/// With several warehouses this is one *part* of a store order (see
+/// [`super::parts`]); an order one warehouse ships whole is one part, with
+/// the order's own id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: OrderId,
+    /// The store order this is a part of (`id` itself for the first part).
+    pub order_id: OrderId,
+    /// Its number among the order's parts, from 1.
+    pub part: i64,
     pub number: String,
     pub content: OrderContent,
     pub store_version: i64,
@@ -216,8 +224,11 @@ mod tests {
             .parse()
             .unwrap_or_else(|e| panic!("{e:?}"));
         let now = Utc::now();
+        let id = OrderId::new();
         let mut order = Order {
-            id: OrderId::new(),
+            id,
+            order_id: id,
+            part: 1,
             number: order_number(1),
             content,
             store_version: 1,

@@ -23,6 +23,10 @@ use super::values::{Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, optional_text,
 /// range fail on PostgreSQL ("bigint out of range").
 pub const MAX_VERSION: i64 = 1_000_000_000;
 
+/// Most parts an order may have (a part per warehouse, and a few more
+/// after rejections): a bound on what a snapshot may claim.
+pub const MAX_PARTS: i64 = 1000;
+
 /// Store → warehouse: the store-owned content of one order, no money.
 /// (The schema's description is its own: the warehouse's document names no
 /// money.)
@@ -46,6 +50,14 @@ pub struct ContentSnapshot {
     #[serde(default)]
     pub cancel_reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The store order this part belongs to, when it is not the order's
+    /// first part (whose id is the order's): see [`ContentSnapshot::of_part`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    /// The part's number among the order's parts (1, 2, …); absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub part: Option<i64>,
 }
 
 impl ContentSnapshot {
@@ -76,7 +88,20 @@ impl ContentSnapshot {
             cancel_requested: c.cancel.is_some(),
             cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.clone()),
             created_at,
+            order_id: None,
+            part: None,
         }
+    }
+
+    /// Names the order this snapshot is a part of. The first part (whose
+    /// id is the order's) carries neither field, so a warehouse sees an
+    /// order one warehouse ships whole exactly as before parts existed.
+    pub fn of_part(mut self, order_id: OrderId, part: i64) -> Self {
+        if order_id != self.id || part != 1 {
+            self.order_id = Some(order_id);
+            self.part = Some(part);
+        }
+        self
     }
 
     /// Validates the snapshot with the same rules as the store's API.
@@ -89,6 +114,12 @@ impl ContentSnapshot {
             ));
         }
         errs.take(required_text("number", &self.number, 32));
+        if self.part.is_some_and(|p| !(1..=MAX_PARTS).contains(&p)) {
+            errs.push(FieldError::new(
+                "part",
+                format!("must be between 1 and {MAX_PARTS}"),
+            ));
+        }
         let customer = self.customer.parse("customer", &mut errs);
         let address = self.shipping_address.parse("shipping_address", &mut errs);
         let lines = parse_lines(&self.lines, &mut errs);

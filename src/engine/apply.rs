@@ -166,6 +166,7 @@ async fn apply_parsed(
         trail: Vec::new(),
         enqueued: false,
         fulfillments: Vec::new(),
+        rolled_up: Vec::new(),
     };
 
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(parsed.len());
@@ -196,15 +197,17 @@ async fn apply_parsed(
             }
             Parsed::Fulfillment(snap, f) => {
                 let by = match routed.get(&id) {
-                    None => Some(actor),
                     Some(w) => actors.iter().find(|a| a.name() == w),
+                    // Not routed: no warehouse has it to report on.
+                    None => None,
                 };
                 let Some(by) = by else {
-                    results.push(Some(rejected(
-                        Some(id),
+                    let why = if routed.contains_key(&id) {
                         "this order is routed to another warehouse; a warehouse changes only its own orders"
-                            .into(),
-                    )));
+                    } else {
+                        "this order is routed to no warehouse yet; a warehouse changes only its own orders"
+                    };
+                    results.push(Some(rejected(Some(id), why.into())));
                     continue;
                 };
                 batch.actor = by;
@@ -238,11 +241,15 @@ async fn apply_parsed(
         trail,
         enqueued,
         fulfillments,
+        mut rolled_up,
         ..
     } = batch;
     let fulfillments: Vec<(OrderId, &Fulfillment, i64)> =
         fulfillments.iter().map(|(id, f, v)| (*id, f, *v)).collect();
     orders::update_fulfillments(c, &fulfillments, now).await?;
+    rolled_up.sort_unstable();
+    rolled_up.dedup();
+    crate::storage::parts::refresh_status(c, &rolled_up).await?;
     audit::record_many(c, &trail, now).await?;
     let results: Vec<ItemResult> = results.into_iter().flatten().collect();
     Ok(Applied { results, enqueued })
@@ -302,6 +309,8 @@ fn new_at_warehouse(snap: &ContentSnapshot, content: OrderContent, now: i64) -> 
     }
     Order {
         id: snap.id,
+        order_id: snap.order_id.unwrap_or(snap.id),
+        part: snap.part.unwrap_or(1),
         number: snap.number.clone(),
         content,
         store_version: snap.store_version,
@@ -326,6 +335,9 @@ struct Batch<'a> {
     enqueued: bool,
     /// Newer fulfillments (at the store), written together at the end.
     fulfillments: Vec<(OrderId, Fulfillment, i64)>,
+    /// The orders whose parts those are (at the store): their rolled-up
+    /// status is refreshed at the end.
+    rolled_up: Vec<OrderId>,
 }
 
 impl Batch<'_> {
@@ -450,6 +462,7 @@ impl Batch<'_> {
                     Some(before) => before.changed_fields(&fulfillment),
                     None => vec!["status"],
                 };
+                self.rolled_up.push(old.order_id);
                 if self.repeated.contains(&id) {
                     // Written now: the order's next item reloads it.
                     orders::update_fulfillment(

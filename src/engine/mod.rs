@@ -22,6 +22,7 @@ pub mod apply;
 mod batch;
 pub mod credentials;
 pub mod delivery;
+mod parts;
 mod reconcile;
 pub mod sessions;
 mod store;
@@ -29,6 +30,7 @@ mod warehouse;
 mod warehouses;
 
 use batch::Batcher;
+pub use parts::PartView;
 use store::Creates;
 pub use store::{Created, IdempotencyKey};
 use warehouse::Steps;
@@ -110,10 +112,17 @@ impl Wakers {
 /// An order as shown to users of one side: money only at the store.
 #[derive(Debug, Clone)]
 pub struct OrderView {
+    /// At the store, the order: its first row, with the lines as ordered
+    /// and the fulfillment rolled up over its parts.
     pub order: Order,
     /// Always `None` at the warehouse.
     pub pricing: Option<Pricing>,
     pub sync: SyncInfo,
+    /// The store only: the order's parts, one per warehouse share (one,
+    /// for an order a warehouse ships whole). Empty at the warehouse.
+    pub parts: Vec<PartView>,
+    /// The store only: lines no warehouse takes now, each with why.
+    pub unrouted: Vec<crate::domain::parts::Unrouted>,
 }
 
 /// One service's engine: its database, its role, and the relay's wake-up.
@@ -197,6 +206,9 @@ impl Engine {
         } else {
             Default::default()
         };
+        if self.role == Role::Store {
+            return parts::views(c, list, pricing).await;
+        }
         let mut sync = outbox::sync_info(c, &ids).await?;
         Ok(list
             .into_iter()
@@ -204,13 +216,20 @@ impl Engine {
                 pricing: pricing.remove(&order.id),
                 sync: sync.remove(&order.id).unwrap_or(SyncInfo::SYNCED),
                 order,
+                parts: Vec::new(),
+                unrouted: Vec::new(),
             })
             .collect())
     }
 
+    /// An order. At the store, the id of an order's later part is not an
+    /// order's: not found.
     pub async fn get(&self, id: OrderId) -> Result<OrderView> {
         let mut c = self.read().await?;
-        let found = orders::load_many(&mut c, &[id]).await?;
+        let mut found = orders::load_many(&mut c, &[id]).await?;
+        if self.role == Role::Store {
+            found.retain(|o| o.order_id == o.id);
+        }
         self.views(&mut c, found)
             .await?
             .pop()
@@ -219,7 +238,9 @@ impl Engine {
 
     pub async fn list(&self, filter: &orders::ListFilter) -> Result<Vec<OrderView>> {
         let mut c = self.read().await?;
-        let ids = orders::list_ids(&mut c, filter).await?;
+        let mut filter = filter.clone();
+        filter.orders_only = self.role == Role::Store;
+        let ids = orders::list_ids(&mut c, &filter).await?;
         let found = orders::load_many(&mut c, &ids).await?;
         self.views(&mut c, found).await
     }

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use sqlx::AnyConnection;
 
 use super::batch::{BatchWrite, not_written};
+use super::parts::{self, PartView};
 use super::{Engine, EngineError, OrderView, Result};
 use crate::domain::delivery::{SyncInfo, SyncState};
-use crate::domain::order::{CancelRequest, PatchOrderInput};
+use crate::domain::order::{CancelRequest, Line, PatchOrderInput};
+use crate::domain::parts::{self as domain_parts, Mode, Plan, Unrouted};
 use crate::domain::role::Command;
-use crate::domain::values::Sku;
-use crate::domain::warehouse::{Warehouse, WarehouseName, route};
-use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing, Role};
+use crate::domain::warehouse::WarehouseName;
+use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing};
 use crate::storage::bulk::Script;
+use crate::storage::parts as stored_parts;
 use crate::storage::writer::BoxFuture;
 use crate::storage::{self, StorageError, audit, idempotency, now_micros, orders, outbox};
 
@@ -139,20 +141,22 @@ impl Engine {
         patch: &PatchOrderInput,
     ) -> Result<()> {
         let now = now_micros();
-        let order = orders::load_for_update(c, id)
-            .await?
-            .ok_or(EngineError::NotFound(id))?;
-        order.store_may_edit().map_err(|e| {
-            EngineError::Conflict(format!("order {} cannot be edited: {e}", order.number))
-        })?;
+        let l = parts::load_for_update(c, id).await?;
+        let number = &l.head.number;
+        let refused = |e| EngineError::Conflict(format!("order {number} cannot be edited: {e}"));
+        l.head.store_may_edit().map_err(refused)?;
+        for (_, part) in l.parts.iter().filter(|(p, _)| !p.withdrawn) {
+            part.store_may_edit().map_err(refused)?;
+        }
         let pricing = orders::load_pricing(c, &[id])
             .await?
             .remove(&id)
             .ok_or_else(|| StorageError::Corrupt(format!("order {id} has no prices")))?;
+        let before = l.content();
         let (content, new_pricing) = patch
-            .apply(&order.content, &pricing)
+            .apply(&before, &pricing)
             .map_err(EngineError::Invalid)?;
-        let mut changed = order.content.changed_fields(&content);
+        let mut changed = before.changed_fields(&content);
         if new_pricing != pricing {
             for f in patch.fields() {
                 if matches!(f, "shipping_cost" | "lines") && !changed.contains(&f) {
@@ -161,12 +165,24 @@ impl Engine {
             }
             orders::save_pricing(c, id, &new_pricing).await?;
         }
-        if content != order.content {
-            // Money is not part of what the warehouse receives, so only a
-            // content change moves the version and goes to the outbox.
-            let v = order.store_version + 1;
-            orders::update_content(c, id, &content, v, now).await?;
-            enqueue_to_its_warehouse(c, id, v, now).await?;
+        if content != before {
+            // Money is not part of what a warehouse receives, so only a
+            // content change moves versions and goes to the outbox. New
+            // lines are routed afresh (every part is pending or on hold).
+            let plan = if content.lines != before.lines {
+                stored_parts::replace_items(c, id, &content.lines).await?;
+                let warehouses = parts::active(c).await?;
+                domain_parts::plan(
+                    &content.lines,
+                    &content.shipping_address.country,
+                    &warehouses,
+                    &l.routed()?,
+                    Mode::Afresh,
+                )
+            } else {
+                Plan::default()
+            };
+            parts::write_plan(c, &l, &content, &plan, now).await?;
         } else if !changed.is_empty() {
             orders::touch(c, id, now).await?;
         }
@@ -176,10 +192,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Routes an order that is routed nowhere (no warehouse took every line
-    /// of it when it was made) to the first warehouse that takes every
-    /// line now, and sends it there. A routed order is left alone. Returns
-    /// the order, routed or not.
+    /// Routes the order's unrouted lines again (after warehouses changed):
+    /// they join their warehouse's part that has not started, or make a
+    /// new part, and travel. Routed parts are not touched, and an order
+    /// whose cancel was asked is left alone. Returns the order, whatever
+    /// routing found.
     pub async fn route_order(&self, actor: &Actor, id: OrderId) -> Result<OrderView> {
         self.require(Command::RouteOrder)?;
         let actor = actor.clone();
@@ -187,21 +204,26 @@ impl Engine {
             .db
             .write(move |c| {
                 Box::pin(async move {
-                    let order = orders::load_for_update(c, id)
-                        .await?
-                        .ok_or(EngineError::NotFound(id))?;
-                    if orders::warehouses_of(c, &[id]).await?.contains_key(&id) {
+                    let l = parts::load_for_update(c, id).await?;
+                    let left = l.unrouted()?;
+                    if left.is_empty() || l.head.content.cancel.is_some() {
                         return Ok::<_, EngineError>(false);
                     }
-                    let warehouses = active_warehouses(c).await?;
-                    let Some(w) = whole_route(&order, &warehouses) else {
-                        return Ok(false);
-                    };
+                    let warehouses = parts::active(c).await?;
+                    let content = l.content();
+                    let plan = domain_parts::plan(
+                        &left,
+                        &content.shipping_address.country,
+                        &warehouses,
+                        &l.routed()?,
+                        Mode::Add,
+                    );
                     let now = now_micros();
-                    orders::set_warehouse(c, &[id], w.as_str()).await?;
-                    outbox::enqueue(c, w.as_str(), id, order.store_version, now).await?;
-                    audit::record(c, id, &actor, &["warehouse"], now).await?;
-                    Ok(true)
+                    let written = parts::write_plan(c, &l, &content, &plan, now).await?;
+                    if written {
+                        audit::record(c, id, &actor, &["routing"], now).await?;
+                    }
+                    Ok(written)
                 })
             })
             .await?;
@@ -224,16 +246,14 @@ impl Engine {
             .write(move |c| {
                 Box::pin(async move {
                     let now = now_micros();
-                    let order = orders::load_for_update(c, id)
-                        .await?
-                        .ok_or(EngineError::NotFound(id))?;
-                    if order.content.cancel.is_none() {
-                        let mut content = order.content.clone();
+                    let l = parts::load_for_update(c, id).await?;
+                    if l.head.content.cancel.is_none() {
+                        // Every part not withdrawn is asked (a withdrawn
+                        // one was asked already).
+                        let mut content = l.content();
                         content.cancel = Some(CancelRequest { reason });
-                        let v = order.store_version + 1;
-                        orders::update_content(c, id, &content, v, now).await?;
+                        parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
                         audit::record(c, id, &actor, &["cancel_request"], now).await?;
-                        enqueue_to_its_warehouse(c, id, v, now).await?;
                     }
                     Ok::<_, EngineError>(())
                 })
@@ -242,42 +262,6 @@ impl Engine {
         self.wake_relay();
         self.get(id).await
     }
-}
-
-/// The store's warehouses (routing skips the inactive ones itself).
-async fn active_warehouses(c: &mut AnyConnection) -> Result<Vec<Warehouse>> {
-    Ok(storage::warehouses::list(c)
-        .await?
-        .into_iter()
-        .map(|(w, _)| w)
-        .collect())
-}
-
-/// The warehouse that takes every line of `order`, if one does.
-fn whole_route(order: &Order, warehouses: &[Warehouse]) -> Option<WarehouseName> {
-    let skus: Vec<&Sku> = order.content.lines.iter().map(|l| &l.sku).collect();
-    route(
-        &skus,
-        &order.content.shipping_address.country,
-        warehouses,
-        |_, _| false,
-    )
-    .whole()
-    .cloned()
-}
-
-/// Enqueues version `v` of order `id` for the warehouse it is routed to
-/// (nothing while it is routed nowhere: it travels once routed).
-async fn enqueue_to_its_warehouse(
-    c: &mut AnyConnection,
-    id: OrderId,
-    v: i64,
-    now: i64,
-) -> Result<()> {
-    if let Some(w) = orders::warehouses_of(c, &[id]).await?.remove(&id) {
-        outbox::enqueue(c, &w, id, v, now).await?;
-    }
-    Ok(())
 }
 
 /// New orders at the store, written in bulk.
@@ -330,60 +314,103 @@ async fn create_keyed(
     Ok(Created::New(Box::new(view)))
 }
 
-/// Writes new orders at the store: numbers, rows, money, audit, routing and
-/// outbox, one statement per table for the lot. An order goes to the first
-/// warehouse that takes every line of it (see [`route`]); one that no
-/// warehouse takes whole waits, routed nowhere, and does not travel.
+/// Writes new orders at the store: numbers, rows, items, money, audit,
+/// routing and outbox, one statement per table for the lot. Each order is
+/// routed ([`domain_parts::plan`]): whole to the first warehouse that takes
+/// every line, else line by line; each warehouse used gets a part, the
+/// first (by priority, then name) with the order's id. Lines no warehouse
+/// takes wait, unrouted, and do not travel.
 async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<OrderView>> {
     let now = now_micros();
-    let warehouses = active_warehouses(c).await?;
+    let warehouses = parts::active(c).await?;
     let at = storage::from_micros(now);
     let first = orders::next_numbers(c, new.len()).await?;
-    let list: Vec<Order> = new
-        .iter()
-        .zip(first..)
-        .map(|(n, seq)| Order {
-            id: OrderId::new(),
-            number: crate::domain::order::order_number(seq),
-            content: n.content.clone(),
+    // Each order's rows (its first row first), each with its warehouse.
+    let mut rows: Vec<(Order, Option<WarehouseName>)> = Vec::with_capacity(new.len());
+    // Per order: how many rows, and its unrouted lines.
+    let mut shapes: Vec<(usize, Vec<Unrouted>)> = Vec::with_capacity(new.len());
+    for (n, seq) in new.iter().zip(first..) {
+        let id = OrderId::new();
+        let number = crate::domain::order::order_number(seq);
+        let plan = domain_parts::plan(
+            &n.content.lines,
+            &n.content.shipping_address.country,
+            &warehouses,
+            &[],
+            Mode::Add,
+        );
+        let row = |id: OrderId, part: i64, lines: Vec<Line>| Order {
+            id,
+            order_id: id,
+            part,
+            number: domain_parts::part_number(&number, part),
+            content: OrderContent {
+                lines,
+                ..n.content.clone()
+            },
             store_version: 1,
             warehouse_version: 0,
             fulfillment: None,
             created_at: at,
             updated_at: at,
-        })
-        .collect();
-    // One script: on SQLite the six inserts are one call to the database.
+        };
+        let count = plan.new_parts.len().max(1);
+        if plan.new_parts.is_empty() {
+            rows.push((row(id, 1, Vec::new()), None));
+        }
+        for (i, (w, lines)) in plan.new_parts.into_iter().enumerate() {
+            let part = i as i64 + 1;
+            let mut o = row(if i == 0 { id } else { OrderId::new() }, part, lines);
+            o.order_id = id;
+            rows.push((o, Some(w)));
+        }
+        let unrouted = plan
+            .unrouted
+            .into_iter()
+            .map(|u| Unrouted {
+                reason: u.reason,
+                line: u.line,
+            })
+            .collect();
+        shapes.push((count, unrouted));
+    }
+    let list: Vec<Order> = rows.iter().map(|(o, _)| o.clone()).collect();
+    // One script: on SQLite the inserts are one call to the database.
     let mut script = Script::new(c);
     orders::plan_insert_all(&mut script, &list);
-    let prices: Vec<(OrderId, &Pricing)> = list
+    let heads: Vec<OrderId> = list
+        .iter()
+        .filter(|o| o.id == o.order_id)
+        .map(|o| o.id)
+        .collect();
+    stored_parts::plan_items(
+        &mut script,
+        heads
+            .iter()
+            .zip(new)
+            .map(|(id, n)| (*id, n.content.lines.as_slice())),
+    );
+    let prices: Vec<(OrderId, &Pricing)> = heads
         .iter()
         .zip(new)
-        .map(|(o, n)| (o.id, &n.pricing))
+        .map(|(id, n)| (*id, &n.pricing))
         .collect();
     orders::plan_pricing(&mut script, &prices);
-    let trail: Vec<audit::Record> = list
+    let trail: Vec<audit::Record> = heads
         .iter()
         .zip(new)
-        .map(|(o, n)| audit::Record {
-            id: o.id,
+        .map(|(id, n)| audit::Record {
+            id: *id,
             actor: &n.actor,
             changes: "created".into(),
         })
         .collect();
     audit::plan_records(&mut script, &trail, now);
-    let mut routed: BTreeMap<String, Vec<(OrderId, i64)>> = BTreeMap::new();
-    for o in &list {
-        let skus: Vec<&Sku> = o.content.lines.iter().map(|l| &l.sku).collect();
-        let r = route(
-            &skus,
-            &o.content.shipping_address.country,
-            &warehouses,
-            |_, _| false,
-        );
-        if let Some(w) = r.whole() {
+    let mut routed: BTreeMap<&str, Vec<(OrderId, i64)>> = BTreeMap::new();
+    for (o, w) in &rows {
+        if let Some(w) = w {
             routed
-                .entry(w.to_string())
+                .entry(w.as_str())
                 .or_default()
                 .push((o.id, o.store_version));
         }
@@ -402,19 +429,35 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
             taken.number
         )));
     }
-    if !routed.is_empty() {
-        outbox::notify(c, Role::Warehouse.as_str()).await?;
+    for w in routed.keys() {
+        outbox::notify(c, w).await?;
     }
-    Ok(list
-        .into_iter()
-        .zip(new)
-        .map(|(order, n)| OrderView {
-            order,
-            pricing: Some(n.pricing.clone()),
-            sync: SyncInfo {
-                state: SyncState::Pending,
-                last_error: None,
-            },
-        })
-        .collect())
+    let mut rows = rows.into_iter();
+    let mut views = Vec::with_capacity(new.len());
+    for (n, (count, unrouted)) in new.iter().zip(shapes) {
+        let mine: Vec<(Order, Option<WarehouseName>)> = rows.by_ref().take(count).collect();
+        let head = mine[0].0.clone();
+        let parts: Vec<PartView> = mine
+            .into_iter()
+            .filter_map(|(order, w)| {
+                w.map(|w| PartView {
+                    order,
+                    warehouse: w.to_string(),
+                    withdrawn: false,
+                    sync: SyncInfo {
+                        state: SyncState::Pending,
+                        last_error: None,
+                    },
+                })
+            })
+            .collect();
+        views.push(parts::compose(
+            head,
+            Some(n.pricing.clone()),
+            n.content.lines.clone(),
+            parts,
+            unrouted,
+        ));
+    }
+    Ok(views)
 }

@@ -153,6 +153,8 @@ async fn apply_steps(
                 sync: sync.get(&order.id).cloned().unwrap_or(SyncInfo::SYNCED),
                 pricing: None,
                 order,
+                parts: Vec::new(),
+                unrouted: Vec::new(),
             })
         })
         .collect())

@@ -45,6 +45,7 @@ pub fn routes(api: Api) -> Api {
         .runs(&route::ORDER, Command::EditOrder, routes!(patch))
         .serve(routes!(delete))
         .runs(&route::CANCEL, Command::RequestCancel, routes!(cancel))
+        .runs(&route::ROUTE, Command::RouteOrder, routes!(route_again))
         .runs(
             &route::FULFILLMENT,
             Command::ChangeFulfillment,
@@ -512,6 +513,48 @@ async fn cancel(
         None => None,
     };
     let v = state.engine.request_cancel(&actor, id, reason).await?;
+    Ok(respond(&state, StatusCode::OK, &v))
+}
+
+/// `POST /orders/{id}/route` takes no field: an empty body or `{}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/route",
+    tag = "orders",
+    operation_id = "routeOrder",
+    summary = "Route the unrouted lines again",
+    description = "Routes the lines no warehouse took (see `routing.unrouted_lines`) among the \
+                   warehouses as they are now: each joins its warehouse's part that has not \
+                   started, or makes a new part, and is sent. Parts already routed are not \
+                   touched; lines still without a warehouse stay unrouted with the reason. An \
+                   order whose cancellation was requested is left alone. No body (or `{}`).",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "The order, routed as far as the warehouses allow.",
+         body = StoreOrder),
+        BadIdOrBody,
+        NoOrder,
+        (status = 422, description = "The body has a field (it takes none).",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn route_again(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    OrderPath(id): OrderPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    route::ROUTE.check(state.engine.role(), Command::RouteOrder)?;
+    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+        .await?;
+    let v = state.engine.route_order(&actor, id).await?;
     Ok(respond(&state, StatusCode::OK, &v))
 }
 

@@ -30,6 +30,8 @@ pub const ORDERS: Route = Route(&[("GET", None), ("POST", Some(Command::CreateOr
 pub const ORDER: Route = Route(&[("GET", None), ("PATCH", Some(Command::EditOrder))]);
 /// `/api/v1/orders/{id}/cancel`
 pub const CANCEL: Route = Route(&[("POST", Some(Command::RequestCancel))]);
+/// `/api/v1/orders/{id}/route`
+pub const ROUTE: Route = Route(&[("POST", Some(Command::RouteOrder))]);
 /// `/api/v1/orders/{id}/fulfillment`
 pub const FULFILLMENT: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/sync/reconcile`

@@ -19,7 +19,7 @@ use crate::domain::order::{Address, Customer};
 use crate::domain::values::CountryCode;
 use crate::domain::warehouse::Warehouse;
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
-use crate::engine::{OrderView, OutboxStatus};
+use crate::engine::{OrderView, OutboxStatus, PartView};
 use crate::storage::from_micros;
 use crate::sync::breaker::BreakerState;
 
@@ -93,6 +93,147 @@ impl<'a> From<&'a OrderView> for SyncJson<'a> {
             last_error: v.sync.last_error.as_deref(),
         }
     }
+}
+
+impl<'a> From<&'a PartView> for SyncJson<'a> {
+    fn from(p: &'a PartView) -> Self {
+        Self {
+            state: p.sync.state,
+            store_version: p.order.store_version,
+            warehouse_version: p.order.warehouse_version,
+            last_error: p.sync.last_error.as_deref(),
+        }
+    }
+}
+
+/// A line of a part: what its warehouse was sent, and what became of it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PartLine)]
+pub struct PartLineJson<'a> {
+    pub sku: &'a str,
+    #[schema(schema_with = crate::domain::schema::quantity)]
+    pub quantity: u32,
+    pub shipped_quantity: u32,
+    pub cancelled_quantity: u32,
+    /// What its warehouse refused (it left the part).
+    pub rejected_quantity: u32,
+}
+
+/// A hold on a part, as its warehouse reports it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PartHold)]
+pub struct PartHoldJson<'a> {
+    /// `other` for a hold placed by status (`{"status": "on_hold"}`).
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub placed_by: &'a str,
+}
+
+/// A parcel of a part.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PartShipment)]
+pub struct PartShipmentJson<'a> {
+    pub warehouse: &'a str,
+    pub carrier: &'a str,
+    pub tracking_number: &'a str,
+    pub shipped_at: DateTime<Utc>,
+}
+
+/// One warehouse's share of an order at the store (docs/API.md §4.6).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Part)]
+pub struct PartJson<'a> {
+    /// The first part has the order's id.
+    pub id: OrderId,
+    pub warehouse: &'a str,
+    /// Null until its warehouse has reported it.
+    #[schema(required = true)]
+    pub status: Option<FulfillmentStatus>,
+    /// Its lines went to other warehouses after an edit: it was asked to
+    /// cancel and counts for nothing in the order.
+    pub withdrawn: bool,
+    pub lines: Vec<PartLineJson<'a>>,
+    pub holds: Vec<PartHoldJson<'a>>,
+    pub shipments: Vec<PartShipmentJson<'a>>,
+    #[schema(required = true)]
+    pub cancel_rejected_reason: Option<&'a str>,
+    pub sync: SyncJson<'a>,
+}
+
+impl<'a> From<&'a PartView> for PartJson<'a> {
+    fn from(p: &'a PartView) -> Self {
+        let f = p.order.fulfillment.as_ref();
+        let status = f.map(|f| f.status);
+        Self {
+            id: p.order.id,
+            warehouse: &p.warehouse,
+            status,
+            withdrawn: p.withdrawn,
+            lines: p
+                .order
+                .content
+                .lines
+                .iter()
+                .map(|l| {
+                    let q = l.quantity.get();
+                    let (shipped, cancelled) = match status {
+                        Some(FulfillmentStatus::Shipped) => (q, 0),
+                        Some(FulfillmentStatus::Cancelled) => (0, q),
+                        _ => (0, 0),
+                    };
+                    PartLineJson {
+                        sku: l.sku.as_str(),
+                        quantity: q,
+                        shipped_quantity: shipped,
+                        cancelled_quantity: cancelled,
+                        rejected_quantity: 0,
+                    }
+                })
+                .collect(),
+            holds: f
+                .and_then(|f| f.hold.as_ref())
+                .map(|h| PartHoldJson {
+                    kind: "other",
+                    reason: &h.reason,
+                    placed_by: "warehouse",
+                })
+                .into_iter()
+                .collect(),
+            shipments: f
+                .and_then(|f| f.shipment.as_ref())
+                .map(|s| PartShipmentJson {
+                    warehouse: &p.warehouse,
+                    carrier: &s.carrier,
+                    tracking_number: &s.tracking_number,
+                    shipped_at: s.shipped_at,
+                })
+                .into_iter()
+                .collect(),
+            cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.as_deref()),
+            sync: p.into(),
+        }
+    }
+}
+
+/// A line of the order no warehouse takes now.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UnroutedLine)]
+pub struct UnroutedLineJson<'a> {
+    pub sku: &'a str,
+    #[schema(schema_with = crate::domain::schema::quantity)]
+    pub quantity: u32,
+    /// Why, and what to do about it.
+    pub reason: &'a str,
+}
+
+/// Where the order's lines went.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Routing)]
+pub struct RoutingJson<'a> {
+    /// Lines no warehouse takes now: they wait, visible, for
+    /// `POST /api/v1/orders/{id}/route`.
+    pub unrouted_lines: Vec<UnroutedLineJson<'a>>,
 }
 
 /// The fulfillment the store has heard of from the warehouse.
@@ -179,8 +320,14 @@ pub struct StoreOrder<'a> {
     pub deliver_by: Option<DateTime<Utc>>,
     #[schema(required = true)]
     pub cancel_reason: Option<&'a str>,
+    /// Rolled up over the parts.
     pub fulfillment: FulfillmentJson<'a>,
+    /// The worst of the parts'.
     pub sync: SyncJson<'a>,
+    /// One per warehouse share of the order (one, for an order a warehouse
+    /// ships whole: it has the order's id).
+    pub parts: Vec<PartJson<'a>>,
+    pub routing: RoutingJson<'a>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -222,6 +369,18 @@ impl<'a> StoreOrder<'a> {
             cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.as_deref()),
             fulfillment: o.fulfillment.as_ref().into(),
             sync: v.into(),
+            parts: v.parts.iter().map(PartJson::from).collect(),
+            routing: RoutingJson {
+                unrouted_lines: v
+                    .unrouted
+                    .iter()
+                    .map(|u| UnroutedLineJson {
+                        sku: u.line.sku.as_str(),
+                        quantity: u.line.quantity.get(),
+                        reason: &u.reason,
+                    })
+                    .collect(),
+            },
             created_at: o.created_at,
             updated_at: o.updated_at,
         })
@@ -243,6 +402,10 @@ pub struct WarehouseLineJson<'a> {
 #[schema(description = "The warehouse's order: its content and its fulfillment.")]
 pub struct WarehouseOrder<'a> {
     pub id: OrderId,
+    /// The store order this is a part of: its own id for the first part.
+    pub order_id: OrderId,
+    /// Which part of the store order (1, 2, …): one warehouse's share.
+    pub part: i64,
     #[schema(example = "SO-000001")]
     pub number: &'a str,
     pub customer: CustomerJson<'a>,
@@ -280,6 +443,8 @@ impl<'a> WarehouseOrder<'a> {
         let f: FulfillmentJson<'a> = o.fulfillment.as_ref().into();
         Self {
             id: o.id,
+            order_id: o.order_id,
+            part: o.part,
             number: &o.number,
             customer: (&c.customer).into(),
             shipping_address: (&c.shipping_address).into(),

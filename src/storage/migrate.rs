@@ -101,6 +101,24 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0009_store_peers_by_warehouse.sql"),
         },
     },
+    Migration {
+        version: 10,
+        name: "order_parts",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0010_order_parts.sql"),
+            postgres: include_str!("../../migrations/postgres/0010_order_parts.sql"),
+        },
+    },
+    Migration {
+        version: 11,
+        name: "store_items",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0011_store_items.sql"),
+            postgres: include_str!("../../migrations/postgres/0011_store_items.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -31,6 +31,7 @@ pub mod idempotency;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;
+pub mod parts;
 pub mod prune;
 pub mod warehouses;
 pub mod webhooks;

@@ -22,6 +22,8 @@ use crate::domain::values::{
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     id: String,
+    order_id: Option<String>,
+    part_no: i64,
     number: String,
     store_version: i64,
     warehouse_version: i64,
@@ -49,11 +51,23 @@ struct OrderRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct LineRow {
-    order_id: String,
+pub(super) struct LineRow {
+    pub(super) order_id: String,
     sku: String,
     name: String,
     quantity: i64,
+}
+
+impl LineRow {
+    /// The line, checked as a request's would be.
+    pub(super) fn line(&self) -> Result<Line> {
+        let bad = |e: crate::domain::FieldError| corrupt(&self.order_id, e);
+        Ok(Line {
+            sku: Sku::parse("sku", &self.sku).map_err(bad)?,
+            name: LineName::parse("name", &self.name).map_err(bad)?,
+            quantity: Quantity::parse("quantity", self.quantity).map_err(bad)?,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,7 +78,7 @@ struct ShipmentRow {
     shipped_at: i64,
 }
 
-fn corrupt(id: &str, what: impl std::fmt::Display) -> StorageError {
+pub(super) fn corrupt(id: &str, what: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("order {id}: {what}"))
 }
 
@@ -99,8 +113,15 @@ impl OrderRow {
                 })
             }
         };
+        let own = OrderId::parse(id).ok_or_else(|| corrupt(id, "id is not a UUID"))?;
+        let order_id = match self.order_id.as_deref() {
+            None => own,
+            Some(o) => OrderId::parse(o).ok_or_else(|| corrupt(id, "order_id is not a UUID"))?,
+        };
         Ok(Order {
-            id: OrderId::parse(id).ok_or_else(|| corrupt(id, "id is not a UUID"))?,
+            id: own,
+            order_id,
+            part: self.part_no,
             content: OrderContent {
                 customer: Customer {
                     name: Text::parse("customer_name", &self.customer_name).map_err(bad)?,
@@ -152,12 +173,12 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
 /// [`load_many`]'s order rows; its lines and shipments are
 /// [`LOAD_LINES`] and [`LOAD_SHIPMENTS`].
 const LOAD_ORDERS: Sql = Sql {
-    sqlite: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+    sqlite: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
              cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
              FROM orders WHERE id IN (SELECT value FROM json_each($1))",
-    postgres: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+    postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
                cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
@@ -211,12 +232,7 @@ async fn load_parts(
         Parts::WithoutLines => Vec::new(),
     };
     for l in line_rows {
-        let bad = |e: crate::domain::FieldError| corrupt(&l.order_id, e);
-        let line = Line {
-            sku: Sku::parse("sku", &l.sku).map_err(bad)?,
-            name: LineName::parse("name", &l.name).map_err(bad)?,
-            quantity: Quantity::parse("quantity", l.quantity).map_err(bad)?,
-        };
+        let line = l.line()?;
         lines.entry(l.order_id).or_default().push(line);
     }
 
@@ -270,7 +286,7 @@ pub async fn load_many_for_update(
 /// one writer already serialises read-modify-writes.
 const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
     sqlite: LOAD_ORDERS.sqlite,
-    postgres: "SELECT id, number, store_version, warehouse_version, customer_name, customer_email, \
+    postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
                cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
@@ -356,9 +372,14 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
         .iter()
         .map(|o| fulfillment_columns(o.fulfillment.as_ref()))
         .collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 26);
-    for (((o, key), hash), (status, hold_reason, held_from, rejected, changed)) in
-        list.iter().zip(&keys).zip(&hashes).zip(&fulfillment)
+    let order_ids: Vec<String> = list.iter().map(|o| o.order_id.to_string()).collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 28);
+    for ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id) in list
+        .iter()
+        .zip(&keys)
+        .zip(&hashes)
+        .zip(&fulfillment)
+        .zip(&order_ids)
     {
         let ct = &o.content;
         rows.extend([
@@ -388,9 +409,11 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             to_micros(o.created_at).into(),
             to_micros(o.updated_at).into(),
             (*hash).into(),
+            order_id.as_str().into(),
+            o.part.into(),
         ]);
     }
-    s.rows(&INSERT_ORDERS, &[], 26, &rows);
+    s.rows(&INSERT_ORDERS, &[], 28, &rows);
 }
 
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
@@ -400,21 +423,21 @@ const INSERT_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
              value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
              value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
-             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25 \
-             FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
+             value ->> 27 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
     postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash) \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no) \
                SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
                value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
                value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
-               (value ->> 24)::bigint, (value ->> 25)::bigint \
+               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint \
                FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
 };
 
@@ -439,6 +462,16 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
 }
 
 fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Line])>) {
+    plan_line_rows(s, &INSERT_LINES, orders);
+}
+
+/// Plans rows of lines, numbered from 0 per order, into the table of
+/// `insert` (a part's `order_lines`, or an order's `order_items`).
+pub(super) fn plan_line_rows<'a>(
+    s: &mut Script,
+    insert: &Sql,
+    orders: impl Iterator<Item = (OrderId, &'a [Line])>,
+) {
     let orders: Vec<(String, &[Line])> = orders.map(|(id, l)| (id.to_string(), l)).collect();
     let mut rows: Vec<Val> = Vec::new();
     for (key, lines) in &orders {
@@ -452,7 +485,7 @@ fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Li
             ]);
         }
     }
-    s.rows(&INSERT_LINES, &[], 5, &rows);
+    s.rows(insert, &[], 5, &rows);
 }
 
 const INSERT_LINES: Sql = Sql {
@@ -788,6 +821,10 @@ pub struct ListFilter {
     /// Continue after this id (newest first, so: ids below it).
     pub after: Option<OrderId>,
     pub limit: u32,
+    /// The store: rows are parts, and a list shows orders (their first
+    /// rows), filters their rolled-up status, searches the SKUs they were
+    /// ordered with and the sync state of every part.
+    pub orders_only: bool,
 }
 
 /// Ids of the orders matching `f`, newest first. Ids are UUID v7, whose
@@ -808,9 +845,19 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
         args.push(a);
         format!("${}", args.len())
     };
+    let (status, lines, parts) = if f.orders_only {
+        wh.push("id = order_id".into());
+        (
+            "order_status",
+            "order_items",
+            "(SELECT p.id FROM orders p WHERE p.order_id = orders.id)",
+        )
+    } else {
+        ("status", "order_lines", "(orders.id)")
+    };
     match &f.status {
         Some(StatusFilter::Fulfillment(s)) => wh.push(format!(
-            "status = {}",
+            "{status} = {}",
             next(Arg::Text(s.as_str().into()), &mut args)
         )),
         Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
@@ -841,7 +888,7 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
         let pat = next(Arg::Text(pattern), &mut args);
         wh.push(format!(
             "(number = {exact} OR LOWER(customer_name) LIKE {pat} ESCAPE '\\' OR LOWER(customer_email) LIKE {pat} ESCAPE '\\' \
-             OR id IN (SELECT order_id FROM order_lines WHERE sku = {exact}))"
+             OR id IN (SELECT order_id FROM {lines} WHERE sku = {exact}))"
         ));
     }
     if let Some(state) = &f.sync_state {
@@ -851,14 +898,25 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
             "dead" => "o.state = 'dead'",
             _ => "o.state = 'delivered'",
         };
+        // At the store, an order none of whose lines is routed yet waits:
+        // it shows as pending (see the engine's view of an order).
+        let waiting = if f.orders_only {
+            "(orders.warehouse IS NULL AND orders.cancel_requested = 0)"
+        } else {
+            "false"
+        };
         if state == "synced" {
-            wh.push(
-                "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.order_id = orders.id AND o.state <> 'delivered')"
-                    .to_owned(),
-            );
+            wh.push(format!(
+                "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.order_id IN {parts} AND o.state <> 'delivered') \
+                 AND NOT {waiting}"
+            ));
+        } else if state == "pending" {
+            wh.push(format!(
+                "(EXISTS (SELECT 1 FROM outbox o WHERE o.order_id IN {parts} AND {cond}) OR {waiting})"
+            ));
         } else {
             wh.push(format!(
-                "EXISTS (SELECT 1 FROM outbox o WHERE o.order_id = orders.id AND {cond})"
+                "EXISTS (SELECT 1 FROM outbox o WHERE o.order_id IN {parts} AND {cond})"
             ));
         }
     }

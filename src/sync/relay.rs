@@ -190,13 +190,10 @@ impl Relay {
         let role = self.engine.role();
         let version = o.versions().of(role.counter());
         let raw = match role {
-            Role::Store => to_raw_value(&ContentSnapshot::from_domain(
-                o.id,
-                &o.number,
-                version,
-                &o.content,
-                o.created_at,
-            )),
+            Role::Store => to_raw_value(
+                &ContentSnapshot::from_domain(o.id, &o.number, version, &o.content, o.created_at)
+                    .of_part(o.order_id, o.part),
+            ),
             Role::Warehouse => to_raw_value(&FulfillmentSnapshot::from_domain(
                 o.id,
                 version,

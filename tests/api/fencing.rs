@@ -80,6 +80,11 @@ fn run(backend: Backend) {
                 .expect("store db"),
             Role::Store,
         );
+        // Orders go to `main` (which the fulfillment below comes from).
+        store
+            .set_main_warehouse("http://127.0.0.1:9")
+            .await
+            .expect("main warehouse");
         let warehouse = Engine::new(
             Db::open(&w.url, Role::Warehouse, &Default::default())
                 .await

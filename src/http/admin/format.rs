@@ -135,6 +135,8 @@ pub fn status_label(s: FulfillmentStatus) -> &'static str {
         FulfillmentStatus::Shipped => "Shipped",
         FulfillmentStatus::OnHold => "On hold",
         FulfillmentStatus::Cancelled => "Cancelled",
+        FulfillmentStatus::PartiallyShipped => "Partly shipped",
+        FulfillmentStatus::Rejected => "Rejected",
     }
 }
 
