@@ -24,6 +24,7 @@ mod openapi;
 mod order_flow;
 mod outage;
 mod pagination;
+mod parts;
 mod pg_cluster;
 mod readiness;
 mod reconcile;

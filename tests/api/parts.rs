@@ -1,0 +1,375 @@
+//! Split orders: one store, `eu` stocking widgets (`WID-`) and `us`
+//! stocking boxes (`BOX-`), both shipping everywhere. An order of both is
+//! split into two parts, each at its own warehouse with only its lines;
+//! the store rolls their fulfillment up; unrouted lines wait for `route`;
+//! edits and cancellation reach every part.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::*;
+use crate::routing::{Three, three};
+
+both_backends!(
+    a_split_order_ships_from_two_warehouses,
+    unrouted_lines_wait_for_route,
+    edits_and_cancel_reach_every_part,
+);
+
+/// [`three`], with `eu` taking widgets and `us` boxes, anywhere.
+async fn by_sku(b: Backend) -> Option<Three> {
+    let t = three(b).await?;
+    for (name, prefix) in [("eu", "WID-"), ("us", "BOX-")] {
+        let (s, w) = t
+            .store
+            .patch(
+                &format!("/api/v1/warehouses/{name}"),
+                &json!({"countries": [], "sku_prefixes": [prefix]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{w}");
+    }
+    Some(t)
+}
+
+/// An order to the US of these `(sku, quantity)` lines at 10.00 each.
+fn order_of(name: &str, lines: &[(&str, u32)]) -> Value {
+    let mut body = order_body(name);
+    body["shipping_address"]["country"] = json!("US");
+    body["lines"] = lines
+        .iter()
+        .map(|(sku, q)| json!({"sku": sku, "name": sku, "quantity": q, "unit_price": 1000}))
+        .collect();
+    body
+}
+
+async fn create(store: &Side, body: &Value) -> Value {
+    let (s, o) = store.post("/api/v1/orders", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    o
+}
+
+fn skus(lines: &Value) -> Vec<(String, u64)> {
+    lines
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().expect("sku").to_owned(),
+                l["quantity"].as_u64().expect("quantity"),
+            )
+        })
+        .collect()
+}
+
+fn line(x: &str, q: u64) -> (String, u64) {
+    (x.to_owned(), q)
+}
+
+async fn step(warehouse: &Side, id: &str, body: Value) {
+    let (s, o) = warehouse
+        .post(&format!("/api/v1/orders/{id}/fulfillment"), &body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+}
+
+async fn ship(warehouse: &Side, id: &str, tracking: &str) {
+    step(warehouse, id, json!({"status": "picking"})).await;
+    step(warehouse, id, json!({"status": "packed"})).await;
+    step(
+        warehouse,
+        id,
+        json!({"status": "shipped", "carrier": "UPS", "tracking_number": tracking}),
+    )
+    .await;
+}
+
+/// The ids of the store's orders listed with `query`.
+async fn listed(store: &Side, query: &str) -> Vec<String> {
+    let (s, page) = store.get(&format!("/api/v1/orders?{query}")).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+async fn a_split_order_ships_from_two_warehouses(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(&t.store, &order_of("Split", &[("WID-1", 2), ("BOX-1", 1)])).await;
+    let id = id_of(&o);
+    let number = o["number"].as_str().expect("number").to_owned();
+    // The store's order keeps every line and its money; its parts say who
+    // has what: the first (eu, by name) has the order's id.
+    assert_eq!(
+        skus(&o["lines"]),
+        [line("WID-1", 2), line("BOX-1", 1)],
+        "{o}"
+    );
+    assert_eq!(o["total"], 3 * 1000 + 500, "{o}");
+    let parts = o["parts"].as_array().expect("parts");
+    assert_eq!(parts.len(), 2, "{o}");
+    assert_eq!(parts[0]["id"], id.as_str());
+    assert_eq!(parts[0]["warehouse"], "eu");
+    assert_eq!(skus(&parts[0]["lines"]), [line("WID-1", 2)]);
+    assert_eq!(parts[1]["warehouse"], "us");
+    assert_eq!(skus(&parts[1]["lines"]), [line("BOX-1", 1)]);
+    assert_eq!(o["routing"]["unrouted_lines"], json!([]));
+    let second = id_of(&parts[1]);
+
+    // Each warehouse holds its part and only its lines; neither the other's.
+    let at_eu = wait_for_order(&t.eu, &id, "eu's part", |_| true).await;
+    assert_eq!(skus(&at_eu["lines"]), [line("WID-1", 2)], "{at_eu}");
+    assert_eq!(at_eu["order_id"], id.as_str());
+    assert_eq!(at_eu["part"], 1);
+    assert_eq!(at_eu["number"], number.as_str());
+    let at_us = wait_for_order(&t.us, &second, "us's part", |_| true).await;
+    assert_eq!(skus(&at_us["lines"]), [line("BOX-1", 1)], "{at_us}");
+    assert_eq!(at_us["order_id"], id.as_str());
+    assert_eq!(at_us["part"], 2);
+    assert_eq!(at_us["number"], format!("{number}-2"));
+    for (side, other) in [(&t.eu, &second), (&t.us, &id)] {
+        let (s, _) = side.get(&format!("/api/v1/orders/{other}")).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "a warehouse holds only its own part"
+        );
+    }
+    // The store knows the order by its id only, and lists it once.
+    let (s, _) = t.store.get(&format!("/api/v1/orders/{second}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(listed(&t.store, "limit=100").await, [id.clone()]);
+    assert_eq!(listed(&t.store, "search=BOX-1").await, [id.clone()]);
+
+    // eu ships its part: the order is partly shipped.
+    ship(&t.eu, &id, "1Z-EU").await;
+    let o = wait_for_order(&t.store, &id, "eu's parcel at the store", |o| {
+        o["fulfillment"]["status"] == "partially_shipped"
+    })
+    .await;
+    assert_eq!(o["parts"][0]["status"], "shipped", "{o}");
+    assert_eq!(o["parts"][0]["lines"][0]["shipped_quantity"], 2, "{o}");
+    assert_eq!(o["parts"][0]["shipments"][0]["tracking_number"], "1Z-EU");
+    assert_eq!(o["parts"][1]["status"], "pending", "{o}");
+    assert_eq!(o["fulfillment"]["tracking_number"], "1Z-EU");
+    assert_eq!(
+        listed(&t.store, "status=partially_shipped").await,
+        [id.clone()]
+    );
+    assert!(listed(&t.store, "status=shipped").await.is_empty());
+
+    // us ships the rest: shipped, with the latest parcel.
+    ship(&t.us, &second, "1Z-US").await;
+    let o = wait_for_order(&t.store, &id, "the whole order shipped", |o| {
+        o["fulfillment"]["status"] == "shipped"
+    })
+    .await;
+    assert_eq!(o["fulfillment"]["tracking_number"], "1Z-US", "{o}");
+    assert_eq!(listed(&t.store, "status=shipped").await, [id.clone()]);
+    let synced = wait_for_order(&t.store, &id, "every part synced", |o| {
+        o["sync"]["state"] == "synced"
+    })
+    .await;
+    assert!(
+        synced["parts"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .all(|p| p["sync"]["state"] == "synced"),
+        "{synced}"
+    );
+    // The store's tables: one order (its items, its money), two part rows.
+    assert_eq!(
+        t.store
+            .sql(&format!(
+                "SELECT COUNT(*) FROM orders WHERE order_id = '{id}'"
+            ))
+            .await,
+        ["2"]
+    );
+    assert_eq!(
+        t.store
+            .sql(&format!(
+                "SELECT COUNT(*) FROM order_items WHERE order_id = '{id}'"
+            ))
+            .await,
+        ["2"]
+    );
+}
+
+async fn unrouted_lines_wait_for_route(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    // Nobody stocks ZZZ-: the widget goes to eu, the rest waits.
+    let o = create(&t.store, &order_of("Partly", &[("WID-1", 1), ("ZZZ-1", 3)])).await;
+    let id = id_of(&o);
+    assert_eq!(o["parts"].as_array().expect("parts").len(), 1, "{o}");
+    assert_eq!(o["parts"][0]["warehouse"], "eu");
+    let unrouted = &o["routing"]["unrouted_lines"];
+    assert_eq!(unrouted[0]["sku"], "ZZZ-1", "{o}");
+    assert_eq!(unrouted[0]["quantity"], 3);
+    let reason = unrouted[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("ZZZ-1") && reason.contains("US"),
+        "{reason}"
+    );
+    // Nothing of it is routed: nothing travels, and it shows as waiting.
+    let none = create(&t.store, &order_of("Nowhere", &[("ZZZ-2", 1)])).await;
+    let none_id = id_of(&none);
+    assert_eq!(none["parts"], json!([]), "{none}");
+    assert_eq!(none["sync"]["state"], "pending");
+    assert!(
+        none["sync"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ZZZ-2")),
+        "{none}"
+    );
+    assert!(
+        listed(&t.store, "sync_state=pending")
+            .await
+            .contains(&none_id)
+    );
+    // `route` with nothing new changes nothing.
+    let (s, again) = t
+        .store
+        .post(&format!("/api/v1/orders/{id}/route"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["parts"].as_array().expect("parts").len(), 1);
+    assert_eq!(again["sync"]["store_version"], 1, "nothing was rewritten");
+    // Bad requests change nothing.
+    let (s, _) = t
+        .store
+        .post(
+            &format!("/api/v1/orders/{id}/route"),
+            &json!({"force": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) =
+        t.eu.post(&format!("/api/v1/orders/{id}/route"), &json!({}))
+            .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+
+    // us stocks ZZZ- from now on: route sends the waiting lines there.
+    let (s, _) = t
+        .store
+        .patch(
+            "/api/v1/warehouses/us",
+            &json!({"sku_prefixes": ["BOX-", "ZZZ-"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, routed) = t
+        .store
+        .post(&format!("/api/v1/orders/{id}/route"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{routed}");
+    assert_eq!(routed["routing"]["unrouted_lines"], json!([]), "{routed}");
+    let parts = routed["parts"].as_array().expect("parts");
+    assert_eq!(parts.len(), 2, "{routed}");
+    assert_eq!(parts[1]["warehouse"], "us");
+    assert_eq!(skus(&parts[1]["lines"]), [line("ZZZ-1", 3)]);
+    let at_us = wait_for_order(&t.us, &id_of(&parts[1]), "the routed line at us", |_| true).await;
+    assert_eq!(skus(&at_us["lines"]), [line("ZZZ-1", 3)]);
+    // The order nothing was routed of goes whole, under its own id (no
+    // body at all is fine too).
+    let (_, routed) = t
+        .store
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/orders/{none_id}/route"),
+            None,
+        )
+        .await;
+    assert_eq!(routed["parts"][0]["id"], none_id.as_str(), "{routed}");
+    let at_us = wait_for_order(&t.us, &none_id, "the whole order at us", |_| true).await;
+    assert_eq!(at_us["part"], 1);
+    assert_eq!(skus(&at_us["lines"]), [line("ZZZ-2", 1)]);
+    let (_, audit) = t.store.get(&format!("/api/v1/orders/{id}/audit")).await;
+    assert!(audit.to_string().contains("routing"), "{audit}");
+}
+
+async fn edits_and_cancel_reach_every_part(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(&t.store, &order_of("Edited", &[("WID-1", 1), ("BOX-1", 1)])).await;
+    let id = id_of(&o);
+    let second = id_of(&o["parts"][1]);
+    wait_for_order(&t.eu, &id, "eu's part", |_| true).await;
+    wait_for_order(&t.us, &second, "us's part", |_| true).await;
+
+    // An edit of the notes reaches both parts.
+    let (s, edited) = t
+        .store
+        .patch(
+            &format!("/api/v1/orders/{id}"),
+            &json!({"notes": "ring twice"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{edited}");
+    for (side, part) in [(&t.eu, &id), (&t.us, &second)] {
+        wait_for_order(side, part, "the new notes at both warehouses", |o| {
+            o["notes"] == "ring twice"
+        })
+        .await;
+    }
+
+    // An edit of the lines routes afresh: boxes are gone, so us's part is
+    // withdrawn (cancelled there) and eu's holds both widgets.
+    let (s, edited) = t
+        .store
+        .patch(
+            &format!("/api/v1/orders/{id}"),
+            &json!({"lines": [
+                {"sku": "WID-1", "name": "Widget", "quantity": 1, "unit_price": 1000},
+                {"sku": "WID-2", "name": "Widget 2", "quantity": 4, "unit_price": 250}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{edited}");
+    assert_eq!(edited["parts"][1]["withdrawn"], true, "{edited}");
+    assert_eq!(skus(&edited["lines"]), [line("WID-1", 1), line("WID-2", 4)]);
+    let at_eu = wait_for_order(&t.eu, &id, "both widgets at eu", |o| {
+        o["lines"].as_array().is_some_and(|l| l.len() == 2)
+    })
+    .await;
+    assert_eq!(skus(&at_eu["lines"]), [line("WID-1", 1), line("WID-2", 4)]);
+    wait_for_order(&t.us, &second, "us's part cancelled", |o| {
+        o["status"] == "cancelled"
+    })
+    .await;
+    let o = wait_for_order(&t.store, &id, "the withdrawal back at the store", |o| {
+        o["parts"][1]["status"] == "cancelled" && o["fulfillment"]["status"] == "pending"
+    })
+    .await;
+    assert_eq!(o["parts"].as_array().expect("parts").len(), 2, "{o}");
+
+    // A cancel reaches every part still live: eu's.
+    let (s, _) = t
+        .store
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            &json!({"reason": "changed mind"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    wait_for_order(&t.eu, &id, "eu's part cancelled", |o| {
+        o["status"] == "cancelled"
+    })
+    .await;
+    let o = wait_for_order(&t.store, &id, "the order cancelled", |o| {
+        o["fulfillment"]["status"] == "cancelled"
+    })
+    .await;
+    assert_eq!(o["status"], "cancel_requested");
+    // Once cancelled, nothing is editable.
+    let (s, _) = t
+        .store
+        .patch(&format!("/api/v1/orders/{id}"), &json!({"notes": "late"}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
