@@ -143,8 +143,8 @@ async fn a_split_order_ships_from_two_warehouses(b: Backend) {
     // The store knows the order by its id only, and lists it once.
     let (s, _) = t.store.get(&format!("/api/v1/orders/{second}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(listed(&t.store, "limit=100").await, [id.clone()]);
-    assert_eq!(listed(&t.store, "search=BOX-1").await, [id.clone()]);
+    assert_eq!(listed(&t.store, "limit=100").await, [id.as_str()]);
+    assert_eq!(listed(&t.store, "search=BOX-1").await, [id.as_str()]);
 
     // eu ships its part: the order is partly shipped.
     ship(&t.eu, &id, "1Z-EU").await;
@@ -159,7 +159,7 @@ async fn a_split_order_ships_from_two_warehouses(b: Backend) {
     assert_eq!(o["fulfillment"]["tracking_number"], "1Z-EU");
     assert_eq!(
         listed(&t.store, "status=partially_shipped").await,
-        [id.clone()]
+        [id.as_str()]
     );
     assert!(listed(&t.store, "status=shipped").await.is_empty());
 
@@ -170,7 +170,7 @@ async fn a_split_order_ships_from_two_warehouses(b: Backend) {
     })
     .await;
     assert_eq!(o["fulfillment"]["tracking_number"], "1Z-US", "{o}");
-    assert_eq!(listed(&t.store, "status=shipped").await, [id.clone()]);
+    assert_eq!(listed(&t.store, "status=shipped").await, [id.as_str()]);
     let synced = wait_for_order(&t.store, &id, "every part synced", |o| {
         o["sync"]["state"] == "synced"
     })
