@@ -14,7 +14,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::values::{FieldError, MAX_SHORT_TEXT, MAX_TEXT, required_text};
+use super::order::Line;
+use super::values::{FieldError, MAX_SHORT_TEXT, MAX_TEXT, Sku, required_text};
 
 /// Where an order is in the warehouse.
 #[derive(
@@ -82,13 +83,22 @@ pub struct Hold {
     pub from: FulfillmentStatus,
 }
 
-/// A parcel handed to a carrier. Kept as its own record (and table) so split
-/// shipments can be added without reshaping orders (docs/DESIGN.md §6).
+/// A parcel handed to a carrier, with what is in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipment {
     pub carrier: String,
     pub tracking_number: String,
     pub shipped_at: DateTime<Utc>,
+    /// Empty for a parcel recorded before parcels had lines: it held
+    /// everything (the order shipped in one parcel).
+    pub lines: Vec<ShippedLine>,
+}
+
+/// A quantity of one SKU in a parcel (or left to ship).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedLine {
+    pub sku: Sku,
+    pub quantity: u32,
 }
 
 /// Every warehouse-owned field of an order.
@@ -97,7 +107,8 @@ pub struct Fulfillment {
     pub status: FulfillmentStatus,
     /// Set exactly when `status` is `OnHold`.
     pub hold: Option<Hold>,
-    pub shipment: Option<Shipment>,
+    /// The parcels, oldest first.
+    pub shipments: Vec<Shipment>,
     pub cancel_rejected_reason: Option<String>,
     /// The store changed the content after the warehouse started on it.
     pub content_changed_after_pick: bool,
@@ -108,9 +119,16 @@ pub struct Fulfillment {
 pub enum Action {
     Pick,
     Pack,
+    /// Ships everything left in one parcel.
     Ship {
         carrier: String,
         tracking_number: String,
+    },
+    /// Ships these quantities in one parcel.
+    ShipParcel {
+        carrier: String,
+        tracking_number: String,
+        lines: Vec<ShippedLine>,
     },
     Hold {
         reason: String,
@@ -156,11 +174,70 @@ impl Action {
         }
     }
 
+    /// Builds a parcel from `POST /orders/{id}/shipments`: `lines` are
+    /// `(sku, quantity)` as sent; every missing or invalid field is listed.
+    pub fn parcel(
+        carrier: Option<&str>,
+        tracking_number: Option<&str>,
+        lines: &[(Option<&str>, Option<i64>)],
+    ) -> Result<Action, Vec<FieldError>> {
+        let need = |field: &str, v: Option<&str>| match v {
+            Some(v) => required_text(field, v, MAX_SHORT_TEXT),
+            None => Err(FieldError::new(field, "is required")),
+        };
+        let mut errors = Vec::new();
+        let carrier = need("carrier", carrier).map_err(|e| errors.push(e)).ok();
+        let tracking = need("tracking_number", tracking_number)
+            .map_err(|e| errors.push(e))
+            .ok();
+        if lines.is_empty() || lines.len() > MAX_PARCEL_LINES {
+            errors.push(FieldError::new(
+                "lines",
+                format!("must hold 1 to {MAX_PARCEL_LINES} lines"),
+            ));
+        }
+        let mut parcel: Vec<ShippedLine> = Vec::with_capacity(lines.len());
+        for (i, (sku, quantity)) in lines.iter().enumerate() {
+            let sku = match sku {
+                Some(s) => Sku::parse(&format!("lines[{i}].sku"), s),
+                None => Err(FieldError::new(format!("lines[{i}].sku"), "is required")),
+            };
+            let quantity = match quantity {
+                Some(q) => super::values::Quantity::parse(&format!("lines[{i}].quantity"), *q),
+                None => Err(FieldError::new(
+                    format!("lines[{i}].quantity"),
+                    "is required",
+                )),
+            };
+            match (sku, quantity) {
+                (Ok(sku), Ok(_)) if parcel.iter().any(|p| p.sku == sku) => {
+                    errors.push(FieldError::new(
+                        format!("lines[{i}].sku"),
+                        format!("{} is on an earlier line of this parcel", sku.as_str()),
+                    ));
+                }
+                (Ok(sku), Ok(q)) => parcel.push(ShippedLine {
+                    sku,
+                    quantity: q.get(),
+                }),
+                (s, q) => errors.extend([s.err(), q.err()].into_iter().flatten()),
+            }
+        }
+        match (carrier, tracking) {
+            (Some(carrier), Some(tracking_number)) if errors.is_empty() => Ok(Action::ShipParcel {
+                carrier,
+                tracking_number,
+                lines: parcel,
+            }),
+            _ => Err(errors),
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Action::Pick => "pick",
             Action::Pack => "pack",
-            Action::Ship { .. } => "ship",
+            Action::Ship { .. } | Action::ShipParcel { .. } => "ship",
             Action::Hold { .. } => "hold",
             Action::Release => "release",
         }
@@ -175,8 +252,29 @@ pub struct TransitionError {
     pub current: FulfillmentStatus,
 }
 
+/// Most lines one parcel may hold.
+pub const MAX_PARCEL_LINES: usize = 1000;
+
+/// Why a staff step was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepRefused {
+    /// Not from this status (409).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// A parcel line names a SKU the order does not hold (422).
+    #[error("{}", .0.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// A parcel holds more of a SKU than is left to ship (409).
+    #[error("{0}")]
+    TooMuch(String),
+}
+
 /// Why the warehouse refused a cancel request of an order already shipped.
 pub const CANCEL_REJECTED_SHIPPED: &str = "order was already shipped";
+
+/// Why a cancel request ended a partly shipped order shipped.
+pub const CANCEL_REJECTED_PARTLY_SHIPPED: &str =
+    "part of the order had shipped; the rest is cancelled";
 
 impl Fulfillment {
     /// The state of an order the warehouse has just received.
@@ -184,7 +282,7 @@ impl Fulfillment {
         Self {
             status: FulfillmentStatus::Pending,
             hold: None,
-            shipment: None,
+            shipments: Vec::new(),
             cancel_rejected_reason: None,
             content_changed_after_pick: false,
         }
@@ -209,12 +307,64 @@ impl Fulfillment {
         }
     }
 
-    /// Applies a staff action, or says why it is not allowed now.
+    /// The latest parcel, if any.
+    pub fn latest_shipment(&self) -> Option<&Shipment> {
+        self.shipments.last()
+    }
+
+    /// How much of `line` has shipped: what the parcels hold of its SKU
+    /// (all of it, for a parcel without lines), at most its quantity.
+    pub fn shipped_of(&self, line: &Line) -> u32 {
+        let q = line.quantity.get();
+        let shipped: u64 = self
+            .shipments
+            .iter()
+            .map(|s| {
+                if s.lines.is_empty() {
+                    u64::from(q)
+                } else {
+                    s.lines
+                        .iter()
+                        .filter(|l| l.sku == line.sku)
+                        .map(|l| u64::from(l.quantity))
+                        .sum()
+                }
+            })
+            .sum();
+        shipped.min(u64::from(q)) as u32
+    }
+
+    /// How much of `line` will never ship: the rest of it once the order
+    /// is cancelled or shipped (a partly shipped order that was cancelled).
+    pub fn cancelled_of(&self, line: &Line) -> u32 {
+        match self.status {
+            FulfillmentStatus::Shipped | FulfillmentStatus::Cancelled => {
+                line.quantity.get() - self.shipped_of(line)
+            }
+            _ => 0,
+        }
+    }
+
+    /// What is left to ship of `lines`.
+    pub fn left(&self, lines: &[Line]) -> Vec<ShippedLine> {
+        lines
+            .iter()
+            .map(|l| ShippedLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity.get() - self.shipped_of(l),
+            })
+            .filter(|l| l.quantity > 0)
+            .collect()
+    }
+
+    /// Applies a staff action to an order of `lines`, or says why it is
+    /// not allowed now.
     pub fn apply(
         &self,
         action: Action,
+        lines: &[Line],
         now: DateTime<Utc>,
-    ) -> Result<Fulfillment, TransitionError> {
+    ) -> Result<Fulfillment, StepRefused> {
         use FulfillmentStatus as S;
         let refuse = || TransitionError {
             action: action.name(),
@@ -229,16 +379,70 @@ impl Fulfillment {
                     carrier,
                     tracking_number,
                 },
-                S::Packed,
+                S::Packed | S::PartiallyShipped,
             ) => {
                 next.status = S::Shipped;
-                next.shipment = Some(Shipment {
+                next.shipments.push(Shipment {
                     carrier: carrier.clone(),
                     tracking_number: tracking_number.clone(),
                     shipped_at: now,
+                    lines: self.left(lines),
                 });
             }
-            (Action::Hold { reason }, S::Pending | S::Picking | S::Packed) => {
+            (
+                Action::ShipParcel {
+                    carrier,
+                    tracking_number,
+                    lines: parcel,
+                },
+                S::Picking | S::Packed | S::PartiallyShipped,
+            ) => {
+                let left = self.left(lines);
+                let mut errors = Vec::new();
+                for (i, p) in parcel.iter().enumerate() {
+                    if !lines.iter().any(|l| l.sku == p.sku) {
+                        errors.push(FieldError::new(
+                            format!("lines[{i}].sku"),
+                            format!("this order holds no {}", p.sku.as_str()),
+                        ));
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(StepRefused::Invalid(errors));
+                }
+                for p in parcel {
+                    let asked: u32 = parcel
+                        .iter()
+                        .filter(|x| x.sku == p.sku)
+                        .map(|x| x.quantity)
+                        .sum();
+                    let there = left
+                        .iter()
+                        .find(|l| l.sku == p.sku)
+                        .map_or(0, |l| l.quantity);
+                    if asked > there {
+                        return Err(StepRefused::TooMuch(format!(
+                            "{asked} of {} asked, {there} left to ship",
+                            p.sku.as_str()
+                        )));
+                    }
+                }
+                next.shipments.push(Shipment {
+                    carrier: carrier.clone(),
+                    tracking_number: tracking_number.clone(),
+                    shipped_at: now,
+                    lines: parcel.clone(),
+                });
+                next.status = if next.left(lines).is_empty() {
+                    S::Shipped
+                } else {
+                    S::PartiallyShipped
+                };
+            }
+            (
+                Action::Hold { reason },
+                S::Pending | S::Picking | S::Packed | S::PartiallyShipped,
+            ) => {
                 next.status = S::OnHold;
                 next.hold = Some(Hold {
                     reason: reason.clone(),
@@ -249,7 +453,7 @@ impl Fulfillment {
                 next.status = self.hold.as_ref().map_or(S::Pending, |h| h.from);
                 next.hold = None;
             }
-            _ => return Err(refuse()),
+            _ => return Err(refuse().into()),
         }
         Ok(next)
     }
@@ -260,9 +464,18 @@ impl Fulfillment {
     pub fn answer_cancel_request(&self) -> Fulfillment {
         let mut next = self.clone();
         match self.status {
-            FulfillmentStatus::Cancelled => {}
+            FulfillmentStatus::Cancelled | FulfillmentStatus::Rejected => {}
             FulfillmentStatus::Shipped => {
-                next.cancel_rejected_reason = Some(CANCEL_REJECTED_SHIPPED.to_owned());
+                if next.cancel_rejected_reason.is_none() {
+                    next.cancel_rejected_reason = Some(CANCEL_REJECTED_SHIPPED.to_owned());
+                }
+            }
+            // Partly shipped (or held after that): what left stays out,
+            // the rest is cancelled.
+            _ if !self.shipments.is_empty() => {
+                next.status = FulfillmentStatus::Shipped;
+                next.hold = None;
+                next.cancel_rejected_reason = Some(CANCEL_REJECTED_PARTLY_SHIPPED.to_owned());
             }
             _ => {
                 next.status = FulfillmentStatus::Cancelled;
@@ -281,7 +494,8 @@ impl Fulfillment {
         if self.hold != other.hold {
             out.push("hold_reason");
         }
-        if self.shipment != other.shipment {
+        if self.shipments != other.shipments {
+            // (The audit trail's name since orders had one shipment.)
             out.push("shipment");
         }
         if self.cancel_rejected_reason != other.cancel_rejected_reason {
@@ -317,6 +531,31 @@ mod tests {
         f
     }
 
+    fn lines() -> Vec<Line> {
+        [("WID-1", 2), ("BOX-1", 1)]
+            .into_iter()
+            .map(|(sku, q)| Line {
+                sku: Sku::parse("sku", sku).expect("sku"),
+                name: crate::domain::values::LineName::parse("name", sku).expect("name"),
+                quantity: crate::domain::values::Quantity::parse("quantity", q).expect("q"),
+            })
+            .collect()
+    }
+
+    fn parcel(of: &[(&str, u32)]) -> Action {
+        Action::ShipParcel {
+            carrier: "DHL".into(),
+            tracking_number: "JD1".into(),
+            lines: of
+                .iter()
+                .map(|(sku, q)| ShippedLine {
+                    sku: Sku::parse("sku", sku).expect("sku"),
+                    quantity: *q,
+                })
+                .collect(),
+        }
+    }
+
     fn ship() -> Action {
         Action::Ship {
             carrier: "UPS".into(),
@@ -345,12 +584,14 @@ mod tests {
             (S::Picking, "hold", S::OnHold),
             (S::Packed, "hold", S::OnHold),
             (S::OnHold, "release", S::Picking),
+            (S::PartiallyShipped, "ship", S::Shipped),
+            (S::PartiallyShipped, "hold", S::OnHold),
         ];
         let now = Utc::now();
         for status in S::ALL {
             for action in all_actions() {
                 let name = action.name();
-                let result = at(status).apply(action, now);
+                let result = at(status).apply(action, &lines(), now);
                 match allowed.iter().find(|(s, a, _)| *s == status && *a == name) {
                     Some((_, _, to)) => {
                         let next = result.unwrap_or_else(|e| panic!("{status} {name}: {e}"));
@@ -359,7 +600,10 @@ mod tests {
                     None => {
                         let err =
                             result.expect_err(&format!("{status} --{name}--> must be refused"));
-                        assert_eq!(err.current, status);
+                        assert!(
+                            matches!(&err, StepRefused::Transition(e) if e.current == status),
+                            "{err:?}"
+                        );
                         assert!(err.to_string().contains(status.as_str()));
                     }
                 }
@@ -372,14 +616,14 @@ mod tests {
         let now = Utc::now();
         for from in [S::Pending, S::Picking, S::Packed] {
             let held = at(from)
-                .apply(hold(), now)
+                .apply(hold(), &lines(), now)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 held.hold.as_ref().map(|h| h.reason.as_str()),
                 Some("out of stock")
             );
             let back = held
-                .apply(Action::Release, now)
+                .apply(Action::Release, &lines(), now)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(back.status, from);
             assert_eq!(back.hold, None);
@@ -390,13 +634,73 @@ mod tests {
     fn shipping_records_the_shipment() {
         let now = Utc::now();
         let f = at(S::Packed)
-            .apply(ship(), now)
+            .apply(ship(), &lines(), now)
             .unwrap_or_else(|e| panic!("{e}"));
-        let s = f.shipment.unwrap_or_else(|| panic!("no shipment"));
+        let s = f.latest_shipment().unwrap_or_else(|| panic!("no shipment"));
         assert_eq!(
             (s.carrier.as_str(), s.tracking_number.as_str(), s.shipped_at),
             ("UPS", "1Z", now)
         );
+        assert_eq!(s.lines.len(), 2, "everything left is in the parcel");
+        assert!(f.left(&lines()).is_empty());
+    }
+
+    #[test]
+    fn parcels_ship_what_is_left_and_no_more() {
+        let now = Utc::now();
+        let l = lines();
+        let first = at(S::Picking)
+            .apply(parcel(&[("WID-1", 1)]), &l, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.status, S::PartiallyShipped);
+        assert_eq!(first.shipped_of(&l[0]), 1);
+        assert_eq!(first.shipped_of(&l[1]), 0);
+        // More than is left: refused, and says how much is left.
+        let err = first
+            .apply(parcel(&[("WID-1", 2)]), &l, now)
+            .expect_err("over what is left");
+        assert!(
+            matches!(&err, StepRefused::TooMuch(m) if m.contains("1 left")),
+            "{err}"
+        );
+        // A SKU the order does not hold: names the line.
+        let err = first
+            .apply(parcel(&[("WID-1", 1), ("ZZZ-9", 1)]), &l, now)
+            .expect_err("not in the order");
+        assert!(
+            matches!(&err, StepRefused::Invalid(e) if e[0].field == "lines[1].sku"),
+            "{err:?}"
+        );
+        let done = first
+            .apply(parcel(&[("WID-1", 1), ("BOX-1", 1)]), &l, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.status, S::Shipped);
+        assert_eq!(done.shipments.len(), 2);
+        assert_eq!(done.cancelled_of(&l[0]), 0);
+        // Not before picking, not after shipping.
+        assert!(
+            at(S::Pending)
+                .apply(parcel(&[("WID-1", 1)]), &l, now)
+                .is_err()
+        );
+        assert!(done.apply(parcel(&[("WID-1", 1)]), &l, now).is_err());
+    }
+
+    #[test]
+    fn a_cancel_of_a_partly_shipped_order_cancels_the_rest() {
+        let l = lines();
+        let partly = at(S::Packed)
+            .apply(parcel(&[("WID-1", 2)]), &l, Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answered = partly.answer_cancel_request();
+        assert_eq!(answered.status, S::Shipped);
+        assert_eq!(
+            answered.cancel_rejected_reason.as_deref(),
+            Some(CANCEL_REJECTED_PARTLY_SHIPPED)
+        );
+        assert_eq!(answered.shipped_of(&l[0]), 2);
+        assert_eq!(answered.cancelled_of(&l[1]), 1);
+        assert_eq!(answered.answer_cancel_request(), answered, "idempotent");
     }
 
     #[test]
@@ -404,6 +708,7 @@ mod tests {
         for status in S::ALL {
             let answered = at(status).answer_cancel_request();
             match status {
+                S::Rejected => assert_eq!(answered.status, S::Rejected),
                 S::Shipped => {
                     assert_eq!(answered.status, S::Shipped);
                     assert_eq!(
@@ -433,7 +738,7 @@ mod tests {
         assert!(at(S::Shipped).work_started());
         assert!(at(S::OnHold).work_started(), "held from picking");
         let held_from_pending = at(S::Pending)
-            .apply(hold(), Utc::now())
+            .apply(hold(), &lines(), Utc::now())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!held_from_pending.work_started());
     }

@@ -287,10 +287,14 @@ pub fn roll_up(parts: &[Option<&Fulfillment>]) -> Option<Fulfillment> {
     Some(Fulfillment {
         status,
         hold: reported.iter().find_map(|f| f.hold.clone()),
-        shipment: reported
-            .iter()
-            .filter_map(|f| f.shipment.clone())
-            .max_by_key(|s| s.shipped_at),
+        shipments: {
+            let mut all: Vec<_> = reported
+                .iter()
+                .flat_map(|f| f.shipments.iter().cloned())
+                .collect();
+            all.sort_by_key(|s| s.shipped_at);
+            all
+        },
         cancel_rejected_reason: reported
             .iter()
             .find_map(|f| f.cancel_rejected_reason.clone()),

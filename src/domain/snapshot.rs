@@ -10,11 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
+use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment, ShippedLine};
 use super::order::{
     AddressInput, CancelRequest, CustomerInput, LineInput, OrderContent, OrderId, parse_lines,
 };
-use super::values::{Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, optional_text, required_text};
+use super::values::{
+    Errors, FieldError, MAX_SHORT_TEXT, MAX_TEXT, Quantity, Sku, optional_text, required_text,
+};
 
 /// Largest version a snapshot may carry. No real order is edited a billion
 /// times, and the bound keeps the reconciliation digest, which multiplies
@@ -168,6 +170,92 @@ pub struct FulfillmentSnapshot {
     pub cancel_rejected_reason: Option<String>,
     #[serde(default)]
     pub content_changed_after_pick: bool,
+    /// Every parcel, oldest first, with its lines. Absent from a warehouse
+    /// older than parcels: its one shipment is `carrier`,
+    /// `tracking_number` and `shipped_at`, and held everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub shipments: Vec<ShipmentSnapshot>,
+}
+
+/// A parcel in a fulfillment snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentSnapshot {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub shipped_at: DateTime<Utc>,
+    #[schema(max_items = 1000)]
+    pub lines: Vec<ShippedLineSnapshot>,
+}
+
+/// A quantity of one SKU in a parcel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedLineSnapshot {
+    pub sku: String,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: i64,
+}
+
+/// Most parcels a part may have, and lines a parcel may hold.
+pub const MAX_PARCELS: usize = 1000;
+
+impl ShipmentSnapshot {
+    fn from_domain(s: &Shipment) -> Self {
+        Self {
+            carrier: s.carrier.clone(),
+            tracking_number: s.tracking_number.clone(),
+            shipped_at: s.shipped_at,
+            lines: s
+                .lines
+                .iter()
+                .map(|l| ShippedLineSnapshot {
+                    sku: l.sku.as_str().to_owned(),
+                    quantity: i64::from(l.quantity),
+                })
+                .collect(),
+        }
+    }
+
+    fn parse(&self, at: &str, errs: &mut Errors) -> Option<Shipment> {
+        let carrier = errs.take(required_text(
+            &format!("{at}.carrier"),
+            &self.carrier,
+            MAX_SHORT_TEXT,
+        ));
+        let tracking = errs.take(required_text(
+            &format!("{at}.tracking_number"),
+            &self.tracking_number,
+            MAX_SHORT_TEXT,
+        ));
+        if self.lines.is_empty() || self.lines.len() > MAX_PARCELS {
+            errs.push(FieldError::new(
+                format!("{at}.lines"),
+                format!("must hold 1 to {MAX_PARCELS} lines"),
+            ));
+        }
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.iter().enumerate() {
+            let sku = errs.take(Sku::parse(&format!("{at}.lines[{i}].sku"), &l.sku));
+            let q = errs.take(Quantity::parse(
+                &format!("{at}.lines[{i}].quantity"),
+                l.quantity,
+            ));
+            if let (Some(sku), Some(q)) = (sku, q) {
+                lines.push(ShippedLine {
+                    sku,
+                    quantity: q.get(),
+                });
+            }
+        }
+        Some(Shipment {
+            carrier: carrier?,
+            tracking_number: tracking?,
+            shipped_at: self.shipped_at,
+            lines,
+        })
+    }
 }
 
 impl FulfillmentSnapshot {
@@ -178,11 +266,21 @@ impl FulfillmentSnapshot {
             status: f.status,
             hold_reason: f.hold.as_ref().map(|h| h.reason.clone()),
             held_from: f.hold.as_ref().map(|h| h.from),
-            carrier: f.shipment.as_ref().map(|s| s.carrier.clone()),
-            tracking_number: f.shipment.as_ref().map(|s| s.tracking_number.clone()),
-            shipped_at: f.shipment.as_ref().map(|s| s.shipped_at),
+            carrier: f.latest_shipment().map(|s| s.carrier.clone()),
+            tracking_number: f.latest_shipment().map(|s| s.tracking_number.clone()),
+            shipped_at: f.latest_shipment().map(|s| s.shipped_at),
             cancel_rejected_reason: f.cancel_rejected_reason.clone(),
             content_changed_after_pick: f.content_changed_after_pick,
+            // A parcel without lines (from before parcels had them) is
+            // sent the old way only.
+            shipments: if f.shipments.iter().all(|s| !s.lines.is_empty()) {
+                f.shipments
+                    .iter()
+                    .map(ShipmentSnapshot::from_domain)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -203,6 +301,7 @@ impl FulfillmentSnapshot {
                     FulfillmentStatus::Pending
                         | FulfillmentStatus::Picking
                         | FulfillmentStatus::Packed
+                        | FulfillmentStatus::PartiallyShipped
                 ) =>
             {
                 errs.take(required_text("hold_reason", reason, MAX_TEXT))
@@ -225,6 +324,7 @@ impl FulfillmentSnapshot {
                     carrier,
                     tracking_number,
                     shipped_at: at,
+                    lines: Vec::new(),
                 })
             }
             (None, None, None) => None,
@@ -236,6 +336,18 @@ impl FulfillmentSnapshot {
                 None
             }
         };
+        if self.shipments.len() > MAX_PARCELS {
+            errs.push(FieldError::new(
+                "shipments",
+                format!("at most {MAX_PARCELS} parcels"),
+            ));
+        }
+        let parcels: Vec<Shipment> = self
+            .shipments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.parse(&format!("shipments[{i}]"), &mut errs))
+            .collect();
         if self.status == FulfillmentStatus::Shipped && shipment.is_none() {
             errs.push(FieldError::new(
                 "shipment",
@@ -253,7 +365,12 @@ impl FulfillmentSnapshot {
         Ok(Fulfillment {
             status: self.status,
             hold,
-            shipment,
+            // The parcels when sent; else the one shipment of old.
+            shipments: if parcels.is_empty() {
+                shipment.into_iter().collect()
+            } else {
+                parcels
+            },
             cancel_rejected_reason: reason.flatten(),
             content_changed_after_pick: self.content_changed_after_pick,
         })

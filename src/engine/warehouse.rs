@@ -8,6 +8,7 @@ use sqlx::AnyConnection;
 use super::batch::BatchWrite;
 use super::{Engine, EngineError, OrderView, Result};
 use crate::domain::delivery::SyncInfo;
+use crate::domain::fulfillment::StepRefused;
 use crate::domain::role::Command;
 use crate::domain::{Action, Actor, Fulfillment, Order, OrderId};
 use crate::storage::writer::BoxFuture;
@@ -104,7 +105,8 @@ async fn apply_steps(
             continue;
         };
         let before = order.fulfillment.clone().unwrap_or_default();
-        match before.apply(step.action.clone(), at) {
+        match before.apply(step.action.clone(), &order.content.lines, at) {
+            Err(StepRefused::Invalid(errors)) => results.push(Err(EngineError::Invalid(errors))),
             Err(e) => results.push(Err(EngineError::Conflict(format!(
                 "order {}: {e}",
                 order.number

@@ -51,6 +51,11 @@ pub fn routes(api: Api) -> Api {
             Command::ChangeFulfillment,
             routes!(fulfillment),
         )
+        .runs(
+            &route::SHIPMENTS,
+            Command::ChangeFulfillment,
+            routes!(ship_parcel),
+        )
         .serve(routes!(audit))
         .serve(routes!(sync_timeline))
 }
@@ -586,14 +591,16 @@ pub enum FulfillmentRequest {
     Picking,
     /// picking → packed.
     Packed,
-    /// packed → shipped, with the parcel's carrier and tracking number.
+    /// packed (or partially_shipped) → shipped: everything left, in one
+    /// parcel with this carrier and tracking number.
     Shipped {
         #[schema(schema_with = crate::domain::schema::short_text)]
         carrier: String,
         #[schema(schema_with = crate::domain::schema::short_text)]
         tracking_number: String,
     },
-    /// Put on hold (from pending, picking or packed), with a reason.
+    /// Put on hold (from pending, picking, packed or partially_shipped),
+    /// with a reason.
     OnHold {
         #[schema(schema_with = crate::domain::schema::text)]
         reason: String,
@@ -608,8 +615,10 @@ pub enum FulfillmentRequest {
     tag = "orders",
     operation_id = "changeFulfillment",
     summary = "Move an order through fulfillment",
-    description = "pending → picking → packed → shipped; `on_hold` (with a reason) from \
-                   pending, picking or packed; `released` returns to the status the hold left. \
+    description = "pending → picking → packed → shipped (everything left, in one parcel; \
+                   also from partially_shipped); `on_hold` (with a reason) from pending, \
+                   picking, packed or partially_shipped; `released` returns to the status the \
+                   hold left. Parcels of chosen quantities: `POST /api/v1/orders/{id}/shipments`. \
                    Any other move is 409 naming the current status. Unknown fields are \
                    refused; fields that do not belong to the chosen status are ignored.",
     params(OrderIdParam),
@@ -649,6 +658,108 @@ async fn fulfillment(
     let v = state.engine.transition(&actor, id, action).await?;
     tracing::info!(order_id = %id, status = %b.status, "fulfillment changed");
     Ok(respond(&state, StatusCode::OK, &v))
+}
+
+/// `POST /orders/{id}/shipments`, read laxly so that every problem is a
+/// field error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParcelBody {
+    #[serde(default)]
+    carrier: Option<String>,
+    #[serde(default)]
+    tracking_number: Option<String>,
+    #[serde(default)]
+    lines: Vec<ParcelLineBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParcelLineBody {
+    #[serde(default)]
+    sku: Option<String>,
+    #[serde(default)]
+    quantity: Option<i64>,
+}
+
+/// The documented shape of a parcel.
+#[derive(ToSchema)]
+#[schema(
+    as = ParcelRequest,
+    example = json!({"carrier": "UPS", "tracking_number": "1Z999",
+                     "lines": [{"sku": "WID-1", "quantity": 1}]})
+)]
+#[allow(dead_code)]
+pub struct ParcelRequest {
+    #[schema(schema_with = crate::domain::schema::short_text)]
+    carrier: String,
+    #[schema(schema_with = crate::domain::schema::short_text)]
+    tracking_number: String,
+    /// What is in the parcel: each SKU once, at most what is left of it.
+    #[schema(min_items = 1, max_items = 1000)]
+    lines: Vec<ParcelLineRequest>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = ParcelLine)]
+#[allow(dead_code)]
+pub struct ParcelLineRequest {
+    #[schema(schema_with = crate::domain::schema::short_text)]
+    sku: String,
+    #[schema(schema_with = crate::domain::schema::quantity)]
+    quantity: u32,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/shipments",
+    tag = "orders",
+    operation_id = "shipParcel",
+    summary = "Ship a parcel of chosen quantities",
+    description = "While the order is picking, packed or partially_shipped: ships these \
+                   quantities in one parcel. The order becomes `shipped` once nothing is left, \
+                   else `partially_shipped`. More of a SKU than is left to ship, or any other \
+                   status, is 409; a SKU the order does not hold is 422 naming the line.",
+    params(OrderIdParam),
+    request_body = ParcelRequest,
+    responses(
+        (status = 201, description = "The parcel.", body = crate::http::views::ShipmentJson),
+        BadIdOrBody,
+        NoOrder,
+        (status = 409, description = "Not while the order is in this status, or more than is \
+                                      left to ship.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A missing or invalid field, a SKU the order does not \
+                                      hold, or an unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn ship_parcel(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    OrderPath(id): OrderPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    route::SHIPMENTS.check(state.engine.role(), Command::ChangeFulfillment)?;
+    let ApiJson { value: b, .. } =
+        <ApiJson<ParcelBody> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+            .await?;
+    let lines: Vec<(Option<&str>, Option<i64>)> = b
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_deref(), l.quantity))
+        .collect();
+    let action = Action::parcel(b.carrier.as_deref(), b.tracking_number.as_deref(), &lines)
+        .map_err(ApiError::invalid)?;
+    let v = state.engine.transition(&actor, id, action).await?;
+    tracing::info!(order_id = %id, status = %v.order.fulfillment.as_ref().map_or("pending", |f| f.status.as_str()), "parcel shipped");
+    let parcel = crate::http::views::order_shipments(&v)
+        .pop()
+        .ok_or(ApiError::Internal)?;
+    Ok((StatusCode::CREATED, Json(parcel)).into_response())
 }
 
 #[utoipa::path(

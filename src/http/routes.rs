@@ -32,6 +32,8 @@ pub const ORDER: Route = Route(&[("GET", None), ("PATCH", Some(Command::EditOrde
 pub const CANCEL: Route = Route(&[("POST", Some(Command::RequestCancel))]);
 /// `/api/v1/orders/{id}/route`
 pub const ROUTE: Route = Route(&[("POST", Some(Command::RouteOrder))]);
+/// `/api/v1/orders/{id}/shipments`
+pub const SHIPMENTS: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/orders/{id}/fulfillment`
 pub const FULFILLMENT: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/sync/reconcile`

@@ -15,7 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::delivery::SyncState;
-use crate::domain::order::{Address, Customer};
+use crate::domain::order::{Address, Customer, Line};
 use crate::domain::values::CountryCode;
 use crate::domain::warehouse::Warehouse;
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
@@ -130,16 +130,6 @@ pub struct PartHoldJson<'a> {
     pub placed_by: &'a str,
 }
 
-/// A parcel of a part.
-#[derive(Serialize, ToSchema)]
-#[schema(as = PartShipment)]
-pub struct PartShipmentJson<'a> {
-    pub warehouse: &'a str,
-    pub carrier: &'a str,
-    pub tracking_number: &'a str,
-    pub shipped_at: DateTime<Utc>,
-}
-
 /// One warehouse's share of an order at the store (docs/API.md §4.6).
 #[derive(Serialize, ToSchema)]
 #[schema(as = Part)]
@@ -155,7 +145,7 @@ pub struct PartJson<'a> {
     pub withdrawn: bool,
     pub lines: Vec<PartLineJson<'a>>,
     pub holds: Vec<PartHoldJson<'a>>,
-    pub shipments: Vec<PartShipmentJson<'a>>,
+    pub shipments: Vec<ShipmentJson<'a>>,
     #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
     pub sync: SyncJson<'a>,
@@ -176,18 +166,13 @@ impl<'a> From<&'a PartView> for PartJson<'a> {
                 .lines
                 .iter()
                 .map(|l| {
-                    let q = l.quantity.get();
-                    let (shipped, cancelled) = match status {
-                        Some(FulfillmentStatus::Shipped) => (q, 0),
-                        Some(FulfillmentStatus::Cancelled) => (0, q),
-                        _ => (0, 0),
-                    };
+                    let (shipped, cancelled, rejected) = line_outcomes(f, l);
                     PartLineJson {
                         sku: l.sku.as_str(),
-                        quantity: q,
+                        quantity: l.quantity.get(),
                         shipped_quantity: shipped,
                         cancelled_quantity: cancelled,
-                        rejected_quantity: 0,
+                        rejected_quantity: rejected,
                     }
                 })
                 .collect(),
@@ -200,16 +185,7 @@ impl<'a> From<&'a PartView> for PartJson<'a> {
                 })
                 .into_iter()
                 .collect(),
-            shipments: f
-                .and_then(|f| f.shipment.as_ref())
-                .map(|s| PartShipmentJson {
-                    warehouse: &p.warehouse,
-                    carrier: &s.carrier,
-                    tracking_number: &s.tracking_number,
-                    shipped_at: s.shipped_at,
-                })
-                .into_iter()
-                .collect(),
+            shipments: shipments(f, &p.order.content.lines, Some(&p.warehouse)),
             cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.as_deref()),
             sync: p.into(),
         }
@@ -254,24 +230,94 @@ pub struct FulfillmentJson<'a> {
     #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
     pub content_changed_after_pick: bool,
+    /// Every parcel of every part, oldest first, each with its warehouse.
+    pub shipments: Vec<ShipmentJson<'a>>,
 }
 
 impl<'a> From<Option<&'a Fulfillment>> for FulfillmentJson<'a> {
     fn from(f: Option<&'a Fulfillment>) -> Self {
+        let latest = f.and_then(|f| f.latest_shipment());
         Self {
             status: f.map(|f| f.status),
             hold_reason: f.and_then(|f| f.hold.as_ref()).map(|h| h.reason.as_str()),
-            carrier: f
-                .and_then(|f| f.shipment.as_ref())
-                .map(|s| s.carrier.as_str()),
-            tracking_number: f
-                .and_then(|f| f.shipment.as_ref())
-                .map(|s| s.tracking_number.as_str()),
-            shipped_at: f.and_then(|f| f.shipment.as_ref()).map(|s| s.shipped_at),
+            carrier: latest.map(|s| s.carrier.as_str()),
+            tracking_number: latest.map(|s| s.tracking_number.as_str()),
+            shipped_at: latest.map(|s| s.shipped_at),
             cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.as_deref()),
             content_changed_after_pick: f.is_some_and(|f| f.content_changed_after_pick),
+            shipments: Vec::new(),
         }
     }
+}
+
+/// A parcel: what went, with which carrier, when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Shipment)]
+pub struct ShipmentJson<'a> {
+    /// Its number among its part's parcels (1, 2, …).
+    pub id: usize,
+    /// The store only: the warehouse that shipped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<&'a str>,
+    pub carrier: &'a str,
+    pub tracking_number: &'a str,
+    pub shipped_at: DateTime<Utc>,
+    pub lines: Vec<ShippedLineJson<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = ShippedLine)]
+pub struct ShippedLineJson<'a> {
+    pub sku: &'a str,
+    #[schema(schema_with = crate::domain::schema::quantity)]
+    pub quantity: u32,
+}
+
+/// The parcels of an order of `lines` (a parcel from before parcels had
+/// lines held all of them).
+fn shipments<'a>(
+    f: Option<&'a Fulfillment>,
+    lines: &'a [Line],
+    warehouse: Option<&'a str>,
+) -> Vec<ShipmentJson<'a>> {
+    f.map_or(&[][..], |f| &f.shipments[..])
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ShipmentJson {
+            id: i + 1,
+            warehouse,
+            carrier: &s.carrier,
+            tracking_number: &s.tracking_number,
+            shipped_at: s.shipped_at,
+            lines: if s.lines.is_empty() {
+                lines
+                    .iter()
+                    .map(|l| ShippedLineJson {
+                        sku: l.sku.as_str(),
+                        quantity: l.quantity.get(),
+                    })
+                    .collect()
+            } else {
+                s.lines
+                    .iter()
+                    .map(|l| ShippedLineJson {
+                        sku: l.sku.as_str(),
+                        quantity: l.quantity,
+                    })
+                    .collect()
+            },
+        })
+        .collect()
+}
+
+/// The parcels of an order as this side holds it (a warehouse's part).
+pub fn order_shipments(v: &OrderView) -> Vec<ShipmentJson<'_>> {
+    shipments(v.order.fulfillment.as_ref(), &v.order.content.lines, None)
+}
+
+/// What became of each of `lines`: shipped, cancelled, rejected.
+fn line_outcomes(f: Option<&Fulfillment>, line: &Line) -> (u32, u32, u32) {
+    f.map_or((0, 0, 0), |f| (f.shipped_of(line), f.cancelled_of(line), 0))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -367,7 +413,22 @@ impl<'a> StoreOrder<'a> {
             notes: c.notes.as_deref(),
             deliver_by: c.deliver_by,
             cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.as_deref()),
-            fulfillment: o.fulfillment.as_ref().into(),
+            fulfillment: {
+                let mut f: FulfillmentJson<'a> = o.fulfillment.as_ref().into();
+                f.shipments = v
+                    .parts
+                    .iter()
+                    .flat_map(|p| {
+                        shipments(
+                            p.order.fulfillment.as_ref(),
+                            &p.order.content.lines,
+                            Some(&p.warehouse),
+                        )
+                    })
+                    .collect();
+                f.shipments.sort_by_key(|s| s.shipped_at);
+                f
+            },
             sync: v.into(),
             parts: v.parts.iter().map(PartJson::from).collect(),
             routing: RoutingJson {
@@ -394,6 +455,13 @@ pub struct WarehouseLineJson<'a> {
     pub name: &'a str,
     #[schema(schema_with = crate::domain::schema::quantity)]
     pub quantity: u32,
+    /// In parcels so far.
+    pub shipped_quantity: u32,
+    /// Never to ship: the rest of a cancelled (or partly shipped, then
+    /// cancelled) order.
+    pub cancelled_quantity: u32,
+    /// Refused by this warehouse (it went back to the store).
+    pub rejected_quantity: u32,
 }
 
 /// The warehouse's order: no money field exists in this type. (Its schema
@@ -431,6 +499,9 @@ pub struct WarehouseOrder<'a> {
     pub cancel_rejected_reason: Option<&'a str>,
     /// The store changed the content after work had started.
     pub content_changed_after_pick: bool,
+    /// Its parcels, oldest first (`carrier`, `tracking_number` and
+    /// `shipped_at` are the latest's).
+    pub shipments: Vec<ShipmentJson<'a>>,
     pub sync: SyncJson<'a>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -453,12 +524,19 @@ impl<'a> WarehouseOrder<'a> {
             lines: c
                 .lines
                 .iter()
-                .map(|l| WarehouseLineJson {
-                    sku: l.sku.as_str(),
-                    name: l.name.as_str(),
-                    quantity: l.quantity.get(),
+                .map(|l| {
+                    let (shipped, cancelled, rejected) = line_outcomes(o.fulfillment.as_ref(), l);
+                    WarehouseLineJson {
+                        sku: l.sku.as_str(),
+                        name: l.name.as_str(),
+                        quantity: l.quantity.get(),
+                        shipped_quantity: shipped,
+                        cancelled_quantity: cancelled,
+                        rejected_quantity: rejected,
+                    }
                 })
                 .collect(),
+            shipments: shipments(o.fulfillment.as_ref(), &c.lines, None),
             status: f.status.unwrap_or(FulfillmentStatus::Pending),
             hold_reason: f.hold_reason,
             carrier: f.carrier,

@@ -119,6 +119,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0011_store_items.sql"),
         },
     },
+    Migration {
+        version: 12,
+        name: "parcel_lines",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0012_parcel_lines.sql"),
+            postgres: include_str!("../../migrations/postgres/0012_parcel_lines.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 use super::bulk::{self, Script, Val};
 use super::{Result, Sql, StorageError, from_micros, to_micros};
 use crate::domain::digest::id_hash;
-use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment};
+use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment, ShippedLine};
 use crate::domain::order::{
     Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing,
 };
@@ -76,6 +76,28 @@ struct ShipmentRow {
     carrier: String,
     tracking_number: String,
     shipped_at: i64,
+    lines: String,
+}
+
+impl ShipmentRow {
+    fn shipment(self) -> Result<Shipment> {
+        let raw: Vec<(String, i64)> = serde_json::from_str(&self.lines)
+            .map_err(|e| corrupt(&self.order_id, format!("parcel lines: {e}")))?;
+        let mut lines = Vec::with_capacity(raw.len());
+        for (sku, q) in raw {
+            let bad = |e: crate::domain::FieldError| corrupt(&self.order_id, e);
+            lines.push(ShippedLine {
+                sku: Sku::parse("sku", &sku).map_err(bad)?,
+                quantity: Quantity::parse("quantity", q).map_err(bad)?.get(),
+            });
+        }
+        Ok(Shipment {
+            carrier: self.carrier,
+            tracking_number: self.tracking_number,
+            shipped_at: from_micros(self.shipped_at),
+            lines,
+        })
+    }
 }
 
 pub(super) fn corrupt(id: &str, what: impl std::fmt::Display) -> StorageError {
@@ -87,7 +109,7 @@ fn parse_status(id: &str, s: &str) -> Result<FulfillmentStatus> {
 }
 
 impl OrderRow {
-    fn into_order(self, lines: Vec<Line>, shipment: Option<Shipment>) -> Result<Order> {
+    fn into_order(self, lines: Vec<Line>, shipments: Vec<Shipment>) -> Result<Order> {
         let id = self.id.as_str();
         let bad = |e: crate::domain::FieldError| corrupt(id, e);
         let fulfillment = match self.status.as_deref() {
@@ -107,7 +129,7 @@ impl OrderRow {
                 Some(Fulfillment {
                     status,
                     hold,
-                    shipment,
+                    shipments,
                     cancel_rejected_reason: self.cancel_rejected_reason,
                     content_changed_after_pick: self.content_changed_after_pick != 0,
                 })
@@ -193,9 +215,9 @@ const LOAD_LINES: Sql = Sql {
 };
 
 const LOAD_SHIPMENTS: Sql = Sql {
-    sqlite: "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments \
+    sqlite: "SELECT order_id, carrier, tracking_number, shipped_at, lines FROM shipments \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, shipment_no",
-    postgres: "SELECT order_id, carrier, tracking_number, shipped_at FROM shipments \
+    postgres: "SELECT order_id, carrier, tracking_number, shipped_at, lines FROM shipments \
                WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, shipment_no",
 };
 
@@ -237,16 +259,12 @@ async fn load_parts(
     }
 
     let q = sqlx::query_as::<_, ShipmentRow>(LOAD_SHIPMENTS.on(c)).bind(list.as_str());
-    let mut shipments: HashMap<String, Shipment> = HashMap::new();
+    let mut shipments: HashMap<String, Vec<Shipment>> = HashMap::new();
     for s in q.fetch_all(&mut *c).await? {
-        shipments.insert(
-            s.order_id,
-            Shipment {
-                carrier: s.carrier,
-                tracking_number: s.tracking_number,
-                shipped_at: from_micros(s.shipped_at),
-            },
-        );
+        shipments
+            .entry(s.order_id.clone())
+            .or_default()
+            .push(s.shipment()?);
     }
 
     let mut by_id: HashMap<String, Order> = HashMap::with_capacity(rows.len());
@@ -254,7 +272,7 @@ async fn load_parts(
         let key = row.id.clone();
         let order = row.into_order(
             lines.remove(&key).unwrap_or_default(),
-            shipments.remove(&key),
+            shipments.remove(&key).unwrap_or_default(),
         )?;
         by_id.insert(key, order);
     }
@@ -446,10 +464,10 @@ fn plan_children<'a>(s: &mut Script, list: impl Iterator<Item = &'a Order> + Clo
     plan_lines(s, list.clone().map(|o| (o.id, o.content.lines.as_slice())));
     plan_shipments(
         s,
-        list.filter_map(|o| {
+        list.flat_map(|o| {
             o.fulfillment
-                .as_ref()
-                .and_then(|f| f.shipment.as_ref())
+                .iter()
+                .flat_map(|f| f.shipments.iter())
                 .map(|sh| (o.id, sh))
         }),
     );
@@ -496,27 +514,43 @@ const INSERT_LINES: Sql = Sql {
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
 };
 
+/// Plans the parcels of orders, each order's numbered from 1 in the order
+/// given (oldest first).
 fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, &'a Shipment)>) {
-    let shipments: Vec<(String, &Shipment)> =
-        shipments.map(|(id, sh)| (id.to_string(), sh)).collect();
-    let mut rows: Vec<Val> = Vec::new();
-    for (key, sh) in &shipments {
+    let mut numbered: Vec<(String, i64, &Shipment, String)> = Vec::new();
+    for (id, sh) in shipments {
+        let key = id.to_string();
+        let no = match numbered.last() {
+            Some((k, n, _, _)) if *k == key => n + 1,
+            _ => 1,
+        };
+        let lines: Vec<(&str, u32)> = sh
+            .lines
+            .iter()
+            .map(|l| (l.sku.as_str(), l.quantity))
+            .collect();
+        let lines = serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into());
+        numbered.push((key, no, sh, lines));
+    }
+    let mut rows: Vec<Val> = Vec::with_capacity(numbered.len() * 6);
+    for (key, no, sh, lines) in &numbered {
         rows.extend([
             Val::from(key.as_str()),
-            1.into(),
+            (*no).into(),
             sh.carrier.as_str().into(),
             sh.tracking_number.as_str().into(),
             to_micros(sh.shipped_at).into(),
+            lines.as_str().into(),
         ]);
     }
-    s.rows(&INSERT_SHIPMENTS, &[], 5, &rows);
+    s.rows(&INSERT_SHIPMENTS, &[], 6, &rows);
 }
 
 const INSERT_SHIPMENTS: Sql = Sql {
-    sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
-    postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at) \
-               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
+    sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)",
+    postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
+               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint, value ->> 5 \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
 };
 
@@ -638,7 +672,7 @@ pub async fn update_fulfillments(
         &mut s,
         list.iter()
             .filter(|(id, _, _)| updated.contains(id))
-            .filter_map(|(id, f, _)| f.shipment.as_ref().map(|sh| (*id, sh))),
+            .flat_map(|(id, f, _)| f.shipments.iter().map(|sh| (*id, sh))),
     );
     s.run(c).await?;
     Ok(updated)

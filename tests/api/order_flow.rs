@@ -64,7 +64,8 @@ async fn order_reaches_warehouse_without_money(b: Backend) {
     assert_eq!(at_wh["customer"]["name"], "Ada Lovelace");
     assert_eq!(
         at_wh["lines"][0],
-        json!({"sku": "WID-1", "name": "Widget", "quantity": 2})
+        json!({"sku": "WID-1", "name": "Widget", "quantity": 2, "shipped_quantity": 0,
+               "cancelled_quantity": 0, "rejected_quantity": 0})
     );
     assert_eq!(at_wh["deliver_by"], "2026-12-01T17:00:00Z");
     assert_eq!(at_wh["cancel_requested"], false);

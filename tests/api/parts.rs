@@ -15,6 +15,7 @@ both_backends!(
     a_split_order_ships_from_two_warehouses,
     unrouted_lines_wait_for_route,
     edits_and_cancel_reach_every_part,
+    parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest,
 );
 
 /// [`three`], with `eu` taking widgets and `us` boxes, anywhere.
@@ -372,4 +373,136 @@ async fn edits_and_cancel_reach_every_part(b: Backend) {
         .patch(&format!("/api/v1/orders/{id}"), &json!({"notes": "late"}))
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+}
+
+async fn parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(
+        &t.store,
+        &order_of("Parcels", &[("WID-1", 2), ("BOX-1", 3)]),
+    )
+    .await;
+    let id = id_of(&o);
+    let second = id_of(&o["parts"][1]);
+    wait_for_order(&t.eu, &id, "eu's part", |_| true).await;
+    wait_for_order(&t.us, &second, "us's part", |_| true).await;
+    let parcel = |of: Value| json!({"carrier": "DHL", "tracking_number": "JD-1", "lines": of});
+    let shipments = format!("/api/v1/orders/{id}/shipments");
+
+    // Not before picking.
+    let (s, _) =
+        t.eu.post(
+            &shipments,
+            &parcel(json!([{"sku": "WID-1", "quantity": 1}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    step(&t.eu, &id, json!({"status": "picking"})).await;
+    // Bad parcels change nothing: a SKU of another part, more than is
+    // there, missing fields, the store.
+    let (s, p) =
+        t.eu.post(
+            &shipments,
+            &parcel(json!([{"sku": "BOX-1", "quantity": 1}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "lines[0].sku", "{p}");
+    let (s, p) =
+        t.eu.post(
+            &shipments,
+            &parcel(json!([{"sku": "WID-1", "quantity": 3}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("2 left")),
+        "{p}"
+    );
+    let (s, p) = t.eu.post(&shipments, &json!({"lines": []})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["carrier", "tracking_number", "lines"], "{p}");
+    let (s, _) = t
+        .store
+        .post(
+            &shipments,
+            &parcel(json!([{"sku": "WID-1", "quantity": 1}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (_, at_eu) = t.eu.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(at_eu["status"], "picking", "{at_eu}");
+    assert_eq!(at_eu["shipments"], json!([]));
+
+    // One widget now: partly shipped, here and at the store.
+    let (s, first) =
+        t.eu.post(
+            &shipments,
+            &parcel(json!([{"sku": "WID-1", "quantity": 1}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["lines"], json!([{"sku": "WID-1", "quantity": 1}]));
+    let (_, at_eu) = t.eu.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(at_eu["status"], "partially_shipped", "{at_eu}");
+    assert_eq!(at_eu["lines"][0]["shipped_quantity"], 1);
+    let o = wait_for_order(&t.store, &id, "the first parcel at the store", |o| {
+        o["parts"][0]["status"] == "partially_shipped"
+    })
+    .await;
+    assert_eq!(o["fulfillment"]["status"], "partially_shipped", "{o}");
+    assert_eq!(o["parts"][0]["lines"][0]["shipped_quantity"], 1, "{o}");
+    // The rest with `shipped`: a second parcel of what was left.
+    step(
+        &t.eu,
+        &id,
+        json!({"status": "shipped", "carrier": "UPS", "tracking_number": "1Z-2"}),
+    )
+    .await;
+    let (_, at_eu) = t.eu.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(at_eu["status"], "shipped");
+    assert_eq!(
+        at_eu["shipments"][1]["lines"],
+        json!([{"sku": "WID-1", "quantity": 1}])
+    );
+    assert_eq!(at_eu["tracking_number"], "1Z-2", "the latest parcel's");
+
+    // us ships one box of three, then the order is cancelled: us's part
+    // ends shipped with two boxes cancelled; eu's, shipped, stays so.
+    step(&t.us, &second, json!({"status": "picking"})).await;
+    let (s, _) =
+        t.us.post(
+            &format!("/api/v1/orders/{second}/shipments"),
+            &parcel(json!([{"sku": "BOX-1", "quantity": 1}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = t
+        .store
+        .post(&format!("/api/v1/orders/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let at_us = wait_for_order(&t.us, &second, "the cancel at us", |o| {
+        o["cancel_requested"] == true && o["status"] == "shipped"
+    })
+    .await;
+    assert_eq!(at_us["lines"][0]["shipped_quantity"], 1, "{at_us}");
+    assert_eq!(at_us["lines"][0]["cancelled_quantity"], 2, "{at_us}");
+    assert!(at_us["cancel_rejected_reason"].is_string(), "{at_us}");
+    let o = wait_for_order(&t.store, &id, "everything settled at the store", |o| {
+        o["fulfillment"]["status"] == "shipped"
+            && o["parts"][1]["lines"][0]["cancelled_quantity"] == 2
+            && o["parts"][0]["cancel_rejected_reason"].is_string()
+    })
+    .await;
+    let all = o["fulfillment"]["shipments"].as_array().expect("shipments");
+    let from: Vec<&str> = all.iter().filter_map(|s| s["warehouse"].as_str()).collect();
+    assert_eq!(from, ["eu", "eu", "us"], "{o}");
 }

@@ -44,9 +44,9 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn allowed(f: &Fulfillment) -> Actions {
+    pub fn allowed(f: &Fulfillment, lines: &[crate::domain::order::Line]) -> Actions {
         let now = Utc::now();
-        let ok = |a: Action| f.apply(a, now).is_ok();
+        let ok = |a: Action| f.apply(a, lines, now).is_ok();
         let x = || "x".to_owned();
         Actions {
             pick: ok(Action::Pick),
@@ -103,7 +103,7 @@ impl Detail {
         let c = &o.content;
         let a = &c.shipping_address;
         let f = o.fulfillment.as_ref();
-        let shipment = f.and_then(|f| f.shipment.as_ref());
+        let shipment = f.and_then(|f| f.latest_shipment());
         let currency = v.pricing.as_ref().map(|p| p.currency.as_str().to_owned());
         let money = |m: i64| format::money(m, currency.as_deref().unwrap_or(""));
         let mut address = vec![a.name.to_string(), a.line1.to_string()];
@@ -250,7 +250,10 @@ pub(super) async fn order_page(
         notice,
         error: problems.error,
         actions: if role.may(Command::ChangeFulfillment) {
-            Actions::allowed(&v.order.fulfillment.clone().unwrap_or_default())
+            Actions::allowed(
+                &v.order.fulfillment.clone().unwrap_or_default(),
+                &v.order.content.lines,
+            )
         } else {
             Actions::default()
         },
@@ -321,12 +324,12 @@ mod tests {
     #[test]
     fn buttons_follow_the_state_machine() {
         let mut f = Fulfillment::new();
-        let a = Actions::allowed(&f);
+        let a = Actions::allowed(&f, &[]);
         assert!(a.pick && a.hold && !a.pack && !a.ship && !a.release);
         f.status = FulfillmentStatus::Packed;
-        let a = Actions::allowed(&f);
+        let a = Actions::allowed(&f, &[]);
         assert!(a.ship && a.hold && !a.pick && !a.pack && !a.release);
         f.status = FulfillmentStatus::Shipped;
-        assert!(!Actions::allowed(&f).any());
+        assert!(!Actions::allowed(&f, &[]).any());
     }
 }
