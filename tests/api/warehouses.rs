@@ -675,6 +675,14 @@ async fn the_warehouse_service_refuses_the_warehouse_routes(b: Backend) {
             "{method} {path}: says where it belongs: {p}"
         );
     }
+    // The token is checked first, as everywhere.
+    let res = wh
+        .http
+        .get(format!("{}/api/v1/warehouses", wh.url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Its sync status has no warehouses field (not even an empty one).
     let (s, st) = wh.get("/api/v1/sync/status").await;
     assert_eq!(s, StatusCode::OK);
