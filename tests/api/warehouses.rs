@@ -823,8 +823,10 @@ async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     assert_eq!(w["sync"]["pending"], 1, "{w}");
     assert_ne!(w["sync"]["breaker"], "closed", "{w}");
 
-    // Past the retry horizon it is a dead letter, counted as down's.
-    let st = eventually(15, "down's order a dead letter", || async {
+    // Past the retry horizon it is a dead letter, counted as down's (at
+    // its first failed attempt after the horizon: with backoff and jitter
+    // that can take a while).
+    let st = eventually(30, "down's order a dead letter", || async {
         let (_, st) = store.get("/api/v1/sync/status").await;
         (entry(&st, "down")["dead"] == 1).then_some(st.clone())
     })
