@@ -2,7 +2,10 @@
 //! and keeps its data across restarts; bad configuration is one line and a
 //! non-zero exit, never a panic; `token create` prints only the token;
 //! `outbox replay` selects dead letters by time or by several ids (against
-//! services started with the API tests' harness, on SQLite and PostgreSQL).
+//! services started with the API tests' harness, on SQLite and PostgreSQL);
+//! `warehouse add|update|list` never print a secret, name the flag at fault
+//! in one line, are refused at the warehouse, and a running store follows
+//! them; `outbox status|replay --warehouse` name an unknown warehouse.
 
 mod common;
 // The API tests' harness (a store and a warehouse in this process).
@@ -368,20 +371,28 @@ fn help_documents_every_flag_with_its_environment_variable() {
         vec!["serve", "--help"],
         vec!["demo", "--help"],
         vec!["outbox", "replay", "--help"],
+        vec!["outbox", "status", "--help"],
         vec!["token", "create", "--help"],
+        vec!["warehouse", "add", "--help"],
+        vec!["warehouse", "update", "--help"],
+        vec!["warehouse", "list", "--help"],
     ] {
         let (ok, out, _) = run(&cmd, None);
         assert!(ok, "{cmd:?}");
+        // A flag's own line (a description wrapped onto a line that starts
+        // with a flag's name is indented further).
         let flags = out
             .lines()
             .filter(|l| {
-                l.trim_start().starts_with("--")
+                let indent = l.len() - l.trim_start().len();
+                indent <= 6
+                    && l.trim_start().starts_with("--")
                     && !l.contains("--help")
                     && !l.contains("--version")
             })
             .count();
         let envs = out.matches("[env:").count();
-        if cmd[0] == "outbox" {
+        if cmd[..2] == ["outbox", "replay"] {
             let words = out.split_whitespace().collect::<Vec<_>>().join(" ");
             assert!(
                 words.contains("(--id A --id B)") && words.contains("comma-separated list"),
@@ -515,4 +526,432 @@ async fn outbox_replay_selects_by_time_and_by_several_ids(b: helpers::Backend) {
         "{out}{err}"
     );
     pair.stop().await;
+}
+
+both_backends!(
+    warehouse_commands_add_update_list_and_name_the_flag_at_fault,
+    a_running_store_follows_the_warehouse_commands,
+);
+
+const FLAG_SECRET: &str = "flag-secret-never-printed";
+const ENV_SECRET: &str = "env-secret-never-printed";
+
+/// Runs `fulfillment ARGS` (blocking, off the runtime's threads) with `env`.
+async fn cli(args: Vec<String>, env: Vec<(String, String)>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_with_env(&a, None, &e)
+    })
+    .await
+    .expect("the CLI ran")
+}
+
+/// `fulfillment warehouse SUB --role ROLE --database-url URL REST…`.
+async fn warehouse(
+    sub: &str,
+    role: &str,
+    url: &str,
+    rest: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut args: Vec<String> = ["warehouse", sub, "--role", role, "--database-url", url]
+        .map(String::from)
+        .to_vec();
+    args.extend(rest.iter().map(|a| a.to_string()));
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    cli(args, env).await
+}
+
+/// `fulfillment outbox SUB --role ROLE --database-url URL REST…`.
+async fn outbox(sub: &str, role: &str, url: &str, rest: &[&str]) -> (bool, String, String) {
+    let mut args: Vec<String> = ["outbox", sub, "--role", role, "--database-url", url]
+        .map(String::from)
+        .to_vec();
+    args.extend(rest.iter().map(|a| a.to_string()));
+    cli(args, vec![]).await
+}
+
+/// `warehouse list`'s rows (its header left out), each split into its
+/// columns; never a secret in what it printed.
+async fn listed(url: &str) -> Vec<Vec<String>> {
+    let (ok, out, err) = warehouse("list", "store", url, &[], &[]).await;
+    assert!(ok, "{err}");
+    for secret in [FLAG_SECRET, ENV_SECRET] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "list shows a secret:\n{out}{err}"
+        );
+    }
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    if header.starts_with("no warehouses yet") {
+        return vec![];
+    }
+    assert!(header.starts_with("NAME"), "{out}");
+    lines
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// A failed command: exactly one line on stderr, `error: …` with each of
+/// `names` in it, and no secret.
+fn one_error_line(what: &str, (ok, out, err): &(bool, String, String), names: &[&str]) {
+    assert!(!ok, "{what} must fail: {out}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{what}: one line, got {err:?}");
+    assert!(lines[0].starts_with("error: "), "{what}: {err:?}");
+    for n in names {
+        assert!(lines[0].contains(n), "{what}: expected {n:?} in {err:?}");
+    }
+    for secret in [FLAG_SECRET, ENV_SECRET] {
+        assert!(
+            !err.contains(secret) && !out.contains(secret),
+            "{what} shows a secret"
+        );
+    }
+}
+
+fn row(cols: &[&str]) -> Vec<String> {
+    cols.iter().map(|c| c.to_string()).collect()
+}
+
+/// `warehouse add|update|list` on a store's database: what is added and
+/// changed is what is listed, the secret (a flag or its variable) is kept
+/// but never printed, each bad value is one line naming its flag and
+/// changes nothing, `--role warehouse` is refused before any database is
+/// opened, and `outbox status|replay --warehouse` know the warehouses.
+async fn warehouse_commands_add_update_list_and_name_the_flag_at_fault(b: helpers::Backend) {
+    let Some(db) = helpers::TestDb::new(b).await else {
+        return;
+    };
+    let url = db.url.clone();
+    assert_eq!(listed(&url).await, Vec::<Vec<String>>::new());
+
+    let r = warehouse(
+        "add",
+        "store",
+        &url,
+        &[
+            "--name",
+            "eu",
+            "--url",
+            "http://127.0.0.1:8001/",
+            "--countries",
+            "gb,DE",
+            "--sku-prefixes",
+            "WID-,BOX-",
+            "--priority",
+            "-2",
+            "--secret",
+            FLAG_SECRET,
+        ],
+        &[],
+    )
+    .await;
+    assert!(r.0, "{}", r.2);
+    assert!(
+        r.1.contains("added warehouse eu (http://127.0.0.1:8001)"),
+        "{}",
+        r.1
+    );
+    let r = warehouse(
+        "add",
+        "store",
+        &url,
+        &[
+            "--name",
+            "us",
+            "--url",
+            "http://127.0.0.1:8002",
+            "--countries",
+            "US",
+        ],
+        &[("FULFILLMENT_WAREHOUSE_SECRET", ENV_SECRET)],
+    )
+    .await;
+    assert!(r.0, "{}", r.2);
+    for secret in [FLAG_SECRET, ENV_SECRET] {
+        assert!(!r.1.contains(secret) && !r.2.contains(secret));
+    }
+    // Both secrets were taken (the variable too), and are kept to sign with.
+    assert_eq!(
+        helpers::sql_at(&url, "SELECT secret FROM warehouses ORDER BY name").await,
+        [FLAG_SECRET, ENV_SECRET]
+    );
+    let eu = |active: &str, priority: &str| {
+        row(&[
+            "eu",
+            active,
+            priority,
+            "GB,DE",
+            "WID-,BOX-",
+            "0",
+            "0",
+            "never",
+            "http://127.0.0.1:8001",
+        ])
+    };
+    let us = row(&[
+        "us",
+        "yes",
+        "0",
+        "US",
+        "(all)",
+        "0",
+        "0",
+        "never",
+        "http://127.0.0.1:8002",
+    ]);
+    assert_eq!(listed(&url).await, [eu("yes", "-2"), us.clone()]);
+
+    // `--active false` changes that alone; `--priority` that alone.
+    let r = warehouse(
+        "update",
+        "store",
+        &url,
+        &["--name", "eu", "--active", "false"],
+        &[],
+    )
+    .await;
+    assert!(r.0 && r.1.contains("inactive"), "{}{}", r.1, r.2);
+    assert_eq!(listed(&url).await, [eu("no", "-2"), us.clone()]);
+    let r = warehouse(
+        "update",
+        "store",
+        &url,
+        &["--name", "eu", "--priority", "3"],
+        &[],
+    )
+    .await;
+    assert!(r.0, "{}", r.2);
+    let after = [eu("no", "3"), us.clone()];
+    assert_eq!(listed(&url).await, after);
+    assert_eq!(
+        helpers::sql_at(&url, "SELECT secret FROM warehouses ORDER BY name").await,
+        [FLAG_SECRET, ENV_SECRET],
+        "a change without --secret keeps it"
+    );
+
+    // Each bad value: one line naming the flag, nothing changed.
+    let add = |rest: &[&str]| {
+        let mut a = vec!["--name", "ok", "--url", "http://127.0.0.1:8003"];
+        a.extend_from_slice(rest);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+        (
+            "add",
+            row(&["--name", "Bad_Name", "--url", "http://127.0.0.1:8003"]),
+            vec!["--name"],
+        ),
+        (
+            "add",
+            row(&[
+                "--name",
+                "ok",
+                "--url",
+                "not a url",
+                "--secret",
+                FLAG_SECRET,
+            ]),
+            vec!["--url"],
+        ),
+        (
+            "add",
+            add(&["--countries", "GB,XX"]),
+            vec!["--countries (item 2)"],
+        ),
+        ("add", add(&["--priority", "2000000"]), vec!["--priority"]),
+        ("add", add(&["--priority", "high"]), vec!["--priority"]),
+        ("add", add(&["--secret", ""]), vec!["--secret"]),
+        (
+            "add",
+            row(&["--name", "BAD", "--url", "nope", "--countries", "ZZ"]),
+            vec!["--name", "--url", "--countries (item 1)"],
+        ),
+        (
+            "add",
+            row(&["--name", "eu", "--url", "http://127.0.0.1:8003"]),
+            vec!["exists already", "warehouse update"],
+        ),
+        (
+            "update",
+            row(&["--name", "eu", "--active", "maybe"]),
+            vec!["--active"],
+        ),
+        (
+            "update",
+            row(&["--name", "eu", "--url", "ftp://127.0.0.1"]),
+            vec!["--url"],
+        ),
+        (
+            "update",
+            row(&["--name", "eu", "--priority", "1.5", "--active", "no"]),
+            vec!["--priority", "--active"],
+        ),
+        (
+            "update",
+            row(&["--name", "nope", "--priority", "1"]),
+            vec!["no warehouse is named \"nope\""],
+        ),
+    ];
+    for (sub, args, names) in &cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = warehouse(sub, "store", &url, &a, &[]).await;
+        one_error_line(&format!("warehouse {sub} {a:?}"), &r, names);
+        assert_eq!(listed(&url).await, after, "{sub} {a:?} changed something");
+    }
+
+    // The warehouse has no warehouses: refused before a database is
+    // opened (none is made), with what to do instead.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wh_db = common::db::sqlite_url(dir.path(), "w.db");
+    for (sub, rest) in [
+        (
+            "add",
+            &["--name", "eu", "--url", "http://127.0.0.1:8001"][..],
+        ),
+        ("update", &["--name", "eu", "--active", "false"][..]),
+        ("list", &[][..]),
+    ] {
+        for db_url in [&wh_db, &url] {
+            let r = warehouse(sub, "warehouse", db_url, rest, &[]).await;
+            one_error_line(
+                &format!("warehouse {sub} --role warehouse"),
+                &r,
+                &["at the store", "--role store"],
+            );
+        }
+    }
+    assert!(!dir.path().join("w.db").exists(), "no database was made");
+    assert_eq!(listed(&url).await, after);
+
+    // `--warehouse` of the outbox commands: a known one, or one line
+    // naming the unknown one.
+    let r = outbox("status", "store", &url, &["--warehouse", "nope"]).await;
+    one_error_line(
+        "outbox status --warehouse nope",
+        &r,
+        &["--warehouse", "\"nope\""],
+    );
+    let r = outbox("replay", "store", &url, &["--all", "--warehouse", "nope"]).await;
+    one_error_line(
+        "outbox replay --warehouse nope",
+        &r,
+        &["--warehouse", "\"nope\""],
+    );
+    let (ok, out, err) = outbox("status", "store", &url, &["--warehouse", "eu"]).await;
+    assert!(
+        ok && out.contains("warehouse eu") && out.contains("pending:"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = outbox("status", "store", &url, &[]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("by warehouse:")
+            && out.contains("eu: pending 0, dead 0")
+            && out.contains("us: pending 0, dead 0"),
+        "{out}"
+    );
+    let (ok, out, err) = outbox(
+        "replay",
+        "store",
+        &url,
+        &["--all", "--dry-run", "--warehouse", "us"],
+    )
+    .await;
+    assert!(
+        ok && out.contains("0 dead letter(s) would be replayed"),
+        "{out}{err}"
+    );
+    // At the warehouse there is no warehouse to name.
+    let (ok, _, err) = outbox("status", "warehouse", &wh_db, &[]).await;
+    assert!(ok, "{err}");
+    let r = outbox("status", "warehouse", &wh_db, &["--warehouse", "eu"]).await;
+    one_error_line(
+        "outbox status --warehouse at the warehouse",
+        &r,
+        &["--warehouse"],
+    );
+    drop(db);
+}
+
+/// A store running while `warehouse add` and `update` change its
+/// database: it delivers to the added warehouse (signing with the secret
+/// given in the variable) within seconds, and routes nothing more to it
+/// once inactive.
+async fn a_running_store_follows_the_warehouse_commands(b: helpers::Backend) {
+    use helpers::*;
+    use serde_json::json;
+    let Some(store) = Side::start_alone(fulfillment::domain::Role::Store, b, "", |_| {}).await
+    else {
+        return;
+    };
+    let Some(nl) = Side::start_alone(fulfillment::domain::Role::Warehouse, b, &store.url, |cfg| {
+        cfg.sync_secrets = vec![ENV_SECRET.to_owned()];
+    })
+    .await
+    else {
+        return;
+    };
+    let r = warehouse(
+        "add",
+        "store",
+        &store.db.url,
+        &["--name", "nl", "--url", &nl.url, "--countries", "NL"],
+        &[("FULFILLMENT_WAREHOUSE_SECRET", ENV_SECRET)],
+    )
+    .await;
+    assert!(r.0, "{}", r.2);
+    let to_nl = |name: &str| {
+        let mut body = order_body(name);
+        body["shipping_address"]["country"] = json!("NL");
+        body
+    };
+    let (s, o) = store.post("/api/v1/orders", &to_nl("Amsterdam")).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{o}");
+    let id = id_of(&o);
+    // The store looks at its warehouses every 5 s.
+    eventually(
+        15,
+        "the order at the warehouse added by the CLI",
+        || async {
+            (nl.get(&format!("/api/v1/orders/{id}")).await.0 == reqwest::StatusCode::OK)
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for_order(&store, &id, "nl's answer, signed with its secret", |o| {
+        o["fulfillment"]["status"] == "pending"
+    })
+    .await;
+
+    let r = warehouse(
+        "update",
+        "store",
+        &store.db.url,
+        &["--name", "nl", "--active", "false"],
+        &[],
+    )
+    .await;
+    assert!(r.0, "{}", r.2);
+    let (s, o) = store.post("/api/v1/orders", &to_nl("Utrecht")).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{o}");
+    let later = id_of(&o);
+    assert_eq!(
+        store
+            .sql(&format!(
+                "SELECT COUNT(*) FROM outbox WHERE order_id = '{later}'"
+            ))
+            .await,
+        ["0"],
+        "routed nowhere, queued for nobody"
+    );
+    let (_, st) = store.get("/api/v1/sync/status").await;
+    assert_eq!(st["warehouses"][0]["name"], "nl", "{st}");
+    assert!(!st.to_string().contains(ENV_SECRET));
 }

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use super::DbArgs;
 use crate::domain::FieldError;
 use crate::domain::role::Command;
-use crate::domain::warehouse::{Warehouse, WarehouseInput};
+use crate::domain::warehouse::{MAX_PRIORITY, Warehouse, WarehouseInput};
 use crate::engine::{Engine, EngineError};
 use crate::storage::from_micros;
 use crate::sync::relays::REFRESH;
@@ -45,8 +45,10 @@ pub enum WarehouseCommand {
         settings: Settings,
         /// false: no new lines are routed there (its orders keep syncing);
         /// true: routed to again.
+        // Read as text and checked here, so that a bad value is one line
+        // naming the flag, like every other bad value of these commands.
         #[arg(long, env = "FULFILLMENT_WAREHOUSE_ACTIVE", value_name = "true|false")]
-        active: Option<bool>,
+        active: Option<String>,
     },
     /// List the warehouses (store only), with their outbox (never a secret).
     List {
@@ -82,12 +84,14 @@ pub struct Settings {
     )]
     sku_prefixes: Option<Vec<String>>,
     /// Lower is preferred, then the name (-1000000 to 1000000; default 0).
+    // Text, checked in `input` (see `active`).
     #[arg(
         long,
         env = "FULFILLMENT_WAREHOUSE_PRIORITY",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_name = "N"
     )]
-    priority: Option<i64>,
+    priority: Option<String>,
 }
 
 /// A comma-separated list as given: blank items (`--countries ""`, a
@@ -101,17 +105,63 @@ fn list(values: Option<Vec<String>>) -> Option<Vec<String>> {
     })
 }
 
+/// `--priority N`: a whole number (its range is the domain's rule).
+fn priority(value: Option<&str>) -> Result<Option<i64>, FieldError> {
+    value
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                FieldError::new(
+                    "priority",
+                    format!(
+                        "must be a whole number between -{MAX_PRIORITY} and {MAX_PRIORITY}, not {v:?}"
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `--active true|false`.
+fn active(value: Option<&str>) -> Result<Option<bool>, FieldError> {
+    value
+        .map(|v| match v.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(FieldError::new(
+                "active",
+                format!("must be true or false, not {v:?}"),
+            )),
+        })
+        .transpose()
+}
+
 impl Settings {
-    fn input(self, name: String, url: Option<String>, active: Option<bool>) -> WarehouseInput {
-        WarehouseInput {
+    /// The input of `add` or `update`, or every flag whose value is not
+    /// even of the right kind (a priority that is no number, say).
+    fn input(
+        self,
+        name: String,
+        url: Option<String>,
+        active_flag: Option<&str>,
+    ) -> Result<WarehouseInput, Vec<FieldError>> {
+        let (priority, active) = (priority(self.priority.as_deref()), active(active_flag));
+        let errors: Vec<FieldError> = [priority.as_ref().err(), active.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(WarehouseInput {
             name: Some(name),
             url,
             countries: list(self.countries),
             sku_prefixes: list(self.sku_prefixes),
-            priority: self.priority,
-            active,
+            priority: priority.ok().flatten(),
+            active: active.ok().flatten(),
             secret: self.secret,
-        }
+        })
     }
 }
 
@@ -125,17 +175,35 @@ pub async fn run(command: WarehouseCommand) -> anyhow::Result<()> {
     db.role.check(Command::ManageWarehouses).map_err(|e| {
         anyhow::anyhow!("{e}: run it with --role store and the store's --database-url")
     })?;
-    let engine = Engine::new(db.open().await?, db.role);
-    let soon = REFRESH.as_secs();
-    match command {
+    // Values that are not even of the right kind: refused before a
+    // database is opened, in one line like the others.
+    let what = match command {
         WarehouseCommand::Add {
             name,
             url,
             settings,
             ..
-        } => {
+        } => What::Add(settings.input(name, Some(url), None).map_err(invalid)?),
+        WarehouseCommand::Update {
+            name,
+            url,
+            settings,
+            active,
+            ..
+        } => What::Update(
+            settings
+                .input(name, url, active.as_deref())
+                .map_err(invalid)?,
+        ),
+        WarehouseCommand::List { .. } => What::List,
+    };
+    let engine = Engine::new(db.open().await?, db.role);
+    let soon = REFRESH.as_secs();
+    match what {
+        What::Add(input) => {
+            let name = input.name.clone().unwrap_or_default();
             let w = engine
-                .add_warehouse(&settings.input(name.clone(), Some(url), None))
+                .add_warehouse(&input)
                 .await
                 .map_err(|e| match e {
                     EngineError::Conflict(_) => anyhow::anyhow!(
@@ -148,15 +216,10 @@ pub async fn run(command: WarehouseCommand) -> anyhow::Result<()> {
                 w.name, w.url
             );
         }
-        WarehouseCommand::Update {
-            name,
-            url,
-            settings,
-            active,
-            ..
-        } => {
+        What::Update(input) => {
+            let name = input.name.clone().unwrap_or_default();
             let w = engine
-                .update_warehouse(&name.clone(), &settings.input(name, url, active))
+                .update_warehouse(&name, &input)
                 .await
                 .map_err(explain)?;
             println!(
@@ -166,9 +229,20 @@ pub async fn run(command: WarehouseCommand) -> anyhow::Result<()> {
                 if w.active { "active" } else { "inactive" }
             );
         }
-        WarehouseCommand::List { .. } => print_list(&engine).await?,
+        What::List => print_list(&engine).await?,
     }
     Ok(())
+}
+
+/// What a warehouse command does, its flags read.
+enum What {
+    Add(WarehouseInput),
+    Update(WarehouseInput),
+    List,
+}
+
+fn invalid(errors: Vec<FieldError>) -> anyhow::Error {
+    explain(EngineError::Invalid(errors))
 }
 
 /// The flag a field of [`WarehouseInput`] comes from, for error lines:
@@ -283,6 +357,21 @@ mod tests {
         assert_eq!(flag("name"), "--name");
         assert_eq!(flag("sku_prefixes[0]"), "--sku-prefixes (item 1)");
         assert_eq!(flag("countries[3]"), "--countries (item 4)");
+    }
+
+    #[test]
+    fn priority_and_active_are_checked_here() {
+        assert_eq!(priority(Some("-3")), Ok(Some(-3)));
+        assert_eq!(priority(None), Ok(None));
+        assert_eq!(
+            priority(Some("abc")).map_err(|e| e.field),
+            Err("priority".to_owned())
+        );
+        assert_eq!(active(Some("false")), Ok(Some(false)));
+        assert_eq!(
+            active(Some("maybe")).map_err(|e| e.field),
+            Err("active".to_owned())
+        );
     }
 
     #[test]

@@ -237,9 +237,8 @@ async fn changes(State(state): State<AppState>, req: Request) -> ApiResult<Respo
     )
 )]
 async fn status(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
-    let s = state.engine.outbox_status().await?;
+    let (s, warehouses) = super::warehouses::deliveries(&state).await?;
     let last = state.engine.last_reconcile().await?;
-    let warehouses = super::warehouses::deliveries(&state).await?;
     Ok(Json(SyncStatus {
         last_reconciliation: last.map(|r| LastReconciliation {
             finished_at: from_micros(r.finished_at),

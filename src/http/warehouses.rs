@@ -40,34 +40,64 @@ pub fn routes(api: Api) -> Api {
 /// Every warehouse with how delivery to it is going, by name: one read
 /// of the warehouses, one of the outbox.
 pub async fn with_delivery(state: &AppState) -> ApiResult<Vec<(Warehouse, DeliveryStatus)>> {
+    Ok(with_delivery_and_total(state).await?.0)
+}
+
+/// [`with_delivery`], and the outbox towards every peer summed from the
+/// same read, so that the totals are the sum of the parts.
+async fn with_delivery_and_total(
+    state: &AppState,
+) -> ApiResult<(Vec<(Warehouse, DeliveryStatus)>, OutboxStatus)> {
     let list = state.engine.warehouses().await?;
     let mut outbox = state.engine.outbox_status_by_peer().await?;
+    let total = sum(outbox.values());
     let now = now_micros();
-    Ok(list
+    let each = list
         .into_iter()
         .map(|w| {
             let o = outbox.remove(w.name.as_str()).unwrap_or_default();
             let d = delivery(state, w.name.as_str(), &o, now);
             (w, d)
         })
-        .collect())
+        .collect();
+    Ok((each, total))
 }
 
-/// Each warehouse's delivery, for `GET /api/v1/sync/status` at the store
-/// (`None` at the warehouse, which has none).
-pub async fn deliveries(state: &AppState) -> ApiResult<Option<Vec<WarehouseDelivery>>> {
+/// Several peers' outboxes as one: counts added, the oldest pending, the
+/// latest delivery.
+fn sum<'a>(each: impl Iterator<Item = &'a OutboxStatus>) -> OutboxStatus {
+    each.fold(OutboxStatus::default(), |a, o| OutboxStatus {
+        pending: a.pending + o.pending,
+        dead: a.dead + o.dead,
+        oldest_pending_at: match (a.oldest_pending_at, o.oldest_pending_at) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        },
+        last_delivered_at: a.last_delivered_at.max(o.last_delivered_at),
+    })
+}
+
+/// The outbox towards every peer summed, and at the store each
+/// warehouse's delivery, for `GET /api/v1/sync/status`. At the store both
+/// come from one read of the outbox, so that the sums are the sums of
+/// the warehouses shown; the warehouse has no warehouses (`None`).
+pub async fn deliveries(
+    state: &AppState,
+) -> ApiResult<(OutboxStatus, Option<Vec<WarehouseDelivery>>)> {
     if !state.engine.role().may(Command::ManageWarehouses) {
-        return Ok(None);
+        return Ok((state.engine.outbox_status().await?, None));
     }
-    Ok(Some(
-        with_delivery(state)
-            .await?
-            .into_iter()
-            .map(|(w, delivery)| WarehouseDelivery {
-                name: w.name.to_string(),
-                delivery,
-            })
-            .collect(),
+    let (each, total) = with_delivery_and_total(state).await?;
+    Ok((
+        total,
+        Some(
+            each.into_iter()
+                .map(|(w, delivery)| WarehouseDelivery {
+                    name: w.name.to_string(),
+                    delivery,
+                })
+                .collect(),
+        ),
     ))
 }
 
@@ -361,6 +391,38 @@ mod tests {
             .unwrap_or_default();
         names.sort();
         names
+    }
+
+    /// Several outboxes summed: counts added, the oldest pending, the
+    /// latest delivery; nothing summed is all zero.
+    #[test]
+    fn outboxes_sum_as_the_whole_outbox_reads() {
+        let o = |pending, dead, oldest, last| OutboxStatus {
+            pending,
+            dead,
+            oldest_pending_at: oldest,
+            last_delivered_at: last,
+        };
+        let all = [
+            o(2, 0, Some(30), None),
+            o(0, 1, None, Some(50)),
+            o(1, 3, Some(20), Some(40)),
+        ];
+        let s = sum(all.iter());
+        assert_eq!(
+            (s.pending, s.dead, s.oldest_pending_at, s.last_delivered_at),
+            (3, 4, Some(20), Some(50))
+        );
+        let none = sum([].iter());
+        assert_eq!(
+            (
+                none.pending,
+                none.dead,
+                none.oldest_pending_at,
+                none.last_delivered_at
+            ),
+            (0, 0, None, None)
+        );
     }
 
     /// The documented body of a new warehouse names the fields the handler

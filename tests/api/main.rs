@@ -35,3 +35,4 @@ mod scale_out;
 mod signed_routes;
 mod splitting;
 mod storage_full;
+mod warehouses;
