@@ -94,6 +94,15 @@ pub struct Shipment {
     pub lines: Vec<ShippedLine>,
 }
 
+/// Quantities of one SKU a warehouse refused, and why (they went back to
+/// the store, to be routed elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub sku: Sku,
+    pub quantity: u32,
+    pub reason: String,
+}
+
 /// A quantity of one SKU in a parcel (or left to ship).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShippedLine {
@@ -109,6 +118,8 @@ pub struct Fulfillment {
     pub hold: Option<Hold>,
     /// The parcels, oldest first.
     pub shipments: Vec<Shipment>,
+    /// What the warehouse refused of the order's lines, oldest first.
+    pub rejections: Vec<Rejection>,
     pub cancel_rejected_reason: Option<String>,
     /// The store changed the content after the warehouse started on it.
     pub content_changed_after_pick: bool,
@@ -134,6 +145,12 @@ pub enum Action {
         reason: String,
     },
     Release,
+    /// Refuses these quantities (out of stock, say): they leave the order
+    /// and go back to the store.
+    Reject {
+        lines: Vec<ShippedLine>,
+        reason: String,
+    },
 }
 
 impl Action {
@@ -190,45 +207,33 @@ impl Action {
         let tracking = need("tracking_number", tracking_number)
             .map_err(|e| errors.push(e))
             .ok();
-        if lines.is_empty() || lines.len() > MAX_PARCEL_LINES {
-            errors.push(FieldError::new(
-                "lines",
-                format!("must hold 1 to {MAX_PARCEL_LINES} lines"),
-            ));
-        }
-        let mut parcel: Vec<ShippedLine> = Vec::with_capacity(lines.len());
-        for (i, (sku, quantity)) in lines.iter().enumerate() {
-            let sku = match sku {
-                Some(s) => Sku::parse(&format!("lines[{i}].sku"), s),
-                None => Err(FieldError::new(format!("lines[{i}].sku"), "is required")),
-            };
-            let quantity = match quantity {
-                Some(q) => super::values::Quantity::parse(&format!("lines[{i}].quantity"), *q),
-                None => Err(FieldError::new(
-                    format!("lines[{i}].quantity"),
-                    "is required",
-                )),
-            };
-            match (sku, quantity) {
-                (Ok(sku), Ok(_)) if parcel.iter().any(|p| p.sku == sku) => {
-                    errors.push(FieldError::new(
-                        format!("lines[{i}].sku"),
-                        format!("{} is on an earlier line of this parcel", sku.as_str()),
-                    ));
-                }
-                (Ok(sku), Ok(q)) => parcel.push(ShippedLine {
-                    sku,
-                    quantity: q.get(),
-                }),
-                (s, q) => errors.extend([s.err(), q.err()].into_iter().flatten()),
-            }
-        }
+        let parcel = quantities(lines, &mut errors);
         match (carrier, tracking) {
             (Some(carrier), Some(tracking_number)) if errors.is_empty() => Ok(Action::ShipParcel {
                 carrier,
                 tracking_number,
                 lines: parcel,
             }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Builds a rejection from `POST /orders/{id}/reject`: `lines` are
+    /// `(sku, quantity)` as sent; every missing or invalid field is listed.
+    pub fn reject(
+        lines: &[(Option<&str>, Option<i64>)],
+        reason: Option<&str>,
+    ) -> Result<Action, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let reason = match reason {
+            Some(r) => required_text("reason", r, MAX_TEXT),
+            None => Err(FieldError::new("reason", "is required")),
+        }
+        .map_err(|e| errors.push(e))
+        .ok();
+        let lines = quantities(lines, &mut errors);
+        match reason {
+            Some(reason) if errors.is_empty() => Ok(Action::Reject { lines, reason }),
             _ => Err(errors),
         }
     }
@@ -240,6 +245,7 @@ impl Action {
             Action::Ship { .. } | Action::ShipParcel { .. } => "ship",
             Action::Hold { .. } => "hold",
             Action::Release => "release",
+            Action::Reject { .. } => "reject lines of",
         }
     }
 }
@@ -250,6 +256,48 @@ impl Action {
 pub struct TransitionError {
     pub action: &'static str,
     pub current: FulfillmentStatus,
+}
+
+/// `[{sku, quantity}]` as a request sends them (a parcel, a rejection):
+/// 1 to [`MAX_PARCEL_LINES`], each SKU once; errors go to `errors`.
+fn quantities(
+    lines: &[(Option<&str>, Option<i64>)],
+    errors: &mut Vec<FieldError>,
+) -> Vec<ShippedLine> {
+    if lines.is_empty() || lines.len() > MAX_PARCEL_LINES {
+        errors.push(FieldError::new(
+            "lines",
+            format!("must hold 1 to {MAX_PARCEL_LINES} lines"),
+        ));
+    }
+    let mut out: Vec<ShippedLine> = Vec::with_capacity(lines.len());
+    for (i, (sku, quantity)) in lines.iter().enumerate() {
+        let sku = match sku {
+            Some(s) => Sku::parse(&format!("lines[{i}].sku"), s),
+            None => Err(FieldError::new(format!("lines[{i}].sku"), "is required")),
+        };
+        let quantity = match quantity {
+            Some(q) => super::values::Quantity::parse(&format!("lines[{i}].quantity"), *q),
+            None => Err(FieldError::new(
+                format!("lines[{i}].quantity"),
+                "is required",
+            )),
+        };
+        match (sku, quantity) {
+            (Ok(sku), Ok(_)) if out.iter().any(|p| p.sku == sku) => {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].sku"),
+                    format!("{} is on an earlier line", sku.as_str()),
+                ));
+            }
+            (Ok(sku), Ok(q)) => out.push(ShippedLine {
+                sku,
+                quantity: q.get(),
+            }),
+            (s, q) => errors.extend([s.err(), q.err()].into_iter().flatten()),
+        }
+    }
+    out
 }
 
 /// Most lines one parcel may hold.
@@ -283,6 +331,7 @@ impl Fulfillment {
             status: FulfillmentStatus::Pending,
             hold: None,
             shipments: Vec::new(),
+            rejections: Vec::new(),
             cancel_rejected_reason: None,
             content_changed_after_pick: false,
         }
@@ -312,10 +361,27 @@ impl Fulfillment {
         self.shipments.last()
     }
 
+    /// How much of `line` the warehouse refused.
+    pub fn rejected_of(&self, line: &Line) -> u32 {
+        let r: u64 = self
+            .rejections
+            .iter()
+            .filter(|r| r.sku == line.sku)
+            .map(|r| u64::from(r.quantity))
+            .sum();
+        r.min(u64::from(line.quantity.get())) as u32
+    }
+
+    /// How much of `line` the order still holds: what the store sent,
+    /// less what was refused.
+    pub fn kept_of(&self, line: &Line) -> u32 {
+        line.quantity.get() - self.rejected_of(line)
+    }
+
     /// How much of `line` has shipped: what the parcels hold of its SKU
-    /// (all of it, for a parcel without lines), at most its quantity.
+    /// (all of it, for a parcel without lines), at most what it holds.
     pub fn shipped_of(&self, line: &Line) -> u32 {
-        let q = line.quantity.get();
+        let q = self.kept_of(line);
         let shipped: u64 = self
             .shipments
             .iter()
@@ -339,7 +405,7 @@ impl Fulfillment {
     pub fn cancelled_of(&self, line: &Line) -> u32 {
         match self.status {
             FulfillmentStatus::Shipped | FulfillmentStatus::Cancelled => {
-                line.quantity.get() - self.shipped_of(line)
+                self.kept_of(line) - self.shipped_of(line)
             }
             _ => 0,
         }
@@ -351,7 +417,7 @@ impl Fulfillment {
             .iter()
             .map(|l| ShippedLine {
                 sku: l.sku.clone(),
-                quantity: l.quantity.get() - self.shipped_of(l),
+                quantity: self.kept_of(l) - self.shipped_of(l),
             })
             .filter(|l| l.quantity > 0)
             .collect()
@@ -453,6 +519,46 @@ impl Fulfillment {
                 next.status = self.hold.as_ref().map_or(S::Pending, |h| h.from);
                 next.hold = None;
             }
+            (
+                Action::Reject {
+                    lines: refused,
+                    reason,
+                },
+                S::Pending | S::OnHold,
+            ) if self.status == S::Pending
+                || self.hold.as_ref().is_some_and(|h| h.from == S::Pending) =>
+            {
+                let mut errors = Vec::new();
+                for (i, r) in refused.iter().enumerate() {
+                    match lines.iter().find(|l| l.sku == r.sku) {
+                        None => errors.push(FieldError::new(
+                            format!("lines[{i}].sku"),
+                            format!("this order holds no {}", r.sku.as_str()),
+                        )),
+                        Some(l) if r.quantity > self.kept_of(l) => {
+                            return Err(StepRefused::TooMuch(format!(
+                                "{} of {} refused, {} held",
+                                r.quantity,
+                                r.sku.as_str(),
+                                self.kept_of(l)
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(StepRefused::Invalid(errors));
+                }
+                next.rejections.extend(refused.iter().map(|r| Rejection {
+                    sku: r.sku.clone(),
+                    quantity: r.quantity,
+                    reason: reason.clone(),
+                }));
+                if lines.iter().all(|l| next.kept_of(l) == 0) {
+                    next.status = S::Rejected;
+                    next.hold = None;
+                }
+            }
             _ => return Err(refuse().into()),
         }
         Ok(next)
@@ -497,6 +603,9 @@ impl Fulfillment {
         if self.shipments != other.shipments {
             // (The audit trail's name since orders had one shipment.)
             out.push("shipment");
+        }
+        if self.rejections != other.rejections {
+            out.push("rejections");
         }
         if self.cancel_rejected_reason != other.cancel_rejected_reason {
             out.push("cancel_rejected_reason");
@@ -684,6 +793,38 @@ mod tests {
                 .is_err()
         );
         assert!(done.apply(parcel(&[("WID-1", 1)]), &l, now).is_err());
+    }
+
+    #[test]
+    fn rejections_leave_the_order_and_empty_it_ends_rejected() {
+        let l = lines();
+        let now = Utc::now();
+        let refuse = |sku: &str, quantity: u32| Action::Reject {
+            lines: vec![ShippedLine {
+                sku: Sku::parse("sku", sku).expect("sku"),
+                quantity,
+            }],
+            reason: "out of stock".into(),
+        };
+        let one = at(S::Pending)
+            .apply(refuse("WID-1", 1), &l, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((one.kept_of(&l[0]), one.rejected_of(&l[0])), (1, 1));
+        assert_eq!(one.status, S::Pending);
+        assert!(matches!(
+            one.apply(refuse("WID-1", 2), &l, now),
+            Err(StepRefused::TooMuch(_))
+        ));
+        let held = one.apply(hold(), &l, now).unwrap_or_else(|e| panic!("{e}"));
+        let all = held
+            .apply(refuse("WID-1", 1), &l, now)
+            .and_then(|f| f.apply(refuse("BOX-1", 1), &l, now))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(all.status, S::Rejected);
+        assert_eq!(all.hold, None);
+        assert!(all.left(&l).is_empty());
+        // Not once work started.
+        assert!(at(S::Picking).apply(refuse("WID-1", 1), &l, now).is_err());
     }
 
     #[test]

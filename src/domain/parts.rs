@@ -4,6 +4,7 @@
 //! fulfillment. Pure: the engine loads an order's parts and the
 //! warehouses, asks here, and writes what the plan says.
 
+pub use super::fulfillment::Rejection;
 use super::fulfillment::{Fulfillment, FulfillmentStatus};
 use super::order::{Line, OrderId};
 use super::values::{CountryCode, Quantity, Sku};
@@ -17,14 +18,6 @@ pub fn part_number(order_number: &str, part: i64) -> String {
     } else {
         format!("{order_number}-{part}")
     }
-}
-
-/// Quantities of one SKU a warehouse refused for this order, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub sku: Sku,
-    pub quantity: u32,
-    pub reason: String,
 }
 
 /// A part as routing sees it.
@@ -286,6 +279,10 @@ pub fn roll_up(parts: &[Option<&Fulfillment>]) -> Option<Fulfillment> {
     let status = roll_up_status(&statuses)?;
     Some(Fulfillment {
         status,
+        rejections: reported
+            .iter()
+            .flat_map(|f| f.rejections.iter().cloned())
+            .collect(),
         hold: reported.iter().find_map(|f| f.hold.clone()),
         shipments: {
             let mut all: Vec<_> = reported

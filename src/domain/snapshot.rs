@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment, ShippedLine};
+use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Rejection, Shipment, ShippedLine};
 use super::order::{
     AddressInput, CancelRequest, CustomerInput, LineInput, OrderContent, OrderId, parse_lines,
 };
@@ -176,6 +176,38 @@ pub struct FulfillmentSnapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 1000)]
     pub shipments: Vec<ShipmentSnapshot>,
+    /// What the warehouse refused of the order's lines, oldest first: the
+    /// store routes it elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub rejections: Vec<RejectionSnapshot>,
+}
+
+/// Quantities of one SKU a warehouse refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectionSnapshot {
+    pub sku: String,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: i64,
+    pub reason: String,
+}
+
+impl RejectionSnapshot {
+    fn parse(&self, at: &str, errs: &mut Errors) -> Option<Rejection> {
+        let sku = errs.take(Sku::parse(&format!("{at}.sku"), &self.sku));
+        let q = errs.take(Quantity::parse(&format!("{at}.quantity"), self.quantity));
+        let reason = errs.take(required_text(
+            &format!("{at}.reason"),
+            &self.reason,
+            MAX_TEXT,
+        ));
+        Some(Rejection {
+            sku: sku?,
+            quantity: q?.get(),
+            reason: reason?,
+        })
+    }
 }
 
 /// A parcel in a fulfillment snapshot.
@@ -281,6 +313,15 @@ impl FulfillmentSnapshot {
             } else {
                 Vec::new()
             },
+            rejections: f
+                .rejections
+                .iter()
+                .map(|r| RejectionSnapshot {
+                    sku: r.sku.as_str().to_owned(),
+                    quantity: i64::from(r.quantity),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -348,6 +389,18 @@ impl FulfillmentSnapshot {
             .enumerate()
             .filter_map(|(i, s)| s.parse(&format!("shipments[{i}]"), &mut errs))
             .collect();
+        if self.rejections.len() > MAX_PARCELS {
+            errs.push(FieldError::new(
+                "rejections",
+                format!("at most {MAX_PARCELS} rejections"),
+            ));
+        }
+        let rejections: Vec<Rejection> = self
+            .rejections
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.parse(&format!("rejections[{i}]"), &mut errs))
+            .collect();
         if self.status == FulfillmentStatus::Shipped && shipment.is_none() {
             errs.push(FieldError::new(
                 "shipment",
@@ -371,6 +424,7 @@ impl FulfillmentSnapshot {
             } else {
                 parcels
             },
+            rejections,
             cancel_rejected_reason: reason.flatten(),
             content_changed_after_pick: self.content_changed_after_pick,
         })

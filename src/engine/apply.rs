@@ -167,6 +167,7 @@ async fn apply_parsed(
         enqueued: false,
         fulfillments: Vec::new(),
         rolled_up: Vec::new(),
+        rejected: Vec::new(),
     };
 
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(parsed.len());
@@ -238,10 +239,12 @@ async fn apply_parsed(
         }
     }
     let Batch {
-        trail,
-        enqueued,
+        mut trail,
+        mut enqueued,
         fulfillments,
         mut rolled_up,
+        mut rejected,
+        actor: by,
         ..
     } = batch;
     let fulfillments: Vec<(OrderId, &Fulfillment, i64)> =
@@ -250,6 +253,20 @@ async fn apply_parsed(
     rolled_up.sort_unstable();
     rolled_up.dedup();
     crate::storage::parts::refresh_status(c, &rolled_up).await?;
+    // Rejected lines go to the next warehouse that takes them, in this
+    // transaction: nothing is lost between the rejection and the new part.
+    rejected.sort_unstable();
+    rejected.dedup();
+    for id in rejected {
+        if super::parts::route_again(c, id, now).await? {
+            trail.push(audit::Record {
+                id,
+                actor: by,
+                changes: "routing".into(),
+            });
+            enqueued = true;
+        }
+    }
     audit::record_many(c, &trail, now).await?;
     let results: Vec<ItemResult> = results.into_iter().flatten().collect();
     Ok(Applied { results, enqueued })
@@ -338,6 +355,9 @@ struct Batch<'a> {
     /// The orders whose parts those are (at the store): their rolled-up
     /// status is refreshed at the end.
     rolled_up: Vec<OrderId>,
+    /// Orders a warehouse rejected lines of (at the store): those lines
+    /// are routed again at the end.
+    rejected: Vec<OrderId>,
 }
 
 impl Batch<'_> {
@@ -463,6 +483,11 @@ impl Batch<'_> {
                     None => vec!["status"],
                 };
                 self.rolled_up.push(old.order_id);
+                if old.fulfillment.as_ref().map(|f| &f.rejections) != Some(&fulfillment.rejections)
+                    && !fulfillment.rejections.is_empty()
+                {
+                    self.rejected.push(old.order_id);
+                }
                 if self.repeated.contains(&id) {
                     // Written now: the order's next item reloads it.
                     orders::update_fulfillment(

@@ -73,7 +73,11 @@ fn routed_part(p: &PartRef, o: &Order) -> Result<RoutedPart> {
         id: p.id,
         warehouse,
         lines: o.content.lines.clone(),
-        rejected: Vec::new(),
+        rejected: o
+            .fulfillment
+            .as_ref()
+            .map(|f| f.rejections.clone())
+            .unwrap_or_default(),
         open: o.content.cancel.is_none()
             && o.fulfillment
                 .as_ref()
@@ -268,6 +272,29 @@ pub(super) async fn active(c: &mut AnyConnection) -> Result<Vec<Warehouse>> {
         .into_iter()
         .map(|(w, _)| w)
         .collect())
+}
+
+/// Routes the lines of order `id` that no part holds (never routed, or
+/// rejected by a warehouse) among the warehouses as they are now: they
+/// join their warehouse's part that has not started, or make a new part.
+/// Parts already routed are not touched; an order whose cancellation was
+/// asked is left alone. Returns whether anything was written.
+pub(super) async fn route_again(c: &mut AnyConnection, id: OrderId, now: i64) -> Result<bool> {
+    let l = load_for_update(c, id).await?;
+    let left = l.unrouted()?;
+    if left.is_empty() || l.head.content.cancel.is_some() {
+        return Ok(false);
+    }
+    let warehouses = active(c).await?;
+    let content = l.content();
+    let plan = parts::plan(
+        &left,
+        &content.shipping_address.country,
+        &warehouses,
+        &l.routed()?,
+        Mode::Add,
+    );
+    write_plan(c, &l, &content, &plan, now).await
 }
 
 /// What [`write_plan`] asks of parts it withdraws.

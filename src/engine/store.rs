@@ -145,7 +145,13 @@ impl Engine {
         let number = &l.head.number;
         let refused = |e| EngineError::Conflict(format!("order {number} cannot be edited: {e}"));
         l.head.store_may_edit().map_err(refused)?;
-        for (_, part) in l.parts.iter().filter(|(p, _)| !p.withdrawn) {
+        // A part its warehouse rejected whole holds nothing to edit.
+        let rejected = |o: &Order| {
+            o.fulfillment
+                .as_ref()
+                .is_some_and(|f| f.status == crate::domain::FulfillmentStatus::Rejected)
+        };
+        for (_, part) in l.parts.iter().filter(|(p, o)| !p.withdrawn && !rejected(o)) {
             part.store_may_edit().map_err(refused)?;
         }
         let pricing = orders::load_pricing(c, &[id])
@@ -204,26 +210,12 @@ impl Engine {
             .db
             .write(move |c| {
                 Box::pin(async move {
-                    let l = parts::load_for_update(c, id).await?;
-                    let left = l.unrouted()?;
-                    if left.is_empty() || l.head.content.cancel.is_some() {
-                        return Ok::<_, EngineError>(false);
-                    }
-                    let warehouses = parts::active(c).await?;
-                    let content = l.content();
-                    let plan = domain_parts::plan(
-                        &left,
-                        &content.shipping_address.country,
-                        &warehouses,
-                        &l.routed()?,
-                        Mode::Add,
-                    );
                     let now = now_micros();
-                    let written = parts::write_plan(c, &l, &content, &plan, now).await?;
+                    let written = parts::route_again(c, id, now).await?;
                     if written {
                         audit::record(c, id, &actor, &["routing"], now).await?;
                     }
-                    Ok(written)
+                    Ok::<_, EngineError>(written)
                 })
             })
             .await?;

@@ -56,6 +56,7 @@ pub fn routes(api: Api) -> Api {
             Command::ChangeFulfillment,
             routes!(ship_parcel),
         )
+        .runs(&route::REJECT, Command::ChangeFulfillment, routes!(reject))
         .serve(routes!(audit))
         .serve(routes!(sync_timeline))
 }
@@ -760,6 +761,82 @@ async fn ship_parcel(
         .pop()
         .ok_or(ApiError::Internal)?;
     Ok((StatusCode::CREATED, Json(parcel)).into_response())
+}
+
+/// `POST /orders/{id}/reject`, read laxly so that every problem is a
+/// field error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    #[serde(default)]
+    lines: Vec<ParcelLineBody>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The documented shape of a rejection.
+#[derive(ToSchema)]
+#[schema(
+    as = RejectRequest,
+    example = json!({"lines": [{"sku": "WID-1", "quantity": 1}], "reason": "out of stock"})
+)]
+#[allow(dead_code)]
+pub struct RejectRequest {
+    /// What is refused: each SKU once, at most what the order holds of it.
+    #[schema(min_items = 1, max_items = 1000)]
+    lines: Vec<ParcelLineRequest>,
+    #[schema(schema_with = crate::domain::schema::text)]
+    reason: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/reject",
+    tag = "orders",
+    operation_id = "rejectLines",
+    summary = "Refuse lines (out of stock, say)",
+    description = "While the order is pending (or on hold from pending): these quantities leave \
+                   it and go back to the store, which routes them to the next warehouse that \
+                   takes them, or leaves them unrouted with the reason. Each line shows what was \
+                   refused in `rejected_quantity`; an order left with nothing ends `rejected`. \
+                   More than the order holds, or any other status, is 409; a SKU it does not \
+                   hold is 422 naming the line.",
+    params(OrderIdParam),
+    request_body = RejectRequest,
+    responses(
+        (status = 200, description = "The order, without the refused quantities.",
+         body = WarehouseOrder),
+        BadIdOrBody,
+        NoOrder,
+        (status = 409, description = "Not in this status, or more than the order holds.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A missing or invalid field, a SKU the order does not \
+                                      hold, or an unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn reject(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    OrderPath(id): OrderPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    route::REJECT.check(state.engine.role(), Command::ChangeFulfillment)?;
+    let ApiJson { value: b, .. } =
+        <ApiJson<RejectBody> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+            .await?;
+    let lines: Vec<(Option<&str>, Option<i64>)> = b
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_deref(), l.quantity))
+        .collect();
+    let action = Action::reject(&lines, b.reason.as_deref()).map_err(ApiError::invalid)?;
+    let v = state.engine.transition(&actor, id, action).await?;
+    tracing::info!(order_id = %id, lines = lines.len(), "lines rejected");
+    Ok(respond(&state, StatusCode::OK, &v))
 }
 
 #[utoipa::path(

@@ -34,6 +34,8 @@ pub const CANCEL: Route = Route(&[("POST", Some(Command::RequestCancel))]);
 pub const ROUTE: Route = Route(&[("POST", Some(Command::RouteOrder))]);
 /// `/api/v1/orders/{id}/shipments`
 pub const SHIPMENTS: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
+/// `/api/v1/orders/{id}/reject`
+pub const REJECT: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/orders/{id}/fulfillment`
 pub const FULFILLMENT: Route = Route(&[("POST", Some(Command::ChangeFulfillment))]);
 /// `/api/v1/sync/reconcile`

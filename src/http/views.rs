@@ -166,10 +166,10 @@ impl<'a> From<&'a PartView> for PartJson<'a> {
                 .lines
                 .iter()
                 .map(|l| {
-                    let (shipped, cancelled, rejected) = line_outcomes(f, l);
+                    let (kept, shipped, cancelled, rejected) = line_outcomes(f, l);
                     PartLineJson {
                         sku: l.sku.as_str(),
-                        quantity: l.quantity.get(),
+                        quantity: kept,
                         shipped_quantity: shipped,
                         cancelled_quantity: cancelled,
                         rejected_quantity: rejected,
@@ -316,8 +316,17 @@ pub fn order_shipments(v: &OrderView) -> Vec<ShipmentJson<'_>> {
 }
 
 /// What became of each of `lines`: shipped, cancelled, rejected.
-fn line_outcomes(f: Option<&Fulfillment>, line: &Line) -> (u32, u32, u32) {
-    f.map_or((0, 0, 0), |f| (f.shipped_of(line), f.cancelled_of(line), 0))
+/// What became of `line`: (still held, shipped, cancelled, rejected). A
+/// rejection lowers what is held and raises what is rejected.
+fn line_outcomes(f: Option<&Fulfillment>, line: &Line) -> (u32, u32, u32, u32) {
+    f.map_or((line.quantity.get(), 0, 0, 0), |f| {
+        (
+            f.kept_of(line),
+            f.shipped_of(line),
+            f.cancelled_of(line),
+            f.rejected_of(line),
+        )
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -525,11 +534,12 @@ impl<'a> WarehouseOrder<'a> {
                 .lines
                 .iter()
                 .map(|l| {
-                    let (shipped, cancelled, rejected) = line_outcomes(o.fulfillment.as_ref(), l);
+                    let (kept, shipped, cancelled, rejected) =
+                        line_outcomes(o.fulfillment.as_ref(), l);
                     WarehouseLineJson {
                         sku: l.sku.as_str(),
                         name: l.name.as_str(),
-                        quantity: l.quantity.get(),
+                        quantity: kept,
                         shipped_quantity: shipped,
                         cancelled_quantity: cancelled,
                         rejected_quantity: rejected,

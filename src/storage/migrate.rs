@@ -128,6 +128,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0012_parcel_lines.sql"),
         },
     },
+    Migration {
+        version: 13,
+        name: "rejections",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0013_rejections.sql"),
+            postgres: include_str!("../../migrations/postgres/0013_rejections.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -11,7 +11,9 @@ use sqlx::{AnyConnection, Row};
 use super::bulk::{self, Script, Val};
 use super::{Result, Sql, StorageError, from_micros, to_micros};
 use crate::domain::digest::id_hash;
-use crate::domain::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Shipment, ShippedLine};
+use crate::domain::fulfillment::{
+    Fulfillment, FulfillmentStatus, Hold, Rejection, Shipment, ShippedLine,
+};
 use crate::domain::order::{
     Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing,
 };
@@ -46,6 +48,7 @@ struct OrderRow {
     held_from: Option<String>,
     cancel_rejected_reason: Option<String>,
     content_changed_after_pick: i64,
+    rejections: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -126,10 +129,21 @@ impl OrderRow {
                     }
                     _ => None,
                 };
+                let raw: Vec<(String, i64, String)> = serde_json::from_str(&self.rejections)
+                    .map_err(|e| corrupt(id, format!("rejections: {e}")))?;
+                let mut rejections = Vec::with_capacity(raw.len());
+                for (sku, q, reason) in raw {
+                    rejections.push(Rejection {
+                        sku: Sku::parse("sku", &sku).map_err(bad)?,
+                        quantity: Quantity::parse("quantity", q).map_err(bad)?.get(),
+                        reason,
+                    });
+                }
                 Some(Fulfillment {
                     status,
                     hold,
                     shipments,
+                    rejections,
                     cancel_rejected_reason: self.cancel_rejected_reason,
                     content_changed_after_pick: self.content_changed_after_pick != 0,
                 })
@@ -198,12 +212,12 @@ const LOAD_ORDERS: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+             cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
              FROM orders WHERE id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };
 
@@ -307,7 +321,7 @@ const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
 };
 
@@ -641,9 +655,20 @@ pub async fn update_fulfillments(
         .iter()
         .map(|(_, f, _)| fulfillment_columns(Some(f)))
         .collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 7);
-    for ((key, (_, _, version)), (status, hold_reason, held_from, rejected, changed)) in
-        keys.iter().zip(list).zip(&columns)
+    let rejections: Vec<String> = list
+        .iter()
+        .map(|(_, f, _)| {
+            let raw: Vec<(&str, u32, &str)> = f
+                .rejections
+                .iter()
+                .map(|r| (r.sku.as_str(), r.quantity, r.reason.as_str()))
+                .collect();
+            serde_json::to_string(&raw).unwrap_or_else(|_| "[]".into())
+        })
+        .collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 8);
+    for (((key, (_, _, version)), (status, hold_reason, held_from, rejected, changed)), refused) in
+        keys.iter().zip(list).zip(&columns).zip(&rejections)
     {
         rows.extend([
             Val::from(key.as_str()),
@@ -653,10 +678,11 @@ pub async fn update_fulfillments(
             (*held_from).into(),
             rejected.as_deref().into(),
             (*changed).into(),
+            refused.as_str().into(),
         ]);
     }
     let mut s = Script::new(c);
-    s.rows(&UPDATE_FULFILLMENTS, &[Val::Int(now)], 7, &rows);
+    s.rows(&UPDATE_FULFILLMENTS, &[Val::Int(now)], 8, &rows);
     let updated = inserted_ids(s.run(c).await?)?;
     // Shipments are replaced wholesale (usually there is none on either
     // side): the delete and the inserts go together.
@@ -680,22 +706,23 @@ pub async fn update_fulfillments(
 
 /// [`update_fulfillments`]' statement: arguments `updated_at`, then the
 /// rows `[id, warehouse_version, status, hold_reason, held_from,
-/// cancel_rejected_reason, content_changed_after_pick]`. Fenced: a row that
+/// cancel_rejected_reason, content_changed_after_pick, rejections]`. Fenced: a row that
 /// holds that version or a newer one is left alone.
 const UPDATE_FULFILLMENTS: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
              held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-             updated_at = ? \
+             rejections = v.refused, updated_at = ? \
              FROM (SELECT value ->> 0 AS id, value ->> 1 AS version, value ->> 2 AS status, \
                    value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                   value ->> 6 AS changed FROM json_each(?)) AS v \
+                   value ->> 6 AS changed, value ->> 7 AS refused FROM json_each(?)) AS v \
              WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
     postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
                held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-               updated_at = $1 \
+               rejections = v.refused, updated_at = $1 \
                FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
                      value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                     (value ->> 6)::bigint AS changed FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
+                     (value ->> 6)::bigint AS changed, value ->> 7 AS refused \
+                     FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
                WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
 };
 

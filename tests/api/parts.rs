@@ -16,6 +16,7 @@ both_backends!(
     unrouted_lines_wait_for_route,
     edits_and_cancel_reach_every_part,
     parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest,
+    rejected_lines_go_to_the_next_warehouse,
 );
 
 /// [`three`], with `eu` taking widgets and `us` boxes, anywhere.
@@ -505,4 +506,104 @@ async fn parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest(b: Backend) 
     let all = o["fulfillment"]["shipments"].as_array().expect("shipments");
     let from: Vec<&str> = all.iter().filter_map(|s| s["warehouse"].as_str()).collect();
     assert_eq!(from, ["eu", "eu", "us"], "{o}");
+}
+
+async fn rejected_lines_go_to_the_next_warehouse(b: Backend) {
+    let Some(t) = three(b).await else { return };
+    // Both stock everything and ship everywhere; eu is preferred.
+    for (name, priority) in [("eu", 0), ("us", 1)] {
+        let (s, w) = t
+            .store
+            .patch(
+                &format!("/api/v1/warehouses/{name}"),
+                &json!({"countries": [], "priority": priority}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{w}");
+    }
+    let o = create(
+        &t.store,
+        &order_of("Rejected", &[("WID-1", 2), ("BOX-1", 1)]),
+    )
+    .await;
+    let id = id_of(&o);
+    assert_eq!(
+        o["parts"].as_array().expect("parts").len(),
+        1,
+        "whole to eu: {o}"
+    );
+    wait_for_order(&t.eu, &id, "the order at eu", |_| true).await;
+    let reject = format!("/api/v1/orders/{id}/reject");
+    let refuse = |sku: &str, q: u32, why: &str| json!({"lines": [{"sku": sku, "quantity": q}], "reason": why});
+
+    // Bad rejections change nothing.
+    let (s, p) = t.eu.post(&reject, &refuse("ZZZ-1", 1, "gone")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "lines[0].sku");
+    let (s, p) = t.eu.post(&reject, &refuse("WID-1", 3, "gone")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    let (s, p) =
+        t.eu.post(
+            &reject,
+            &json!({"lines": [{"sku": "WID-1", "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "reason");
+    let (s, _) = t.store.post(&reject, &refuse("WID-1", 1, "gone")).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (_, at_eu) = t.eu.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(at_eu["lines"][0]["quantity"], 2, "{at_eu}");
+    assert_eq!(at_eu["lines"][0]["rejected_quantity"], 0);
+
+    // eu is out of one widget: it leaves eu's part and goes to us.
+    let (s, at_eu) =
+        t.eu.post(&reject, &refuse("WID-1", 1, "out of stock"))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{at_eu}");
+    assert_eq!(at_eu["lines"][0]["quantity"], 1, "{at_eu}");
+    assert_eq!(at_eu["lines"][0]["rejected_quantity"], 1);
+    assert_eq!(at_eu["status"], "pending");
+    let o = wait_for_order(&t.store, &id, "the widget routed to us", |o| {
+        o["parts"].as_array().is_some_and(|p| p.len() == 2)
+    })
+    .await;
+    assert_eq!(o["parts"][0]["lines"][0]["rejected_quantity"], 1, "{o}");
+    assert_eq!(o["parts"][0]["lines"][0]["quantity"], 1, "{o}");
+    assert_eq!(o["parts"][1]["warehouse"], "us");
+    assert_eq!(skus(&o["parts"][1]["lines"]), [line("WID-1", 1)]);
+    assert_eq!(o["routing"]["unrouted_lines"], json!([]));
+    let second = id_of(&o["parts"][1]);
+    wait_for_order(&t.us, &second, "the widget at us", |_| true).await;
+
+    // us has none either: nobody is left, so it waits with both reasons.
+    let (s, at_us) =
+        t.us.post(
+            &format!("/api/v1/orders/{second}/reject"),
+            &refuse("WID-1", 1, "damaged"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{at_us}");
+    assert_eq!(at_us["status"], "rejected", "nothing left: {at_us}");
+    let o = wait_for_order(&t.store, &id, "the widget unrouted", |o| {
+        o["routing"]["unrouted_lines"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty())
+    })
+    .await;
+    let unrouted = &o["routing"]["unrouted_lines"][0];
+    assert_eq!(unrouted["sku"], "WID-1", "{o}");
+    assert_eq!(unrouted["quantity"], 1);
+    let reason = unrouted["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("out of stock") && reason.contains("damaged"),
+        "{reason}"
+    );
+    assert_eq!(o["parts"][1]["status"], "rejected", "{o}");
+    // The rest of the order carries on: eu still has a widget and a box.
+    assert_eq!(o["fulfillment"]["status"], "pending", "{o}");
+    // Not once work started.
+    step(&t.eu, &id, json!({"status": "picking"})).await;
+    let (s, _) = t.eu.post(&reject, &refuse("BOX-1", 1, "late")).await;
+    assert_eq!(s, StatusCode::CONFLICT);
 }
