@@ -438,15 +438,18 @@ async fn banner(store: &Service, running: &[Running], cred_path: &Path, dir: &Pa
             );
         }
     }
-    if let Some((number, parts)) = split_order(store.engine(), running).await {
+    let split = split_order(store.engine(), running).await;
+    if let Some((number, parts)) = &split {
         println!("  a split order: {number}, in parts {parts}");
     }
     println!();
     println!(
         "  try:  TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"store\"][\"api_token\"])' {cred})"
     );
+    // The split order, with its `parts`; else every order.
+    let query = split.map_or(String::new(), |(number, _)| format!("?q={number}"));
     println!(
-        "        curl -H \"Authorization: Bearer $TOKEN\" {}/api/v1/orders",
+        "        curl -H \"Authorization: Bearer $TOKEN\" '{}/api/v1/orders{query}'",
         store.url()
     );
     println!(
