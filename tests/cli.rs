@@ -1,5 +1,7 @@
-//! The binary as a user runs it: `demo` seeds, serves, exits 0 on SIGTERM
-//! and keeps its data across restarts; bad configuration is one line and a
+//! The binary as a user runs it: `demo` runs a store and two warehouses,
+//! seeds orders (two split between the warehouses), serves, exits 0 on
+//! SIGTERM, keeps its data across restarts and takes over the directory of
+//! the older one-warehouse demo; bad configuration is one line and a
 //! non-zero exit, never a panic; `token create` prints only the token;
 //! `outbox replay` selects dead letters by time or by several ids (against
 //! services started with the API tests' harness, on SQLite and PostgreSQL);
@@ -22,17 +24,33 @@ use common::db::TestDb;
 use common::net::free_port;
 use common::process::{Cmd, Proc, run, run_with_env};
 
-fn demo(dir: &Path, store: u16, warehouse: u16) -> Proc {
-    Cmd::bin()
-        .args(["demo", "--data-dir"])
+/// The demo's ports: the store, then the warehouses `eu` and `us`.
+#[derive(Clone, Copy)]
+struct Ports {
+    store: u16,
+    eu: u16,
+    us: u16,
+}
+
+/// `demo` on `ports`, `us` given by flag or, with `us_by_env`, by its
+/// variable (and `eu` by the flag's other name).
+fn demo(dir: &Path, ports: Ports, us_by_env: bool) -> Proc {
+    let mut cmd = Cmd::bin();
+    cmd.args(["demo", "--data-dir"])
         .arg(dir)
-        .args([
-            "--store-listen",
-            &format!("127.0.0.1:{store}"),
+        .args(["--store-listen", &format!("127.0.0.1:{}", ports.store)]);
+    if us_by_env {
+        cmd.args(["--eu-listen", &format!("127.0.0.1:{}", ports.eu)])
+            .env("FULFILLMENT_US_LISTEN", format!("127.0.0.1:{}", ports.us));
+    } else {
+        cmd.args([
             "--warehouse-listen",
-            &format!("127.0.0.1:{warehouse}"),
-        ])
-        .spawn()
+            &format!("127.0.0.1:{}", ports.eu),
+            "--us-listen",
+            &format!("127.0.0.1:{}", ports.us),
+        ]);
+    }
+    cmd.spawn()
 }
 
 fn get(url: &str, token: &str) -> Option<Value> {
@@ -62,20 +80,36 @@ fn terminate(mut child: Proc) -> std::process::ExitStatus {
         .unwrap_or_else(|| panic!("demo did not exit after SIGTERM"))
 }
 
-fn statuses(list: &Value) -> Vec<String> {
-    list["items"].as_array().map_or(vec![], |items| {
-        items
-            .iter()
-            .filter_map(|o| o["status"].as_str().map(str::to_owned))
-            .collect()
-    })
+fn statuses_of(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|o| o["status"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What `GET /api/v1/orders?limit=100` at `port` lists, with `token`.
+fn orders_at(port: u16, token: &str) -> Option<Vec<Value>> {
+    get(
+        &format!("http://127.0.0.1:{port}/api/v1/orders?limit=100"),
+        token,
+    )?["items"]
+        .as_array()
+        .cloned()
+}
+
+fn count(statuses: &[String], status: &str) -> usize {
+    statuses.iter().filter(|s| *s == status).count()
 }
 
 #[test]
 fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (sp, wp) = (free_port(), free_port());
-    let child = demo(dir.path(), sp, wp);
+    let ports = Ports {
+        store: free_port(),
+        eu: free_port(),
+        us: free_port(),
+    };
+    let child = demo(dir.path(), ports, false);
     let creds_path = dir.path().join("credentials.json");
     let creds: Value = wait_for(60, "credentials.json", || {
         std::fs::read(&creds_path)
@@ -92,58 +126,267 @@ fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
             & 0o777;
         assert_eq!(mode, 0o600, "credentials are private");
     }
-    for side in ["store", "warehouse"] {
+    let side = |path: &[&str]| path.iter().fold(&creds, |v, k| &v[*k]);
+    for path in [
+        &["store"][..],
+        &["warehouse"],
+        &["warehouses", "eu"],
+        &["warehouses", "us"],
+    ] {
         for key in ["url", "admin_user", "admin_password", "api_token"] {
             assert!(
-                creds[side][key].as_str().is_some_and(|s| !s.is_empty()),
-                "{side}.{key} missing: {creds}"
+                side(path)[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{path:?}.{key} missing: {creds}"
             );
         }
     }
-    let store_token = creds["store"]["api_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let wh_token = creds["warehouse"]["api_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let wh_url = format!("http://127.0.0.1:{wp}/api/v1/orders?limit=100");
-    // Seeded orders travel the real sync path and move through fulfillment.
-    let seen = wait_for(60, "seeded orders at the warehouse", || {
-        let list = get(&wh_url, &wh_token)?;
-        let st = statuses(&list);
+    let token = |path: &[&str]| side(path)["api_token"].as_str().expect("token").to_owned();
+    let store_token = token(&["store"]);
+    let eu_token = token(&["warehouses", "eu"]);
+    let us_token = token(&["warehouses", "us"]);
+    assert_eq!(token(&["warehouse"]), eu_token, "`warehouse` is eu");
+    assert_eq!(
+        creds["warehouses"]["us"]["url"],
+        format!("http://127.0.0.1:{}", ports.us)
+    );
+
+    // Seeded orders travel the real sync path to the warehouse each is
+    // routed to and move through fulfillment there. eu: four orders and
+    // the first part of each of the two split orders; us: two orders and
+    // the second parts.
+    let eu_seen = wait_for(60, "seeded orders at eu", || {
+        let st = statuses_of(&orders_at(ports.eu, &eu_token)?);
         (st.len() == 6
-            && st.iter().filter(|s| *s == "shipped").count() == 2
-            && st.contains(&"cancelled".to_owned())
-            && st.contains(&"on_hold".to_owned()))
-        .then_some(st)
+            && count(&st, "shipped") == 2
+            && count(&st, "cancelled") == 1
+            && count(&st, "picking") == 1)
+            .then_some(st)
     });
-    assert_eq!(seen.len(), 6);
-    let store_url = format!("http://127.0.0.1:{sp}/api/v1/orders?limit=100");
-    wait_for(30, "the store to hear about shipping", || {
-        let list = get(&store_url, &store_token)?;
-        let shipped = list["items"]
-            .as_array()?
+    assert_eq!(count(&eu_seen, "pending"), 2, "{eu_seen:?}");
+    wait_for(60, "seeded orders at us", || {
+        let st = statuses_of(&orders_at(ports.us, &us_token)?);
+        (st.len() == 4 && count(&st, "shipped") == 1 && count(&st, "on_hold") == 1).then_some(())
+    });
+    // Each warehouse's token opens that warehouse only.
+    assert!(orders_at(ports.us, &eu_token).is_none(), "eu's token at us");
+    assert!(orders_at(ports.eu, &us_token).is_none(), "us's token at eu");
+    assert!(
+        orders_at(ports.store, &eu_token).is_none(),
+        "eu's token at the store"
+    );
+
+    let store_orders = wait_for(30, "the store to hear about shipping", || {
+        let items = orders_at(ports.store, &store_token)?;
+        let st: Vec<String> = items
             .iter()
-            .filter(|o| o["fulfillment"]["status"] == "shipped")
-            .count();
-        (shipped == 2).then_some(())
+            .filter_map(|o| o["fulfillment"]["status"].as_str().map(str::to_owned))
+            .collect();
+        (count(&st, "shipped") == 2 && count(&st, "partially_shipped") == 1).then_some(items)
     });
+    assert_eq!(store_orders.len(), 8, "six orders and two split ones");
+    // The split orders: two parts each, one at each warehouse, each there
+    // with its own id and number and the store order's id.
+    let split: Vec<&Value> = store_orders
+        .iter()
+        .filter(|o| o["parts"].as_array().is_some_and(|p| p.len() == 2))
+        .collect();
+    assert_eq!(split.len(), 2, "two split orders");
+    for order in split {
+        let number = order["number"].as_str().expect("number");
+        let parts = order["parts"].as_array().expect("parts");
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p["warehouse"].clone())
+                .collect::<Vec<_>>(),
+            ["eu", "us"],
+            "{order}"
+        );
+        assert_eq!(
+            parts[0]["id"], order["id"],
+            "the first part has the order's id"
+        );
+        assert!(
+            order["routing"]["unrouted_lines"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        );
+        for (i, (part, (port, token))) in parts
+            .iter()
+            .zip([(ports.eu, &eu_token), (ports.us, &us_token)])
+            .enumerate()
+        {
+            let id = part["id"].as_str().expect("part id");
+            let at = wait_for(30, "the part at its warehouse", || {
+                get(
+                    &format!("http://127.0.0.1:{port}/api/v1/orders/{id}"),
+                    token,
+                )
+            });
+            let expected = if i == 0 {
+                number.to_owned()
+            } else {
+                format!("{number}-{}", i + 1)
+            };
+            assert_eq!(at["number"], expected.as_str(), "{at}");
+            assert_eq!(at["order_id"], order["id"], "{at}");
+            assert_eq!(at["part"], i as i64 + 1, "{at}");
+            assert_eq!(
+                at["lines"].as_array().map(Vec::len),
+                Some(1),
+                "a part holds only its warehouse's line: {at}"
+            );
+        }
+    }
     let status = terminate(child);
     assert!(status.success(), "demo exits 0 on SIGTERM, got {status}");
 
-    // Restart with the same directory: same credentials, same data, no reseed.
-    let child = demo(dir.path(), sp, wp);
-    let list = wait_for(60, "restarted store", || get(&store_url, &store_token));
-    assert_eq!(
-        list["items"].as_array().map(Vec::len),
-        Some(6),
-        "no second seeding"
-    );
+    // Restart with the same directory (eu's address by the flag's other
+    // name, us's from the environment): same credentials, same data, no
+    // reseed.
+    let child = demo(dir.path(), ports, true);
+    let list = wait_for(60, "restarted store", || {
+        orders_at(ports.store, &store_token)
+    });
+    assert_eq!(list.len(), 8, "no second seeding");
+    let eu = wait_for(60, "restarted eu", || orders_at(ports.eu, &eu_token));
+    let us = wait_for(60, "restarted us", || orders_at(ports.us, &us_token));
+    assert_eq!((eu.len(), us.len()), (6, 4));
     let again: Value =
         serde_json::from_slice(&std::fs::read(&creds_path).expect("read")).expect("json");
     assert_eq!(again["store"]["api_token"], creds["store"]["api_token"]);
+    assert_eq!(again["warehouses"], creds["warehouses"]);
+    assert!(terminate(child).success());
+}
+
+/// A directory left by the demo of one warehouse (`warehouse.db`, the
+/// store's warehouse `main`, credentials without `warehouses`), made here
+/// with the CLI as that demo made it: the demo keeps its files and
+/// credentials, takes its warehouse as `eu` (the store's `main`, now with
+/// eu's routing), adds `us` beside it and seeds the split orders.
+#[test]
+fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports = Ports {
+        store: free_port(),
+        eu: free_port(),
+        us: free_port(),
+    };
+    let db = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
+    let (store_db, wh_db) = (db("store.db"), db("warehouse.db"));
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        let (ok, out, err) = run(args, stdin);
+        assert!(ok, "{args:?}: {err}");
+        out.trim().to_owned()
+    };
+    let mut old = serde_json::Map::new();
+    for (side, role, url, port) in [
+        ("store", "store", &store_db, ports.store),
+        ("warehouse", "warehouse", &wh_db, ports.eu),
+    ] {
+        cli(
+            &[
+                "user",
+                "create",
+                "--role",
+                role,
+                "--database-url",
+                url,
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("an old demo password\n"),
+        );
+        let token = cli(
+            &[
+                "token",
+                "create",
+                "--role",
+                role,
+                "--database-url",
+                url,
+                "--name",
+                "demo",
+            ],
+            None,
+        );
+        old.insert(
+            side.into(),
+            serde_json::json!({
+                "url": format!("http://127.0.0.1:{port}"),
+                "admin_user": "admin",
+                "admin_password": "an old demo password",
+                "api_token": token,
+            }),
+        );
+    }
+    cli(
+        &[
+            "warehouse",
+            "add",
+            "--role",
+            "store",
+            "--database-url",
+            &store_db,
+            "--name",
+            "main",
+            "--url",
+            &format!("http://127.0.0.1:{}", ports.eu),
+        ],
+        None,
+    );
+    old.insert("sync_secret".into(), "the old demo's shared secret".into());
+    let old = Value::Object(old);
+    let creds_path = dir.path().join("credentials.json");
+    std::fs::write(&creds_path, serde_json::to_vec_pretty(&old).expect("json")).expect("write");
+
+    let child = demo(dir.path(), ports, false);
+    let store_token = old["store"]["api_token"].as_str().expect("token");
+    let eu_token = old["warehouse"]["api_token"].as_str().expect("token");
+    let items = wait_for(60, "the split orders at the store", || {
+        let items = orders_at(ports.store, store_token)?;
+        (items.len() == 2
+            && items.iter().all(|o| {
+                o["parts"].as_array().is_some_and(|p| p.len() == 2)
+                    && o["sync"]["state"] == "synced"
+            }))
+        .then_some(items)
+    });
+    for o in &items {
+        assert_eq!(o["parts"][0]["warehouse"], "main", "{o}");
+        assert_eq!(o["parts"][1]["warehouse"], "us", "{o}");
+    }
+    let eu = wait_for(30, "eu's parts", || orders_at(ports.eu, eu_token));
+    assert_eq!(eu.len(), 2, "the first parts, in warehouse.db");
+    assert!(!dir.path().join("warehouse-eu.db").exists());
+    let creds: Value =
+        serde_json::from_slice(&std::fs::read(&creds_path).expect("read")).expect("json");
+    assert_eq!(creds["store"], old["store"]);
+    assert_eq!(creds["warehouse"], old["warehouse"]);
+    assert_eq!(creds["warehouses"]["eu"]["api_token"], eu_token);
+    assert_eq!(creds["warehouses"]["eu"]["sync_secret"], old["sync_secret"]);
+    let us_token = creds["warehouses"]["us"]["api_token"]
+        .as_str()
+        .expect("us token");
+    assert_eq!(
+        orders_at(ports.us, us_token).map(|v| v.len()),
+        Some(2),
+        "the second parts"
+    );
+    let warehouses = get(
+        &format!("http://127.0.0.1:{}/api/v1/warehouses", ports.store),
+        store_token,
+    )
+    .expect("warehouses");
+    let names: Vec<&str> = warehouses["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["main", "us"], "{warehouses}");
+    assert_eq!(warehouses["items"][0]["countries"][0], "GB", "{warehouses}");
     assert!(terminate(child).success());
 }
 

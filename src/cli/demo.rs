@@ -1,7 +1,14 @@
-//! `fulfillment demo`: store and warehouse in one process, on SQLite files
-//! in one directory, with credentials and (on first start) demo orders that
-//! travel the real sync path.
+//! `fulfillment demo`: a store and two warehouses, `eu` and `us`, in one
+//! process, on SQLite files in one directory, with credentials and (on first
+//! start) demo orders that travel the real sync path, two of them split
+//! between the warehouses.
+//!
+//! The store knows each warehouse as a row of its `warehouses` table (its
+//! URL, routing settings and a secret of its own), exactly as an operator
+//! would add it; each warehouse service signs with that secret and talks to
+//! the store only.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,14 +18,17 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::order::{AddressInput, CreateOrderInput, CustomerInput, PricedLineInput};
-use crate::domain::{Action, Actor, FulfillmentStatus, OrderId, Role};
-use crate::engine::{Created, Engine, credentials};
+use crate::domain::warehouse::{WarehouseInput, WarehouseName};
+use crate::domain::{Action, Actor, FulfillmentStatus, Role};
+use crate::engine::{Created, Engine, OrderView, credentials};
 use crate::service::{Service, ServiceConfig, shutdown_signal};
+use crate::storage::orders::ListFilter;
 use crate::storage::{Db, DbOptions};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Directory for the two SQLite databases and credentials.json.
+    /// Directory for the SQLite databases (store.db, warehouse-eu.db,
+    /// warehouse-us.db) and credentials.json.
     #[arg(
         long,
         env = "FULFILLMENT_DATA_DIR",
@@ -32,16 +42,51 @@ pub struct DemoArgs {
         default_value = "127.0.0.1:8000"
     )]
     pub store_listen: SocketAddr,
-    /// Address of the warehouse.
+    /// Address of the warehouse `eu` (ships within Europe).
     #[arg(
         long,
+        visible_alias = "eu-listen",
         env = "FULFILLMENT_WAREHOUSE_LISTEN",
         default_value = "127.0.0.1:8001"
     )]
     pub warehouse_listen: SocketAddr,
+    /// Address of the warehouse `us` (ships anywhere; the only one with the
+    /// bulky BIG- goods).
+    #[arg(long, env = "FULFILLMENT_US_LISTEN", default_value = "127.0.0.1:8002")]
+    pub us_listen: SocketAddr,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A warehouse of the demo: its name (at the store and in
+/// credentials.json) and the routing settings it starts with.
+struct DemoWarehouse {
+    name: &'static str,
+    /// Where it ships; empty: everywhere.
+    countries: &'static [&'static str],
+    /// The SKUs it stocks, by prefix.
+    sku_prefixes: &'static [&'static str],
+}
+
+/// Ships within Europe the ranges it stocks.
+const EU: DemoWarehouse = DemoWarehouse {
+    name: "eu",
+    countries: &["GB", "IE", "FR", "DE", "NL", "ES", "IT", "AT"],
+    sku_prefixes: &["WID-", "GEAR-", "TAPE-", "BOMB-", "FREQ-", "PATH-"],
+};
+
+/// Ships anywhere the ranges it stocks, among them the bulky `BIG-` goods
+/// that only it has. Neither warehouse stocks every range, so an order to
+/// Europe with a `BIG-` line and a European one is split: one part at each
+/// (docs/API.md §4.6).
+const US: DemoWarehouse = DemoWarehouse {
+    name: "us",
+    countries: &[],
+    sku_prefixes: &["NANO-", "CALC-", "BIG-"],
+};
+
+/// The demo's warehouses; the first is the one older demos ran alone.
+const WAREHOUSES: [&DemoWarehouse; 2] = [&EU, &US];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SideCredentials {
     url: String,
     admin_user: String,
@@ -49,16 +94,48 @@ struct SideCredentials {
     api_token: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Credentials {
-    store: SideCredentials,
-    warehouse: SideCredentials,
-    /// The demo's shared sync secret, kept so a restart signs the same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WarehouseCredentials {
+    #[serde(flatten)]
+    side: SideCredentials,
+    /// The secret this warehouse service signs with, and the store knows it
+    /// by.
     sync_secret: String,
 }
 
-fn db_url(dir: &Path, role: Role) -> String {
-    format!("sqlite://{}", dir.join(format!("{role}.db")).display())
+#[derive(Debug, Serialize, Deserialize)]
+struct Credentials {
+    store: SideCredentials,
+    /// The first warehouse (`eu`), as older demos wrote it.
+    warehouse: SideCredentials,
+    /// Every warehouse, by name (absent in a directory of an older demo).
+    #[serde(default)]
+    warehouses: BTreeMap<String, WarehouseCredentials>,
+    /// The store's own sync secret (`serve --sync-secret`): what a warehouse
+    /// added without a secret of its own signs with. In a directory of an
+    /// older demo, also `eu`'s.
+    sync_secret: String,
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A warehouse's database: `warehouse-NAME.db`, but for the first
+/// warehouse in a directory of an older demo, its `warehouse.db`.
+fn warehouse_db(dir: &Path, w: &DemoWarehouse) -> PathBuf {
+    let own = dir.join(format!("warehouse-{}.db", w.name));
+    let legacy = dir.join("warehouse.db");
+    if w.name == WAREHOUSES[0].name && !own.exists() && legacy.exists() {
+        legacy
+    } else {
+        own
+    }
+}
+
+/// A new random secret.
+fn new_secret() -> String {
+    credentials::new_password() + &credentials::new_password()
 }
 
 /// Writes the file readable by its owner only, atomically.
@@ -82,11 +159,11 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 async fn side_credentials(
-    dir: &Path,
+    db_file: &Path,
     role: Role,
     listen: SocketAddr,
 ) -> anyhow::Result<SideCredentials> {
-    let db = Db::open(&db_url(dir, role), role, &DbOptions::default()).await?;
+    let db = Db::open(&sqlite_url(db_file), role, &DbOptions::default()).await?;
     let password = credentials::new_password();
     credentials::create_user(&db, "admin", &password)
         .await
@@ -103,6 +180,15 @@ async fn side_credentials(
     })
 }
 
+/// A running warehouse of the demo, and the name the store knows it by.
+struct Running {
+    demo: &'static DemoWarehouse,
+    /// Its row at the store: its own name, or `main` for the warehouse of a
+    /// directory of an older demo (whose orders are routed to `main`).
+    row: String,
+    service: Service,
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
@@ -112,253 +198,574 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )
     })?;
     let dir = args.data_dir.as_path();
+    let listen = |w: &DemoWarehouse| {
+        if w.name == EU.name {
+            args.warehouse_listen
+        } else {
+            args.us_listen
+        }
+    };
     let cred_path = dir.join("credentials.json");
-    let first_start = !cred_path.exists();
-    let mut creds: Credentials = if first_start {
-        let creds = Credentials {
-            store: side_credentials(dir, Role::Store, args.store_listen).await?,
-            warehouse: side_credentials(dir, Role::Warehouse, args.warehouse_listen).await?,
-            sync_secret: credentials::new_password() + &credentials::new_password(),
-        };
-        write_private(&cred_path, &serde_json::to_vec_pretty(&creds)?)?;
-        creds
-    } else {
+    let store_db = dir.join("store.db");
+
+    // Credentials: made on the first start; a directory of an older demo
+    // (one warehouse) keeps its own, its warehouse becomes `eu`.
+    let stored: Option<Credentials> = if cred_path.exists() {
         let raw = std::fs::read(&cred_path)
             .with_context(|| format!("cannot read {}", cred_path.display()))?;
-        serde_json::from_slice(&raw).with_context(|| {
+        Some(serde_json::from_slice(&raw).with_context(|| {
             format!(
                 "{} is not a demo credentials file; move it away to start afresh",
                 cred_path.display()
             )
-        })?
+        })?)
+    } else {
+        None
     };
+    let first_start = stored.is_none();
+    let (store_creds, legacy, mut warehouses, sync_secret) = match stored {
+        Some(c) => (c.store, Some(c.warehouse), c.warehouses, c.sync_secret),
+        None => (
+            side_credentials(&store_db, Role::Store, args.store_listen).await?,
+            None,
+            BTreeMap::new(),
+            new_secret(),
+        ),
+    };
+    let mut upgraded = false;
+    for w in WAREHOUSES {
+        if warehouses.contains_key(w.name) {
+            continue;
+        }
+        let entry = match &legacy {
+            Some(old) if w.name == EU.name => {
+                upgraded = true;
+                WarehouseCredentials {
+                    side: old.clone(),
+                    sync_secret: sync_secret.clone(),
+                }
+            }
+            _ => WarehouseCredentials {
+                side: side_credentials(&warehouse_db(dir, w), Role::Warehouse, listen(w)).await?,
+                sync_secret: new_secret(),
+            },
+        };
+        warehouses.insert(w.name.to_owned(), entry);
+    }
+    let mut creds = Credentials {
+        store: store_creds,
+        warehouse: warehouses[EU.name].side.clone(),
+        warehouses,
+        sync_secret,
+    };
+    write_private(&cred_path, &serde_json::to_vec_pretty(&creds)?)?;
 
+    // The store has no --peer-url: its warehouses are rows, added below.
     let store_cfg = ServiceConfig::new(
         Role::Store,
-        db_url(dir, Role::Store),
-        format!("http://{}", args.warehouse_listen),
-        creds.sync_secret.clone(),
-    );
-    let warehouse_cfg = ServiceConfig::new(
-        Role::Warehouse,
-        db_url(dir, Role::Warehouse),
-        format!("http://{}", args.store_listen),
+        sqlite_url(&store_db),
+        "",
         creds.sync_secret.clone(),
     );
     let store = Service::bind(store_cfg, args.store_listen).await?;
-    let warehouse = match Service::bind(warehouse_cfg, args.warehouse_listen).await {
-        Ok(w) => w,
-        Err(e) => {
-            store.stop().await;
-            return Err(e);
+    let mut running: Vec<Running> = Vec::new();
+    for w in WAREHOUSES {
+        let cfg = ServiceConfig::new(
+            Role::Warehouse,
+            sqlite_url(&warehouse_db(dir, w)),
+            store.url(),
+            creds.warehouses[w.name].sync_secret.clone(),
+        );
+        match Service::bind(cfg, listen(w)).await {
+            Ok(service) => running.push(Running {
+                demo: w,
+                row: w.name.to_owned(),
+                service,
+            }),
+            Err(e) => {
+                stop_all(store, running).await;
+                return Err(e);
+            }
         }
-    };
+    }
+    if let Err(e) = know_warehouses(store.engine(), &mut running, &creds, upgraded).await {
+        stop_all(store, running).await;
+        return Err(e);
+    }
     // The addresses may have changed since the credentials were written.
     creds.store.url = store.url();
-    creds.warehouse.url = warehouse.url();
+    for r in &running {
+        if let Some(c) = creds.warehouses.get_mut(r.demo.name) {
+            c.side.url = r.service.url();
+        }
+    }
+    creds.warehouse = creds.warehouses[EU.name].side.clone();
     write_private(&cred_path, &serde_json::to_vec_pretty(&creds)?)?;
 
-    if first_start {
+    // The first start seeds every demo order; a directory of an older demo
+    // gets the split ones, which it has not seen.
+    let to_seed: Vec<&DemoOrder> = if first_start {
+        DEMO_ORDERS.iter().chain(SPLIT_ORDERS).collect()
+    } else if upgraded {
+        SPLIT_ORDERS.iter().collect()
+    } else {
+        Vec::new()
+    };
+    if !to_seed.is_empty() {
         eprintln!("seeding demo orders…");
-        if let Err(e) = seed(store.engine(), warehouse.engine()).await {
+        if let Err(e) = seed(store.engine(), &running, &to_seed).await {
             eprintln!("warning: demo seeding incomplete: {e}");
         }
     }
 
-    println!();
-    println!(
-        "  store      {}/admin/   (API {}/api/v1/orders)",
-        store.url(),
-        store.url()
-    );
-    println!(
-        "  warehouse  {}/admin/   (API {}/api/v1/orders)",
-        warehouse.url(),
-        warehouse.url()
-    );
-    println!(
-        "  credentials (admin passwords, API tokens): {}",
-        cred_path.display()
-    );
-    println!();
-    println!(
-        "  try:  TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"store\"][\"api_token\"])' {})",
-        cred_path.display()
-    );
-    println!(
-        "        curl -H \"Authorization: Bearer $TOKEN\" {}/api/v1/orders",
-        store.url()
-    );
-    println!(
-        "  Ctrl-C stops both services; data stays in {}",
-        dir.display()
-    );
+    banner(&store, &running, &cred_path, dir).await;
 
     stop.await;
     eprintln!("shutting down: finishing in-flight requests and relay batches");
-    tokio::join!(store.stop(), warehouse.stop());
+    stop_all(store, running).await;
     Ok(())
 }
 
-/// A demo order: customer, city/country, lines (sku, name, qty, price).
-type DemoOrder = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str, i64, i64)],
-);
+/// Stops every service at once.
+async fn stop_all(store: Service, running: Vec<Running>) {
+    let mut stopping = tokio::task::JoinSet::new();
+    stopping.spawn(store.stop());
+    for r in running {
+        stopping.spawn(r.service.stop());
+    }
+    while stopping.join_next().await.is_some() {}
+}
 
+/// Makes the store know each running warehouse at its current address:
+/// added with its routing settings and secret the first time, its URL
+/// brought up to date afterwards (routing settings changed since are kept).
+/// In a directory of an older demo, the store's `main` is `eu`.
+async fn know_warehouses(
+    store: &Engine,
+    running: &mut [Running],
+    creds: &Credentials,
+    upgraded: bool,
+) -> anyhow::Result<()> {
+    let known: Vec<String> = store
+        .warehouses()
+        .await?
+        .into_iter()
+        .map(|w| w.name.to_string())
+        .collect();
+    let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    for r in running {
+        let w = r.demo;
+        let url = r.service.url();
+        let routing = WarehouseInput {
+            countries: Some(list(w.countries)),
+            sku_prefixes: Some(list(w.sku_prefixes)),
+            ..Default::default()
+        };
+        if known.iter().any(|k| k == w.name) {
+            let input = WarehouseInput {
+                url: Some(url),
+                ..Default::default()
+            };
+            store.update_warehouse(w.name, &input).await?;
+        } else if w.name == EU.name && known.iter().any(|k| k == WarehouseName::MAIN) {
+            r.row = WarehouseName::MAIN.to_owned();
+            let input = WarehouseInput {
+                url: Some(url),
+                ..if upgraded {
+                    routing
+                } else {
+                    Default::default()
+                }
+            };
+            store.update_warehouse(WarehouseName::MAIN, &input).await?;
+        } else {
+            let input = WarehouseInput {
+                name: Some(w.name.to_owned()),
+                url: Some(url),
+                secret: Some(creds.warehouses[w.name].sync_secret.clone()),
+                ..routing
+            };
+            store.add_warehouse(&input).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What the banner prints: the three services, where the logins are, how
+/// orders are routed, and a split order.
+async fn banner(store: &Service, running: &[Running], cred_path: &Path, dir: &Path) {
+    let cred = cred_path.display();
+    println!();
+    let line = |label: &str, url: &str| {
+        println!("  {label:<13} {url}/admin/   (API {url}/api/v1/orders)");
+    };
+    line("store", &store.url());
+    for r in running {
+        line(&format!("warehouse {}", r.demo.name), &r.service.url());
+    }
+    println!("  admin logins: user \"admin\" on each; the passwords and API tokens are in");
+    println!("                {cred} (store.*, warehouses.eu.*, warehouses.us.*)");
+    if let Ok(rows) = store.engine().warehouses().await {
+        println!(
+            "  routing (a line goes to a warehouse that ships to the country and stocks the SKU):"
+        );
+        for r in running {
+            let Some(w) = rows.iter().find(|w| w.name.to_string() == r.row) else {
+                continue;
+            };
+            let countries = if w.countries.is_empty() {
+                "anywhere".to_owned()
+            } else {
+                w.countries
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let skus = if w.sku_prefixes.is_empty() {
+                "every SKU".to_owned()
+            } else {
+                w.sku_prefixes.join(" ")
+            };
+            let alias = if r.row == r.demo.name {
+                String::new()
+            } else {
+                format!(" (the store's {})", r.row)
+            };
+            println!(
+                "    {}{alias}: ships to {countries}; stocks {skus}",
+                r.demo.name
+            );
+        }
+    }
+    let split = split_order(store.engine(), running).await;
+    if let Some((number, parts)) = &split {
+        println!("  a split order: {number}, in parts {parts}");
+    }
+    println!();
+    println!(
+        "  try:  TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"store\"][\"api_token\"])' {cred})"
+    );
+    // The split order, with its `parts`; else every order.
+    let query = split.map_or(String::new(), |(number, _)| format!("?q={number}"));
+    println!(
+        "        curl -H \"Authorization: Bearer $TOKEN\" '{}/api/v1/orders{query}'",
+        store.url()
+    );
+    println!(
+        "  Ctrl-C stops the three services; data stays in {}",
+        dir.display()
+    );
+}
+
+/// The oldest order split between warehouses: its number, and its parts'
+/// numbers with their warehouses.
+async fn split_order(store: &Engine, running: &[Running]) -> Option<(String, String)> {
+    let filter = ListFilter {
+        limit: 200,
+        ..Default::default()
+    };
+    let orders = store.list(&filter).await.ok()?;
+    let split = orders
+        .iter()
+        .rev()
+        .find(|o| o.parts.iter().filter(|p| !p.withdrawn).count() > 1)?;
+    let parts: Vec<String> = split
+        .parts
+        .iter()
+        .filter(|p| !p.withdrawn)
+        .map(|p| {
+            let at = running
+                .iter()
+                .find(|r| r.row == p.warehouse)
+                .map_or(p.warehouse.as_str(), |r| r.demo.name);
+            format!("{} at {at}", p.order.number)
+        })
+        .collect();
+    Some((split.order.number.clone(), parts.join(", ")))
+}
+
+/// A step staff take at a warehouse.
+enum Step {
+    Pick,
+    Pack,
+    Ship(&'static str, &'static str),
+    Hold(&'static str),
+}
+
+impl Step {
+    fn action(&self) -> Action {
+        match self {
+            Step::Pick => Action::Pick,
+            Step::Pack => Action::Pack,
+            Step::Ship(carrier, tracking) => Action::Ship {
+                carrier: (*carrier).into(),
+                tracking_number: (*tracking).into(),
+            },
+            Step::Hold(reason) => Action::Hold {
+                reason: (*reason).into(),
+            },
+        }
+    }
+}
+
+/// A demo order: customer, where it goes, its lines, and what happens to
+/// it afterwards.
+struct DemoOrder {
+    name: &'static str,
+    email: &'static str,
+    city: &'static str,
+    country: &'static str,
+    /// sku, name, quantity, unit price.
+    lines: &'static [(&'static str, &'static str, i64, i64)],
+    /// What each warehouse (by demo name) does with its part.
+    plan: &'static [(&'static str, &'static [Step])],
+    /// The customer changes their mind: the store requests cancellation.
+    cancel: bool,
+}
+
+const SHIP_UPS: &[Step] = &[
+    Step::Pick,
+    Step::Pack,
+    Step::Ship("UPS", "1Z999AA10123456784"),
+];
+const SHIP_DHL: &[Step] = &[
+    Step::Pick,
+    Step::Pack,
+    Step::Ship("DHL", "JD014600006281230418"),
+];
+
+/// Orders each warehouse takes whole.
 const DEMO_ORDERS: &[DemoOrder] = &[
-    (
-        "Ada Lovelace",
-        "ada@example.com",
-        "London",
-        "GB",
-        &[
+    DemoOrder {
+        name: "Ada Lovelace",
+        email: "ada@example.com",
+        city: "London",
+        country: "GB",
+        lines: &[
             ("WID-1", "Widget", 2, 1999),
             ("GEAR-7", "Brass gear", 1, 450),
         ],
-    ),
-    (
-        "Grace Hopper",
-        "grace@example.com",
-        "Arlington",
-        "US",
-        &[("NANO-1", "Nanosecond wire", 10, 99)],
-    ),
-    (
-        "Katherine Johnson",
-        "katherine@example.com",
-        "Hampton",
-        "US",
-        &[("CALC-2", "Slide rule", 1, 4500)],
-    ),
-    (
-        "Alan Turing",
-        "alan@example.com",
-        "Manchester",
-        "GB",
-        &[
+        plan: &[("eu", SHIP_UPS)],
+        cancel: false,
+    },
+    DemoOrder {
+        name: "Grace Hopper",
+        email: "grace@example.com",
+        city: "Arlington",
+        country: "US",
+        lines: &[("NANO-1", "Nanosecond wire", 10, 99)],
+        plan: &[("us", SHIP_DHL)],
+        cancel: false,
+    },
+    DemoOrder {
+        name: "Katherine Johnson",
+        email: "katherine@example.com",
+        city: "Hampton",
+        country: "US",
+        lines: &[("CALC-2", "Slide rule", 1, 4500)],
+        plan: &[("us", &[Step::Hold("address needs checking")])],
+        cancel: false,
+    },
+    DemoOrder {
+        name: "Alan Turing",
+        email: "alan@example.com",
+        city: "Manchester",
+        country: "GB",
+        lines: &[
             ("TAPE-9", "Paper tape", 3, 250),
             ("BOMB-1", "Rotor drum", 1, 12000),
         ],
-    ),
-    (
-        "Hedy Lamarr",
-        "hedy@example.com",
-        "Vienna",
-        "AT",
-        &[("FREQ-5", "Frequency hopper", 1, 7900)],
-    ),
-    (
-        "Edsger Dijkstra",
-        "edsger@example.com",
-        "Eindhoven",
-        "NL",
-        &[("PATH-3", "Shortest path map", 2, 1250)],
-    ),
+        plan: &[("eu", &[Step::Pick])],
+        cancel: false,
+    },
+    DemoOrder {
+        name: "Hedy Lamarr",
+        email: "hedy@example.com",
+        city: "Vienna",
+        country: "AT",
+        lines: &[("FREQ-5", "Frequency hopper", 1, 7900)],
+        plan: &[],
+        cancel: true,
+    },
+    DemoOrder {
+        name: "Edsger Dijkstra",
+        email: "edsger@example.com",
+        city: "Eindhoven",
+        country: "NL",
+        lines: &[("PATH-3", "Shortest path map", 2, 1250)],
+        plan: &[],
+        cancel: false,
+    },
 ];
 
-async fn seed(store: &Engine, warehouse: &Engine) -> anyhow::Result<()> {
-    let actor = Actor::System("demo".into());
-    let mut ids: Vec<OrderId> = Vec::new();
-    for (name, email, city, country, lines) in DEMO_ORDERS {
-        let input = CreateOrderInput {
-            customer: Some(CustomerInput {
-                name: Some((*name).into()),
-                email: Some((*email).into()),
-                company: None,
-            }),
-            shipping_address: Some(AddressInput {
-                name: Some((*name).into()),
-                line1: Some("1 Example Street".into()),
-                line2: None,
-                city: Some((*city).into()),
-                region: None,
-                postal_code: Some("12345".into()),
-                country: Some((*country).into()),
-            }),
-            lines: Some(
-                lines
-                    .iter()
-                    .map(|(sku, n, q, p)| PricedLineInput {
-                        sku: Some((*sku).into()),
-                        name: Some((*n).into()),
-                        quantity: Some(*q),
-                        unit_price: Some(*p),
-                    })
-                    .collect(),
-            ),
-            currency: Some(if *country == "US" { "USD" } else { "EUR" }.into()),
-            shipping_cost: Some(500),
-            notes: None,
-            deliver_by: None,
-        };
-        let (content, pricing) = input
-            .parse()
-            .map_err(|e| anyhow::anyhow!("demo order invalid: {e:?}"))?;
-        if let Created::New(v) = store
-            .create_order(&actor, content, pricing, None, |_| String::new())
-            .await?
-        {
-            ids.push(v.order.id);
-        }
-    }
-    // The orders reach the warehouse through the relay, like any other.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for id in &ids {
-        while warehouse.get(*id).await.is_err() {
-            if Instant::now() > deadline {
-                anyhow::bail!("demo orders did not reach the warehouse in time");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let ship = |carrier: &str, tracking: &str| Action::Ship {
-        carrier: carrier.into(),
-        tracking_number: tracking.into(),
+/// Orders no one warehouse takes whole (a European line and a `BIG-` one),
+/// split into a part at `eu` and a part at `us`.
+const SPLIT_ORDERS: &[DemoOrder] = &[
+    DemoOrder {
+        name: "Marie Curie",
+        email: "marie@example.com",
+        city: "Paris",
+        country: "FR",
+        lines: &[
+            ("WID-2", "Small widget", 3, 999),
+            ("BIG-GRILL", "Barbecue grill", 1, 24900),
+        ],
+        // One part shipped, the other not yet: partially shipped.
+        plan: &[(
+            "eu",
+            &[Step::Pick, Step::Pack, Step::Ship("DPD", "15501234567890")],
+        )],
+        cancel: false,
+    },
+    DemoOrder {
+        name: "Sophie Wilson",
+        email: "sophie@example.com",
+        city: "Cambridge",
+        country: "GB",
+        lines: &[
+            ("GEAR-7", "Brass gear", 4, 450),
+            ("BIG-OVEN", "Pizza oven", 1, 39900),
+        ],
+        plan: &[],
+        cancel: false,
+    },
+];
+
+/// How long seeding waits for the relays.
+const SEED_WAIT: Duration = Duration::from_secs(15);
+
+async fn create(store: &Engine, actor: &Actor, o: &DemoOrder) -> anyhow::Result<OrderView> {
+    let input = CreateOrderInput {
+        customer: Some(CustomerInput {
+            name: Some(o.name.into()),
+            email: Some(o.email.into()),
+            company: None,
+        }),
+        shipping_address: Some(AddressInput {
+            name: Some(o.name.into()),
+            line1: Some("1 Example Street".into()),
+            line2: None,
+            city: Some(o.city.into()),
+            region: None,
+            postal_code: Some("12345".into()),
+            country: Some(o.country.into()),
+        }),
+        lines: Some(
+            o.lines
+                .iter()
+                .map(|(sku, n, q, p)| PricedLineInput {
+                    sku: Some((*sku).into()),
+                    name: Some((*n).into()),
+                    quantity: Some(*q),
+                    unit_price: Some(*p),
+                })
+                .collect(),
+        ),
+        currency: Some(if o.country == "US" { "USD" } else { "EUR" }.into()),
+        shipping_cost: Some(500),
+        notes: None,
+        deliver_by: None,
     };
-    let plans: Vec<Vec<Action>> = vec![
-        vec![
-            Action::Pick,
-            Action::Pack,
-            ship("UPS", "1Z999AA10123456784"),
-        ],
-        vec![
-            Action::Pick,
-            Action::Pack,
-            ship("DHL", "JD014600006281230418"),
-        ],
-        vec![Action::Hold {
-            reason: "address needs checking".into(),
-        }],
-        vec![Action::Pick],
-        vec![],
-        vec![],
-    ];
-    for (id, plan) in ids.iter().zip(plans) {
-        for action in plan {
-            warehouse.transition(&actor, *id, action).await?;
+    let (content, pricing) = input
+        .parse()
+        .map_err(|e| anyhow::anyhow!("demo order invalid: {e:?}"))?;
+    let Created::New(v) = store
+        .create_order(actor, content, pricing, None, |_| String::new())
+        .await?
+    else {
+        anyhow::bail!("a demo order without an idempotency key was replayed");
+    };
+    // Read back: the parts routing made.
+    Ok(store.get(v.order.id).await?)
+}
+
+/// Waits until `done` holds, or fails with `what` after the deadline.
+async fn wait_until<F, Fut>(deadline: Instant, what: &str, mut done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    while !done().await {
+        if Instant::now() > deadline {
+            anyhow::bail!("{what} in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn seed(store: &Engine, running: &[Running], orders: &[&DemoOrder]) -> anyhow::Result<()> {
+    let actor = Actor::System("demo".into());
+    let mut created = Vec::new();
+    for o in orders {
+        created.push((*o, create(store, &actor, o).await?));
+    }
+    let at = |row: &str| {
+        running.iter().find(|r| r.row == row).ok_or_else(|| {
+            anyhow::anyhow!("a demo order was routed to {row}, not a demo warehouse")
+        })
+    };
+    // Each part reaches its warehouse through the relay, like any other.
+    let deadline = Instant::now() + SEED_WAIT;
+    for (_, view) in &created {
+        if !view.unrouted.is_empty() {
+            anyhow::bail!(
+                "demo order {} has lines no warehouse takes",
+                view.order.number
+            );
+        }
+        for part in &view.parts {
+            let engine = at(&part.warehouse)?.service.engine();
+            let id = part.order.id;
+            wait_until(
+                deadline,
+                "demo orders did not reach the warehouses",
+                || async move { engine.get(id).await.is_ok() },
+            )
+            .await?;
         }
     }
-    if let Some(id) = ids.get(4) {
-        store
-            .request_cancel(&actor, *id, Some("customer changed their mind".into()))
-            .await?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while warehouse
-            .get(*id)
-            .await
-            .map(|v| v.order.fulfillment.map(|f| f.status))
-            .ok()
-            .flatten()
-            != Some(FulfillmentStatus::Cancelled)
-        {
-            if Instant::now() > deadline {
-                anyhow::bail!("the demo cancellation did not reach the warehouse in time");
+    for (o, view) in &created {
+        for part in &view.parts {
+            let r = at(&part.warehouse)?;
+            let steps = o
+                .plan
+                .iter()
+                .filter(|(name, _)| *name == r.demo.name)
+                .flat_map(|(_, steps)| steps.iter());
+            for step in steps {
+                r.service
+                    .engine()
+                    .transition(&actor, part.order.id, step.action())
+                    .await?;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (_, view) in created.iter().filter(|(o, _)| o.cancel) {
+        store
+            .request_cancel(
+                &actor,
+                view.order.id,
+                Some("customer changed their mind".into()),
+            )
+            .await?;
+        for part in &view.parts {
+            let engine = at(&part.warehouse)?.service.engine();
+            let id = part.order.id;
+            wait_until(
+                deadline + SEED_WAIT,
+                "the demo cancellation did not reach the warehouse",
+                || async move {
+                    engine
+                        .get(id)
+                        .await
+                        .ok()
+                        .and_then(|v| v.order.fulfillment.map(|f| f.status))
+                        == Some(FulfillmentStatus::Cancelled)
+                },
+            )
+            .await?;
         }
     }
     Ok(())

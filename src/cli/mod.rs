@@ -35,7 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run store and warehouse together on SQLite files, with demo data.
+    /// Run a store and two warehouses (eu, us) together on SQLite files, with
+    /// demo data.
     Demo(demo::DemoArgs),
     /// Run one service (store or warehouse) with its relay.
     Serve(ServeArgs),
