@@ -14,6 +14,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::Role;
+use super::holds::{HoldType, TypedHold};
 use super::order::Line;
 use super::values::{FieldError, MAX_SHORT_TEXT, MAX_TEXT, Sku, required_text};
 
@@ -120,6 +122,9 @@ pub struct Fulfillment {
     pub shipments: Vec<Shipment>,
     /// What the warehouse refused of the order's lines, oldest first.
     pub rejections: Vec<Rejection>,
+    /// The holds the warehouse placed, released ones included, oldest
+    /// first (the store's are in the content).
+    pub holds: Vec<TypedHold>,
     pub cancel_rejected_reason: Option<String>,
     /// The store changed the content after the warehouse started on it.
     pub content_changed_after_pick: bool,
@@ -141,10 +146,22 @@ pub enum Action {
         tracking_number: String,
         lines: Vec<ShippedLine>,
     },
+    /// `{"status": "on_hold"}`: an `other` hold, from a status that is
+    /// not on hold.
     Hold {
         reason: String,
     },
+    /// `POST /orders/{id}/holds`: a hold of this type, also while on hold.
+    PlaceHold {
+        kind: HoldType,
+        reason: String,
+    },
+    /// `{"status": "released"}`: every hold the warehouse placed.
     Release,
+    /// One hold the warehouse placed.
+    ReleaseHold {
+        id: uuid::Uuid,
+    },
     /// Refuses these quantities (out of stock, say): they leave the order
     /// and go back to the store.
     Reject {
@@ -243,8 +260,8 @@ impl Action {
             Action::Pick => "pick",
             Action::Pack => "pack",
             Action::Ship { .. } | Action::ShipParcel { .. } => "ship",
-            Action::Hold { .. } => "hold",
-            Action::Release => "release",
+            Action::Hold { .. } | Action::PlaceHold { .. } => "hold",
+            Action::Release | Action::ReleaseHold { .. } => "release",
             Action::Reject { .. } => "reject lines of",
         }
     }
@@ -312,9 +329,13 @@ pub enum StepRefused {
     /// A parcel line names a SKU the order does not hold (422).
     #[error("{}", .0.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
-    /// A parcel holds more of a SKU than is left to ship (409).
+    /// More than is left to ship or to refuse, a hold of the other side,
+    /// a hold already released (409).
     #[error("{0}")]
     TooMuch(String),
+    /// No hold with this id on the order (404).
+    #[error("this order has no hold {0}")]
+    UnknownHold(uuid::Uuid),
 }
 
 /// Why the warehouse refused a cancel request of an order already shipped.
@@ -332,6 +353,7 @@ impl Fulfillment {
             hold: None,
             shipments: Vec::new(),
             rejections: Vec::new(),
+            holds: Vec::new(),
             cancel_rejected_reason: None,
             content_changed_after_pick: false,
         }
@@ -354,6 +376,37 @@ impl Fulfillment {
             | FulfillmentStatus::Cancelled
             | FulfillmentStatus::Rejected => false,
         }
+    }
+
+    /// The status the holds ask for: `on_hold` while any hold (the
+    /// warehouse's, or the store's in `store_holds`) is active, from a
+    /// status that can be held; back to the status it left once none is.
+    /// A hold from before typed holds (no record of any) stays until
+    /// released.
+    pub fn settle_holds(&self, store_holds: &[TypedHold]) -> Fulfillment {
+        use FulfillmentStatus as S;
+        let mut next = self.clone();
+        let active = self.holds.iter().chain(store_holds).find(|h| h.is_active());
+        match (active, self.status) {
+            (Some(h), S::Pending | S::Picking | S::Packed | S::PartiallyShipped) => {
+                next.status = S::OnHold;
+                next.hold = Some(Hold {
+                    reason: h.reason.clone(),
+                    from: self.status,
+                });
+            }
+            (Some(h), S::OnHold) => {
+                if let Some(held) = next.hold.as_mut() {
+                    held.reason = h.reason.clone();
+                }
+            }
+            (None, S::OnHold) if !self.holds.is_empty() || !store_holds.is_empty() => {
+                next.status = self.hold.as_ref().map_or(S::Pending, |h| h.from);
+                next.hold = None;
+            }
+            _ => {}
+        }
+        next
     }
 
     /// The latest parcel, if any.
@@ -429,6 +482,7 @@ impl Fulfillment {
         &self,
         action: Action,
         lines: &[Line],
+        store_holds: &[TypedHold],
         now: DateTime<Utc>,
     ) -> Result<Fulfillment, StepRefused> {
         use FulfillmentStatus as S;
@@ -509,15 +563,62 @@ impl Fulfillment {
                 Action::Hold { reason },
                 S::Pending | S::Picking | S::Packed | S::PartiallyShipped,
             ) => {
-                next.status = S::OnHold;
-                next.hold = Some(Hold {
-                    reason: reason.clone(),
-                    from: self.status,
-                });
+                next.holds.push(TypedHold::new(
+                    HoldType::Other,
+                    reason.clone(),
+                    Role::Warehouse,
+                    now,
+                ));
+                return Ok(next.settle_holds(store_holds));
+            }
+            (
+                Action::PlaceHold { kind, reason },
+                S::Pending | S::Picking | S::Packed | S::PartiallyShipped | S::OnHold,
+            ) => {
+                if next.holds.len() >= super::holds::MAX_HOLDS {
+                    return Err(StepRefused::TooMuch(format!(
+                        "this order has had {} holds, the most it may",
+                        next.holds.len()
+                    )));
+                }
+                next.holds
+                    .push(TypedHold::new(*kind, reason.clone(), Role::Warehouse, now));
+                return Ok(next.settle_holds(store_holds));
             }
             (Action::Release, S::OnHold) => {
-                next.status = self.hold.as_ref().map_or(S::Pending, |h| h.from);
-                next.hold = None;
+                let mine = next.holds.iter().any(TypedHold::is_active);
+                if !mine && store_holds.iter().any(TypedHold::is_active) {
+                    return Err(StepRefused::TooMuch(
+                        "only the store's holds are active; the store releases them".into(),
+                    ));
+                }
+                for h in next.holds.iter_mut().filter(|h| h.is_active()) {
+                    h.released_at = Some(now);
+                }
+                if !mine {
+                    // A hold from before typed holds: it had no record.
+                    next.status = self.hold.as_ref().map_or(S::Pending, |h| h.from);
+                    next.hold = None;
+                    return Ok(next);
+                }
+                return Ok(next.settle_holds(store_holds));
+            }
+            (Action::ReleaseHold { id }, _) => {
+                if store_holds.iter().any(|h| h.id == *id) {
+                    return Err(StepRefused::TooMuch(
+                        "the store placed this hold; only the store releases it".into(),
+                    ));
+                }
+                let Some(h) = next.holds.iter_mut().find(|h| h.id == *id) else {
+                    return Err(StepRefused::UnknownHold(*id));
+                };
+                if !h.is_active() {
+                    return Err(StepRefused::TooMuch(
+                        "this hold was already released".into(),
+                    ));
+                }
+                h.released_at = Some(now);
+                return Ok(next.settle_holds(store_holds));
             }
             (
                 Action::Reject {
@@ -606,6 +707,9 @@ impl Fulfillment {
         }
         if self.rejections != other.rejections {
             out.push("rejections");
+        }
+        if self.holds != other.holds {
+            out.push("holds");
         }
         if self.cancel_rejected_reason != other.cancel_rejected_reason {
             out.push("cancel_rejected_reason");
@@ -700,7 +804,7 @@ mod tests {
         for status in S::ALL {
             for action in all_actions() {
                 let name = action.name();
-                let result = at(status).apply(action, &lines(), now);
+                let result = at(status).apply(action, &lines(), &[], now);
                 match allowed.iter().find(|(s, a, _)| *s == status && *a == name) {
                     Some((_, _, to)) => {
                         let next = result.unwrap_or_else(|e| panic!("{status} {name}: {e}"));
@@ -725,14 +829,14 @@ mod tests {
         let now = Utc::now();
         for from in [S::Pending, S::Picking, S::Packed] {
             let held = at(from)
-                .apply(hold(), &lines(), now)
+                .apply(hold(), &lines(), &[], now)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 held.hold.as_ref().map(|h| h.reason.as_str()),
                 Some("out of stock")
             );
             let back = held
-                .apply(Action::Release, &lines(), now)
+                .apply(Action::Release, &lines(), &[], now)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(back.status, from);
             assert_eq!(back.hold, None);
@@ -743,7 +847,7 @@ mod tests {
     fn shipping_records_the_shipment() {
         let now = Utc::now();
         let f = at(S::Packed)
-            .apply(ship(), &lines(), now)
+            .apply(ship(), &lines(), &[], now)
             .unwrap_or_else(|e| panic!("{e}"));
         let s = f.latest_shipment().unwrap_or_else(|| panic!("no shipment"));
         assert_eq!(
@@ -759,14 +863,14 @@ mod tests {
         let now = Utc::now();
         let l = lines();
         let first = at(S::Picking)
-            .apply(parcel(&[("WID-1", 1)]), &l, now)
+            .apply(parcel(&[("WID-1", 1)]), &l, &[], now)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(first.status, S::PartiallyShipped);
         assert_eq!(first.shipped_of(&l[0]), 1);
         assert_eq!(first.shipped_of(&l[1]), 0);
         // More than is left: refused, and says how much is left.
         let err = first
-            .apply(parcel(&[("WID-1", 2)]), &l, now)
+            .apply(parcel(&[("WID-1", 2)]), &l, &[], now)
             .expect_err("over what is left");
         assert!(
             matches!(&err, StepRefused::TooMuch(m) if m.contains("1 left")),
@@ -774,14 +878,14 @@ mod tests {
         );
         // A SKU the order does not hold: names the line.
         let err = first
-            .apply(parcel(&[("WID-1", 1), ("ZZZ-9", 1)]), &l, now)
+            .apply(parcel(&[("WID-1", 1), ("ZZZ-9", 1)]), &l, &[], now)
             .expect_err("not in the order");
         assert!(
             matches!(&err, StepRefused::Invalid(e) if e[0].field == "lines[1].sku"),
             "{err:?}"
         );
         let done = first
-            .apply(parcel(&[("WID-1", 1), ("BOX-1", 1)]), &l, now)
+            .apply(parcel(&[("WID-1", 1), ("BOX-1", 1)]), &l, &[], now)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(done.status, S::Shipped);
         assert_eq!(done.shipments.len(), 2);
@@ -789,10 +893,10 @@ mod tests {
         // Not before picking, not after shipping.
         assert!(
             at(S::Pending)
-                .apply(parcel(&[("WID-1", 1)]), &l, now)
+                .apply(parcel(&[("WID-1", 1)]), &l, &[], now)
                 .is_err()
         );
-        assert!(done.apply(parcel(&[("WID-1", 1)]), &l, now).is_err());
+        assert!(done.apply(parcel(&[("WID-1", 1)]), &l, &[], now).is_err());
     }
 
     #[test]
@@ -807,31 +911,37 @@ mod tests {
             reason: "out of stock".into(),
         };
         let one = at(S::Pending)
-            .apply(refuse("WID-1", 1), &l, now)
+            .apply(refuse("WID-1", 1), &l, &[], now)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((one.kept_of(&l[0]), one.rejected_of(&l[0])), (1, 1));
         assert_eq!(one.status, S::Pending);
         assert!(matches!(
-            one.apply(refuse("WID-1", 2), &l, now),
+            one.apply(refuse("WID-1", 2), &l, &[], now),
             Err(StepRefused::TooMuch(_))
         ));
-        let held = one.apply(hold(), &l, now).unwrap_or_else(|e| panic!("{e}"));
+        let held = one
+            .apply(hold(), &l, &[], now)
+            .unwrap_or_else(|e| panic!("{e}"));
         let all = held
-            .apply(refuse("WID-1", 1), &l, now)
-            .and_then(|f| f.apply(refuse("BOX-1", 1), &l, now))
+            .apply(refuse("WID-1", 1), &l, &[], now)
+            .and_then(|f| f.apply(refuse("BOX-1", 1), &l, &[], now))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(all.status, S::Rejected);
         assert_eq!(all.hold, None);
         assert!(all.left(&l).is_empty());
         // Not once work started.
-        assert!(at(S::Picking).apply(refuse("WID-1", 1), &l, now).is_err());
+        assert!(
+            at(S::Picking)
+                .apply(refuse("WID-1", 1), &l, &[], now)
+                .is_err()
+        );
     }
 
     #[test]
     fn a_cancel_of_a_partly_shipped_order_cancels_the_rest() {
         let l = lines();
         let partly = at(S::Packed)
-            .apply(parcel(&[("WID-1", 2)]), &l, Utc::now())
+            .apply(parcel(&[("WID-1", 2)]), &l, &[], Utc::now())
             .unwrap_or_else(|e| panic!("{e}"));
         let answered = partly.answer_cancel_request();
         assert_eq!(answered.status, S::Shipped);
@@ -879,7 +989,7 @@ mod tests {
         assert!(at(S::Shipped).work_started());
         assert!(at(S::OnHold).work_started(), "held from picking");
         let held_from_pending = at(S::Pending)
-            .apply(hold(), &lines(), Utc::now())
+            .apply(hold(), &lines(), &[], Utc::now())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!held_from_pending.work_started());
     }

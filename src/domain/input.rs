@@ -417,6 +417,7 @@ impl CreateOrderInput {
                     notes,
                     deliver_by,
                     cancel: None,
+                    holds: Vec::new(),
                 },
                 Pricing {
                     currency,

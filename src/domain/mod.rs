@@ -5,6 +5,7 @@ pub mod actor;
 pub mod delivery;
 pub mod digest;
 pub mod fulfillment;
+pub mod holds;
 pub mod input;
 pub mod order;
 pub mod parts;

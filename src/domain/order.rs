@@ -98,6 +98,9 @@ pub struct OrderContent {
     pub notes: Option<String>,
     pub deliver_by: Option<DateTime<Utc>>,
     pub cancel: Option<CancelRequest>,
+    /// The holds the store placed on this part, released ones included
+    /// (docs/DESIGN.md §6.3). Store-owned: they travel with the content.
+    pub holds: Vec<super::holds::TypedHold>,
 }
 
 impl OrderContent {
@@ -122,6 +125,9 @@ impl OrderContent {
         }
         if self.cancel != other.cancel {
             out.push("cancel_request");
+        }
+        if self.holds != other.holds {
+            out.push("holds");
         }
         out
     }

@@ -279,6 +279,10 @@ pub fn roll_up(parts: &[Option<&Fulfillment>]) -> Option<Fulfillment> {
     let status = roll_up_status(&statuses)?;
     Some(Fulfillment {
         status,
+        holds: reported
+            .iter()
+            .flat_map(|f| f.holds.iter().cloned())
+            .collect(),
         rejections: reported
             .iter()
             .flat_map(|f| f.rejections.iter().cloned())

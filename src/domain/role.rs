@@ -7,7 +7,16 @@
 use std::fmt;
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -62,10 +71,13 @@ pub enum Command {
     ManageWarehouses,
     /// Route an order's unrouted lines again (after warehouses changed).
     RouteOrder,
+    /// Place or release a store hold (payment, fraud…) on every part of an
+    /// order. (The warehouse holds its parts as a fulfillment change.)
+    HoldOrder,
 }
 
 impl Command {
-    pub const ALL: [Command; 7] = [
+    pub const ALL: [Command; 8] = [
         Command::CreateOrder,
         Command::EditOrder,
         Command::RequestCancel,
@@ -73,6 +85,7 @@ impl Command {
         Command::Reconcile,
         Command::ManageWarehouses,
         Command::RouteOrder,
+        Command::HoldOrder,
     ];
 
     /// The side that runs it.
@@ -83,7 +96,8 @@ impl Command {
             | Command::RequestCancel
             | Command::Reconcile
             | Command::ManageWarehouses
-            | Command::RouteOrder => Role::Store,
+            | Command::RouteOrder
+            | Command::HoldOrder => Role::Store,
             Command::ChangeFulfillment => Role::Warehouse,
         }
     }
@@ -104,6 +118,7 @@ impl Command {
                 "warehouses are set up at the store, which routes orders to them"
             }
             Command::RouteOrder => "orders are routed to warehouses by the store",
+            Command::HoldOrder => "store holds are placed and released at the store",
         }
     }
 }

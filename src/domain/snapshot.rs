@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Role;
 use super::fulfillment::{Fulfillment, FulfillmentStatus, Hold, Rejection, Shipment, ShippedLine};
+use super::holds::{HoldSnapshot, parse_snapshot_holds};
 use super::order::{
     AddressInput, CancelRequest, CustomerInput, LineInput, OrderContent, OrderId, parse_lines,
 };
@@ -60,6 +62,11 @@ pub struct ContentSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1000)]
     pub part: Option<i64>,
+    /// The holds the store placed on this part (released ones included):
+    /// the warehouse keeps it on hold while one is active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
+    pub holds: Vec<HoldSnapshot>,
 }
 
 impl ContentSnapshot {
@@ -92,6 +99,7 @@ impl ContentSnapshot {
             created_at,
             order_id: None,
             part: None,
+            holds: c.holds.iter().map(HoldSnapshot::from_domain).collect(),
         }
     }
 
@@ -131,6 +139,7 @@ impl ContentSnapshot {
             self.cancel_reason.as_deref(),
             MAX_TEXT,
         ));
+        let holds = parse_snapshot_holds(&self.holds, Role::Store, &mut errs);
         match (customer, address, lines, notes, reason) {
             (Some(customer), Some(shipping_address), Some(lines), Some(notes), Some(reason))
                 if errs.is_empty() =>
@@ -142,6 +151,7 @@ impl ContentSnapshot {
                     notes,
                     deliver_by: self.deliver_by,
                     cancel: self.cancel_requested.then_some(CancelRequest { reason }),
+                    holds,
                 })
             }
             _ => Err(errs.into_vec()),
@@ -181,6 +191,10 @@ pub struct FulfillmentSnapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 1000)]
     pub rejections: Vec<RejectionSnapshot>,
+    /// The holds the warehouse placed (released ones included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
+    pub holds: Vec<HoldSnapshot>,
 }
 
 /// Quantities of one SKU a warehouse refused, and why.
@@ -322,6 +336,7 @@ impl FulfillmentSnapshot {
                     reason: r.reason.clone(),
                 })
                 .collect(),
+            holds: f.holds.iter().map(HoldSnapshot::from_domain).collect(),
         }
     }
 
@@ -395,6 +410,7 @@ impl FulfillmentSnapshot {
                 format!("at most {MAX_PARCELS} rejections"),
             ));
         }
+        let holds = parse_snapshot_holds(&self.holds, Role::Warehouse, &mut errs);
         let rejections: Vec<Rejection> = self
             .rejections
             .iter()
@@ -425,6 +441,7 @@ impl FulfillmentSnapshot {
                 parcels
             },
             rejections,
+            holds,
             cancel_rejected_reason: reason.flatten(),
             content_changed_after_pick: self.content_changed_after_pick,
         })

@@ -320,7 +320,7 @@ impl Parsed {
 
 /// A new order as the warehouse first holds it.
 fn new_at_warehouse(snap: &ContentSnapshot, content: OrderContent, now: i64) -> Order {
-    let mut fulfillment = Fulfillment::new();
+    let mut fulfillment = Fulfillment::new().settle_holds(&content.holds);
     if content.cancel.is_some() {
         fulfillment = fulfillment.answer_cancel_request();
     }
@@ -429,12 +429,16 @@ impl Batch<'_> {
         }
         let before = old.fulfillment.clone().unwrap_or_default();
         let mut after = before.clone();
-        let edited = changed.iter().any(|f| *f != "cancel_request");
+        let edited = changed
+            .iter()
+            .any(|f| !matches!(*f, "cancel_request" | "holds"));
         if edited && before.work_started() {
             // The store owns content, so the edit is applied; staff are
             // told it came after they started.
             after.content_changed_after_pick = true;
         }
+        // The store's holds stop (or free) the work here.
+        after = after.settle_holds(&content.holds);
         if content.cancel.is_some() {
             after = after.answer_cancel_request();
         }

@@ -57,6 +57,8 @@ pub enum EngineError {
     WrongRole(#[from] WrongSide),
     #[error("no warehouse named {0}")]
     UnknownWarehouse(String),
+    #[error("this order has no hold {0}")]
+    UnknownHold(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
     #[error(transparent)]

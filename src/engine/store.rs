@@ -11,15 +11,17 @@ use super::batch::{BatchWrite, not_written};
 use super::parts::{self, PartView};
 use super::{Engine, EngineError, OrderView, Result};
 use crate::domain::delivery::{SyncInfo, SyncState};
+use crate::domain::holds::{HoldType, MAX_HOLDS, TypedHold};
 use crate::domain::order::{CancelRequest, Line, PatchOrderInput};
 use crate::domain::parts::{self as domain_parts, Mode, Plan, Unrouted};
 use crate::domain::role::Command;
 use crate::domain::warehouse::WarehouseName;
-use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing};
+use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing, Role};
 use crate::storage::bulk::Script;
 use crate::storage::parts as stored_parts;
 use crate::storage::writer::BoxFuture;
 use crate::storage::{self, StorageError, audit, idempotency, now_micros, orders, outbox};
+use uuid::Uuid;
 
 /// The outcome of a create with an `Idempotency-Key`.
 pub enum Created {
@@ -222,6 +224,106 @@ impl Engine {
         if routed {
             self.wake_relay();
         }
+        self.get(id).await
+    }
+
+    /// Places a store hold (a payment check, say) on the order: it travels
+    /// to every part, whose warehouse keeps it on hold (nothing picked,
+    /// packed or shipped) until the store releases it. Returns the order
+    /// and the hold.
+    pub async fn place_hold(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        kind: HoldType,
+        reason: String,
+    ) -> Result<(OrderView, TypedHold)> {
+        self.require(Command::HoldOrder)?;
+        let actor = actor.clone();
+        let hold = self
+            .db
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_micros();
+                    let l = parts::load_for_update(c, id).await?;
+                    let number = &l.head.number;
+                    if l.head.content.cancel.is_some() {
+                        return Err(EngineError::Conflict(format!(
+                            "order {number} cannot be held: its cancellation was requested"
+                        )));
+                    }
+                    let open = |o: &Order| {
+                        o.fulfillment
+                            .as_ref()
+                            .is_none_or(|f| !f.status.is_terminal())
+                    };
+                    let live = l.parts.iter().any(|(p, o)| !p.withdrawn && open(o));
+                    if !live && l.unrouted()?.is_empty() {
+                        return Err(EngineError::Conflict(format!(
+                            "order {number} cannot be held: every part of it has shipped or ended"
+                        )));
+                    }
+                    if l.head.content.holds.len() >= MAX_HOLDS {
+                        return Err(EngineError::Conflict(format!(
+                            "order {number} has had {MAX_HOLDS} holds, the most it may"
+                        )));
+                    }
+                    let hold = TypedHold::new(kind, reason, Role::Store, storage::from_micros(now));
+                    let mut content = l.content();
+                    content.holds.push(hold.clone());
+                    parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
+                    audit::record(c, id, &actor, &["holds"], now).await?;
+                    Ok::<_, EngineError>(hold)
+                })
+            })
+            .await?;
+        self.wake_relay();
+        Ok((self.get(id).await?, hold))
+    }
+
+    /// Releases a hold the store placed, on every part. A hold a
+    /// warehouse placed is that warehouse's to release (409).
+    pub async fn release_hold(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        hold_id: Uuid,
+    ) -> Result<OrderView> {
+        self.require(Command::HoldOrder)?;
+        let actor = actor.clone();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_micros();
+                    let l = parts::load_for_update(c, id).await?;
+                    let mut content = l.content();
+                    let Some(hold) = content.holds.iter_mut().find(|h| h.id == hold_id) else {
+                        let by = l.parts.iter().find(|(_, o)| {
+                            o.fulfillment
+                                .as_ref()
+                                .is_some_and(|f| f.holds.iter().any(|h| h.id == hold_id))
+                        });
+                        return Err(match by {
+                            Some((p, _)) => EngineError::Conflict(format!(
+                                "warehouse {} placed this hold; only it releases it",
+                                p.warehouse.as_deref().unwrap_or_default()
+                            )),
+                            None => EngineError::UnknownHold(hold_id.to_string()),
+                        });
+                    };
+                    if !hold.is_active() {
+                        return Err(EngineError::Conflict(
+                            "this hold was already released".into(),
+                        ));
+                    }
+                    hold.released_at = Some(storage::from_micros(now));
+                    parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
+                    audit::record(c, id, &actor, &["holds"], now).await?;
+                    Ok::<_, EngineError>(())
+                })
+            })
+            .await?;
+        self.wake_relay();
         self.get(id).await
     }
 

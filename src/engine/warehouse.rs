@@ -105,8 +105,16 @@ async fn apply_steps(
             continue;
         };
         let before = order.fulfillment.clone().unwrap_or_default();
-        match before.apply(step.action.clone(), &order.content.lines, at) {
+        match before.apply(
+            step.action.clone(),
+            &order.content.lines,
+            &order.content.holds,
+            at,
+        ) {
             Err(StepRefused::Invalid(errors)) => results.push(Err(EngineError::Invalid(errors))),
+            Err(StepRefused::UnknownHold(h)) => {
+                results.push(Err(EngineError::UnknownHold(h.to_string())));
+            }
             Err(e) => results.push(Err(EngineError::Conflict(format!(
                 "order {}: {e}",
                 order.number

@@ -208,6 +208,9 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownWarehouse(name) => ApiError::NotFound(format!(
                 "no warehouse named {name:?}; GET /api/v1/warehouses lists them"
             )),
+            EngineError::UnknownHold(h) => ApiError::NotFound(format!(
+                "this order has no hold {h}; GET the order to see its holds"
+            )),
             EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::Invalid(errors) => ApiError::invalid(errors),
             EngineError::WrongRole(e) => ApiError::MethodNotAllowed {

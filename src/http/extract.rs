@@ -173,6 +173,36 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The order id and hold id of `/orders/{id}/holds/{hold_id}/...`: 400
+/// naming the one that is not a UUID.
+pub struct HoldPath(pub OrderId, pub uuid::Uuid);
+
+impl FromRequestParts<AppState> for HoldPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<(String, String)>::from_request_parts(parts, state).await {
+            Ok(Path((raw, hold))) => {
+                let id = order_id(&raw)?;
+                let hold = uuid::Uuid::parse_str(&hold).map_err(|_| {
+                    ApiError::BadField(FieldError::new(
+                        "hold_id",
+                        format!("{hold:?} is not a hold id (a UUID)"),
+                    ))
+                })?;
+                Ok(HoldPath(id, hold))
+            }
+            Err(e) => Err(ApiError::BadField(FieldError::new(
+                "id",
+                format!("is not an order and hold id: {}", e.body_text()),
+            ))),
+        }
+    }
+}
+
 /// Parses an order id from the path: 400 when it is not a UUID.
 pub fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).ok_or_else(|| {

@@ -410,6 +410,31 @@ impl IntoParams for OrderIdParam {
     }
 }
 
+/// `{id}` and `{hold_id}` of `/api/v1/orders/{id}/holds/{hold_id}/release`.
+pub struct HoldIdParams;
+
+impl IntoParams for HoldIdParams {
+    fn into_params(f: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut out = OrderIdParam::into_params(f);
+        out.push(
+            ParameterBuilder::new()
+                .name("hold_id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "The hold's id (a UUID). Anything else is answered 400.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::Custom("uuid".into()))),
+                ))
+                .build(),
+        );
+        out
+    }
+}
+
 fn query(name: &str, description: &str, schema: ObjectBuilder) -> Parameter {
     ParameterBuilder::new()
         .name(name)

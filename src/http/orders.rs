@@ -13,21 +13,22 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller, OptionalJson, OrderPath};
+use super::extract::{ApiJson, Caller, HoldPath, OptionalJson, OrderPath};
 use super::openapi::{
-    BadBody, BadId, BadIdOrBody, Bearer, IdempotencyKeyHeader, JsonBody, NoOrder, OrderIdParam,
-    PROBLEM, StoreListParams, WarehouseListParams, Writes,
+    BadBody, BadId, BadIdOrBody, Bearer, HoldIdParams, IdempotencyKeyHeader, JsonBody, NoOrder,
+    OrderIdParam, PROBLEM, StoreListParams, WarehouseListParams, Writes,
 };
 use super::routes::{self as route, Api};
 use super::views::{
-    ActorJson, Attempt, AuditEntry, AuditList, OrderPage, StoreOrder, SyncTimeline, WarehouseOrder,
-    order_json,
+    ActorJson, Attempt, AuditEntry, AuditList, HoldJson, OrderPage, StoreOrder, SyncTimeline,
+    WarehouseOrder, order_json,
 };
 use crate::domain::delivery::SyncState;
+use crate::domain::holds::{HoldType, parse_hold};
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::role::Command;
 use crate::domain::values::{MAX_TEXT, optional_text};
-use crate::domain::{Action, FulfillmentStatus, Role};
+use crate::domain::{Action, Actor, FulfillmentStatus, OrderId, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
 use crate::engine::{ListFilter, StatusFilter};
 
@@ -35,9 +36,17 @@ use crate::engine::{ListFilter, StatusFilter};
 /// per side (each with its own order shape); creating, editing and
 /// cancelling are the store's, changing fulfillment the warehouse's.
 pub fn routes(api: Api) -> Api {
-    let (list, one) = match api.role() {
-        Role::Store => (routes!(list_at_store), routes!(get_at_store)),
-        Role::Warehouse => (routes!(list_at_warehouse), routes!(get_at_warehouse)),
+    let (list, one, release) = match api.role() {
+        Role::Store => (
+            routes!(list_at_store),
+            routes!(get_at_store),
+            routes!(release_at_store),
+        ),
+        Role::Warehouse => (
+            routes!(list_at_warehouse),
+            routes!(get_at_warehouse),
+            routes!(release_at_warehouse),
+        ),
     };
     api.serve(list)
         .runs(&route::ORDERS, Command::CreateOrder, routes!(create))
@@ -57,6 +66,8 @@ pub fn routes(api: Api) -> Api {
             routes!(ship_parcel),
         )
         .runs(&route::REJECT, Command::ChangeFulfillment, routes!(reject))
+        .serve(routes!(place_hold))
+        .serve(release)
         .serve(routes!(audit))
         .serve(routes!(sync_timeline))
 }
@@ -761,6 +772,179 @@ async fn ship_parcel(
         .pop()
         .ok_or(ApiError::Internal)?;
     Ok((StatusCode::CREATED, Json(parcel)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The documented shape of a new hold.
+#[derive(ToSchema, Deserialize)]
+#[schema(
+    as = HoldRequest,
+    example = json!({"type": "payment", "reason": "card declined; waiting for the customer"})
+)]
+#[allow(dead_code)]
+pub struct HoldRequest {
+    #[serde(rename = "type")]
+    kind: HoldType,
+    #[schema(schema_with = crate::domain::schema::text)]
+    reason: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/holds",
+    tag = "orders",
+    operation_id = "placeHold",
+    summary = "Hold an order (several holds may be active)",
+    description = "Both sides place holds; each releases only its own. At the warehouse it holds \
+                   this order (from pending, picking, packed, partially_shipped or on_hold); at \
+                   the store it holds every part of the order, whose warehouse then picks, packs \
+                   and ships nothing (409) until the store releases it. The order is `on_hold` \
+                   while any hold is active.",
+    params(OrderIdParam),
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "The hold.", body = HoldJson),
+        BadIdOrBody,
+        NoOrder,
+        (status = 409, description = "Not in this status (shipped, cancelled, cancel \
+                                      requested…), or too many holds.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A missing or unknown `type`, a missing `reason`, or an \
+                                      unknown field.",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn place_hold(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    OrderPath(id): OrderPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    let ApiJson { value: b, .. } =
+        <ApiJson<HoldBody> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+            .await?;
+    let (kind, reason) =
+        parse_hold(b.kind.as_deref(), b.reason.as_deref()).map_err(ApiError::invalid)?;
+    let engine = &state.engine;
+    let (v, hold) = match engine.role() {
+        Role::Store => engine.place_hold(&actor, id, kind, reason).await?,
+        Role::Warehouse => {
+            let v = engine
+                .transition(&actor, id, Action::PlaceHold { kind, reason })
+                .await?;
+            let hold = v
+                .order
+                .fulfillment
+                .as_ref()
+                .and_then(|f| f.holds.last().cloned())
+                .ok_or(ApiError::Internal)?;
+            (v, hold)
+        }
+    };
+    tracing::info!(order_id = %v.order.id, hold_type = kind.as_str(), "hold placed");
+    Ok((StatusCode::CREATED, Json(HoldJson::from(&hold))).into_response())
+}
+
+/// Releases a hold this side placed.
+async fn release(
+    state: &AppState,
+    actor: &Actor,
+    id: OrderId,
+    hold: uuid::Uuid,
+) -> ApiResult<Response> {
+    let engine = &state.engine;
+    let v = match engine.role() {
+        Role::Store => engine.release_hold(actor, id, hold).await?,
+        Role::Warehouse => {
+            engine
+                .transition(actor, id, Action::ReleaseHold { id: hold })
+                .await?
+        }
+    };
+    tracing::info!(order_id = %id, hold_id = %hold, "hold released");
+    Ok(respond(state, StatusCode::OK, &v))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/holds/{hold_id}/release",
+    tag = "orders",
+    operation_id = "releaseHold",
+    summary = "Release a hold the store placed",
+    description = "Releases the hold on every part; a part with no other active hold goes \
+                   back, at its warehouse, to the status it left. A hold a warehouse placed is \
+                   that warehouse's to release (409). No body (or `{}`).",
+    params(HoldIdParams),
+    responses(
+        (status = 200, description = "The order.", body = StoreOrder),
+        (status = 400, description = "An id is not a UUID, or the body is not JSON.",
+         body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such order, or no such hold on it.",
+         body = Problem, content_type = PROBLEM),
+        (status = 409, description = "A warehouse's hold, or already released.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The body has a field (it takes none).",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn release_at_store(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    HoldPath(id, hold): HoldPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+        .await?;
+    release(&state, &actor, id, hold).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/holds/{hold_id}/release",
+    tag = "orders",
+    operation_id = "releaseHold",
+    summary = "Release a hold this warehouse placed",
+    description = "With no other active hold, the order goes back to the status it left. A \
+                   hold the store placed is the store's to release (409). No body (or `{}`).",
+    params(HoldIdParams),
+    responses(
+        (status = 200, description = "The order.", body = WarehouseOrder),
+        (status = 400, description = "An id is not a UUID, or the body is not JSON.",
+         body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such order, or no such hold on it.",
+         body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The store's hold, or already released.",
+         body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The body has a field (it takes none).",
+         body = Problem, content_type = PROBLEM),
+        JsonBody,
+        Writes,
+        Bearer,
+    )
+)]
+async fn release_at_warehouse(
+    State(state): State<AppState>,
+    Caller { actor, .. }: Caller,
+    HoldPath(id, hold): HoldPath,
+    body: axum::extract::Request,
+) -> ApiResult<Response> {
+    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
+        .await?;
+    release(&state, &actor, id, hold).await
 }
 
 /// `POST /orders/{id}/reject`, read laxly so that every problem is a

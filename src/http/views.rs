@@ -15,7 +15,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::delivery::SyncState;
-use crate::domain::order::{Address, Customer, Line};
+use crate::domain::holds::{HoldType, TypedHold};
+use crate::domain::order::{Address, Customer, Line, Order};
 use crate::domain::values::CountryCode;
 use crate::domain::warehouse::Warehouse;
 use crate::domain::{Fulfillment, FulfillmentStatus, OrderId, Role};
@@ -119,15 +120,48 @@ pub struct PartLineJson<'a> {
     pub rejected_quantity: u32,
 }
 
-/// A hold on a part, as its warehouse reports it.
+/// A hold: why, who placed it (and so who releases it), when.
 #[derive(Serialize, ToSchema)]
-#[schema(as = PartHold)]
-pub struct PartHoldJson<'a> {
-    /// `other` for a hold placed by status (`{"status": "on_hold"}`).
+#[schema(as = Hold)]
+pub struct HoldJson<'a> {
+    #[schema(value_type = String)]
+    pub id: uuid::Uuid,
     #[serde(rename = "type")]
-    pub kind: &'a str,
+    pub kind: HoldType,
     pub reason: &'a str,
-    pub placed_by: &'a str,
+    /// `store` or `warehouse`: only that side releases it.
+    pub placed_by: Role,
+    pub placed_at: DateTime<Utc>,
+    /// Null while it holds.
+    #[schema(required = true)]
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<&'a TypedHold> for HoldJson<'a> {
+    fn from(h: &'a TypedHold) -> Self {
+        Self {
+            id: h.id,
+            kind: h.kind,
+            reason: &h.reason,
+            placed_by: h.placed_by,
+            placed_at: h.placed_at,
+            released_at: h.released_at,
+        }
+    }
+}
+
+/// Every hold on an order as this side holds it (the store's, in its
+/// content, and the warehouse's, in its fulfillment), oldest first.
+fn holds_of(o: &Order) -> Vec<HoldJson<'_>> {
+    let mut all: Vec<HoldJson> = o
+        .content
+        .holds
+        .iter()
+        .chain(o.fulfillment.iter().flat_map(|f| f.holds.iter()))
+        .map(HoldJson::from)
+        .collect();
+    all.sort_by_key(|h| h.placed_at);
+    all
 }
 
 /// One warehouse's share of an order at the store (docs/API.md §4.6).
@@ -144,7 +178,8 @@ pub struct PartJson<'a> {
     /// cancel and counts for nothing in the order.
     pub withdrawn: bool,
     pub lines: Vec<PartLineJson<'a>>,
-    pub holds: Vec<PartHoldJson<'a>>,
+    /// Every hold on the part, active or released, whoever placed it.
+    pub holds: Vec<HoldJson<'a>>,
     pub shipments: Vec<ShipmentJson<'a>>,
     #[schema(required = true)]
     pub cancel_rejected_reason: Option<&'a str>,
@@ -176,15 +211,7 @@ impl<'a> From<&'a PartView> for PartJson<'a> {
                     }
                 })
                 .collect(),
-            holds: f
-                .and_then(|f| f.hold.as_ref())
-                .map(|h| PartHoldJson {
-                    kind: "other",
-                    reason: &h.reason,
-                    placed_by: "warehouse",
-                })
-                .into_iter()
-                .collect(),
+            holds: holds_of(&p.order),
             shipments: shipments(f, &p.order.content.lines, Some(&p.warehouse)),
             cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.as_deref()),
             sync: p.into(),
@@ -232,6 +259,8 @@ pub struct FulfillmentJson<'a> {
     pub content_changed_after_pick: bool,
     /// Every parcel of every part, oldest first, each with its warehouse.
     pub shipments: Vec<ShipmentJson<'a>>,
+    /// Every active hold on any part (a store hold once), oldest first.
+    pub holds: Vec<HoldJson<'a>>,
 }
 
 impl<'a> From<Option<&'a Fulfillment>> for FulfillmentJson<'a> {
@@ -246,6 +275,7 @@ impl<'a> From<Option<&'a Fulfillment>> for FulfillmentJson<'a> {
             cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.as_deref()),
             content_changed_after_pick: f.is_some_and(|f| f.content_changed_after_pick),
             shipments: Vec::new(),
+            holds: Vec::new(),
         }
     }
 }
@@ -436,6 +466,14 @@ impl<'a> StoreOrder<'a> {
                     })
                     .collect();
                 f.shipments.sort_by_key(|s| s.shipped_at);
+                for p in v.parts.iter().filter(|p| !p.withdrawn) {
+                    for h in holds_of(&p.order) {
+                        if h.released_at.is_none() && !f.holds.iter().any(|x| x.id == h.id) {
+                            f.holds.push(h);
+                        }
+                    }
+                }
+                f.holds.sort_by_key(|h| h.placed_at);
                 f
             },
             sync: v.into(),
@@ -511,6 +549,9 @@ pub struct WarehouseOrder<'a> {
     /// Its parcels, oldest first (`carrier`, `tracking_number` and
     /// `shipped_at` are the latest's).
     pub shipments: Vec<ShipmentJson<'a>>,
+    /// Every hold on it, active or released, the store's and this
+    /// warehouse's (`hold_reason` is the first active one's).
+    pub holds: Vec<HoldJson<'a>>,
     pub sync: SyncJson<'a>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -547,6 +588,7 @@ impl<'a> WarehouseOrder<'a> {
                 })
                 .collect(),
             shipments: shipments(o.fulfillment.as_ref(), &c.lines, None),
+            holds: holds_of(o),
             status: f.status.unwrap_or(FulfillmentStatus::Pending),
             hold_reason: f.hold_reason,
             carrier: f.carrier,

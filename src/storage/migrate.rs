@@ -137,6 +137,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0013_rejections.sql"),
         },
     },
+    Migration {
+        version: 14,
+        name: "typed_holds",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0014_typed_holds.sql"),
+            postgres: include_str!("../../migrations/postgres/0014_typed_holds.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

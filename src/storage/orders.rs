@@ -10,10 +10,12 @@ use sqlx::{AnyConnection, Row};
 
 use super::bulk::{self, Script, Val};
 use super::{Result, Sql, StorageError, from_micros, to_micros};
+use crate::domain::Role;
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{
     Fulfillment, FulfillmentStatus, Hold, Rejection, Shipment, ShippedLine,
 };
+use crate::domain::holds::{HoldSnapshot, TypedHold};
 use crate::domain::order::{
     Address, CancelRequest, Customer, Line, Order, OrderContent, OrderId, Pricing,
 };
@@ -49,6 +51,8 @@ struct OrderRow {
     cancel_rejected_reason: Option<String>,
     content_changed_after_pick: i64,
     rejections: String,
+    store_holds: String,
+    warehouse_holds: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -103,6 +107,29 @@ impl ShipmentRow {
     }
 }
 
+/// Holds as stored: the JSON the peers send ([`HoldSnapshot`]).
+fn parse_holds(id: &str, json: &str, by: Role) -> Result<Vec<TypedHold>> {
+    let list: Vec<HoldSnapshot> =
+        serde_json::from_str(json).map_err(|e| corrupt(id, format!("holds: {e}")))?;
+    Ok(list
+        .into_iter()
+        .map(|h| TypedHold {
+            id: h.id,
+            kind: h.kind,
+            reason: h.reason,
+            placed_by: by,
+            placed_at: h.placed_at,
+            released_at: h.released_at,
+        })
+        .collect())
+}
+
+/// Holds to store.
+fn holds_json(list: &[TypedHold]) -> String {
+    let list: Vec<HoldSnapshot> = list.iter().map(HoldSnapshot::from_domain).collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
 pub(super) fn corrupt(id: &str, what: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("order {id}: {what}"))
 }
@@ -144,6 +171,7 @@ impl OrderRow {
                     hold,
                     shipments,
                     rejections,
+                    holds: parse_holds(id, &self.warehouse_holds, Role::Warehouse)?,
                     cancel_rejected_reason: self.cancel_rejected_reason,
                     content_changed_after_pick: self.content_changed_after_pick != 0,
                 })
@@ -180,6 +208,7 @@ impl OrderRow {
                 cancel: (self.cancel_requested != 0).then_some(CancelRequest {
                     reason: self.cancel_reason,
                 }),
+                holds: parse_holds(id, &self.store_holds, Role::Store)?,
             },
             number: self.number,
             store_version: self.store_version,
@@ -212,12 +241,12 @@ const LOAD_ORDERS: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
+             cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
              FROM orders WHERE id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };
 
@@ -321,7 +350,7 @@ const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, rejections, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
 };
 
@@ -405,13 +434,26 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
         .map(|o| fulfillment_columns(o.fulfillment.as_ref()))
         .collect();
     let order_ids: Vec<String> = list.iter().map(|o| o.order_id.to_string()).collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 28);
-    for ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id) in list
+    let holds: Vec<(String, String)> = list
+        .iter()
+        .map(|o| {
+            (
+                holds_json(&o.content.holds),
+                holds_json(o.fulfillment.as_ref().map_or(&[][..], |f| &f.holds[..])),
+            )
+        })
+        .collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 30);
+    for (
+        ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id),
+        (store_holds, warehouse_holds),
+    ) in list
         .iter()
         .zip(&keys)
         .zip(&hashes)
         .zip(&fulfillment)
         .zip(&order_ids)
+        .zip(&holds)
     {
         let ct = &o.content;
         rows.extend([
@@ -443,9 +485,11 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             (*hash).into(),
             order_id.as_str().into(),
             o.part.into(),
+            store_holds.as_str().into(),
+            warehouse_holds.as_str().into(),
         ]);
     }
-    s.rows(&INSERT_ORDERS, &[], 28, &rows);
+    s.rows(&INSERT_ORDERS, &[], 30, &rows);
 }
 
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
@@ -455,21 +499,24 @@ const INSERT_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no) \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+             store_holds, warehouse_holds) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
              value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
              value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
              value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+             value ->> 27, value ->> 28, value ->> 29 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
     postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no) \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+               store_holds, warehouse_holds) \
                SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
                value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
                value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
-               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint \
+               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
+               value ->> 28, value ->> 29 \
                FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
 };
 
@@ -593,7 +640,7 @@ pub async fn update_content(
         "UPDATE orders SET store_version = $2, customer_name = $3, customer_email = $4, customer_company = $5, \
          ship_name = $6, ship_line1 = $7, ship_line2 = $8, ship_city = $9, ship_region = $10, \
          ship_postal_code = $11, ship_country = $12, notes = $13, deliver_by = $14, cancel_requested = $15, \
-         cancel_reason = $16, updated_at = $17 WHERE id = $1 AND store_version < $2",
+         cancel_reason = $16, updated_at = $17, store_holds = $18 WHERE id = $1 AND store_version < $2",
     )
     .bind(id.to_string())
     .bind(store_version)
@@ -612,6 +659,7 @@ pub async fn update_content(
     .bind(i64::from(ct.cancel.is_some()))
     .bind(ct.cancel.as_ref().and_then(|r| r.reason.as_deref()))
     .bind(now)
+    .bind(holds_json(&ct.holds))
     .execute(&mut *c)
     .await?
     .rows_affected();
@@ -666,9 +714,17 @@ pub async fn update_fulfillments(
             serde_json::to_string(&raw).unwrap_or_else(|_| "[]".into())
         })
         .collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 8);
-    for (((key, (_, _, version)), (status, hold_reason, held_from, rejected, changed)), refused) in
-        keys.iter().zip(list).zip(&columns).zip(&rejections)
+    let holds: Vec<String> = list.iter().map(|(_, f, _)| holds_json(&f.holds)).collect();
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 9);
+    for (
+        (((key, (_, _, version)), (status, hold_reason, held_from, rejected, changed)), refused),
+        held,
+    ) in keys
+        .iter()
+        .zip(list)
+        .zip(&columns)
+        .zip(&rejections)
+        .zip(&holds)
     {
         rows.extend([
             Val::from(key.as_str()),
@@ -679,10 +735,11 @@ pub async fn update_fulfillments(
             rejected.as_deref().into(),
             (*changed).into(),
             refused.as_str().into(),
+            held.as_str().into(),
         ]);
     }
     let mut s = Script::new(c);
-    s.rows(&UPDATE_FULFILLMENTS, &[Val::Int(now)], 8, &rows);
+    s.rows(&UPDATE_FULFILLMENTS, &[Val::Int(now)], 9, &rows);
     let updated = inserted_ids(s.run(c).await?)?;
     // Shipments are replaced wholesale (usually there is none on either
     // side): the delete and the inserts go together.
@@ -706,22 +763,22 @@ pub async fn update_fulfillments(
 
 /// [`update_fulfillments`]' statement: arguments `updated_at`, then the
 /// rows `[id, warehouse_version, status, hold_reason, held_from,
-/// cancel_rejected_reason, content_changed_after_pick, rejections]`. Fenced: a row that
+/// cancel_rejected_reason, content_changed_after_pick, rejections, warehouse_holds]`. Fenced: a row that
 /// holds that version or a newer one is left alone.
 const UPDATE_FULFILLMENTS: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
              held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-             rejections = v.refused, updated_at = ? \
+             rejections = v.refused, warehouse_holds = v.held, updated_at = ? \
              FROM (SELECT value ->> 0 AS id, value ->> 1 AS version, value ->> 2 AS status, \
                    value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                   value ->> 6 AS changed, value ->> 7 AS refused FROM json_each(?)) AS v \
+                   value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM json_each(?)) AS v \
              WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
     postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
                held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-               rejections = v.refused, updated_at = $1 \
+               rejections = v.refused, warehouse_holds = v.held, updated_at = $1 \
                FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
                      value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                     (value ->> 6)::bigint AS changed, value ->> 7 AS refused \
+                     (value ->> 6)::bigint AS changed, value ->> 7 AS refused, value ->> 8 AS held \
                      FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
                WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
 };

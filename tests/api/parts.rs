@@ -17,6 +17,7 @@ both_backends!(
     edits_and_cancel_reach_every_part,
     parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest,
     rejected_lines_go_to_the_next_warehouse,
+    typed_holds_are_released_by_the_side_that_placed_them,
 );
 
 /// [`three`], with `eu` taking widgets and `us` boxes, anywhere.
@@ -606,4 +607,142 @@ async fn rejected_lines_go_to_the_next_warehouse(b: Backend) {
     step(&t.eu, &id, json!({"status": "picking"})).await;
     let (s, _) = t.eu.post(&reject, &refuse("BOX-1", 1, "late")).await;
     assert_eq!(s, StatusCode::CONFLICT);
+}
+
+async fn typed_holds_are_released_by_the_side_that_placed_them(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(&t.store, &order_of("Held", &[("WID-1", 1), ("BOX-1", 1)])).await;
+    let id = id_of(&o);
+    let second = id_of(&o["parts"][1]);
+    wait_for_order(&t.eu, &id, "eu's part", |_| true).await;
+    wait_for_order(&t.us, &second, "us's part", |_| true).await;
+    let holds = format!("/api/v1/orders/{id}/holds");
+
+    // Bad holds change nothing.
+    let (s, p) = t
+        .store
+        .post(&holds, &json!({"type": "nope", "reason": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let (s, p) = t.store.post(&holds, &json!({"type": "payment"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "reason", "{p}");
+    let (s, _) = t
+        .store
+        .post(&format!("{holds}/not-a-uuid/release"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .store
+        .post(
+            &format!("{holds}/{}/release", uuid::Uuid::now_v7()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The store holds the order for a payment check: both parts stop.
+    let (s, payment) = t
+        .store
+        .post(
+            &holds,
+            &json!({"type": "payment", "reason": "card declined"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{payment}");
+    assert_eq!(payment["type"], "payment");
+    assert_eq!(payment["placed_by"], "store");
+    assert_eq!(payment["released_at"], Value::Null);
+    let payment_id = payment["id"].as_str().expect("id").to_owned();
+    for (side, part) in [(&t.eu, &id), (&t.us, &second)] {
+        let held = wait_for_order(side, part, "the store's hold at the warehouse", |o| {
+            o["status"] == "on_hold"
+        })
+        .await;
+        assert_eq!(held["hold_reason"], "card declined", "{held}");
+        assert_eq!(held["holds"][0]["placed_by"], "store", "{held}");
+    }
+    // Nothing moves while it holds, and a warehouse cannot release it.
+    let (s, _) =
+        t.eu.post(
+            &format!("/api/v1/orders/{id}/fulfillment"),
+            &json!({"status": "picking"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, p) =
+        t.eu.post(&format!("{holds}/{payment_id}/release"), &json!({}))
+            .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    let (s, p) =
+        t.eu.post(
+            &format!("/api/v1/orders/{id}/fulfillment"),
+            &json!({"status": "released"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+
+    // eu holds its part too, for stock.
+    let (s, stock) =
+        t.eu.post(&holds, &json!({"type": "stock", "reason": "recount"}))
+            .await;
+    assert_eq!(s, StatusCode::CREATED, "{stock}");
+    assert_eq!(stock["placed_by"], "warehouse");
+    let stock_id = stock["id"].as_str().expect("id").to_owned();
+    let o = wait_for_order(&t.store, &id, "both holds at the store", |o| {
+        o["fulfillment"]["holds"]
+            .as_array()
+            .is_some_and(|h| h.len() == 2)
+    })
+    .await;
+    assert_eq!(o["fulfillment"]["status"], "on_hold", "{o}");
+    assert_eq!(o["parts"][0]["holds"].as_array().expect("holds").len(), 2);
+    // The store cannot release eu's hold.
+    let (s, p) = t
+        .store
+        .post(&format!("{holds}/{stock_id}/release"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("eu")),
+        "{p}"
+    );
+
+    // The store releases its hold: us goes back to pending; eu stays held
+    // by its own.
+    let (s, o) = t
+        .store
+        .post(&format!("{holds}/{payment_id}/release"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    wait_for_order(&t.us, &second, "us free again", |o| {
+        o["status"] == "pending"
+    })
+    .await;
+    let at_eu = wait_for_order(&t.eu, &id, "eu still held by its own", |o| {
+        o["holds"][0]["released_at"].is_string()
+    })
+    .await;
+    assert_eq!(at_eu["status"], "on_hold", "{at_eu}");
+    assert_eq!(at_eu["hold_reason"], "recount");
+    let (s, _) = t
+        .store
+        .post(&format!("{holds}/{payment_id}/release"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "already released");
+    // eu releases its own: pending, and work goes on.
+    let (s, at_eu) =
+        t.eu.call(
+            reqwest::Method::POST,
+            &format!("{holds}/{stock_id}/release"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{at_eu}");
+    assert_eq!(at_eu["status"], "pending");
+    step(&t.eu, &id, json!({"status": "picking"})).await;
+    wait_for_order(&t.store, &id, "no hold left at the store", |o| {
+        o["fulfillment"]["holds"] == json!([]) && o["parts"][0]["status"] == "picking"
+    })
+    .await;
 }

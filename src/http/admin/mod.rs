@@ -325,7 +325,9 @@ impl From<sqlx::Error> for AdminError {
 impl From<EngineError> for AdminError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::NotFound(_) | EngineError::UnknownWarehouse(_) => AdminError::NotFound,
+            EngineError::NotFound(_)
+            | EngineError::UnknownWarehouse(_)
+            | EngineError::UnknownHold(_) => AdminError::NotFound,
             EngineError::Conflict(m) => AdminError::Conflict(m),
             EngineError::Invalid(errors) => AdminError::BadRequest(
                 errors
