@@ -569,8 +569,12 @@ impl Reconciler {
                 .unwrap_or_else(|| "{}".into()),
             error: result.as_ref().err().map(ToString::to_string),
         };
-        self.set_job(|j| *j = Some(Job::from_run(&run)));
-        self.engine.record_reconcile(run).await?;
+        // Recorded before the job says it ended, so whoever sees it ended
+        // also finds it in the sync status.
+        let job = Job::from_run(&run);
+        let recorded = self.engine.record_reconcile(run).await;
+        self.set_job(|j| *j = Some(job));
+        recorded?;
         match &result {
             Ok(r) => tracing::info!(
                 compared = r.local_orders,
