@@ -135,7 +135,7 @@ async fn apply_parsed(
             repeated.insert(p.id());
         }
     }
-    let ids: Vec<OrderId> = seen.into_iter().collect();
+    let ids: Vec<OrderId> = seen.iter().copied().collect();
     // Fulfillment snapshots (at the store) read no content: no lines.
     let parts = if parsed
         .iter()
@@ -146,13 +146,29 @@ async fn apply_parsed(
     } else {
         orders::Parts::WithoutLines
     };
-    let loaded = orders::load_many_for_update(c, &ids, parts)
+    let at_store = engine.role().may(Command::ManageWarehouses);
+    // At the store a part's news also rewrites its order's first row (the
+    // rolled-up status, at the end), so that row is locked now, with the
+    // parts, all in id order: the order every writer of an order's rows
+    // keeps (an edit locks all of them at once). Locked only at the end, a
+    // later part's delivery and an edit of its order would each hold a row
+    // the other waits for (PostgreSQL: "deadlock detected", a 500).
+    let mut locked = ids.clone();
+    if at_store {
+        for first in crate::storage::parts::orders_of(c, &ids).await? {
+            if !seen.contains(&first) {
+                locked.push(first);
+            }
+        }
+    }
+    let loaded = orders::load_many_for_update(c, &locked, parts)
         .await?
         .into_iter()
+        .filter(|o| seen.contains(&o.id))
         .map(|o| (o.id, o))
         .collect();
     // At the store: the warehouse each order is routed to.
-    let routed = if engine.role().may(Command::ManageWarehouses) {
+    let routed = if at_store {
         orders::warehouses_of(c, &ids).await?
     } else {
         HashMap::new()

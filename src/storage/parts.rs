@@ -80,6 +80,29 @@ pub async fn order_of(c: &mut AnyConnection, id: OrderId) -> Result<Option<Order
     Ok(found.map(|o| o.and_then(|o| OrderId::parse(&o)).unwrap_or(id)))
 }
 
+/// The orders these rows belong to (the ids of their first rows), each
+/// once; unknown ids are left out. A row never changes order, so this
+/// needs no lock.
+pub async fn orders_of(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<OrderId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
+    let rows: Vec<(Option<String>,)> = sqlx::query_as(ORDERS_OF.on(c))
+        .bind(bulk::keys(&keys))
+        .fetch_all(&mut *c)
+        .await?;
+    rows.into_iter()
+        .filter_map(|(o,)| o)
+        .map(|o| OrderId::parse(&o).ok_or_else(|| corrupt(&o, "order_id is not a UUID")))
+        .collect()
+}
+
+const ORDERS_OF: Sql = Sql {
+    sqlite: "SELECT DISTINCT order_id FROM orders WHERE id IN (SELECT value FROM json_each($1))",
+    postgres: "SELECT DISTINCT order_id FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
+
 /// The items (lines as ordered) of these orders.
 pub async fn items(
     c: &mut AnyConnection,

@@ -20,6 +20,12 @@ both_backends!(
     typed_holds_are_released_by_the_side_that_placed_them,
 );
 
+/// Row locks exist on PostgreSQL only (SQLite has one writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_parts_delivery_locks_its_orders_rows_in_order_postgres() {
+    a_later_parts_delivery_locks_its_orders_rows_in_order(Backend::Postgres).await
+}
+
 /// [`three`], with `eu` taking widgets and `us` boxes, anywhere.
 async fn by_sku(b: Backend) -> Option<Three> {
     let t = three(b).await?;
@@ -745,4 +751,79 @@ async fn typed_holds_are_released_by_the_side_that_placed_them(b: Backend) {
         o["fulfillment"]["holds"] == json!([]) && o["parts"][0]["status"] == "picking"
     })
     .await;
+}
+
+/// A later part's fulfillment arriving at the store also rewrites its
+/// order's first row (the rolled-up status), and an edit locks every row of
+/// the order in id order. The delivery must lock in that same order: the
+/// first row before the part (ids are time-ordered, the first row is made
+/// first), never the part while it waits for the first row. Otherwise an
+/// edit and a delivery of the same order each hold a row the other waits
+/// for: PostgreSQL breaks the deadlock by failing one (a 500 answer to the
+/// edit, found by the fault test with two warehouses).
+async fn a_later_parts_delivery_locks_its_orders_rows_in_order(b: Backend) {
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(&t.store, &order_of("Locks", &[("WID-1", 1), ("BOX-1", 1)])).await;
+    let (id, second) = (id_of(&o), id_of(&o["parts"][1]));
+    assert!(id < second, "the first row's id sorts first: {id} {second}");
+    wait_for_order(&t.us, &second, "us's part", |_| true).await;
+    wait_for_order(&t.store, &id, "both parts reported", |o| {
+        o["parts"][1]["status"] == "pending" && o["sync"]["state"] == "synced"
+    })
+    .await;
+
+    // Someone (an edit, say) holds the order's first row.
+    let mut holder = PgConnection::connect(&t.store.db.url)
+        .await
+        .expect("connect");
+    holder.execute("BEGIN").await.expect("begin");
+    holder
+        .execute(format!("SELECT id FROM orders WHERE id = '{id}' FOR UPDATE").as_str())
+        .await
+        .expect("lock the first row");
+    // us holds its part (the order's rolled-up status changes with it):
+    // the delivery reaches the store and waits.
+    step(
+        &t.us,
+        &second,
+        json!({"status": "on_hold", "reason": "no boxes"}),
+    )
+    .await;
+    let mut watcher = PgConnection::connect(&t.store.db.url)
+        .await
+        .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery never waited for the first row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    // It waits holding nothing: the part's row is free for the holder.
+    let part = holder
+        .execute(format!("SELECT id FROM orders WHERE id = '{second}' FOR UPDATE NOWAIT").as_str())
+        .await;
+    assert!(
+        part.is_ok(),
+        "the delivery locked the part's row before its order's first row: {part:?}"
+    );
+    holder.execute("COMMIT").await.expect("commit");
+    wait_for_order(&t.store, &id, "us's hold at the store", |o| {
+        o["parts"][1]["status"] == "on_hold" && o["fulfillment"]["status"] == "on_hold"
+    })
+    .await;
+    watcher.close().await.ok();
+    holder.close().await.ok();
 }

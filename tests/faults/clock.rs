@@ -93,7 +93,7 @@ async fn a_clock_set_back_parks_nothing(backend: Backend) {
     };
     let (store, warehouse) = cluster.apis();
     start(&cluster.store).await;
-    start(&cluster.warehouse).await;
+    start(cluster.warehouse()).await;
     let id = post(&store, "/api/v1/orders", &order_body("Clock")).await["id"]
         .as_str()
         .expect("id")
@@ -105,8 +105,8 @@ async fn a_clock_set_back_parks_nothing(backend: Backend) {
     .await;
 
     // The warehouse's clock jumps ten minutes ahead.
-    lock(&cluster.warehouse).env = fast;
-    start(&cluster.warehouse).await;
+    lock(cluster.warehouse()).env = fast;
+    start(cluster.warehouse()).await;
     // Both directions are refused now; each sender sees it and says so.
     post(
         &warehouse,
@@ -138,7 +138,7 @@ async fn a_clock_set_back_parks_nothing(backend: Backend) {
         o["fulfillment"]["status"] == "pending"
     })
     .await;
-    for node in [&cluster.store, &cluster.warehouse] {
+    for node in [&cluster.store, cluster.warehouse()] {
         let log = lock(node).log_tail(400);
         assert!(
             log.contains("delivery failed") && log.contains("check both clocks"),
@@ -149,8 +149,8 @@ async fn a_clock_set_back_parks_nothing(backend: Backend) {
     // The clock is set right. The warehouse's retry of the step was
     // scheduled by the fast clock, ten minutes out in real time: it must
     // go now, not in ten minutes.
-    lock(&cluster.warehouse).env = Vec::new();
-    start(&cluster.warehouse).await;
+    lock(cluster.warehouse()).env = Vec::new();
+    start(cluster.warehouse()).await;
     let fixed = Instant::now();
     until(&store, &order, 30, "the step reaches the store", |o| {
         o["fulfillment"]["status"] == "picking"

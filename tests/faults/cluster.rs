@@ -1,7 +1,7 @@
-//! The store and the warehouse as child processes of the built binary
-//! (`fulfillment serve`), each with a fresh database, an API token, and a
-//! stderr log file that survives restarts. SIGKILL and restart on the same
-//! port are what the fault test does to them.
+//! The store and the warehouse (or several warehouses) as child processes
+//! of the built binary (`fulfillment serve`), each with a fresh database,
+//! an API token, and a stderr log file that survives restarts. SIGKILL and
+//! restart on the same port are what the fault test does to them.
 //!
 //! Children never outlive the test: [`Cluster`]'s `Drop` kills them (also
 //! when the test panics), and on Linux each child also gets SIGKILL from the
@@ -23,6 +23,17 @@ pub use crate::common::db::Backend;
 pub use crate::common::net::free_port;
 
 pub const SECRET: &str = "fault-test-sync-secret";
+
+/// One warehouse of a store that has several: its name at the store (also
+/// its node's), where it listens, where its relay sends (the store, or a
+/// proxy in front of it), and the secret it signs with.
+#[derive(Debug, Clone)]
+pub struct WarehousePorts {
+    pub name: &'static str,
+    pub port: u16,
+    pub peer: u16,
+    pub secret: String,
+}
 
 /// `fulfillment token create`: prints only the token.
 fn create_token(role: &str, database_url: &str) -> String {
@@ -47,7 +58,9 @@ fn create_token(role: &str, database_url: &str) -> String {
 
 /// One service: how to run it, and the running child if any.
 pub struct Node {
-    pub role: &'static str,
+    /// `store` or `warehouse`, or the warehouse's name when there are
+    /// several: names its log and its database.
+    pub name: &'static str,
     pub port: u16,
     pub token: String,
     args: Vec<String>,
@@ -159,7 +172,7 @@ pub async fn start(node: &Mutex<Node>) {
                 let n = lock(node);
                 panic!(
                     "{} did not become ready in 60 s; log tail:\n{}",
-                    n.role,
+                    n.name,
                     n.log_tail(40)
                 );
             }
@@ -207,79 +220,178 @@ impl Ports {
     }
 }
 
-/// The two services of one test, and what must be cleaned up after it.
+/// The services of one test (a store and one or more warehouses), and what
+/// must be cleaned up after it.
 pub struct Cluster {
     pub store: Arc<Mutex<Node>>,
-    pub warehouse: Arc<Mutex<Node>>,
+    /// In the order given; the first is "the" warehouse of a pair.
+    pub warehouses: Vec<Arc<Mutex<Node>>>,
     dir: Option<tempfile::TempDir>,
     /// Dropped after the children are killed (the fields after `Drop`),
     /// kept when the test panics.
     pg: Vec<PgDb>,
 }
 
+/// How one service is started: its flags (`peer`: its relay's target, none
+/// for a store whose warehouses are data).
+struct Spec {
+    name: &'static str,
+    role: &'static str,
+    db: String,
+    port: u16,
+    peer: Option<u16>,
+    secret: String,
+}
+
+impl Spec {
+    fn node(self, dir: &std::path::Path) -> Node {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--role".into(),
+            self.role.into(),
+            "--database-url".into(),
+            self.db.clone(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.port),
+        ];
+        if let Some(peer) = self.peer {
+            args.extend(["--peer-url".into(), format!("http://127.0.0.1:{peer}")]);
+        }
+        args.extend([
+            "--sync-secret".into(),
+            self.secret,
+            "--retry-horizon".into(),
+            "1h".into(),
+            // The outbox alone must converge; reconciliation (a safety
+            // net for drift) would hide a delivery that never happened.
+            "--reconcile-interval".into(),
+            "0".into(),
+        ]);
+        Node {
+            name: self.name,
+            port: self.port,
+            token: create_token(self.role, &self.db),
+            args,
+            env: Vec::new(),
+            log: dir.join(format!("{}.log", self.name)),
+            child: None,
+            starts: 0,
+            kills: 0,
+        }
+    }
+}
+
 impl Cluster {
     /// Fresh databases and tokens for both sides; nothing runs yet. `None`
     /// when PostgreSQL is unavailable outside CI (the test skips).
     pub async fn prepare(backend: Backend, ports: Ports) -> Option<Cluster> {
+        let wh = WarehousePorts {
+            name: "warehouse",
+            port: ports.warehouse,
+            peer: ports.warehouse_peer,
+            secret: SECRET.into(),
+        };
+        Self::prepare_nodes(backend, ports.store, Some(ports.store_peer), &[wh]).await
+    }
+
+    /// A store without `--peer-url` (its warehouses are data: the test adds
+    /// them) and one service per warehouse, each with its own database and
+    /// secret; nothing runs yet. `None` when PostgreSQL is unavailable
+    /// outside CI (the test skips; under `CI=true` it fails).
+    pub async fn prepare_several(
+        backend: Backend,
+        store_port: u16,
+        warehouses: &[WarehousePorts],
+    ) -> Option<Cluster> {
+        Self::prepare_nodes(backend, store_port, None, warehouses).await
+    }
+
+    async fn prepare_nodes(
+        backend: Backend,
+        store_port: u16,
+        store_peer: Option<u16>,
+        warehouses: &[WarehousePorts],
+    ) -> Option<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("fulfillment-faults-")
             .tempdir()
             .expect("temp dir");
-        let (store_db, wh_db, pg) = match backend {
+        // The database of each node: store first, then the warehouses. Two
+        // nodes keep the names they always had (`faults_s_…`, `faults_w_…`).
+        let names: Vec<&str> = std::iter::once("store")
+            .chain(warehouses.iter().map(|w| w.name))
+            .collect();
+        let (dbs, pg) = match backend {
             Backend::Sqlite => (
-                sqlite_url(dir.path(), "store.db"),
-                sqlite_url(dir.path(), "warehouse.db"),
+                names
+                    .iter()
+                    .map(|n| sqlite_url(dir.path(), &format!("{n}.db")))
+                    .collect::<Vec<_>>(),
                 Vec::new(),
             ),
             Backend::Postgres => {
                 let admin = pg::admin_url("the PostgreSQL fault tests")?;
                 let id = uuid::Uuid::now_v7().simple().to_string();
-                let s = PgDb::create_named(&admin, &format!("faults_s_{id}"))
-                    .await
-                    .keep_on_panic();
-                let w = PgDb::create_named(&admin, &format!("faults_w_{id}"))
-                    .await
-                    .keep_on_panic();
-                (s.url.clone(), w.url.clone(), vec![s, w])
+                let mut pg = Vec::new();
+                for n in &names {
+                    let short = match *n {
+                        "store" => "s",
+                        "warehouse" => "w",
+                        other => other,
+                    };
+                    pg.push(
+                        PgDb::create_named(&admin, &format!("faults_{short}_{id}"))
+                            .await
+                            .keep_on_panic(),
+                    );
+                }
+                (pg.iter().map(|d| d.url.clone()).collect(), pg)
             }
         };
-        let node = |role: &'static str, db: String, port: u16, peer: u16| Node {
-            role,
-            port,
-            token: create_token(role, &db),
-            args: vec![
-                "serve".into(),
-                "--role".into(),
-                role.into(),
-                "--database-url".into(),
-                db,
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--peer-url".into(),
-                format!("http://127.0.0.1:{peer}"),
-                "--sync-secret".into(),
-                SECRET.into(),
-                "--retry-horizon".into(),
-                "1h".into(),
-                // The outbox alone must converge; reconciliation (a safety
-                // net for drift) would hide a delivery that never happened.
-                "--reconcile-interval".into(),
-                "0".into(),
-            ],
-            env: Vec::new(),
-            log: dir.path().join(format!("{role}.log")),
-            child: None,
-            starts: 0,
-            kills: 0,
-        };
-        let store = node("store", store_db, ports.store, ports.store_peer);
-        let warehouse = node("warehouse", wh_db, ports.warehouse, ports.warehouse_peer);
+        let store = Spec {
+            name: "store",
+            role: "store",
+            db: dbs[0].clone(),
+            port: store_port,
+            peer: store_peer,
+            secret: SECRET.into(),
+        }
+        .node(dir.path());
+        let warehouses = warehouses
+            .iter()
+            .zip(&dbs[1..])
+            .map(|(w, db)| {
+                let node = Spec {
+                    name: w.name,
+                    role: "warehouse",
+                    db: db.clone(),
+                    port: w.port,
+                    peer: Some(w.peer),
+                    secret: w.secret.clone(),
+                }
+                .node(dir.path());
+                Arc::new(Mutex::new(node))
+            })
+            .collect();
         Some(Cluster {
             store: Arc::new(Mutex::new(store)),
-            warehouse: Arc::new(Mutex::new(warehouse)),
+            warehouses,
             dir: Some(dir),
             pg,
         })
+    }
+
+    /// The (first) warehouse.
+    pub fn warehouse(&self) -> &Arc<Mutex<Node>> {
+        &self.warehouses[0]
+    }
+
+    /// Every node: the store first.
+    pub fn nodes(&self) -> Vec<Arc<Mutex<Node>>> {
+        std::iter::once(&self.store)
+            .chain(&self.warehouses)
+            .cloned()
+            .collect()
     }
 
     /// After a successful test: stops the children and drops the PostgreSQL
@@ -287,8 +399,9 @@ impl Cluster {
     /// post-mortem; the kit's `PgDb` sees to that.)
     /// With `FAULT_KEEP=1` everything is kept, also after success.
     pub async fn finish(mut self) {
-        lock(&self.store).kill();
-        lock(&self.warehouse).kill();
+        for n in self.nodes() {
+            lock(&n).kill();
+        }
         if std::env::var("FAULT_KEEP").as_deref() == Ok("1") {
             if let Some(dir) = self.dir.take() {
                 eprintln!(
@@ -308,40 +421,44 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Prints the ERROR lines of both children's logs: not failures by
+    /// Prints the ERROR lines of every child's log: not failures by
     /// themselves, but where to look when something is off.
     pub fn print_log_errors(&self) {
-        for node in [&self.store, &self.warehouse] {
-            let n = lock(node);
+        for node in self.nodes() {
+            let n = lock(&node);
             let errors = n.log_errors();
             let total: usize = errors.iter().map(|(k, _)| k).sum();
-            eprintln!("  {} log: {total} ERROR lines", n.role);
+            eprintln!("  {} log: {total} ERROR lines", n.name);
             for (k, msg) in errors.iter().take(8) {
                 eprintln!("    {k}× {msg}");
             }
         }
     }
 
-    /// An API client for each side.
+    /// An API client for each side (the store and the first warehouse).
     pub fn apis(&self) -> (Api, Api) {
-        let api = |n: &Mutex<Node>| {
-            let n = lock(n);
-            Api::new(n.url(), n.token.clone())
-        };
-        (api(&self.store), api(&self.warehouse))
+        (api(&self.store), api(self.warehouse()))
     }
+}
+
+/// An API client for `node`.
+pub fn api(node: &Mutex<Node>) -> Api {
+    let n = lock(node);
+    Api::new(n.url(), n.token.clone())
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        lock(&self.store).kill();
-        lock(&self.warehouse).kill();
+        let nodes = self.nodes();
+        for n in &nodes {
+            lock(n).kill();
+        }
         if std::thread::panicking() {
-            for node in [&self.store, &self.warehouse] {
+            for node in &nodes {
                 let n = lock(node);
                 eprintln!(
                     "---- {} stderr (last 60 lines, all runs) ----\n{}\n----",
-                    n.role,
+                    n.name,
                     n.log_tail(60)
                 );
             }

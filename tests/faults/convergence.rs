@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::{Backend, Cluster, Ports, ensure_running, free_port, start};
+use crate::ledger::{Shape, WhKey};
 use crate::proxy::{Fault, Proxy};
 use crate::verify::{Divergence, Snapshot};
-use crate::workload::{self, HOT_WRITER, Run, Stats, get};
+use crate::workload::{self, HOT_WRITER, Run, Scope, Stats, get};
 use crate::{Config, join, lock, rng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +62,8 @@ async fn converges_under_faults(backend: Backend) {
     let run = Arc::new(Run {
         seed: cfg.seed,
         store,
-        warehouse,
+        warehouses: vec![warehouse],
+        shapes: vec![Shape::Plain],
         ledger: Mutex::default(),
         stats: Stats::default(),
         until: Instant::now() + cfg.phase,
@@ -73,21 +75,22 @@ async fn converges_under_faults(backend: Backend) {
     setup.to_warehouse.set_faulty(false);
     setup.to_store.set_faulty(false);
     ensure_running(&setup.cluster.store).await;
-    ensure_running(&setup.cluster.warehouse).await;
+    ensure_running(setup.cluster.warehouse()).await;
     eprintln!(
         "faults[{backend}]: client phase over after {:.1}s; faults off, waiting for convergence (≤ {}s)",
         phase.took.as_secs_f64(),
         cfg.converge.as_secs()
     );
     let hot_id = lock(&run.ledger).orders[phase.hot].id.clone();
-    for (side, api) in [("store", &run.store), ("warehouse", &run.warehouse)] {
+    let warehouse = &run.warehouses[0];
+    for (side, api) in [("store", &run.store), ("warehouse", warehouse)] {
         eprintln!(
             "  hot order at the {side}: {}",
             crate::verify::timeline(api, &hot_id).await
         );
     }
     let (snap, div, took) =
-        crate::verify::wait_converged(&run.store, &run.warehouse, cfg.converge).await;
+        crate::verify::wait_converged(&run.store, warehouse, cfg.converge).await;
 
     let lost = crate::verify::lost_updates(&lock(&run.ledger), &snap);
     let unexpected = lock(&run.stats.unexpected).clone();
@@ -149,7 +152,24 @@ async fn converges_under_faults(backend: Backend) {
 /// very least, on a slow 2-core machine: a run on the 2-core development
 /// VM (SQLite, debug build) carried about 20 per second; this assumes a
 /// machine four times slower.
-const FLOOR_RATE: f64 = 5.0;
+pub const FLOOR_RATE: f64 = 5.0;
+
+/// How many requests must meet each fault kind, in [`Fault::ALL`] order,
+/// on proxies that carry at least `rate` requests per second of phase:
+/// half of what the weights make expected (so a kind too rare to be
+/// expected in a short phase is not required, and a kind with weight 0
+/// never is; forwarding never is).
+pub fn fault_minimums(cfg: &Config, rate: f64) -> [u64; 8] {
+    let secs = cfg.phase.as_secs_f64();
+    let total = f64::from(cfg.weights.0.iter().sum::<u32>().max(1));
+    std::array::from_fn(|i| {
+        if Fault::ALL[i] == Fault::Forward {
+            return 0;
+        }
+        let expected = rate * secs * f64::from(cfg.weights.0[i]) / total;
+        (expected / 2.0).floor() as u64
+    })
+}
 
 /// The least a run must do for its verdict to mean something, scaled to its
 /// phase and weights: each fault kind with a weight half of what it would
@@ -168,16 +188,8 @@ struct Minimums {
 impl Minimums {
     fn for_run(cfg: &Config) -> Minimums {
         let secs = cfg.phase.as_secs_f64();
-        let total = f64::from(cfg.weights.0.iter().sum::<u32>().max(1));
-        let faults = std::array::from_fn(|i| {
-            if Fault::ALL[i] == Fault::Forward {
-                return 0;
-            }
-            let expected = FLOOR_RATE * secs * f64::from(cfg.weights.0[i]) / total;
-            (expected / 2.0).floor() as u64
-        });
         Minimums {
-            faults,
+            faults: fault_minimums(cfg, FLOOR_RATE),
             kills: u32::from(cfg.kills && secs >= 15.0),
             orders: MAX_ORDERS.min(secs as usize),
             writes: 10 * secs as u64,
@@ -217,7 +229,7 @@ impl Minimums {
 }
 
 /// Every write a client got acknowledged (creates, edits, cancels, steps).
-fn acked_writes(run: &Run) -> u64 {
+pub fn acked_writes(run: &Run) -> u64 {
     let s = &run.stats;
     get(&s.creates) + get(&s.store_acked) + get(&s.cancels_acked) + get(&s.wh_acked)
 }
@@ -237,7 +249,7 @@ async fn start_services(backend: Backend, cfg: &Config) -> Option<Setup> {
     };
     let cluster = Cluster::prepare(backend, ports).await?;
     start(&cluster.store).await;
-    start(&cluster.warehouse).await;
+    start(cluster.warehouse()).await;
     Some(Setup {
         cluster,
         to_warehouse,
@@ -256,7 +268,7 @@ async fn client_phase(run: &Arc<Run>, setup: &Setup, cfg: &Config) -> Phase {
         "Hot order",
     )
     .await;
-    let hot = workload::track(run, hot_id, true, HOT_WRITER);
+    let hot = workload::track(run, hot_id, true, HOT_WRITER, Shape::Plain);
     let mut clients = Vec::new();
     for w in 0..STORE_WORKERS {
         let r = rng(seed, 10 + w as u64);
@@ -264,7 +276,7 @@ async fn client_phase(run: &Arc<Run>, setup: &Setup, cfg: &Config) -> Phase {
     }
     for j in 0..WAREHOUSE_WORKERS {
         let r = rng(seed, 20 + j as u64);
-        let task = workload::warehouse_worker(run.clone(), j, WAREHOUSE_WORKERS, r);
+        let task = workload::warehouse_worker(run.clone(), Scope::Orders, j, WAREHOUSE_WORKERS, r);
         clients.push(tokio::spawn(task));
     }
     clients.push(tokio::spawn(workload::hot_store(
@@ -274,22 +286,23 @@ async fn client_phase(run: &Arc<Run>, setup: &Setup, cfg: &Config) -> Phase {
     )));
     clients.push(tokio::spawn(workload::hot_warehouse(
         run.clone(),
-        hot,
+        WhKey::Order(hot),
         rng(seed, 31),
     )));
     let chaos = tokio::spawn(workload::chaos(
-        run.clone(),
-        setup.cluster.store.clone(),
-        setup.cluster.warehouse.clone(),
+        run.until,
+        setup.cluster.nodes(),
+        5000..10000,
         cfg.kills,
         rng(seed, 40),
     ));
     for c in clients {
         join(c).await;
     }
+    let kills = join(chaos).await;
     Phase {
         hot,
-        kills: join(chaos).await,
+        kills: (kills[0], kills[1]),
         took: started.elapsed(),
     }
 }

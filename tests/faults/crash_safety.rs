@@ -88,7 +88,7 @@ async fn acknowledged_creates_survive_sigkill(backend: Backend) {
     );
 
     // Now the warehouse: every order arrives and both sides agree.
-    start(&cluster.warehouse).await;
+    start(cluster.warehouse()).await;
     let (snap, div, took) = verify::wait_converged(&store, &warehouse, cfg.converge).await;
     for (id, what) in div.orders.iter().take(20) {
         eprintln!("  DIVERGENT {id}: {}", what.join("; "));

@@ -188,67 +188,42 @@ pub enum Cancel {
     Acked,
 }
 
-/// One order's history as the clients saw it.
+/// What the warehouse clients were told about one order at a warehouse
+/// (the order itself, or one part of a split order).
 #[derive(Debug, Clone)]
-pub struct Tracked {
-    pub id: String,
-    /// The order edited hundreds of times at both ends.
-    pub hot: bool,
-    /// Which store task writes this order.
-    pub store_writer: usize,
-    /// Store writes set notes to "n<k>" (hot: "hot-<k>") and lines to
-    /// [`lines`]`(k)`, k increasing per order; the create wrote k = 0.
-    pub next_k: u32,
-    pub acked_k: u32,
-    /// Ks sent after `acked_k` without an answer.
-    pub unknown_k: Vec<u32>,
-    pub cancel: Cancel,
-    /// A store write timed out: it may land at any time, even after newer
-    /// ones, so the exact store check is skipped for this order.
-    pub store_tainted: bool,
+pub struct WhTrack {
     /// The state in the last 2xx answer of the warehouse.
-    pub wh_ack: WhState,
-    /// Actions sent after `wh_ack` without an answer.
-    pub wh_unknown: Vec<WhAction>,
-    pub wh_tainted: bool,
+    pub ack: WhState,
+    /// Actions sent after `ack` without an answer.
+    pub unknown: Vec<WhAction>,
+    /// An action timed out: it may land at any time, so the exact check of
+    /// the warehouse's state is skipped.
+    pub tainted: bool,
     /// What the warehouse task believes the state is now (`None`: unsure,
     /// read it again before acting).
-    pub wh_belief: Option<WhState>,
+    pub belief: Option<WhState>,
+    /// How many actions were answered 2xx.
+    pub acks: u32,
 }
 
-impl Tracked {
-    pub fn new(id: String, hot: bool, store_writer: usize) -> Tracked {
-        Tracked {
-            id,
-            hot,
-            store_writer,
-            next_k: 1,
-            acked_k: 0,
-            unknown_k: vec![],
-            cancel: Cancel::NotAsked,
-            store_tainted: false,
-            wh_ack: WhState::fresh(),
-            wh_unknown: vec![],
-            wh_tainted: false,
-            wh_belief: Some(WhState::fresh()),
-        }
-    }
-
-    /// The notes value of store write `k`.
-    pub fn notes(&self, k: u32) -> String {
-        if self.hot {
-            format!("hot-{k}")
-        } else {
-            format!("n{k}")
+impl WhTrack {
+    /// An order as the warehouse receives it, nothing done to it yet.
+    pub fn new() -> WhTrack {
+        WhTrack {
+            ack: WhState::fresh(),
+            unknown: vec![],
+            tainted: false,
+            belief: Some(WhState::fresh()),
+            acks: 0,
         }
     }
 
     /// Every visible warehouse state the order may end in: the last
     /// acknowledged one, or what any run of the unanswered actions after it
     /// made of it; then answered if the warehouse got a cancel request.
-    pub fn wh_candidates(&self, cancel_requested: bool) -> HashSet<Visible> {
-        let mut states = vec![self.wh_ack.clone()];
-        for action in &self.wh_unknown {
+    pub fn candidates(&self, cancel_requested: bool) -> HashSet<Visible> {
+        let mut states = vec![self.ack.clone()];
+        for action in &self.unknown {
             let more: Vec<WhState> = states.iter().flat_map(|s| action.step(s)).collect();
             for s in more {
                 if !states.contains(&s) {
@@ -267,6 +242,136 @@ impl Tracked {
             })
             .collect()
     }
+}
+
+/// The lines an order is made of through its store writes: which SKUs
+/// (and so, with several warehouses, which warehouses hold its parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `SKU-0`…`SKU-2` (one warehouse takes everything).
+    Plain,
+    /// `A-…` lines only: the `eu` warehouse's, whole.
+    OnlyA,
+    /// `B-…` lines only: the `us` warehouse's, whole.
+    OnlyB,
+    /// Always both `A-` and `B-` lines, interleaved, a `B-` line first:
+    /// split in two parts at every write.
+    Mixed,
+    /// Like [`Shape::Mixed`], except every write k with k % 3 == 1 has
+    /// `A-` lines only: that edit withdraws the `us` part, and the next
+    /// one makes a new `us` part. The `A-` part, which has the order's id,
+    /// always keeps lines: withdrawing that one is not exercised, because
+    /// the store then shows the order `cancel_requested` (the withdrawal's
+    /// cancel request is on the order's own row), refuses every later edit
+    /// (409) and sends a later cancel to no part (a known product bug).
+    Drift,
+}
+
+impl Shape {
+    /// The order lines store write `k` sets: their number and quantities
+    /// move with k, so a lost or mixed-up write shows in the lines as well
+    /// as in the notes.
+    pub fn lines(self, k: u32) -> Vec<(String, String, u32)> {
+        let q = |j: u32| 1 + (k * 7 + j) % 9;
+        let item = |prefix: &str, j: u32, q: u32| {
+            (format!("{prefix}-{j}"), format!("Item {prefix}{j}"), q)
+        };
+        match self {
+            Shape::Plain => (0..1 + k % 3)
+                .map(|j| (format!("SKU-{j}"), format!("Item {j}"), q(j)))
+                .collect(),
+            Shape::OnlyA => (0..1 + k % 3).map(|j| item("A", j, q(j))).collect(),
+            Shape::OnlyB => (0..1 + k % 3).map(|j| item("B", j, q(j + 3))).collect(),
+            Shape::Drift if k % 3 == 1 => (0..1 + k % 2).map(|j| item("A", j, q(j))).collect(),
+            Shape::Mixed | Shape::Drift => {
+                let (a, b) = (1 + k % 2, 1 + (k / 2) % 2);
+                let mut out = Vec::new();
+                for j in 0..a.max(b) {
+                    if j < b {
+                        out.push(item("B", j, q(j + 3)));
+                    }
+                    if j < a {
+                        out.push(item("A", j, q(j)));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// [`Shape::lines`] as the store API takes them.
+    pub fn lines_json(self, k: u32) -> Value {
+        Value::Array(
+            self.lines(k)
+                .into_iter()
+                .enumerate()
+                .map(|(j, (sku, name, quantity))| {
+                    json!({"sku": sku, "name": name, "quantity": quantity, "unit_price": 100 * (j as i64 + 1)})
+                })
+                .collect(),
+        )
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Shape::Plain => "plain",
+            Shape::OnlyA => "only_a",
+            Shape::OnlyB => "only_b",
+            Shape::Mixed => "mixed",
+            Shape::Drift => "drift",
+        }
+    }
+}
+
+/// One order's history as the clients saw it.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub id: String,
+    /// The order edited hundreds of times at both ends.
+    pub hot: bool,
+    /// Which store task writes this order.
+    pub store_writer: usize,
+    /// Which lines its writes set.
+    pub shape: Shape,
+    /// Store writes set notes to "n<k>" (hot: "hot-<k>") and lines to
+    /// `shape.lines(k)`, k increasing per order; the create wrote k = 0.
+    pub next_k: u32,
+    pub acked_k: u32,
+    /// Ks sent after `acked_k` without an answer.
+    pub unknown_k: Vec<u32>,
+    pub cancel: Cancel,
+    /// A store write timed out: it may land at any time, even after newer
+    /// ones, so the exact store check is skipped for this order.
+    pub store_tainted: bool,
+    /// The warehouse's side, with one warehouse (with several, each part's
+    /// is in [`Ledger::parts`]).
+    pub wh: WhTrack,
+}
+
+impl Tracked {
+    pub fn new(id: String, hot: bool, store_writer: usize, shape: Shape) -> Tracked {
+        Tracked {
+            id,
+            hot,
+            store_writer,
+            shape,
+            next_k: 1,
+            acked_k: 0,
+            unknown_k: vec![],
+            cancel: Cancel::NotAsked,
+            store_tainted: false,
+            wh: WhTrack::new(),
+        }
+    }
+
+    /// The notes value of store write `k`.
+    pub fn notes(&self, k: u32) -> String {
+        if self.hot {
+            format!("hot-{k}")
+        } else {
+            format!("n{k}")
+        }
+    }
 
     /// Whether final notes k is what the acknowledged writes allow: the last
     /// acknowledged one, or a later one whose answer was lost.
@@ -275,32 +380,49 @@ impl Tracked {
     }
 }
 
-/// Every order the clients created, in creation order.
+/// One part of a split order as a warehouse's clients found it (listed at
+/// its warehouse) and moved it.
+#[derive(Debug, Clone)]
+pub struct TrackedPart {
+    pub id: String,
+    /// Index of its warehouse.
+    pub warehouse: usize,
+    /// A part of the hot order (its own task holds and releases it).
+    pub hot: bool,
+    pub wh: WhTrack,
+}
+
+/// Which order a warehouse action is about, in the [`Ledger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhKey {
+    /// `Ledger::orders[i]`, at the one warehouse.
+    Order(usize),
+    /// `Ledger::parts[i]`, at its warehouse.
+    Part(usize),
+}
+
+/// Every order the clients created, in creation order, and every part
+/// the warehouse clients found (with several warehouses).
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub orders: Vec<Tracked>,
+    pub parts: Vec<TrackedPart>,
 }
 
-/// The order lines store write `k` sets: 1–3 lines whose quantities move
-/// with k, so a lost or mixed-up write shows in the lines as well as in the
-/// notes.
-pub fn lines(k: u32) -> Vec<(String, String, u32)> {
-    (0..1 + k % 3)
-        .map(|j| (format!("SKU-{j}"), format!("Item {j}"), 1 + (k * 7 + j) % 9))
-        .collect()
-}
-
-/// [`lines`] as the store API takes them.
-pub fn lines_json(k: u32) -> Value {
-    Value::Array(
-        lines(k)
-            .into_iter()
-            .enumerate()
-            .map(|(j, (sku, name, quantity))| {
-                json!({"sku": sku, "name": name, "quantity": quantity, "unit_price": 100 * (j as i64 + 1)})
-            })
-            .collect(),
-    )
+impl Ledger {
+    /// The id, whether hot, and the warehouse's side of `key`.
+    pub fn wh(&mut self, key: WhKey) -> (&str, bool, &mut WhTrack) {
+        match key {
+            WhKey::Order(i) => {
+                let t = &mut self.orders[i];
+                (&t.id, t.hot, &mut t.wh)
+            }
+            WhKey::Part(i) => {
+                let p = &mut self.parts[i];
+                (&p.id, p.hot, &mut p.wh)
+            }
+        }
+    }
 }
 
 /// Reads k back from a notes value written by [`Tracked::notes`].
@@ -318,27 +440,52 @@ mod tests {
 
     #[test]
     fn candidates_cover_unknown_actions_and_cancel() {
-        let mut t = Tracked::new("x".into(), false, 0);
-        assert_eq!(t.wh_candidates(false).len(), 1);
-        t.wh_unknown = vec![
+        let mut t = WhTrack::new();
+        assert_eq!(t.candidates(false).len(), 1);
+        t.unknown = vec![
             WhAction::Pick,
             WhAction::Hold { reason: "r".into() },
             WhAction::Release,
         ];
-        let c = t.wh_candidates(false);
+        let c = t.candidates(false);
         let statuses: HashSet<Status> = c.iter().map(|v| v.status).collect();
         // pending, picking, on_hold (from either), released back to either.
         assert_eq!(
             statuses,
             HashSet::from([Status::Pending, Status::Picking, Status::OnHold])
         );
-        let cancelled = t.wh_candidates(true);
+        let cancelled = t.candidates(true);
         assert!(cancelled.iter().all(|v| v.status == Status::Cancelled));
     }
 
     #[test]
+    fn shapes_route_as_intended() {
+        for k in 0..12 {
+            let skus = |s: Shape| -> Vec<String> { s.lines(k).into_iter().map(|l| l.0).collect() };
+            let has = |s: Shape, prefix: &str| skus(s).iter().any(|x| x.starts_with(prefix));
+            assert!(has(Shape::OnlyA, "A-") && !has(Shape::OnlyA, "B-"));
+            assert!(has(Shape::OnlyB, "B-") && !has(Shape::OnlyB, "A-"));
+            assert!(has(Shape::Mixed, "A-") && has(Shape::Mixed, "B-"));
+            // The part with the order's id (eu's) always keeps lines.
+            assert!(has(Shape::Drift, "A-"));
+            assert_eq!(has(Shape::Drift, "B-"), k % 3 != 1, "k={k}");
+            for s in [
+                Shape::Plain,
+                Shape::OnlyA,
+                Shape::OnlyB,
+                Shape::Mixed,
+                Shape::Drift,
+            ] {
+                let all = skus(s);
+                let unique: HashSet<&String> = all.iter().collect();
+                assert_eq!(unique.len(), all.len(), "{s:?} k={k}: a SKU twice");
+            }
+        }
+    }
+
+    #[test]
     fn notes_round_trip() {
-        let t = Tracked::new("x".into(), true, 0);
+        let t = Tracked::new("x".into(), true, 0, Shape::Plain);
         assert_eq!(notes_k(&t.notes(17)), Some(17));
         assert_eq!(notes_k("n3"), Some(3));
         assert_eq!(notes_k("leave at the door"), None);

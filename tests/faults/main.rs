@@ -4,6 +4,10 @@
 //! and fails sync requests; clients write to both sides while the services
 //! are SIGKILLed and restarted. Once faults stop, both sides must converge to
 //! the last acknowledged write of each owner, on SQLite and on PostgreSQL.
+//! `convergence_two_warehouses` does the same with one store and two
+//! warehouses (`eu` and `us`, each its own process, database, secret and
+//! pair of proxies) that split orders between them: every part must end at
+//! its warehouse as the store has it, and back.
 //!
 //! ```text
 //! cargo nextest run --test faults --no-capture            # SQLite; PostgreSQL skips
@@ -33,10 +37,12 @@ mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod convergence;
+mod convergence_two_warehouses;
 mod crash_safety;
 mod ledger;
 mod proxy;
 mod verify;
+mod verify_parts;
 mod workload;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Reply};
-use crate::ledger::{Cancel, Ledger, Tracked, WhState, lines, notes_k};
+use crate::ledger::{Cancel, Ledger, Tracked, WhState, notes_k};
 
 /// Both sides, read one after the other.
 pub struct Snapshot {
@@ -25,13 +25,18 @@ pub struct Snapshot {
     pub warehouse_status: Value,
 }
 
-async fn list_all(api: &Api) -> Option<BTreeMap<String, Value>> {
+pub async fn list_all(api: &Api) -> Option<BTreeMap<String, Value>> {
+    list_all_where(api, "").await
+}
+
+/// Every order a side lists with `filter` (say `&status=shipped`).
+pub async fn list_all_where(api: &Api, filter: &str) -> Option<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/api/v1/orders?limit=500&cursor={c}"),
-            None => "/api/v1/orders?limit=500".to_owned(),
+            Some(c) => format!("/api/v1/orders?limit=500{filter}&cursor={c}"),
+            None => format!("/api/v1/orders?limit=500{filter}"),
         };
         let Reply::Answered(StatusCode::OK, page) = api.get(&path).await else {
             return None;
@@ -46,7 +51,7 @@ async fn list_all(api: &Api) -> Option<BTreeMap<String, Value>> {
     }
 }
 
-async fn status(api: &Api) -> Option<Value> {
+pub async fn status(api: &Api) -> Option<Value> {
     match api.get("/api/v1/sync/status").await {
         Reply::Answered(StatusCode::OK, v) => Some(v),
         _ => None,
@@ -91,7 +96,7 @@ fn warehouse_content(o: &Value) -> Value {
     })
 }
 
-const FULFILLMENT_FIELDS: [&str; 7] = [
+pub const FULFILLMENT_FIELDS: [&str; 7] = [
     "status",
     "hold_reason",
     "carrier",
@@ -129,7 +134,7 @@ fn warehouse_fulfillment(o: &Value) -> Value {
 }
 
 /// The fields in which two objects differ, as `field: a ≠ b`.
-fn diff(a: &Value, b: &Value) -> String {
+pub fn diff(a: &Value, b: &Value) -> String {
     let keys: BTreeSet<&String> = a
         .as_object()
         .into_iter()
@@ -290,11 +295,11 @@ pub fn lost_updates(ledger: &Ledger, s: &Snapshot) -> Vec<String> {
         if let Some(problem) = store_problem(t, so) {
             lost.push(format!("{} (store): {problem}", t.id));
         }
-        if t.wh_tainted {
+        if t.wh.tainted {
             continue;
         }
         match s.warehouse.get(&t.id) {
-            None if !t.wh_candidates(false).contains(&WhState::fresh().visible()) => {
+            None if !t.wh.candidates(false).contains(&WhState::fresh().visible()) => {
                 lost.push(format!(
                     "{} (warehouse): fulfillment writes were acknowledged but the warehouse does not have the order",
                     t.id
@@ -303,7 +308,7 @@ pub fn lost_updates(ledger: &Ledger, s: &Snapshot) -> Vec<String> {
             None => {}
             Some(wo) => {
                 let cancel_requested = wo["cancel_requested"] == true;
-                let candidates = t.wh_candidates(cancel_requested);
+                let candidates = t.wh.candidates(cancel_requested);
                 match WhState::from_json(wo, None) {
                     Some(v) if candidates.contains(&v.visible()) => {}
                     other => lost.push(format!(
@@ -311,8 +316,8 @@ pub fn lost_updates(ledger: &Ledger, s: &Snapshot) -> Vec<String> {
                         t.id,
                         other.map(|v| v.visible()),
                         candidates,
-                        t.wh_ack,
-                        t.wh_unknown
+                        t.wh.ack,
+                        t.wh.unknown
                     )),
                 }
             }
@@ -322,7 +327,7 @@ pub fn lost_updates(ledger: &Ledger, s: &Snapshot) -> Vec<String> {
 }
 
 /// Whether the store's order shows the last acknowledged store write.
-fn store_problem(t: &Tracked, so: &Value) -> Option<String> {
+pub fn store_problem(t: &Tracked, so: &Value) -> Option<String> {
     let cancel_requested = so["status"] == "cancel_requested";
     match t.cancel {
         Cancel::Acked if !cancel_requested => {
@@ -360,11 +365,9 @@ fn store_problem(t: &Tracked, so: &Value) -> Option<String> {
                 .collect()
         })
         .unwrap_or_default();
-    (shown != lines(k)).then(|| {
-        format!(
-            "lines {shown:?} are not those of write {k} ({:?}), which set the notes",
-            lines(k)
-        )
+    let expected = t.shape.lines(k);
+    (shown != expected).then(|| {
+        format!("lines {shown:?} are not those of write {k} ({expected:?}), which set the notes")
     })
 }
 

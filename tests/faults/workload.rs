@@ -1,5 +1,6 @@
 //! The clients: store tasks that create, edit and cancel orders, warehouse
-//! tasks that move them through fulfillment, the hot order edited at both
+//! tasks that move them (or, with several warehouses, the parts each
+//! warehouse holds) through fulfillment, the hot order edited at both
 //! ends, and the chaos task that SIGKILLs and restarts the services. Every
 //! outcome goes into the [`Ledger`].
 
@@ -14,7 +15,9 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, Reply};
 use crate::cluster::{Node, kill_and_restart};
-use crate::ledger::{Cancel, Ledger, Status, Tracked, WhAction, WhState, lines_json};
+use crate::ledger::{
+    Cancel, Ledger, Shape, Status, Tracked, TrackedPart, WhAction, WhKey, WhState, WhTrack,
+};
 use crate::lock;
 
 /// Store writer id of the hot order's task.
@@ -53,7 +56,10 @@ pub fn get(c: &AtomicU64) -> u64 {
 pub struct Run {
     pub seed: u64,
     pub store: Api,
-    pub warehouse: Api,
+    /// One, or (a store that splits orders) each warehouse by index.
+    pub warehouses: Vec<Api>,
+    /// The shapes new orders take, one drawn at random per create.
+    pub shapes: Vec<Shape>,
     pub ledger: Mutex<Ledger>,
     pub stats: Stats,
     /// When the client phase ends.
@@ -83,11 +89,16 @@ impl Run {
 
 /// A create request body with store write k = 0.
 pub fn order_body(name: &str) -> Value {
+    shaped_order_body(name, Shape::Plain)
+}
+
+/// A create request body of `shape` with store write k = 0.
+pub fn shaped_order_body(name: &str, shape: Shape) -> Value {
     json!({
         "customer": {"name": name, "email": "faults@example.com", "company": null},
         "shipping_address": {"name": name, "line1": "1 Loopback Lane", "line2": null,
                              "city": "London", "region": null, "postal_code": "SW1Y 4JH", "country": "GB"},
-        "lines": lines_json(0),
+        "lines": shape.lines_json(0),
         "currency": "GBP",
         "shipping_cost": 500,
         "notes": "n0",
@@ -99,19 +110,24 @@ pub fn order_body(name: &str) -> Value {
 /// until the store answers 201 (a repeat after a lost answer returns the
 /// first order instead of making a second). Returns the order id.
 pub async fn create_order(store: &Api, stats: &Stats, key: &str, name: &str) -> String {
-    let body = order_body(name);
+    let o = create(store, stats, key, &order_body(name)).await;
+    o["id"]
+        .as_str()
+        .expect("created order has an id")
+        .to_owned()
+}
+
+/// [`create_order`] with `body`; returns the order as the 201 shows it.
+pub async fn create(store: &Api, stats: &Stats, key: &str, body: &Value) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         match store
-            .send(Method::POST, "/api/v1/orders", Some(&body), Some(key))
+            .send(Method::POST, "/api/v1/orders", Some(body), Some(key))
             .await
         {
             Reply::Answered(StatusCode::CREATED, o) => {
                 bump(&stats.creates);
-                return o["id"]
-                    .as_str()
-                    .expect("created order has an id")
-                    .to_owned();
+                return o;
             }
             // A refusal of a valid body is a bug (of the test or the store).
             Reply::Answered(s, b) if s.is_client_error() => panic!("create {key}: {s} {b}"),
@@ -132,22 +148,38 @@ pub async fn create_order(store: &Api, stats: &Stats, key: &str, name: &str) -> 
 }
 
 /// Adds an acknowledged order to the ledger; returns its index.
-pub fn track(run: &Run, id: String, hot: bool, writer: usize) -> usize {
+pub fn track(run: &Run, id: String, hot: bool, writer: usize, shape: Shape) -> usize {
     let mut l = lock(&run.ledger);
-    l.orders.push(Tracked::new(id, hot, writer));
+    l.orders.push(Tracked::new(id, hot, writer, shape));
     l.orders.len() - 1
+}
+
+/// Adds a part found at warehouse `w` to the ledger, unless it is there
+/// already; returns its index.
+pub fn track_part(run: &Run, id: &str, w: usize, hot: bool, wh: WhTrack) -> usize {
+    let mut l = lock(&run.ledger);
+    if let Some(i) = l.parts.iter().position(|p| p.id == id) {
+        return i;
+    }
+    l.parts.push(TrackedPart {
+        id: id.to_owned(),
+        warehouse: w,
+        hot,
+        wh,
+    });
+    l.parts.len() - 1
 }
 
 /// One store edit: the next notes/lines version of order `idx`.
 async fn store_patch(run: &Run, idx: usize) {
-    let (id, k, notes) = {
+    let (id, k, notes, shape) = {
         let mut l = lock(&run.ledger);
         let t = &mut l.orders[idx];
         let k = t.next_k;
         t.next_k += 1;
-        (t.id.clone(), k, t.notes(k))
+        (t.id.clone(), k, t.notes(k), t.shape)
     };
-    let body = json!({"notes": notes, "lines": lines_json(k)});
+    let body = json!({"notes": notes, "lines": shape.lines_json(k)});
     let reply = run
         .store
         .send(
@@ -244,8 +276,19 @@ pub async fn store_worker(run: Arc<Run>, w: usize, mut rng: StdRng) {
         if (mine.is_empty() || roll < 20) && total < run.max_orders {
             let key = format!("faults-{}-{w}-{made}", run.seed);
             let name = format!("Fault {w}-{made}");
-            let id = create_order(&run.store, &run.stats, &key, &name).await;
-            track(&run, id, false, w);
+            let shape = match run.shapes.len() {
+                1 => run.shapes[0],
+                n => run.shapes[rng.gen_range(0..n)],
+            };
+            let o = create(
+                &run.store,
+                &run.stats,
+                &key,
+                &shaped_order_body(&name, shape),
+            )
+            .await;
+            let id = o["id"].as_str().expect("created order has an id");
+            track(&run, id.to_owned(), false, w, shape);
             made += 1;
         } else if !mine.is_empty() && roll < 96 {
             store_patch(&run, mine[rng.gen_range(0..mine.len())]).await;
@@ -264,26 +307,34 @@ pub async fn hot_store(run: Arc<Run>, idx: usize, mut rng: StdRng) {
     }
 }
 
-/// Reads order `idx` at the warehouse to know its state before acting.
-async fn wh_refresh(run: &Run, idx: usize) {
-    let id = lock(&run.ledger).orders[idx].id.clone();
-    let belief = match run.warehouse.get(&format!("/api/v1/orders/{id}")).await {
+/// The warehouse that holds `key`.
+fn wh_api(run: &Run, key: WhKey) -> &Api {
+    match key {
+        WhKey::Order(_) => &run.warehouses[0],
+        WhKey::Part(i) => &run.warehouses[lock(&run.ledger).parts[i].warehouse],
+    }
+}
+
+/// Reads `key` at its warehouse to know its state before acting.
+async fn wh_refresh(run: &Run, key: WhKey) {
+    let id = lock(&run.ledger).wh(key).0.to_owned();
+    let belief = match wh_api(run, key).get(&format!("/api/v1/orders/{id}")).await {
         Reply::Answered(StatusCode::OK, o) => WhState::from_json(&o, None),
         // Not delivered yet: it will arrive fresh.
         Reply::Answered(StatusCode::NOT_FOUND, _) => Some(WhState::fresh()),
         _ => None,
     };
-    lock(&run.ledger).orders[idx].wh_belief = belief;
+    lock(&run.ledger).wh(key).2.belief = belief;
 }
 
-/// Sends one fulfillment action for order `idx` and records the outcome.
-async fn wh_act(run: &Run, idx: usize, action: WhAction) {
+/// Sends one fulfillment action for `key` and records the outcome.
+async fn wh_act(run: &Run, key: WhKey, action: WhAction) {
     let (id, before) = {
-        let l = lock(&run.ledger);
-        (l.orders[idx].id.clone(), l.orders[idx].wh_belief.clone())
+        let mut l = lock(&run.ledger);
+        let (id, _, wh) = l.wh(key);
+        (id.to_owned(), wh.belief.clone())
     };
-    let reply = run
-        .warehouse
+    let reply = wh_api(run, key)
         .send(
             Method::POST,
             &format!("/api/v1/orders/{id}/fulfillment"),
@@ -292,7 +343,7 @@ async fn wh_act(run: &Run, idx: usize, action: WhAction) {
         )
         .await;
     let mut l = lock(&run.ledger);
-    let t = &mut l.orders[idx];
+    let (_, hot, t) = l.wh(key);
     match reply {
         Reply::Answered(StatusCode::OK, o) => {
             // Where a hold returns to is known only if the state before it
@@ -303,11 +354,12 @@ async fn wh_act(run: &Run, idx: usize, action: WhAction) {
             };
             match WhState::from_json(&o, held_from) {
                 Some(state) => {
-                    t.wh_ack = state.clone();
-                    t.wh_unknown.clear();
-                    t.wh_belief = Some(state);
+                    t.ack = state.clone();
+                    t.unknown.clear();
+                    t.belief = Some(state);
+                    t.acks += 1;
                     bump(&run.stats.wh_acked);
-                    if t.hot {
+                    if hot {
                         bump(&run.stats.hot_wh_acked);
                     }
                 }
@@ -318,23 +370,23 @@ async fn wh_act(run: &Run, idx: usize, action: WhAction) {
             }
         }
         Reply::Answered(StatusCode::CONFLICT, _) => {
-            t.wh_belief = None;
+            t.belief = None;
             bump(&run.stats.wh_conflict);
         }
         Reply::Answered(StatusCode::NOT_FOUND, _) => bump(&run.stats.wh_not_found),
         Reply::Answered(s, b) => {
-            t.wh_belief = None;
+            t.belief = None;
             if s.is_server_error() {
-                t.wh_unknown.push(action.clone());
+                t.unknown.push(action.clone());
             }
             drop(l);
             run.unexpected(format!("fulfillment {id} {action:?}: {s} {b}"));
         }
         Reply::Refused => bump(&run.stats.wh_refused),
         Reply::Lost { timed_out } => {
-            t.wh_unknown.push(action);
-            t.wh_tainted |= timed_out;
-            t.wh_belief = None;
+            t.unknown.push(action);
+            t.tainted |= timed_out;
+            t.belief = None;
             bump(&run.stats.wh_unknown);
             if timed_out {
                 bump(&run.stats.timeouts);
@@ -369,33 +421,54 @@ fn next_action(s: Status, rng: &mut StdRng, tag: &str) -> Option<WhAction> {
     })
 }
 
-/// A warehouse client: moves orders `idx % of == j` through fulfillment.
-pub async fn warehouse_worker(run: Arc<Run>, j: usize, of: usize, mut rng: StdRng) {
+/// What a warehouse client works on.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// The orders of the ledger, at the one warehouse.
+    Orders,
+    /// The parts found at warehouse `w`.
+    Parts(usize),
+}
+
+/// The keys of `scope` that client `j` of `of` may move on: not hot, not
+/// known to be finished.
+fn candidates(l: &Ledger, scope: Scope, j: usize, of: usize) -> Vec<WhKey> {
+    let open = |hot: bool, wh: &WhTrack| {
+        !hot && wh.belief.as_ref().is_none_or(|b| !b.status.is_terminal())
+    };
+    match scope {
+        Scope::Orders => (0..l.orders.len())
+            .filter(|&i| i % of == j && open(l.orders[i].hot, &l.orders[i].wh))
+            .map(WhKey::Order)
+            .collect(),
+        Scope::Parts(w) => (0..l.parts.len())
+            .filter(|&i| {
+                let p = &l.parts[i];
+                p.warehouse == w && i % of == j && open(p.hot, &p.wh)
+            })
+            .map(WhKey::Part)
+            .collect(),
+    }
+}
+
+/// A warehouse client: moves the orders (or parts) `i % of == j` of its
+/// scope through fulfillment.
+pub async fn warehouse_worker(run: Arc<Run>, scope: Scope, j: usize, of: usize, mut rng: StdRng) {
     let mut n = 0u32;
     while run.running() {
-        let candidates: Vec<usize> = {
-            let l = lock(&run.ledger);
-            (0..l.orders.len())
-                .filter(|&i| {
-                    let t = &l.orders[i];
-                    i % of == j
-                        && !t.hot
-                        && t.wh_belief.as_ref().is_none_or(|b| !b.status.is_terminal())
-                })
-                .collect()
-        };
-        if candidates.is_empty() {
+        let keys = candidates(&lock(&run.ledger), scope, j, of);
+        if keys.is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let idx = candidates[rng.gen_range(0..candidates.len())];
-        let belief = lock(&run.ledger).orders[idx].wh_belief.clone();
+        let key = keys[rng.gen_range(0..keys.len())];
+        let belief = lock(&run.ledger).wh(key).2.belief.clone();
         match belief {
-            None => wh_refresh(&run, idx).await,
+            None => wh_refresh(&run, key).await,
             Some(b) => {
                 n += 1;
                 if let Some(a) = next_action(b.status, &mut rng, &format!("{j}-{n}")) {
-                    wh_act(&run, idx, a).await;
+                    wh_act(&run, key, a).await;
                 }
             }
         }
@@ -403,14 +476,15 @@ pub async fn warehouse_worker(run: Arc<Run>, j: usize, of: usize, mut rng: StdRn
     }
 }
 
-/// The hot order at the warehouse: on hold and released, over and over
-/// (the store may edit it all along, as it never leaves pending/on_hold).
-pub async fn hot_warehouse(run: Arc<Run>, idx: usize, mut rng: StdRng) {
+/// The hot order (or a part of it) at its warehouse: on hold and released,
+/// over and over (the store may edit it all along, as it never leaves
+/// pending/on_hold).
+pub async fn hot_warehouse(run: Arc<Run>, key: WhKey, mut rng: StdRng) {
     let mut n = 0u32;
     while run.running() {
-        let belief = lock(&run.ledger).orders[idx].wh_belief.clone();
+        let belief = lock(&run.ledger).wh(key).2.belief.clone();
         match belief {
-            None => wh_refresh(&run, idx).await,
+            None => wh_refresh(&run, key).await,
             Some(b) => {
                 n += 1;
                 let a = if b.status == Status::OnHold {
@@ -420,49 +494,65 @@ pub async fn hot_warehouse(run: Arc<Run>, idx: usize, mut rng: StdRng) {
                         reason: format!("hot hold {n}"),
                     }
                 };
-                wh_act(&run, idx, a).await;
+                wh_act(&run, key, a).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..30))).await;
     }
 }
 
-/// SIGKILLs one of the services every 5–10 s and restarts it (after up to
-/// 1.5 s down) on the same port, until the client phase ends. Returns the
-/// kills of (store, warehouse).
+/// Warehouse `w`'s staff looking at what arrived: lists its orders every
+/// 300 ms and adds the parts not seen before to the ledger (as the listing
+/// shows them), for the warehouse clients to work on.
+pub async fn discover(run: Arc<Run>, w: usize) {
+    while run.running() {
+        if let Some(found) = crate::verify::list_all(&run.warehouses[w]).await {
+            for (id, o) in found {
+                let known = lock(&run.ledger).parts.iter().any(|p| p.id == id);
+                if !known {
+                    let mut wh = WhTrack::new();
+                    wh.belief = WhState::from_json(&o, None);
+                    track_part(&run, &id, w, false, wh);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// SIGKILLs one of `nodes` every `every` ms (drawn anew each time) and
+/// restarts it (after up to 1.5 s down) on the same port, until `until`.
+/// Each time the victim is drawn among the nodes killed least so far, so
+/// every node is killed once before any is killed twice. Returns the kills
+/// of each node.
 pub async fn chaos(
-    run: Arc<Run>,
-    store: Arc<Mutex<Node>>,
-    warehouse: Arc<Mutex<Node>>,
+    until: Instant,
+    nodes: Vec<Arc<Mutex<Node>>>,
+    every: std::ops::Range<u64>,
     enabled: bool,
     mut rng: StdRng,
-) -> (u32, u32) {
-    let mut kills = (0, 0);
+) -> Vec<u32> {
+    let mut kills = vec![0; nodes.len()];
     if !enabled {
         return kills;
     }
     loop {
-        let next = Instant::now() + Duration::from_millis(rng.gen_range(5000..10000));
-        if next >= run.until {
+        let next = Instant::now() + Duration::from_millis(rng.gen_range(every.clone()));
+        if next >= until {
             return kills;
         }
         tokio::time::sleep_until(next.into()).await;
         let down = Duration::from_millis(rng.gen_range(0..1500));
+        let least = kills.iter().copied().min().unwrap_or(0);
+        let victims: Vec<usize> = (0..nodes.len()).filter(|&i| kills[i] == least).collect();
+        let v = victims[rng.gen_range(0..victims.len())];
         let t = Instant::now();
-        if rng.gen_bool(0.5) {
-            kills.0 += 1;
-            kill_and_restart(&store, down).await;
-            eprintln!(
-                "  chaos: SIGKILLed the store, back after {:.1}s",
-                t.elapsed().as_secs_f64()
-            );
-        } else {
-            kills.1 += 1;
-            kill_and_restart(&warehouse, down).await;
-            eprintln!(
-                "  chaos: SIGKILLed the warehouse, back after {:.1}s",
-                t.elapsed().as_secs_f64()
-            );
-        }
+        kills[v] += 1;
+        kill_and_restart(&nodes[v], down).await;
+        eprintln!(
+            "  chaos: SIGKILLed the {}, back after {:.1}s",
+            lock(&nodes[v]).name,
+            t.elapsed().as_secs_f64()
+        );
     }
 }
