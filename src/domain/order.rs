@@ -183,6 +183,10 @@ pub struct Order {
     pub store_version: i64,
     pub warehouse_version: i64,
     pub fulfillment: Option<Fulfillment>,
+    /// The store only: an edit moved this part's lines to other
+    /// warehouses. Its warehouse is asked to cancel it (its snapshots say
+    /// so); its content stays the order's, and it counts for nothing.
+    pub withdrawn: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -240,6 +244,7 @@ mod tests {
             store_version: 1,
             warehouse_version: 0,
             fulfillment: None,
+            withdrawn: false,
             created_at: now,
             updated_at: now,
         };

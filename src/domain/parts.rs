@@ -10,6 +10,9 @@ use super::order::{Line, OrderId};
 use super::values::{CountryCode, Quantity, Sku};
 use super::warehouse::{Warehouse, WarehouseName, route};
 
+/// The cancel reason a withdrawn part's warehouse receives.
+pub const WITHDRAWN: &str = "its lines were routed to other warehouses after an edit";
+
 /// The number a part shows at its warehouse: the order's own for the
 /// first part, `SO-000123-2` for the second, and so on.
 pub fn part_number(order_number: &str, part: i64) -> String {

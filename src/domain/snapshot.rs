@@ -103,6 +103,16 @@ impl ContentSnapshot {
         }
     }
 
+    /// A part the store withdrew (its lines went to other warehouses): its
+    /// warehouse is asked to cancel it, whatever the order's content says.
+    pub fn withdrawn(mut self, withdrawn: bool) -> Self {
+        if withdrawn && !self.cancel_requested {
+            self.cancel_requested = true;
+            self.cancel_reason = Some(super::parts::WITHDRAWN.to_owned());
+        }
+        self
+    }
+
     /// Names the order this snapshot is a part of. The first part (whose
     /// id is the order's) carries neither field, so a warehouse sees an
     /// order one warehouse ships whole exactly as before parts existed.

@@ -349,6 +349,7 @@ fn new_at_warehouse(snap: &ContentSnapshot, content: OrderContent, now: i64) -> 
         store_version: snap.store_version,
         warehouse_version: 1,
         fulfillment: Some(fulfillment),
+        withdrawn: false,
         created_at: snap.created_at,
         updated_at: crate::storage::from_micros(now),
     }

@@ -297,9 +297,6 @@ pub(super) async fn route_again(c: &mut AnyConnection, id: OrderId, now: i64) ->
     write_plan(c, &l, &content, &plan, now).await
 }
 
-/// What [`write_plan`] asks of parts it withdraws.
-const WITHDRAWN: &str = "its lines were routed to other warehouses after an edit";
-
 /// Writes order `l` as `content` (its fields for every part; its lines,
 /// the items) and what routing decided: parts whose lines change, new
 /// parts (the first row takes the first one while it is a placeholder),
@@ -315,22 +312,30 @@ pub(super) async fn write_plan(
 ) -> Result<bool> {
     let mut written = false;
     let mut new_parts = plan.new_parts.iter();
-    // Every row that may change: the placeholder first row, then each
-    // part not withdrawn before.
-    let mut rows: Vec<(&Order, Option<String>)> = Vec::new();
-    if l.head_unrouted() {
-        rows.push((&l.head, None));
+    // Every row that may change: the first row (the order's own record,
+    // whatever became of it as a part), then each other part not withdrawn
+    // before.
+    let mut rows: Vec<(&Order, Option<String>, bool)> = Vec::new();
+    match l.parts.iter().find(|(p, _)| p.id == l.head.id) {
+        Some((p, _)) => rows.push((&l.head, p.warehouse.clone(), p.withdrawn)),
+        None => rows.push((&l.head, None, false)),
     }
-    for (p, o) in l.parts.iter().filter(|(p, _)| !p.withdrawn) {
-        rows.push((o, p.warehouse.clone()));
+    for (p, o) in l
+        .parts
+        .iter()
+        .filter(|(p, _)| !p.withdrawn && p.id != l.head.id)
+    {
+        rows.push((o, p.warehouse.clone(), false));
     }
     let mut withdrawn = Vec::new();
-    for (o, mut warehouse) in rows {
+    for (o, mut warehouse, was_withdrawn) in rows {
         let mut target = OrderContent {
             lines: o.content.lines.clone(),
             ..content.clone()
         };
-        let mut now_routed = false;
+        // Sent again even with the same content: a new part, or a part
+        // withdrawn now (its snapshot then asks its warehouse to cancel).
+        let mut resend = false;
         if warehouse.is_none() {
             // The placeholder: it becomes the first new part, if any.
             target.lines = Vec::new();
@@ -338,17 +343,17 @@ pub(super) async fn write_plan(
                 target.lines = lines.clone();
                 warehouse = Some(w.to_string());
                 orders::set_warehouse(c, &[o.id], w.as_str()).await?;
-                now_routed = true;
+                resend = true;
             }
+        } else if was_withdrawn {
+            // Only the order's fields follow; its lines stay as they were.
         } else if let Some((_, lines)) = plan.set_lines.iter().find(|(id, _)| *id == o.id) {
             target.lines = lines.clone();
         } else if plan.withdrawn.contains(&o.id) {
-            target.cancel = Some(crate::domain::order::CancelRequest {
-                reason: Some(WITHDRAWN.into()),
-            });
             withdrawn.push(o.id);
+            resend = true;
         }
-        if target != o.content || now_routed {
+        if target != o.content || resend {
             let v = o.store_version + 1;
             orders::update_content(c, o.id, &target, v, now).await?;
             if let Some(w) = &warehouse {
@@ -376,6 +381,7 @@ pub(super) async fn write_plan(
                 store_version: 1,
                 warehouse_version: 0,
                 fulfillment: None,
+                withdrawn: false,
                 created_at: at,
                 updated_at: at,
             };

@@ -146,7 +146,10 @@ impl Engine {
         let l = parts::load_for_update(c, id).await?;
         let number = &l.head.number;
         let refused = |e| EngineError::Conflict(format!("order {number} cannot be edited: {e}"));
-        l.head.store_may_edit().map_err(refused)?;
+        if l.head_unrouted() || l.head.content.cancel.is_some() {
+            // The order's own record (its parts are checked below).
+            l.head.store_may_edit().map_err(refused)?;
+        }
         // A part its warehouse rejected whole holds nothing to edit.
         let rejected = |o: &Order| {
             o.fulfillment
@@ -445,6 +448,7 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
             store_version: 1,
             warehouse_version: 0,
             fulfillment: None,
+            withdrawn: false,
             created_at: at,
             updated_at: at,
         };

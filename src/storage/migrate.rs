@@ -146,6 +146,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0014_typed_holds.sql"),
         },
     },
+    Migration {
+        version: 15,
+        name: "warehouse_withdrawn",
+        only: Some(Role::Warehouse),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0015_warehouse_withdrawn.sql"),
+            postgres: include_str!("../../migrations/postgres/0015_warehouse_withdrawn.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

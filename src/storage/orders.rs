@@ -53,6 +53,7 @@ struct OrderRow {
     rejections: String,
     store_holds: String,
     warehouse_holds: String,
+    withdrawn: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -214,6 +215,7 @@ impl OrderRow {
             store_version: self.store_version,
             warehouse_version: self.warehouse_version,
             fulfillment,
+            withdrawn: self.withdrawn != 0,
             created_at: from_micros(self.created_at),
             updated_at: from_micros(self.updated_at),
         })
@@ -241,12 +243,12 @@ const LOAD_ORDERS: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
+             cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, withdrawn, created_at, updated_at \
              FROM orders WHERE id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, withdrawn, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };
 
@@ -350,7 +352,7 @@ const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
     postgres: "SELECT id, order_id, part_no, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, created_at, updated_at \
+               cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, withdrawn, created_at, updated_at \
                FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
 };
 

@@ -192,7 +192,8 @@ impl Relay {
         let raw = match role {
             Role::Store => to_raw_value(
                 &ContentSnapshot::from_domain(o.id, &o.number, version, &o.content, o.created_at)
-                    .of_part(o.order_id, o.part),
+                    .of_part(o.order_id, o.part)
+                    .withdrawn(o.withdrawn),
             ),
             Role::Warehouse => to_raw_value(&FulfillmentSnapshot::from_domain(
                 o.id,

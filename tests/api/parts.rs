@@ -18,6 +18,7 @@ both_backends!(
     parcels_ship_chosen_quantities_and_a_cancel_stops_the_rest,
     rejected_lines_go_to_the_next_warehouse,
     typed_holds_are_released_by_the_side_that_placed_them,
+    an_edit_may_move_every_line_off_the_first_part,
 );
 
 /// Row locks exist on PostgreSQL only (SQLite has one writer).
@@ -826,4 +827,67 @@ async fn a_later_parts_delivery_locks_its_orders_rows_in_order(b: Backend) {
     .await;
     watcher.close().await.ok();
     holder.close().await.ok();
+}
+
+/// The first part carries the order's id and is the order's own record: an
+/// edit that moves all its lines elsewhere withdraws it (its warehouse
+/// cancels it) without the order looking cancelled, and the order goes on.
+async fn an_edit_may_move_every_line_off_the_first_part(b: Backend) {
+    let Some(t) = by_sku(b).await else { return };
+    let o = create(&t.store, &order_of("Moved", &[("WID-1", 1)])).await;
+    let id = id_of(&o);
+    wait_for_order(&t.eu, &id, "the order at eu", |_| true).await;
+    let (s, moved) = t
+        .store
+        .patch(
+            &format!("/api/v1/orders/{id}"),
+            &json!({"lines": [{"sku": "BOX-1", "name": "Box", "quantity": 2, "unit_price": 300}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{moved}");
+    assert_eq!(moved["status"], "open", "nobody asked to cancel: {moved}");
+    assert_eq!(moved["parts"][0]["withdrawn"], true, "{moved}");
+    assert_eq!(moved["parts"][1]["warehouse"], "us");
+    let second = id_of(&moved["parts"][1]);
+    let at_eu = wait_for_order(&t.eu, &id, "eu cancels its withdrawn part", |o| {
+        o["status"] == "cancelled"
+    })
+    .await;
+    assert!(
+        at_eu["cancel_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("other warehouses")),
+        "{at_eu}"
+    );
+    wait_for_order(&t.us, &second, "the boxes at us", |_| true).await;
+    let o = wait_for_order(&t.store, &id, "the order follows us's part", |o| {
+        o["fulfillment"]["status"] == "pending" && o["parts"][0]["status"] == "cancelled"
+    })
+    .await;
+    assert_eq!(o["status"], "open", "{o}");
+    assert_eq!(skus(&o["lines"]), [line("BOX-1", 2)]);
+    // Later edits reach the live part, and a cancel reaches it too.
+    let (s, edited) = t
+        .store
+        .patch(
+            &format!("/api/v1/orders/{id}"),
+            &json!({"notes": "side door"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{edited}");
+    assert_eq!(edited["notes"], "side door");
+    wait_for_order(&t.us, &second, "the notes at us", |o| {
+        o["notes"] == "side door"
+    })
+    .await;
+    let (s, _) = t
+        .store
+        .post(&format!("/api/v1/orders/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    wait_for_order(&t.us, &second, "us cancels", |o| o["status"] == "cancelled").await;
+    wait_for_order(&t.store, &id, "the order cancelled", |o| {
+        o["fulfillment"]["status"] == "cancelled" && o["status"] == "cancel_requested"
+    })
+    .await;
 }
