@@ -161,6 +161,9 @@ pub async fn add(State(state): State<AppState>, user: AdminUser, fields: Fields)
             }
             Err(e) => return Err(e.into()),
         }
+    } else if let Err(errs) = input.create() {
+        // Every other bad field too, not only the one found first.
+        place(errs, &mut errors);
     }
     form.errors = errors;
     show(
@@ -196,6 +199,8 @@ pub async fn change(
             Err(EngineError::Invalid(errs)) => place(errs, &mut errors),
             Err(e) => return Err(e.into()),
         }
+    } else if let Err(errs) = input.apply(&current) {
+        place(errs, &mut errors);
     }
     form.errors = errors;
     show(
