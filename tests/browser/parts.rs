@@ -226,6 +226,15 @@ async fn a_split_order_ships_in_parcels_from_two_warehouses(backend: Backend) {
     let err = b.text(".field.has-error #parcel-tracking ~ p.error").await;
     assert!(err.contains("Tracking number"), "{err}");
     assert_eq!(b.value("#parcel-carrier").await, "DHL");
+    // A parcel of nothing: said above the lines.
+    quantity(&b, "#parcel-form", "WID-1", "0").await;
+    b.fill("#parcel-tracking", "EU-EMPTY").await;
+    b.click("#parcel-form button[type=submit]").await;
+    assert!(
+        b.text("#parcel-lines-error")
+            .await
+            .contains("at least one line")
+    );
     let (_, at_eu) = t.eu.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(
         at_eu["shipments"].as_array().map(Vec::len),
