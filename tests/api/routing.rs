@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use fulfillment::domain::Role;
 use fulfillment::domain::warehouse::WarehouseInput;
 use fulfillment::sync::signature::Secrets;
 use reqwest::StatusCode;
@@ -21,48 +20,7 @@ both_backends!(
     a_warehouse_cannot_change_another_warehouses_orders,
 );
 
-/// A store with no `--peer-url` and two warehouses told about by name:
-/// `eu` (GB, DE, FR) and `us` (US, CA), each with a secret of its own.
-pub struct Three {
-    pub store: Side,
-    pub eu: Side,
-    pub us: Side,
-}
-
-pub const EU_SECRET: &str = "eu-sync-secret";
-pub const US_SECRET: &str = "us-sync-secret";
-
-pub async fn three(b: Backend) -> Option<Three> {
-    let store = Side::start_alone(Role::Store, b, "", |_| {}).await?;
-    let warehouse = |secret: &'static str| {
-        let url = store.url.clone();
-        async move {
-            Side::start_alone(Role::Warehouse, b, &url, |cfg| {
-                cfg.sync_secrets = vec![secret.to_owned()];
-            })
-            .await
-        }
-    };
-    let eu = warehouse(EU_SECRET).await?;
-    let us = warehouse(US_SECRET).await?;
-    let engine = store.service.as_ref().expect("running").engine();
-    for (name, side, countries, secret) in [
-        ("eu", &eu, vec!["GB", "DE", "FR"], EU_SECRET),
-        ("us", &us, vec!["US", "CA"], US_SECRET),
-    ] {
-        engine
-            .add_warehouse(&WarehouseInput {
-                name: Some(name.into()),
-                url: Some(side.url.clone()),
-                countries: Some(countries.into_iter().map(String::from).collect()),
-                secret: Some(secret.into()),
-                ..Default::default()
-            })
-            .await
-            .expect("warehouse added");
-    }
-    Some(Three { store, eu, us })
-}
+pub use crate::helpers::{EU_SECRET, Three, US_SECRET, three};
 
 /// The example order, shipping to `country`, its one line of `sku`.
 pub fn order_to(name: &str, country: &str, sku: &str) -> Value {

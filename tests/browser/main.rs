@@ -13,6 +13,7 @@ mod common;
 mod helpers;
 
 mod driver;
+mod parts;
 
 use driver::{Browser, TextContains};
 use fulfillment::engine::credentials;

@@ -7,7 +7,8 @@
 //!   extractor (no session: 303 to the login page) and the CSRF check;
 //! - [`orders`]: the order list, the order page, the store's create/edit/cancel
 //!   forms and the warehouse's fulfillment buttons ([`form`] parses the order form);
-//! - [`sync`]: outbox health and dead-letter replay; [`tokens`]: users and API tokens.
+//! - [`sync`]: outbox health and dead-letter replay; [`tokens`]: users and API tokens;
+//! - [`warehouses`]: the store's warehouses, their delivery, add and change.
 //!
 //! Every response here carries strict security headers (no inline script or
 //! style is allowed by the CSP); pages are `no-store`. Errors are HTML pages.
@@ -20,6 +21,7 @@ pub mod orders;
 pub mod session;
 pub mod sync;
 pub mod tokens;
+pub mod warehouses;
 
 use askama::Template;
 use axum::Router;
@@ -73,6 +75,17 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/admin/orders/{id}/fulfillment",
             only(post(orders::fulfillment)),
         )
+        .route("/admin/orders/{id}/route", only(post(orders::route)))
+        .route(
+            "/admin/orders/{id}/shipments",
+            only(post(orders::ship_parcel)),
+        )
+        .route("/admin/orders/{id}/reject", only(post(orders::reject)))
+        .route(
+            "/admin/warehouses",
+            only(get(warehouses::page).post(warehouses::add)),
+        )
+        .route("/admin/warehouses/{name}", only(post(warehouses::change)))
         .route("/admin/sync", only(get(sync::page)))
         .route("/admin/sync/replay", only(post(sync::replay)))
         .route("/admin/sync/reconcile", only(post(sync::reconcile)))
@@ -213,6 +226,11 @@ impl Chrome {
     /// Whether this side edits orders and asks for their cancellation.
     pub fn may_edit_orders(&self) -> bool {
         self.role.may(Command::EditOrder)
+    }
+
+    /// Whether this side keeps warehouses (the "Warehouses" page).
+    pub fn may_manage_warehouses(&self) -> bool {
+        self.role.may(Command::ManageWarehouses)
     }
 
     /// Whether pages show money (prices, totals).

@@ -176,7 +176,8 @@ pub async fn reconcile(
 }
 
 /// `POST /admin/sync/replay` with `id` (one dead letter) or `all`.
-/// With `back=order` it returns to that order's page.
+/// With `back=order` it returns to that order's page (or to `order`'s,
+/// for a part of a store order).
 pub async fn replay(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
     user.check_csrf(&fields)?;
     let (which, one) = if fields.get("all").is_some() {
@@ -189,7 +190,9 @@ pub async fn replay(State(state): State<AppState>, user: AdminUser, fields: Fiel
     let n = state.engine.replay_dead_letters(which, false).await?;
     tracing::info!(user = %user.username, replayed = n, "dead letters replayed from admin");
     if let (Some(id), "order") = (one, fields.text("back")) {
-        return Ok(Redirect::to(&format!("/admin/orders/{id}?notice=replayed")).into_response());
+        // A later part of a store order goes back to its order's page.
+        let page = OrderId::parse(fields.text("order")).unwrap_or(id);
+        return Ok(Redirect::to(&format!("/admin/orders/{page}?notice=replayed")).into_response());
     }
     Ok(Redirect::to(&format!("/admin/sync?replayed={n}")).into_response())
 }

@@ -9,6 +9,171 @@ pub struct LineView {
     pub quantity: u32,
     pub unit_price: Option<String>,
     pub line_total: Option<String>,
+    /// The warehouse only: what became of the line.
+    pub outcome: Option<LineOutcome>,
+}
+
+/// What became of one line at its warehouse: what it still holds (the
+/// quantity sent less what was rejected), shipped, cancelled, rejected,
+/// and what is left to ship.
+pub struct LineOutcome {
+    pub quantity: u32,
+    pub shipped: u32,
+    pub cancelled: u32,
+    pub rejected: u32,
+    pub left: u32,
+}
+
+impl LineOutcome {
+    pub fn of(f: Option<&Fulfillment>, l: &Line) -> LineOutcome {
+        match f {
+            None => LineOutcome {
+                quantity: l.quantity.get(),
+                shipped: 0,
+                cancelled: 0,
+                rejected: 0,
+                left: l.quantity.get(),
+            },
+            Some(f) => {
+                let (kept, shipped) = (f.kept_of(l), f.shipped_of(l));
+                let cancelled = f.cancelled_of(l);
+                LineOutcome {
+                    quantity: kept,
+                    shipped,
+                    cancelled,
+                    rejected: f.rejected_of(l),
+                    left: kept - shipped - cancelled,
+                }
+            }
+        }
+    }
+}
+
+/// One parcel: its number among its part's parcels, and what is in it.
+pub struct ParcelView {
+    pub n: usize,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub shipped_at: String,
+    /// `(sku, quantity)`; empty for a parcel from before parcels had
+    /// lines, which held everything.
+    pub lines: Vec<(String, u32)>,
+}
+
+impl ParcelView {
+    fn all(f: Option<&Fulfillment>) -> Vec<ParcelView> {
+        f.map_or(&[][..], |f| &f.shipments[..])
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ParcelView {
+                n: i + 1,
+                carrier: s.carrier.clone(),
+                tracking_number: s.tracking_number.clone(),
+                shipped_at: format::time(s.shipped_at),
+                lines: s
+                    .lines
+                    .iter()
+                    .map(|l| (l.sku.as_str().to_owned(), l.quantity))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Quantities a warehouse refused, and why.
+pub struct RejectionView {
+    pub sku: String,
+    pub quantity: u32,
+    pub reason: String,
+}
+
+impl RejectionView {
+    fn all(f: Option<&Fulfillment>) -> Vec<RejectionView> {
+        f.map_or(&[][..], |f| &f.rejections[..])
+            .iter()
+            .map(|r| RejectionView {
+                sku: r.sku.as_str().to_owned(),
+                quantity: r.quantity,
+                reason: r.reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One part of a store order: a warehouse's share, with its own
+/// fulfillment and sync.
+pub struct PartCard {
+    pub id: String,
+    pub n: i64,
+    pub number: String,
+    pub warehouse: String,
+    pub withdrawn: bool,
+    pub status: Badge,
+    pub hold_reason: Option<String>,
+    pub cancel_rejected_reason: Option<String>,
+    pub lines: Vec<(String, String, LineOutcome)>,
+    pub parcels: Vec<ParcelView>,
+    pub rejections: Vec<RejectionView>,
+    pub sync: Badge,
+    pub sync_dead: bool,
+    pub last_error: Option<String>,
+    pub store_version: i64,
+    pub warehouse_version: i64,
+}
+
+impl PartCard {
+    fn new(p: &PartView) -> PartCard {
+        let o = &p.order;
+        let f = o.fulfillment.as_ref();
+        PartCard {
+            id: o.id.to_string(),
+            n: o.part,
+            number: o.number.clone(),
+            warehouse: p.warehouse.clone(),
+            withdrawn: p.withdrawn,
+            status: Badge::status(f.map(|f| f.status)),
+            hold_reason: f.and_then(|f| f.hold.as_ref()).map(|h| h.reason.clone()),
+            cancel_rejected_reason: f.and_then(|f| f.cancel_rejected_reason.clone()),
+            lines: o
+                .content
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.sku.as_str().to_owned(),
+                        l.name.as_str().to_owned(),
+                        LineOutcome::of(f, l),
+                    )
+                })
+                .collect(),
+            parcels: ParcelView::all(f),
+            rejections: RejectionView::all(f),
+            sync: Badge::sync(p.sync.state),
+            sync_dead: p.sync.state == SyncState::Dead,
+            last_error: p.sync.last_error.clone(),
+            store_version: o.store_version,
+            warehouse_version: o.warehouse_version,
+        }
+    }
+}
+
+/// A line of a store order no warehouse takes now, and why.
+pub struct UnroutedView {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub reason: String,
+}
+
+/// One row of the warehouse's parcel or rejection form: a line with what
+/// may be chosen of it, and what is typed.
+pub struct QtyRow {
+    pub sku: String,
+    pub name: String,
+    /// Left to ship (a parcel) or held (a rejection).
+    pub most: u32,
+    pub value: String,
+    pub error: Option<String>,
 }
 
 /// The money of an order: only ever built at the store.
@@ -41,14 +206,38 @@ pub struct Actions {
     pub ship: bool,
     pub hold: bool,
     pub release: bool,
+    /// Ship chosen quantities in a parcel (its own form).
+    pub parcel: bool,
+    /// Reject quantities (its own form).
+    pub reject: bool,
 }
 
 impl Actions {
-    pub fn allowed(f: &Fulfillment, lines: &[crate::domain::order::Line]) -> Actions {
+    pub fn allowed(f: &Fulfillment, lines: &[Line]) -> Actions {
         let now = Utc::now();
         let ok = |a: Action| f.apply(a, lines, &[], now).is_ok();
         let x = || "x".to_owned();
+        let left = f.left(lines);
+        let one_held = lines
+            .iter()
+            .find(|l| f.kept_of(l) > 0)
+            .map(|l| ShippedLine {
+                sku: l.sku.clone(),
+                quantity: 1,
+            });
         Actions {
+            parcel: !left.is_empty()
+                && ok(Action::ShipParcel {
+                    carrier: x(),
+                    tracking_number: x(),
+                    lines: left.clone(),
+                }),
+            reject: one_held.is_some_and(|l| {
+                ok(Action::Reject {
+                    lines: vec![l],
+                    reason: x(),
+                })
+            }),
             pick: ok(Action::Pick),
             pack: ok(Action::Pack),
             ship: ok(Action::Ship {
@@ -78,6 +267,18 @@ pub struct Detail {
     pub cancel_requested: bool,
     pub cancel_reason: Option<String>,
     pub lines: Vec<LineView>,
+    /// The warehouse: each line's shipped, cancelled and rejected
+    /// quantities are shown.
+    pub outcomes: bool,
+    /// The warehouse: this order's parcels and rejections.
+    pub parcels: Vec<ParcelView>,
+    pub rejections: Vec<RejectionView>,
+    /// The warehouse: this is part `part` of a store order split among
+    /// warehouses (its number then ends in `-N`).
+    pub part: i64,
+    /// The store: the order's parts and the lines no warehouse takes.
+    pub parts: Vec<PartCard>,
+    pub unrouted: Vec<UnroutedView>,
     pub totals: Option<Totals>,
     pub currency: Option<String>,
     pub status: Badge,
@@ -98,7 +299,8 @@ pub struct Detail {
 }
 
 impl Detail {
-    fn new(v: &OrderView) -> Detail {
+    fn new(v: &OrderView, role: Role) -> Detail {
+        let at_warehouse = role == Role::Warehouse;
         let o = &v.order;
         let c = &o.content;
         let a = &c.shipping_address;
@@ -149,6 +351,30 @@ impl Detail {
                         .as_ref()
                         .map(|p| money(p.unit_prices.get(i).map_or(0, |u| u.get()))),
                     line_total: v.pricing.as_ref().map(|p| money(p.line_total(i, l).get())),
+                    outcome: at_warehouse.then(|| LineOutcome::of(f, l)),
+                })
+                .collect(),
+            outcomes: at_warehouse,
+            parcels: if at_warehouse {
+                ParcelView::all(f)
+            } else {
+                Vec::new()
+            },
+            rejections: if at_warehouse {
+                RejectionView::all(f)
+            } else {
+                Vec::new()
+            },
+            part: o.part,
+            parts: v.parts.iter().map(PartCard::new).collect(),
+            unrouted: v
+                .unrouted
+                .iter()
+                .map(|u| UnroutedView {
+                    sku: u.line.sku.as_str().to_owned(),
+                    name: u.line.name.as_str().to_owned(),
+                    quantity: u.line.quantity.get(),
+                    reason: u.reason.clone(),
                 })
                 .collect(),
             totals: v.pricing.as_ref().map(|p| Totals {
@@ -188,6 +414,11 @@ pub(super) struct OrderPage {
     /// Errors and typed values of the action forms (carrier, reason...).
     action_errors: HashMap<String, String>,
     action_values: HashMap<String, String>,
+    /// Warehouse: the rows of the parcel and rejection forms.
+    parcel_rows: Vec<QtyRow>,
+    reject_rows: Vec<QtyRow>,
+    /// Store: the "Route again" button (lines wait, no cancel asked).
+    can_route: bool,
     /// Store: editing allowed, or why not.
     can_edit: bool,
     edit_refused: Option<String>,
@@ -200,6 +431,39 @@ impl OrderPage {
     fn value(&self, name: &str) -> &str {
         self.action_values.get(name).map_or("", |s| s.as_str())
     }
+}
+
+/// The rows of a quantity form (`form` is `parcel` or `reject`): the
+/// lines of which something may be chosen (`most` of each), each with the
+/// value typed (or `default` of it) and its error. Typed values and errors
+/// are keyed `{form}.qty.{sku}`, so that they find their line whatever
+/// the order of the rows.
+fn qty_rows(
+    lines: &[Line],
+    most: impl Fn(&Line) -> u32,
+    default: impl Fn(u32) -> u32,
+    form: &str,
+    problems: &Problems,
+) -> Vec<QtyRow> {
+    lines
+        .iter()
+        .filter(|l| most(l) > 0)
+        .map(|l| {
+            let key = format!("{form}.qty.{}", l.sku.as_str());
+            let most = most(l);
+            QtyRow {
+                sku: l.sku.as_str().to_owned(),
+                name: l.name.as_str().to_owned(),
+                most,
+                value: problems
+                    .action_values
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| default(most).to_string()),
+                error: problems.action_errors.get(&key).cloned(),
+            }
+        })
+        .collect()
 }
 
 /// What a POST that failed wants shown on the order page.
@@ -221,6 +485,16 @@ pub(super) fn notice_text(key: &str) -> Option<&'static str> {
         "on_hold" => "Put on hold.",
         "released" => "Hold released.",
         "replayed" => "Delivery restarted.",
+        "routed" => "Every waiting line is routed now, and on its way to its warehouse.",
+        "routed_some" => {
+            "Some waiting lines were routed; the others still wait, with the reason below."
+        }
+        "route_nothing" => {
+            "No warehouse takes the waiting lines yet, so nothing changed. Add or change a warehouse, then route again."
+        }
+        "nothing_to_route" => "No line was waiting to be routed.",
+        "parcel" => "Parcel shipped.",
+        "rejected" => "Lines rejected; the store will route them to another warehouse.",
         _ => return None,
     })
 }
@@ -244,19 +518,41 @@ pub(super) async fn order_page(
         .fulfillment
         .as_ref()
         .is_some_and(|f| f.status.is_terminal());
+    let warehouse_steps = role.may(Command::ChangeFulfillment);
+    let f = v.order.fulfillment.clone().unwrap_or_default();
+    let lines = &v.order.content.lines;
+    let actions = if warehouse_steps {
+        Actions::allowed(&f, lines)
+    } else {
+        Actions::default()
+    };
+    let parcel_rows = if actions.parcel {
+        let left = f.left(lines);
+        let left_of = |l: &Line| {
+            left.iter()
+                .find(|x| x.sku == l.sku)
+                .map_or(0, |x| x.quantity)
+        };
+        qty_rows(lines, left_of, |most| most, "parcel", &problems)
+    } else {
+        Vec::new()
+    };
+    let reject_rows = if actions.reject {
+        qty_rows(lines, |l| f.kept_of(l), |_| 0, "reject", &problems)
+    } else {
+        Vec::new()
+    };
     let page = OrderPage {
         chrome: Chrome::new(role, user, format!("Order {}", v.order.number), "orders"),
         peer: role.peer().as_str(),
         notice,
         error: problems.error,
-        actions: if role.may(Command::ChangeFulfillment) {
-            Actions::allowed(
-                &v.order.fulfillment.clone().unwrap_or_default(),
-                &v.order.content.lines,
-            )
-        } else {
-            Actions::default()
-        },
+        actions,
+        parcel_rows,
+        reject_rows,
+        can_route: role.may(Command::RouteOrder)
+            && !v.unrouted.is_empty()
+            && v.order.content.cancel.is_none(),
         action_errors: problems.action_errors,
         action_values: problems.action_values,
         can_edit: role.may(Command::EditOrder) && edit_refused.is_none(),
@@ -282,7 +578,7 @@ pub(super) async fn order_page(
                 actor_name: e.actor_name,
             })
             .collect(),
-        o: Detail::new(&v),
+        o: Detail::new(&v, role),
     };
     render(status, &page)
 }

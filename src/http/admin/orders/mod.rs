@@ -11,7 +11,7 @@ mod detail;
 mod edit;
 mod list;
 
-pub use actions::{cancel, fulfillment};
+pub use actions::{cancel, fulfillment, reject, route, ship_parcel};
 pub use detail::show;
 pub use edit::{create, edit, edit_form, new_form};
 pub use list::{ListRow, list, list_row};
@@ -32,9 +32,11 @@ use super::format::{self, Badge};
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::delivery::SyncState;
+use crate::domain::fulfillment::ShippedLine;
+use crate::domain::order::Line;
 use crate::domain::role::Command;
 use crate::domain::{Action, Fulfillment, FulfillmentStatus, OrderId, Role};
-use crate::engine::{Created, EngineError, OrderView};
+use crate::engine::{Created, EngineError, OrderView, PartView};
 use crate::http::AppState;
 use crate::http::orders::ListParams;
 
