@@ -13,6 +13,7 @@ mod common;
 mod helpers;
 
 mod driver;
+mod holds;
 mod parts;
 
 use driver::{Browser, TextContains};

@@ -22,7 +22,7 @@ crate::both_backends!(
 );
 
 /// [`three`] with an admin on every side, and a browser; `None` to skip.
-async fn setup(b: Backend) -> Option<(Three, Browser)> {
+pub(crate) async fn setup(b: Backend) -> Option<(Three, Browser)> {
     if !crate::driver::available() {
         return None;
     }
@@ -33,7 +33,7 @@ async fn setup(b: Backend) -> Option<(Three, Browser)> {
     Some((t, Browser::start().await))
 }
 
-async fn stop(mut t: Three) {
+pub(crate) async fn stop(mut t: Three) {
     t.store.stop().await;
     t.eu.stop().await;
     t.us.stop().await;
@@ -42,7 +42,7 @@ async fn stop(mut t: Three) {
 /// Signs in on `base` unless this browser's session there still holds
 /// (the warehouses share one cookie name on 127.0.0.1, so moving between
 /// them means signing in again; the store's session stays).
-async fn sign_in(b: &Browser, base: &str) {
+pub(crate) async fn sign_in(b: &Browser, base: &str) {
     b.goto(&format!("{base}/admin/orders")).await;
     if b.path().await == "/admin/login" {
         b.login(base, ADMIN, PASSWORD).await;
@@ -50,7 +50,7 @@ async fn sign_in(b: &Browser, base: &str) {
 }
 
 /// Sets each warehouse's countries, SKU prefixes and priority.
-async fn configure(store: &Side, settings: &[(&str, Value)]) {
+pub(crate) async fn configure(store: &Side, settings: &[(&str, Value)]) {
     for (name, body) in settings {
         let (s, w) = store
             .patch(&format!("/api/v1/warehouses/{name}"), body)
@@ -60,7 +60,7 @@ async fn configure(store: &Side, settings: &[(&str, Value)]) {
 }
 
 /// Creates an order to the US of these `(sku, quantity)` lines.
-async fn create(store: &Side, name: &str, lines: &[(&str, u32)]) -> Value {
+pub(crate) async fn create(store: &Side, name: &str, lines: &[(&str, u32)]) -> Value {
     let mut body = order_body(name);
     body["shipping_address"]["country"] = json!("US");
     body["lines"] = lines
@@ -94,7 +94,7 @@ async fn accept_confirms(b: &Browser) {
 }
 
 /// Reloads the page until `css` exists.
-async fn reload_until_exists(b: &Browser, secs: u64, what: &str, css: &str) {
+pub(crate) async fn reload_until_exists(b: &Browser, secs: u64, what: &str, css: &str) {
     struct Exists<'a>(&'a str);
     impl crate::driver::AsyncCheck for Exists<'_> {
         async fn holds(&self, b: &Browser) -> bool {
@@ -105,7 +105,7 @@ async fn reload_until_exists(b: &Browser, secs: u64, what: &str, css: &str) {
 }
 
 /// Reloads the page until the text of `css` is `want`.
-async fn reload_until_text(b: &Browser, secs: u64, css: &str, want: &str) {
+pub(crate) async fn reload_until_text(b: &Browser, secs: u64, css: &str, want: &str) {
     struct Text<'a>(&'a str, &'a str);
     impl crate::driver::AsyncCheck for Text<'_> {
         async fn holds(&self, b: &Browser) -> bool {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::FulfillmentStatus;
 use crate::domain::delivery::SyncState;
+use crate::domain::holds::HoldType;
 use crate::storage::from_micros;
 
 /// `2026-01-02 13:45 UTC`.
@@ -137,6 +138,16 @@ pub fn status_label(s: FulfillmentStatus) -> &'static str {
         FulfillmentStatus::Cancelled => "Cancelled",
         FulfillmentStatus::PartiallyShipped => "Partly shipped",
         FulfillmentStatus::Rejected => "Rejected",
+    }
+}
+
+pub fn hold_label(t: HoldType) -> &'static str {
+    match t {
+        HoldType::Address => "Address",
+        HoldType::Payment => "Payment",
+        HoldType::Stock => "Stock",
+        HoldType::Fraud => "Fraud",
+        HoldType::Other => "Other",
     }
 }
 

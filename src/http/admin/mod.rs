@@ -6,7 +6,8 @@
 //! - [`session`]: sign-in, sessions in the database, the [`session::AdminUser`]
 //!   extractor (no session: 303 to the login page) and the CSRF check;
 //! - [`orders`]: the order list, the order page, the store's create/edit/cancel
-//!   forms and the warehouse's fulfillment buttons ([`form`] parses the order form);
+//!   forms, both sides' holds and the warehouse's fulfillment buttons ([`form`]
+//!   parses the order form);
 //! - [`sync`]: outbox health and dead-letter replay; [`tokens`]: users and API tokens;
 //! - [`warehouses`]: the store's warehouses, their delivery, add and change.
 //!
@@ -81,6 +82,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             only(post(orders::ship_parcel)),
         )
         .route("/admin/orders/{id}/reject", only(post(orders::reject)))
+        .route("/admin/orders/{id}/holds", only(post(orders::place_hold)))
+        .route(
+            "/admin/orders/{id}/holds/{hold_id}/release",
+            only(post(orders::release_hold)),
+        )
         .route(
             "/admin/warehouses",
             only(get(warehouses::page).post(warehouses::add)),

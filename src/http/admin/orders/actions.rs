@@ -341,3 +341,97 @@ pub async fn reject(
     let parsed = Action::reject(&lines, reason);
     quantity_step(&state, &user, id, "reject", c, parsed, "rejected").await
 }
+
+/// `POST /admin/orders/{id}/holds` (both sides): places a typed hold
+/// (`type`, `reason`). At the store it holds every part of the order
+/// ([`crate::engine::Engine::place_hold`]); at a warehouse, this order.
+/// A bad field is shown beside it (422), a hold the order cannot take
+/// now (cancel requested, shipped...) above the page (409).
+pub async fn place_hold(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> AdminResult {
+    user.check_csrf(&fields)?;
+    let id = order_id(&id)?;
+    let (kind, reason) = (fields.text("type"), fields.text("reason"));
+    let values = HashMap::from([
+        ("hold.type".to_owned(), kind.to_owned()),
+        ("hold.reason".to_owned(), reason.to_owned()),
+    ]);
+    let refused = |status, error, errors: Vec<crate::domain::FieldError>| {
+        let problems = Problems {
+            error,
+            action_errors: errors
+                .into_iter()
+                .map(|e| (format!("hold.{}", e.field), e.message))
+                .collect(),
+            action_values: values.clone(),
+        };
+        order_page(&state, &user, id, status, None, problems)
+    };
+    let (kind, reason) = match parse_hold(Some(kind).filter(|k| !k.is_empty()), Some(reason)) {
+        Ok(k) => k,
+        Err(errs) => return refused(StatusCode::UNPROCESSABLE_ENTITY, None, errs).await,
+    };
+    let engine = &state.engine;
+    let (placed, notice) = if engine.role().may(Command::HoldOrder) {
+        let r = engine.place_hold(&user.actor(), id, kind, reason).await;
+        (r.map(|_| ()), "store_hold_placed")
+    } else {
+        only_if(&state, Command::ChangeFulfillment)?;
+        let r = engine
+            .transition(&user.actor(), id, Action::PlaceHold { kind, reason })
+            .await;
+        (r.map(|_| ()), "hold_placed")
+    };
+    match placed {
+        Ok(()) => Ok(see_order(id, notice)),
+        Err(EngineError::Conflict(m)) => {
+            let error = Some(format!("Not held: {m}."));
+            refused(StatusCode::CONFLICT, error, Vec::new()).await
+        }
+        Err(EngineError::Invalid(errs)) => {
+            refused(StatusCode::UNPROCESSABLE_ENTITY, None, errs).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /admin/orders/{id}/holds/{hold_id}/release` (both sides):
+/// releases one hold this side placed. The other side's hold, or one
+/// already released, is refused (409) with the reason above the page; a
+/// hold the order does not have is 404.
+pub async fn release_hold(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path((id, hold)): Path<(String, String)>,
+    fields: Fields,
+) -> AdminResult {
+    user.check_csrf(&fields)?;
+    let id = order_id(&id)?;
+    let hold = uuid::Uuid::parse_str(&hold).map_err(|_| AdminError::NotFound)?;
+    let engine = &state.engine;
+    let (released, notice) = if engine.role().may(Command::HoldOrder) {
+        let r = engine.release_hold(&user.actor(), id, hold).await;
+        (r.map(|_| ()), "store_hold_released")
+    } else {
+        only_if(&state, Command::ChangeFulfillment)?;
+        let r = engine
+            .transition(&user.actor(), id, Action::ReleaseHold { id: hold })
+            .await;
+        (r.map(|_| ()), "hold_released")
+    };
+    match released {
+        Ok(()) => Ok(see_order(id, notice)),
+        Err(EngineError::Conflict(m)) => {
+            let problems = Problems {
+                error: Some(format!("Not released: {m}.")),
+                ..Default::default()
+            };
+            order_page(&state, &user, id, StatusCode::CONFLICT, None, problems).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -210,12 +210,17 @@ pub struct Actions {
     pub parcel: bool,
     /// Reject quantities (its own form).
     pub reject: bool,
+    /// Place a typed hold (the "Place a hold" form of the holds).
+    pub place_hold: bool,
 }
 
 impl Actions {
-    pub fn allowed(f: &Fulfillment, lines: &[Line]) -> Actions {
+    /// `store_holds` are the store's holds on the order (in its content):
+    /// while only they are active, "Release hold" is not offered (it
+    /// releases only this warehouse's holds, and is refused).
+    pub fn allowed(f: &Fulfillment, lines: &[Line], store_holds: &[TypedHold]) -> Actions {
         let now = Utc::now();
-        let ok = |a: Action| f.apply(a, lines, &[], now).is_ok();
+        let ok = |a: Action| f.apply(a, lines, store_holds, now).is_ok();
         let x = || "x".to_owned();
         let left = f.left(lines);
         let one_held = lines
@@ -246,11 +251,115 @@ impl Actions {
             }),
             hold: ok(Action::Hold { reason: x() }),
             release: ok(Action::Release),
+            place_hold: ok(Action::PlaceHold {
+                kind: HoldType::Other,
+                reason: x(),
+            }),
         }
     }
 
     pub fn any(&self) -> bool {
         self.pick || self.pack || self.ship || self.hold || self.release
+    }
+}
+
+/// One hold on the order's page. At the store: each store hold once
+/// (every part carries a copy), and each warehouse's holds with their
+/// warehouse and part; at the warehouse: the store's holds on this part
+/// and its own.
+pub struct HoldRow {
+    pub id: String,
+    /// `payment`, ... (the form's and the API's value).
+    pub kind: &'static str,
+    pub label: &'static str,
+    pub reason: String,
+    /// `store` or `warehouse`.
+    pub placed_by: &'static str,
+    /// Who placed it, as the page says it.
+    pub by: String,
+    /// The store: the warehouse whose hold it is.
+    pub warehouse: Option<String>,
+    /// The store, for a split order: which part it holds.
+    pub part: Option<String>,
+    pub placed_at: String,
+    pub released_at: Option<String>,
+    pub active: bool,
+    /// Active and placed by this side: the page offers "Release".
+    pub releasable: bool,
+    /// Active and placed by the other side: who releases it.
+    pub released_where: Option<String>,
+    at: chrono::DateTime<Utc>,
+}
+
+impl HoldRow {
+    fn new(h: &TypedHold, here: Role, by: String) -> HoldRow {
+        HoldRow {
+            id: h.id.to_string(),
+            kind: h.kind.as_str(),
+            label: format::hold_label(h.kind),
+            reason: h.reason.clone(),
+            placed_by: h.placed_by.as_str(),
+            by,
+            warehouse: None,
+            part: None,
+            placed_at: format::time(h.placed_at),
+            released_at: h.released_at.map(format::time),
+            active: h.is_active(),
+            releasable: h.is_active() && h.placed_by == here,
+            released_where: None,
+            at: h.placed_at,
+        }
+    }
+
+    /// Every hold on the order as `role` sees it: active ones first, then
+    /// released ones, each group oldest first.
+    pub fn all(v: &OrderView, role: Role) -> Vec<HoldRow> {
+        let mut rows = Vec::new();
+        match role {
+            Role::Store => {
+                let mut seen = std::collections::HashSet::new();
+                let store_holds = std::iter::once(&v.order.content.holds)
+                    .chain(v.parts.iter().map(|p| &p.order.content.holds))
+                    .flatten();
+                for h in store_holds {
+                    if seen.insert(h.id) {
+                        rows.push(HoldRow::new(h, role, "the store".into()));
+                    }
+                }
+                let split = v.parts.len() > 1;
+                for p in &v.parts {
+                    let Some(f) = p.order.fulfillment.as_ref() else {
+                        continue;
+                    };
+                    for h in &f.holds {
+                        let mut r = HoldRow::new(h, role, format!("warehouse {}", p.warehouse));
+                        r.warehouse = Some(p.warehouse.clone());
+                        r.part = (split || p.withdrawn).then(|| {
+                            let withdrawn = if p.withdrawn { ", withdrawn" } else { "" };
+                            format!("part {} ({}){withdrawn}", p.order.part, p.order.number)
+                        });
+                        r.released_where = r
+                            .active
+                            .then(|| format!("released by warehouse {}", p.warehouse));
+                        rows.push(r);
+                    }
+                }
+            }
+            Role::Warehouse => {
+                for h in &v.order.content.holds {
+                    let mut r = HoldRow::new(h, role, "the store".into());
+                    r.released_where = r
+                        .active
+                        .then(|| "placed by the store \u{2014} released there".to_owned());
+                    rows.push(r);
+                }
+                for h in v.order.fulfillment.iter().flat_map(|f| &f.holds) {
+                    rows.push(HoldRow::new(h, role, "this warehouse".into()));
+                }
+            }
+        }
+        rows.sort_by_key(|r| (!r.active, r.at));
+        rows
     }
 }
 
@@ -417,6 +526,14 @@ pub(super) struct OrderPage {
     /// Warehouse: the rows of the parcel and rejection forms.
     parcel_rows: Vec<QtyRow>,
     reject_rows: Vec<QtyRow>,
+    /// Every hold on the order (see [`HoldRow::all`]).
+    holds: Vec<HoldRow>,
+    /// The "Place a hold" form, with the types it offers.
+    can_hold: bool,
+    hold_types: Vec<(&'static str, &'static str)>,
+    /// Warehouse: a hold of the store is active (only the store releases
+    /// it; "Release hold" releases this warehouse's own).
+    store_holds_active: bool,
     /// Store: the "Route again" button (lines wait, no cancel asked).
     can_route: bool,
     /// Store: editing allowed, or why not.
@@ -494,6 +611,14 @@ pub(super) fn notice_text(key: &str) -> Option<&'static str> {
         }
         "nothing_to_route" => "No line was waiting to be routed.",
         "parcel" => "Parcel shipped.",
+        "store_hold_placed" => {
+            "Hold placed. Each warehouse holds its part (nothing is picked, packed or shipped) until you release it here."
+        }
+        "store_hold_released" => {
+            "Hold released. A part with no other active hold goes back to where it was at its warehouse."
+        }
+        "hold_placed" => "Hold placed. Nothing is picked, packed or shipped until it is released.",
+        "hold_released" => "Hold released.",
         "rejected" => "Lines rejected; the store will route them to another warehouse.",
         _ => return None,
     })
@@ -522,9 +647,23 @@ pub(super) async fn order_page(
     let f = v.order.fulfillment.clone().unwrap_or_default();
     let lines = &v.order.content.lines;
     let actions = if warehouse_steps {
-        Actions::allowed(&f, lines)
+        Actions::allowed(&f, lines, &v.order.content.holds)
     } else {
         Actions::default()
+    };
+    // The store holds an order while a part of it may still move, or a
+    // line waits to be routed (the engine refuses the rest with 409).
+    let can_hold = if role.may(Command::HoldOrder) {
+        let live = v.parts.iter().any(|p| {
+            !p.withdrawn
+                && p.order
+                    .fulfillment
+                    .as_ref()
+                    .is_none_or(|f| !f.status.is_terminal())
+        });
+        v.order.content.cancel.is_none() && (live || !v.unrouted.is_empty())
+    } else {
+        actions.place_hold
     };
     let parcel_rows = if actions.parcel {
         let left = f.left(lines);
@@ -550,6 +689,14 @@ pub(super) async fn order_page(
         actions,
         parcel_rows,
         reject_rows,
+        holds: HoldRow::all(&v, role),
+        can_hold,
+        hold_types: HoldType::ALL
+            .iter()
+            .map(|t| (t.as_str(), format::hold_label(*t)))
+            .collect(),
+        store_holds_active: warehouse_steps
+            && v.order.content.holds.iter().any(TypedHold::is_active),
         can_route: role.may(Command::RouteOrder)
             && !v.unrouted.is_empty()
             && v.order.content.cancel.is_none(),
@@ -620,12 +767,44 @@ mod tests {
     #[test]
     fn buttons_follow_the_state_machine() {
         let mut f = Fulfillment::new();
-        let a = Actions::allowed(&f, &[]);
-        assert!(a.pick && a.hold && !a.pack && !a.ship && !a.release);
+        let a = Actions::allowed(&f, &[], &[]);
+        assert!(a.pick && a.hold && a.place_hold && !a.pack && !a.ship && !a.release);
         f.status = FulfillmentStatus::Packed;
-        let a = Actions::allowed(&f, &[]);
+        let a = Actions::allowed(&f, &[], &[]);
         assert!(a.ship && a.hold && !a.pick && !a.pack && !a.release);
         f.status = FulfillmentStatus::Shipped;
-        assert!(!Actions::allowed(&f, &[]).any());
+        let a = Actions::allowed(&f, &[], &[]);
+        assert!(!a.any() && !a.place_hold);
+    }
+
+    /// While only the store's holds are active, "Release hold" (which
+    /// releases this warehouse's holds) is not offered; with one of its
+    /// own, it is. A typed hold may be placed either way.
+    #[test]
+    fn release_is_offered_only_for_the_warehouses_own_holds() {
+        let now = Utc::now();
+        let store = vec![TypedHold::new(
+            HoldType::Payment,
+            "card declined".into(),
+            Role::Store,
+            now,
+        )];
+        let held = Fulfillment::new().settle_holds(&store);
+        assert_eq!(held.status, FulfillmentStatus::OnHold);
+        let a = Actions::allowed(&held, &[], &store);
+        assert!(!a.release && !a.pick && !a.hold && a.place_hold);
+        let own = held
+            .apply(
+                Action::PlaceHold {
+                    kind: HoldType::Stock,
+                    reason: "recount".into(),
+                },
+                &[],
+                &store,
+                now,
+            )
+            .expect("a warehouse hold");
+        let a = Actions::allowed(&own, &[], &store);
+        assert!(a.release && a.place_hold && !a.pick);
     }
 }

@@ -11,7 +11,7 @@ mod detail;
 mod edit;
 mod list;
 
-pub use actions::{cancel, fulfillment, reject, route, ship_parcel};
+pub use actions::{cancel, fulfillment, place_hold, reject, release_hold, route, ship_parcel};
 pub use detail::show;
 pub use edit::{create, edit, edit_form, new_form};
 pub use list::{ListRow, list, list_row};
@@ -33,6 +33,7 @@ use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::delivery::SyncState;
 use crate::domain::fulfillment::ShippedLine;
+use crate::domain::holds::{HoldType, TypedHold, parse_hold};
 use crate::domain::order::Line;
 use crate::domain::role::Command;
 use crate::domain::{Action, Fulfillment, FulfillmentStatus, OrderId, Role};
