@@ -474,6 +474,21 @@ impl<'a> StoreOrder<'a> {
                     }
                 }
                 f.holds.sort_by_key(|h| h.placed_at);
+                // The first active hold's reason, as the store knows the
+                // holds now (a part's own report may lag a release); a
+                // hold from before typed holds has no record but that.
+                let typed = v.parts.iter().any(|p| {
+                    !p.order.content.holds.is_empty()
+                        || p.order
+                            .fulfillment
+                            .as_ref()
+                            .is_some_and(|f| !f.holds.is_empty())
+                });
+                if let Some(first) = f.holds.first() {
+                    f.hold_reason = Some(first.reason);
+                } else if typed {
+                    f.hold_reason = None;
+                }
                 f
             },
             sync: v.into(),

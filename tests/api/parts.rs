@@ -722,6 +722,9 @@ async fn typed_holds_are_released_by_the_side_that_placed_them(b: Backend) {
         .post(&format!("{holds}/{payment_id}/release"), &json!({}))
         .await;
     assert_eq!(s, StatusCode::OK, "{o}");
+    // At once, before any warehouse answers: only eu's hold holds.
+    assert_eq!(o["fulfillment"]["hold_reason"], "recount", "{o}");
+    assert_eq!(o["fulfillment"]["holds"].as_array().map(Vec::len), Some(1));
     wait_for_order(&t.us, &second, "us free again", |o| {
         o["status"] == "pending"
     })
@@ -752,6 +755,8 @@ async fn typed_holds_are_released_by_the_side_that_placed_them(b: Backend) {
         o["fulfillment"]["holds"] == json!([]) && o["parts"][0]["status"] == "picking"
     })
     .await;
+    let (_, o) = t.store.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(o["fulfillment"]["hold_reason"], Value::Null, "{o}");
 }
 
 /// A later part's fulfillment arriving at the store also rewrites its
