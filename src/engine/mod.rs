@@ -228,23 +228,48 @@ impl Engine {
     /// order's: not found.
     pub async fn get(&self, id: OrderId) -> Result<OrderView> {
         let mut c = self.read().await?;
-        let mut found = orders::load_many(&mut c, &[id]).await?;
+        let mut tx = self.snapshot(&mut c).await?;
+        let mut found = orders::load_many(&mut tx, &[id]).await?;
         if self.role == Role::Store {
             found.retain(|o| o.order_id == o.id);
         }
-        self.views(&mut c, found)
+        let view = self
+            .views(&mut tx, found)
             .await?
             .pop()
-            .ok_or(EngineError::NotFound(id))
+            .ok_or(EngineError::NotFound(id))?;
+        tx.commit().await?;
+        Ok(view)
     }
 
     pub async fn list(&self, filter: &orders::ListFilter) -> Result<Vec<OrderView>> {
         let mut c = self.read().await?;
+        let mut tx = self.snapshot(&mut c).await?;
         let mut filter = filter.clone();
         filter.orders_only = self.role == Role::Store;
-        let ids = orders::list_ids(&mut c, &filter).await?;
-        let found = orders::load_many(&mut c, &ids).await?;
-        self.views(&mut c, found).await
+        let ids = orders::list_ids(&mut tx, &filter).await?;
+        let found = orders::load_many(&mut tx, &ids).await?;
+        let views = self.views(&mut tx, found).await?;
+        tx.commit().await?;
+        Ok(views)
+    }
+
+    /// A read-only transaction whose statements all see one snapshot: an
+    /// order is read from several rows (its parts, items, outbox), and a
+    /// write committing between two of them must not show half of itself
+    /// (a new part without the rejection that made it, say). SQLite's read
+    /// transactions are snapshots already; PostgreSQL's default is not.
+    async fn snapshot<'c>(
+        &self,
+        c: &'c mut AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>> {
+        let mut tx = sqlx::Connection::begin(c).await?;
+        if self.db.dialect() == storage::Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     pub async fn audit(&self, id: OrderId) -> Result<Vec<audit::Entry>> {
