@@ -386,7 +386,15 @@ impl Fulfillment {
     pub fn settle_holds(&self, store_holds: &[TypedHold]) -> Fulfillment {
         use FulfillmentStatus as S;
         let mut next = self.clone();
-        let active = self.holds.iter().chain(store_holds).find(|h| h.is_active());
+        super::holds::prune(&mut next.holds);
+        // The earliest placed active hold gives the reason (as the
+        // store's view of the order lists them).
+        let active = self
+            .holds
+            .iter()
+            .chain(store_holds)
+            .filter(|h| h.is_active())
+            .min_by_key(|h| h.placed_at);
         match (active, self.status) {
             (Some(h), S::Pending | S::Picking | S::Packed | S::PartiallyShipped) => {
                 next.status = S::OnHold;
@@ -575,7 +583,7 @@ impl Fulfillment {
                 Action::PlaceHold { kind, reason },
                 S::Pending | S::Picking | S::Packed | S::PartiallyShipped | S::OnHold,
             ) => {
-                if next.holds.len() >= super::holds::MAX_HOLDS {
+                if next.holds.iter().filter(|h| h.is_active()).count() >= super::holds::MAX_HOLDS {
                     return Err(StepRefused::TooMuch(format!(
                         "this order has had {} holds, the most it may",
                         next.holds.len()

@@ -104,8 +104,35 @@ pub fn parse_hold(
     }
 }
 
-/// Most holds a part may carry (released ones included).
+/// Most active holds a part may carry.
 pub const MAX_HOLDS: usize = 100;
+
+/// Released holds kept on a part, the latest: a hot order held and
+/// released all day must not grow without end (the audit trail keeps
+/// every change).
+pub const KEPT_RELEASED: usize = 20;
+
+/// Most holds a snapshot may carry: the active ones and the released kept.
+pub const MAX_SENT_HOLDS: usize = MAX_HOLDS + KEPT_RELEASED;
+
+/// Forgets all but the latest [`KEPT_RELEASED`] released holds.
+pub fn prune(holds: &mut Vec<TypedHold>) {
+    let released = holds.iter().filter(|h| !h.is_active()).count();
+    if released <= KEPT_RELEASED {
+        return;
+    }
+    let mut times: Vec<DateTime<Utc>> = holds.iter().filter_map(|h| h.released_at).collect();
+    times.sort_unstable();
+    let cutoff = times[released - KEPT_RELEASED];
+    let mut dropped = released - KEPT_RELEASED;
+    holds.retain(|h| match h.released_at {
+        Some(at) if at <= cutoff && dropped > 0 => {
+            dropped -= 1;
+            false
+        }
+        _ => true,
+    });
+}
 
 /// A hold as the peers send it: in a content snapshot (the store's) or a
 /// fulfillment snapshot (the warehouse's); who placed it follows from
@@ -141,10 +168,10 @@ pub fn parse_snapshot_holds(
     by: Role,
     errs: &mut super::values::Errors,
 ) -> Vec<TypedHold> {
-    if list.len() > MAX_HOLDS {
+    if list.len() > MAX_SENT_HOLDS {
         errs.push(FieldError::new(
             "holds",
-            format!("at most {MAX_HOLDS} holds"),
+            format!("at most {MAX_SENT_HOLDS} holds"),
         ));
     }
     list.iter()
@@ -165,4 +192,31 @@ pub fn parse_snapshot_holds(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_latest_released_holds_are_kept() {
+        let t0 = Utc::now();
+        let mut holds: Vec<TypedHold> = (0..30)
+            .map(|i| {
+                let mut h = TypedHold::new(HoldType::Other, format!("r{i}"), Role::Warehouse, t0);
+                h.released_at = Some(t0 + chrono::Duration::seconds(i));
+                h
+            })
+            .collect();
+        holds.push(TypedHold::new(
+            HoldType::Stock,
+            "open".into(),
+            Role::Warehouse,
+            t0,
+        ));
+        prune(&mut holds);
+        assert_eq!(holds.len(), KEPT_RELEASED + 1);
+        assert!(holds.iter().any(|h| h.is_active()), "active holds stay");
+        assert_eq!(holds[0].reason, "r10", "the oldest released went first");
+    }
 }

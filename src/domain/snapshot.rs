@@ -65,7 +65,7 @@ pub struct ContentSnapshot {
     /// The holds the store placed on this part (released ones included):
     /// the warehouse keeps it on hold while one is active.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 120)]
     pub holds: Vec<HoldSnapshot>,
 }
 
@@ -203,7 +203,7 @@ pub struct FulfillmentSnapshot {
     pub rejections: Vec<RejectionSnapshot>,
     /// The holds the warehouse placed (released ones included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 120)]
     pub holds: Vec<HoldSnapshot>,
 }
 

@@ -266,14 +266,22 @@ impl Engine {
                             "order {number} cannot be held: every part of it has shipped or ended"
                         )));
                     }
-                    if l.head.content.holds.len() >= MAX_HOLDS {
+                    let active = l
+                        .head
+                        .content
+                        .holds
+                        .iter()
+                        .filter(|h| h.is_active())
+                        .count();
+                    if active >= MAX_HOLDS {
                         return Err(EngineError::Conflict(format!(
-                            "order {number} has had {MAX_HOLDS} holds, the most it may"
+                            "order {number} has {MAX_HOLDS} active holds, the most it may"
                         )));
                     }
                     let hold = TypedHold::new(kind, reason, Role::Store, storage::from_micros(now));
                     let mut content = l.content();
                     content.holds.push(hold.clone());
+                    crate::domain::holds::prune(&mut content.holds);
                     parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
                     audit::record(c, id, &actor, &["holds"], now).await?;
                     Ok::<_, EngineError>(hold)
@@ -320,6 +328,7 @@ impl Engine {
                         ));
                     }
                     hold.released_at = Some(storage::from_micros(now));
+                    crate::domain::holds::prune(&mut content.holds);
                     parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
                     audit::record(c, id, &actor, &["holds"], now).await?;
                     Ok::<_, EngineError>(())

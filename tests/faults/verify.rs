@@ -69,18 +69,23 @@ pub async fn snapshot(store: &Api, warehouse: &Api) -> Option<Snapshot> {
 
 /// The store-owned content as the store shows it (money left out: the
 /// warehouse never has it).
-fn store_content(o: &Value) -> Value {
-    let lines: Vec<Value> = o["lines"]
+/// An order's lines as the store sent them: SKU, name and quantity (a
+/// warehouse's lines also say what became of them).
+fn named_lines(o: &Value) -> Vec<Value> {
+    o["lines"]
         .as_array()
         .map(|ls| {
             ls.iter()
                 .map(|l| json!({"sku": l["sku"], "name": l["name"], "quantity": l["quantity"]}))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn store_content(o: &Value) -> Value {
     json!({
         "number": o["number"], "customer": o["customer"], "shipping_address": o["shipping_address"],
-        "lines": lines, "notes": o["notes"], "deliver_by": o["deliver_by"],
+        "lines": named_lines(o), "notes": o["notes"], "deliver_by": o["deliver_by"],
         "cancel_requested": o["status"] == "cancel_requested", "cancel_reason": o["cancel_reason"],
         "store_version": o["sync"]["store_version"],
     })
@@ -90,7 +95,7 @@ fn store_content(o: &Value) -> Value {
 fn warehouse_content(o: &Value) -> Value {
     json!({
         "number": o["number"], "customer": o["customer"], "shipping_address": o["shipping_address"],
-        "lines": o["lines"], "notes": o["notes"], "deliver_by": o["deliver_by"],
+        "lines": named_lines(o), "notes": o["notes"], "deliver_by": o["deliver_by"],
         "cancel_requested": o["cancel_requested"], "cancel_reason": o["cancel_reason"],
         "store_version": o["sync"]["store_version"],
     })
