@@ -466,7 +466,15 @@ impl<'a> StoreOrder<'a> {
                     })
                     .collect();
                 f.shipments.sort_by_key(|s| s.shipped_at);
-                for p in v.parts.iter().filter(|p| !p.withdrawn) {
+                // A hold holds only a part that has not ended.
+                let held = |p: &&PartView| {
+                    !p.withdrawn
+                        && p.order
+                            .fulfillment
+                            .as_ref()
+                            .is_none_or(|f| !f.status.is_terminal())
+                };
+                for p in v.parts.iter().filter(held) {
                     for h in holds_of(&p.order) {
                         if h.released_at.is_none() && !f.holds.iter().any(|x| x.id == h.id) {
                             f.holds.push(h);

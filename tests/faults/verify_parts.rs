@@ -104,17 +104,40 @@ fn quantities(lines: &Value) -> Vec<(String, u64)> {
 /// A part's fulfillment as the store shows it (`parts[i]`), in the
 /// warehouse's field names.
 fn store_part_fulfillment(p: &Value) -> Value {
-    let hold = &p["holds"][0];
-    let ship = &p["shipments"][0];
+    let ship = latest_parcel(p);
     json!({
         "status": p["status"],
-        "hold_reason": hold["reason"],
+        "hold_reason": hold_reason(p),
         "carrier": ship["carrier"],
         "tracking_number": ship["tracking_number"],
         "shipped_at": ship["shipped_at"],
         "cancel_rejected_reason": p["cancel_rejected_reason"],
         "warehouse_version": p["sync"]["warehouse_version"],
     })
+}
+
+/// A part's hold reason as its warehouse shows it: the earliest placed
+/// active hold's while the part is on hold (`holds` lists every hold,
+/// released ones too).
+fn hold_reason(p: &Value) -> Value {
+    if p["status"] != "on_hold" {
+        return Value::Null;
+    }
+    p["holds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["released_at"].is_null())
+        .min_by_key(|h| h["placed_at"].as_str().unwrap_or("").to_owned())
+        .map_or(Value::Null, |h| h["reason"].clone())
+}
+
+/// A part's latest parcel (`shipments` lists them oldest first).
+fn latest_parcel(p: &Value) -> &Value {
+    p["shipments"]
+        .as_array()
+        .and_then(|s| s.last())
+        .unwrap_or(&Value::Null)
 }
 
 /// The same fields as the warehouse holds them.
@@ -135,7 +158,7 @@ fn warehouse_part_fulfillment(o: &Value) -> Value {
 /// from the product): `cancelled` if every part is; `shipped` if every part
 /// not cancelled is; `partially_shipped` if something shipped; else
 /// `on_hold` if a part is; else the least advanced of pending, picking,
-/// packed. The hold reason is the first held part's, the parcel the
+/// packed. The hold reason is the earliest active hold's, the parcel the
 /// latest, the cancel refusal the first, the content flag any part's.
 fn roll_up(parts: &[&Value]) -> Value {
     if let [only] = parts {
@@ -180,7 +203,13 @@ fn roll_up(parts: &[&Value]) -> Value {
     let parcel = |k: &str| latest.map_or(Value::Null, |p| p[k].clone());
     json!({
         "status": status,
-        "hold_reason": first("hold_reason"),
+        "hold_reason": parts
+            .iter()
+            .filter(|p| p["status"] == "on_hold")
+            .flat_map(|p| p["holds"].as_array().into_iter().flatten())
+            .filter(|h| h["released_at"].is_null())
+            .min_by_key(|h| h["placed_at"].as_str().unwrap_or("").to_owned())
+            .map_or(Value::Null, |h| h["reason"].clone()),
         "carrier": parcel("carrier"),
         "tracking_number": parcel("tracking_number"),
         "shipped_at": parcel("shipped_at"),
@@ -519,9 +548,9 @@ fn store_part_visible(p: &Value) -> Option<Visible> {
     let text = |v: &Value| v.as_str().map(str::to_owned);
     Some(Visible {
         status: Status::parse(p["status"].as_str()?)?,
-        hold_reason: text(&p["holds"][0]["reason"]),
-        carrier: text(&p["shipments"][0]["carrier"]),
-        tracking: text(&p["shipments"][0]["tracking_number"]),
+        hold_reason: text(&hold_reason(p)),
+        carrier: text(&latest_parcel(p)["carrier"]),
+        tracking: text(&latest_parcel(p)["tracking_number"]),
         cancel_rejected: !p["cancel_rejected_reason"].is_null(),
     })
 }
