@@ -59,6 +59,15 @@ pub fn quantity() -> Object {
         .build()
 }
 
+/// What a line still holds: 0 (all of it rejected) to `Quantity::MAX`.
+pub fn held_quantity() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(Quantity::MAX))
+        .build()
+}
+
 /// An amount of money in minor units, 0 to `MinorUnits::MAX`.
 pub fn minor_units() -> Object {
     ObjectBuilder::new()

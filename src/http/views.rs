@@ -112,7 +112,8 @@ impl<'a> From<&'a PartView> for SyncJson<'a> {
 #[schema(as = PartLine)]
 pub struct PartLineJson<'a> {
     pub sku: &'a str,
-    #[schema(schema_with = crate::domain::schema::quantity)]
+    /// What the part still holds (what was sent, less what was rejected).
+    #[schema(schema_with = crate::domain::schema::held_quantity)]
     pub quantity: u32,
     pub shipped_quantity: u32,
     pub cancelled_quantity: u32,
@@ -523,7 +524,8 @@ impl<'a> StoreOrder<'a> {
 pub struct WarehouseLineJson<'a> {
     pub sku: &'a str,
     pub name: &'a str,
-    #[schema(schema_with = crate::domain::schema::quantity)]
+    /// What the order still holds: 0 once all of it was rejected.
+    #[schema(schema_with = crate::domain::schema::held_quantity)]
     pub quantity: u32,
     /// In parcels so far.
     pub shipped_quantity: u32,
