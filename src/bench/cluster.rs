@@ -1,16 +1,25 @@
-//! A store and a warehouse as child processes, on databases made for them:
-//! temporary SQLite files, or fresh PostgreSQL databases that are dropped
-//! afterwards. Each child is killed when its handle is dropped.
+//! A store and its warehouses as child processes, on databases made for
+//! them: temporary SQLite files, or fresh PostgreSQL databases that are
+//! dropped afterwards. Each child is killed when its handle is dropped.
+//!
+//! How the store learns of a warehouse is the product's own: the warehouse
+//! named `main` is the store's `--peer-url` and signs with the store's
+//! `--sync-secret` (the pair of the single-warehouse scenarios); any other
+//! is added with `POST /api/v1/warehouses`, with its routing settings and a
+//! secret of its own, as an operator would.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use reqwest::header::AUTHORIZATION;
+use serde::Serialize;
 
 use super::progress::Progress;
 use super::seed;
 use crate::domain::Role;
+use crate::domain::warehouse::WarehouseName;
 use crate::storage::bench::{self as fixtures, Probe};
 use crate::storage::{Db, DbOptions};
 
@@ -22,6 +31,7 @@ pub struct Env {
     pg_admin: Option<reqwest::Url>,
     /// Databases created on that server, dropped by [`Env::cleanup`].
     pg_created: Vec<String>,
+    /// The store's `--sync-secret`, which `main` signs with too.
     secret: String,
     exe: PathBuf,
 }
@@ -63,17 +73,30 @@ impl Env {
             dir,
             pg_admin,
             pg_created: Vec::new(),
-            secret: format!("bench-{}", uuid::Uuid::now_v7().simple()),
+            secret: new_secret(),
             exe,
         })
     }
 
-    /// A fresh, empty database for `role`; returns its URL.
-    async fn database(&mut self, role: Role, tag: &str) -> anyhow::Result<String> {
+    /// The PostgreSQL server's version and durability settings (`fsync`,
+    /// `synchronous_commit`, `full_page_writes`), as `(name, value)`;
+    /// empty on SQLite.
+    pub async fn database_settings(&self) -> anyhow::Result<Vec<(String, String)>> {
+        match &self.pg_admin {
+            None => Ok(Vec::new()),
+            Some(url) => fixtures::server_settings(url.as_str())
+                .await
+                .map_err(|e| anyhow!("cannot read the PostgreSQL server's settings: {e}")),
+        }
+    }
+
+    /// A fresh, empty database for the service `name` (`store`, or a
+    /// warehouse's name); returns its URL.
+    async fn database(&mut self, role: Role, name: &str, tag: &str) -> anyhow::Result<String> {
         match &self.pg_admin {
             None => Ok(format!(
                 "sqlite://{}",
-                self.dir.join(format!("{tag}-{role}.db")).display()
+                self.dir.join(format!("{tag}-{name}.db")).display()
             )),
             Some(admin_url) => {
                 let name = format!("bench_{role}_{}", uuid::Uuid::now_v7().simple());
@@ -110,8 +133,22 @@ impl Drop for Env {
     }
 }
 
+/// `the store`, `the warehouse eu`.
+fn who(role: Role, name: &str) -> String {
+    match role {
+        Role::Store => "the store".into(),
+        Role::Warehouse => format!("the warehouse {name}"),
+    }
+}
+
+fn new_secret() -> String {
+    format!("bench-{}", uuid::Uuid::now_v7().simple())
+}
+
 /// One running service.
 pub struct Service {
+    /// `store`, or the warehouse's name at the store.
+    pub name: String,
     pub role: Role,
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub url: String,
@@ -150,6 +187,11 @@ impl Service {
         cpu_seconds(self.pid())
     }
 
+    /// `the store`, `the warehouse eu`: for messages.
+    pub fn describe(&self) -> String {
+        who(self.role, &self.name)
+    }
+
     /// The highest audit entry id: later entries are newer.
     pub async fn audit_mark(&self) -> anyhow::Result<i64> {
         self.read(self.probe.audit_mark().await)
@@ -166,9 +208,15 @@ impl Service {
         self.read(self.probe.applied_since(mark, changes).await)
     }
 
-    /// The order ids and apply times (µs) of the peer's new orders after `mark`.
-    pub async fn created_by_sync(&self, mark: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        self.read(self.probe.created_by_sync(mark).await)
+    /// The order (part) ids and apply times (µs) of the entries after
+    /// `mark` that applying the peer's snapshots wrote with `changes`
+    /// (`created`: the peer's new orders).
+    pub async fn applied_ids(
+        &self,
+        mark: i64,
+        changes: &str,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        self.read(self.probe.applied_ids(mark, changes).await)
     }
 
     pub async fn order_count(&self) -> anyhow::Result<u64> {
@@ -176,70 +224,234 @@ impl Service {
     }
 
     fn read<T>(&self, r: crate::storage::Result<T>) -> anyhow::Result<T> {
-        r.with_context(|| format!("cannot read the {}'s database", self.role))
+        r.with_context(|| format!("cannot read {}'s database", self.describe()))
     }
 }
 
-/// A store and a warehouse that sync with each other.
-pub struct Pair {
-    pub store: Service,
-    pub warehouse: Service,
+/// A warehouse the bench starts: its name at the store, what it takes, and
+/// the SKU the bench orders from it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WarehouseSpec {
+    pub name: &'static str,
+    /// Where it ships (empty: everywhere).
+    pub countries: &'static [&'static str],
+    /// The SKUs it stocks (empty: every SKU).
+    pub sku_prefixes: &'static [&'static str],
+    /// What the bench's orders ask of it: a SKU only it stocks.
+    #[serde(skip)]
+    pub sku: &'static str,
+    #[serde(skip)]
+    pub item: &'static str,
 }
 
-impl Pair {
-    /// Makes two databases, creates a token in each (and, with `seed`,
-    /// that many identical orders in both), then starts both services and
-    /// waits until they are ready.
+/// The single-warehouse scenarios' warehouse: `main`, the store's
+/// `--peer-url`, which takes everything.
+pub const PAIR: [WarehouseSpec; 1] = [WarehouseSpec {
+    name: WarehouseName::MAIN,
+    countries: &[],
+    sku_prefixes: &[],
+    sku: "WID-1",
+    item: "Widget",
+}];
+
+/// The split scenario's two warehouses: both ship everywhere, `eu` stocks
+/// `A-` SKUs and `us` `B-` SKUs, so an order with a line of each is split
+/// in two parts.
+pub const SPLIT: [WarehouseSpec; 2] = [
+    WarehouseSpec {
+        name: "eu",
+        countries: &[],
+        sku_prefixes: &["A-"],
+        sku: "A-1",
+        item: "Anvil",
+    },
+    WarehouseSpec {
+        name: "us",
+        countries: &[],
+        sku_prefixes: &["B-"],
+        sku: "B-1",
+        item: "Bucket",
+    },
+];
+
+/// A store and the warehouses it routes orders to, all running.
+pub struct Cluster {
+    pub store: Service,
+    /// In the order they were given to [`Cluster::start`].
+    pub warehouses: Vec<Service>,
+}
+
+impl Cluster {
+    /// Makes a database for each service and creates a token in each (and,
+    /// with `seed`, that many identical orders in the store's and its one
+    /// warehouse's), then starts every service, waits until each is ready,
+    /// and tells the store about the warehouses other than `main`.
     pub async fn start(
         env: &mut Env,
         tag: &str,
+        specs: &[WarehouseSpec],
         seed: Option<u64>,
         progress: &Progress,
-    ) -> anyhow::Result<Pair> {
-        let store_db = env.database(Role::Store, tag).await?;
-        let wh_db = env.database(Role::Warehouse, tag).await?;
+    ) -> anyhow::Result<Cluster> {
+        let store_db = env.database(Role::Store, "store", tag).await?;
         let store_token = token(env, Role::Store, &store_db)?;
-        let wh_token = token(env, Role::Warehouse, &wh_db)?;
+        let mut dbs = Vec::with_capacity(specs.len());
+        for w in specs {
+            let db = env.database(Role::Warehouse, w.name, tag).await?;
+            let token = token(env, Role::Warehouse, &db)?;
+            let secret = if w.name == WarehouseName::MAIN {
+                env.secret.clone()
+            } else {
+                new_secret()
+            };
+            dbs.push((db, token, secret));
+        }
         if let Some(n) = seed {
+            let [(wh_db, ..)] = dbs.as_slice() else {
+                bail!("the bench seeds orders for a store with one warehouse only");
+            };
             let opts = DbOptions::default();
             let (s, w) = tokio::try_join!(
                 Db::open(&store_db, Role::Store, &opts),
-                Db::open(&wh_db, Role::Warehouse, &opts)
+                Db::open(wh_db, Role::Warehouse, &opts)
             )?;
             seed::orders(&s, &w, n, progress).await?;
             s.close().await;
             w.close().await;
         }
-        let (sp, wp) = (free_port()?, free_port()?);
-        let (s_url, w_url) = (
-            format!("http://127.0.0.1:{sp}"),
-            format!("http://127.0.0.1:{wp}"),
-        );
-        let mut store = spawn(env, Role::Store, &store_db, sp, &w_url, tag)?;
-        let mut warehouse = spawn(env, Role::Warehouse, &wh_db, wp, &s_url, tag)?;
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let store_port = free_port()?;
+        let ports = specs
+            .iter()
+            .map(|_| free_port())
+            .collect::<anyhow::Result<Vec<u16>>>()?;
+        let main_url = specs
+            .iter()
+            .zip(&ports)
+            .find(|(w, _)| w.name == WarehouseName::MAIN)
+            .map(|(_, p)| url(*p));
+        let mut store = spawn(
+            env,
+            Role::Store,
+            "store",
+            &store_db,
+            store_port,
+            main_url.as_deref(),
+            &env.secret,
+            tag,
+        )?;
+        let mut procs = Vec::with_capacity(specs.len());
+        for ((w, port), (db, _, secret)) in specs.iter().zip(&ports).zip(&dbs) {
+            let peer = url(store_port);
+            procs.push(spawn(
+                env,
+                Role::Warehouse,
+                w.name,
+                db,
+                *port,
+                Some(&peer),
+                secret,
+                tag,
+            )?);
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        wait_ready(&client, Role::Store, &s_url, &mut store).await?;
-        wait_ready(&client, Role::Warehouse, &w_url, &mut warehouse).await?;
+        wait_ready(&client, "the store", &url(store_port), &mut store).await?;
+        for ((w, port), p) in specs.iter().zip(&ports).zip(&mut procs) {
+            wait_ready(&client, &who(Role::Warehouse, w.name), &url(*port), p).await?;
+        }
+        for ((w, port), (_, _, secret)) in specs.iter().zip(&ports).zip(&dbs) {
+            if w.name != WarehouseName::MAIN {
+                add_warehouse(
+                    &client,
+                    &url(store_port),
+                    &store_token,
+                    w,
+                    &url(*port),
+                    secret,
+                )
+                .await?;
+            }
+        }
         // Opened once the services run: a read-only SQLite connection needs
         // the WAL files they keep open.
         let store = Service {
+            name: "store".into(),
             role: Role::Store,
-            url: s_url,
+            url: url(store_port),
             token: store_token,
             probe: probe(&store_db).await?,
             proc: store,
         };
-        let warehouse = Service {
-            role: Role::Warehouse,
-            url: w_url,
-            token: wh_token,
-            probe: probe(&wh_db).await?,
-            proc: warehouse,
-        };
-        Ok(Pair { store, warehouse })
+        let mut warehouses = Vec::with_capacity(specs.len());
+        for (((w, port), (db, token, _)), proc) in specs.iter().zip(&ports).zip(dbs).zip(procs) {
+            warehouses.push(Service {
+                name: w.name.to_owned(),
+                role: Role::Warehouse,
+                url: url(*port),
+                token,
+                probe: probe(&db).await?,
+                proc,
+            });
+        }
+        Ok(Cluster { store, warehouses })
     }
+
+    /// The first warehouse: the only one of a pair.
+    pub fn warehouse(&self) -> &Service {
+        &self.warehouses[0]
+    }
+
+    /// `store (pid 1), main (pid 2)`: what was started.
+    pub fn describe(&self) -> String {
+        std::iter::once(&self.store)
+            .chain(&self.warehouses)
+            .map(|s| format!("{} {} (pid {})", s.name, s.url, s.pid()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Tells the store about a warehouse (`POST /api/v1/warehouses`).
+async fn add_warehouse(
+    client: &reqwest::Client,
+    store: &str,
+    token: &str,
+    w: &WarehouseSpec,
+    url: &str,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "name": w.name,
+        "url": url,
+        "countries": w.countries,
+        "sku_prefixes": w.sku_prefixes,
+        "priority": 0,
+        "secret": secret,
+    });
+    let r = client
+        .post(format!("{store}/api/v1/warehouses"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot reach the store to add the warehouse {}: {e}",
+                w.name
+            )
+        })?;
+    let status = r.status();
+    if status != reqwest::StatusCode::CREATED {
+        let text = r.text().await.unwrap_or_default();
+        bail!(
+            "adding the warehouse {} answered {status}: {}",
+            w.name,
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    Ok(())
 }
 
 /// A port that was free a moment ago.
@@ -276,36 +488,42 @@ fn token(env: &Env, role: Role, url: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn(
     env: &Env,
     role: Role,
+    name: &str,
     db: &str,
     port: u16,
-    peer: &str,
+    peer: Option<&str>,
+    secret: &str,
     tag: &str,
 ) -> anyhow::Result<Proc> {
-    let log = env.dir.join(format!("{tag}-{role}.log"));
+    let log = env.dir.join(format!("{tag}-{name}.log"));
     let file = std::fs::File::create(&log).with_context(|| format!("cannot create {log:?}"))?;
-    let child = Command::new(&env.exe)
-        .args(["serve", "--role", role.as_str()])
+    let mut cmd = Command::new(&env.exe);
+    cmd.args(["serve", "--role", role.as_str()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--peer-url", peer])
-        .args(["--reconcile-interval", "0"])
+        .args(["--reconcile-interval", "0"]);
+    if let Some(peer) = peer {
+        cmd.args(["--peer-url", peer]);
+    }
+    let child = cmd
         // In the environment rather than argv, so `ps` shows no secret or password.
         .env("DATABASE_URL", db)
-        .env("FULFILLMENT_SYNC_SECRET", &env.secret)
+        .env("FULFILLMENT_SYNC_SECRET", secret)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()
-        .with_context(|| format!("cannot start the {role} ({})", env.exe.display()))?;
+        .with_context(|| format!("cannot start {} ({})", who(role, name), env.exe.display()))?;
     Ok(Proc { child, log })
 }
 
 async fn wait_ready(
     client: &reqwest::Client,
-    role: Role,
+    who: &str,
     base: &str,
     p: &mut Proc,
 ) -> anyhow::Result<()> {
@@ -314,7 +532,7 @@ async fn wait_ready(
     loop {
         if let Some(status) = p.child.try_wait()? {
             bail!(
-                "the {role} exited ({status}) before it was ready: {}",
+                "{who} exited ({status}) before it was ready: {}",
                 last_line(&p.log)
             );
         }
@@ -324,10 +542,7 @@ async fn wait_ready(
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!(
-                "the {role} was not ready within 60 s: {}",
-                last_line(&p.log)
-            );
+            bail!("{who} was not ready within 60 s: {}", last_line(&p.log));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
