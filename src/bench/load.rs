@@ -868,6 +868,9 @@ pub struct Propagation {
     /// From the client's 201 to the last of the order's parts applied at
     /// its warehouse.
     pub latency: Summary,
+    /// From the client's 201 to each part applied at its warehouse (the
+    /// same as `latency` with one warehouse).
+    pub part_latency: Summary,
     /// Orders whose last part its warehouse started applying before the
     /// client had its 201 (counted as 0 ms in `latency`).
     pub before_201: u64,
@@ -959,12 +962,14 @@ pub async fn propagation(
     }
     // An order is at its warehouses when its last part is.
     let mut lat = Vec::with_capacity(answered.len());
+    let mut part_lat = Vec::with_capacity(parts as usize);
     let mut before_201 = 0;
     for a in &answered {
         let ids = a.value.parts.iter().map(|(_, id)| (id.as_str(), a.at));
         let (each, early) = apply_latencies(ids, &applied, "its warehouse")?;
         before_201 += u64::from(early == each.len() as u64);
-        lat.push(each.into_iter().fold(0.0, f64::max));
+        lat.push(each.iter().copied().fold(0.0, f64::max));
+        part_lat.extend(each);
     }
     let create = answered.iter().map(|a| a.ms).collect();
     progress.set("back at the store", 0, parts);
@@ -978,6 +983,7 @@ pub async fn propagation(
         parts,
         rate: per_second(n, seconds),
         latency: summarize(lat),
+        part_latency: summarize(part_lat),
         before_201,
         create_latency: summarize(create),
         cpu,
