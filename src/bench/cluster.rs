@@ -219,6 +219,15 @@ impl Service {
         self.read(self.probe.applied_ids(mark, changes).await)
     }
 
+    /// What this service logged at WARN or ERROR level so far (its stderr,
+    /// kept in the run's temporary directory): `None` if nothing, else how
+    /// many lines of each and the first error (or warning), without its
+    /// time.
+    pub fn logged(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.proc.log).ok()?;
+        summarize_log(&text).map(|s| format!("{} logged {s}", self.describe()))
+    }
+
     pub async fn order_count(&self) -> anyhow::Result<u64> {
         self.read(self.probe.order_count().await)
     }
@@ -398,6 +407,14 @@ impl Cluster {
         Ok(Cluster { store, warehouses })
     }
 
+    /// A line for each service that logged warnings or errors so far.
+    pub fn logged(&self) -> Vec<String> {
+        std::iter::once(&self.store)
+            .chain(&self.warehouses)
+            .filter_map(Service::logged)
+            .collect()
+    }
+
     /// The first warehouse: the only one of a pair.
     pub fn warehouse(&self) -> &Service {
         &self.warehouses[0]
@@ -548,6 +565,46 @@ async fn wait_ready(
     }
 }
 
+/// `2 errors and 1 warning; the first error: ...` for a service's log
+/// text (tracing's text format: time, level, target, message), or `None`
+/// when it holds no warning or error.
+fn summarize_log(text: &str) -> Option<String> {
+    let (mut errors, mut warnings) = (0, 0);
+    let (mut first_error, mut first_warning) = (None, None);
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(_time), Some(level)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let rest = || {
+            let at = line.find(level).map_or(0, |i| i + level.len());
+            line[at..].trim().chars().take(200).collect::<String>()
+        };
+        match level {
+            "ERROR" => {
+                errors += 1;
+                first_error.get_or_insert_with(rest);
+            }
+            "WARN" => {
+                warnings += 1;
+                first_warning.get_or_insert_with(rest);
+            }
+            _ => {}
+        }
+    }
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let first = match (first_error, first_warning) {
+        (Some(e), _) => format!("the first error: {e}"),
+        (None, Some(w)) => format!("the first warning: {w}"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "{} and {}; {first}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    ))
+}
+
 /// The last line a service wrote to stderr (why it stopped, usually).
 fn last_line(log: &Path) -> String {
     std::fs::read_to_string(log)
@@ -607,6 +664,23 @@ mod tests {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 200";
         assert_eq!(parse_stat_cpu(stat), Some(3.0));
         assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn logs_are_summed_up() {
+        assert_eq!(
+            summarize_log("2026-11-29T21:00:00Z  INFO x: started\n"),
+            None
+        );
+        let log = "2026-11-29T21:00:00Z  WARN fulfillment::a: slow\n\
+                   2026-11-29T21:00:01Z ERROR fulfillment::sync::relay: relay round failed error=deadlock\n\
+                   2026-11-29T21:00:02Z ERROR fulfillment::sync::relay: relay round failed again\n";
+        assert_eq!(
+            summarize_log(log).as_deref(),
+            Some(
+                "2 errors and 1 warning; the first error: fulfillment::sync::relay: relay round failed error=deadlock"
+            )
+        );
     }
 
     #[test]

@@ -296,6 +296,11 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             ));
             results.idle = Some(r);
         }
+        results.logged.extend(
+            pair.logged()
+                .into_iter()
+                .map(|l| format!("1 warehouse: {l}")),
+        );
     }
 
     if wants(Split) {
@@ -330,6 +335,12 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
         let propagation =
             load::propagation(&api, &cluster, &mix, cfg.rate, cfg.duration(), &progress).await?;
         progress.done(&propagation_summary(&propagation));
+        results.logged.extend(
+            cluster
+                .logged()
+                .into_iter()
+                .map(|l| format!("2 warehouses: {l}")),
+        );
         results.split = Some(report::Split {
             warehouses: SPLIT.to_vec(),
             e2e,
@@ -366,6 +377,9 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             r.seconds, r.differences
         ));
         results.reconcile = Some(r);
+        results
+            .logged
+            .extend(pair.logged().into_iter().map(|l| format!("reconcile: {l}")));
     }
     progress.finish();
     Ok(results)

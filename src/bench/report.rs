@@ -42,6 +42,9 @@ pub struct Results {
     /// The PostgreSQL server's version and durability settings, as
     /// `(name, value)`; empty on SQLite.
     pub database_settings: Vec<(String, String)>,
+    /// What the services logged at WARN or ERROR level, one line per
+    /// service that did (`1 warehouse: the store logged ...`).
+    pub logged: Vec<String>,
 }
 
 /// The split scenario: e2e, updates and propagation with a store and two
@@ -144,6 +147,7 @@ impl Results {
             reconcile: None,
             split: None,
             database_settings: Vec::new(),
+            logged: Vec::new(),
         }
     }
 
@@ -212,6 +216,18 @@ impl Results {
                     .as_ref()
                     .map(|e| (format!("{} orders/s", thousands(e.create_rate)), None)),
                 two_e2e.map(|e| format!("{} orders/s", thousands(e.create_rate))),
+                "",
+            ));
+            let back = |e: &E2e| {
+                format!(
+                    "{} orders/s",
+                    thousands(e.orders as f64 / e.back_seconds.max(1e-6))
+                )
+            };
+            rows.push(pair_row(
+                "  until every first state is back at the store".into(),
+                self.e2e.as_ref().map(|e| (back(e), None)),
+                two_e2e.map(back),
                 "",
             ));
         }
@@ -388,6 +404,7 @@ impl Results {
                 off.join(", ")
             ));
         }
+        notes.extend(self.logged.iter().cloned());
         if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
             notes.push(format!(
                 "other processes used {:.0} CPU-seconds during the run ({:.0} % of the machine): \
@@ -505,6 +522,7 @@ impl Results {
             "config": self.config,
             "figures": self.figures(),
             "notes": self.notes(),
+            "logged": self.logged,
             "e2e": self.e2e,
             "updates": self.updates,
             "latency": self.latency,
