@@ -148,6 +148,7 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
     for row in [
         "figure",
         "end-to-end store→warehouse",
+        "until every first state is back at the store",
         "warehouse→store updates",
         "create latency p50 / p99",
         "propagation p50 / p99",
@@ -219,6 +220,10 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
     assert!(num(&json, &["reconcile", "seconds"]) > 0.0);
     let figures = json["figures"].as_array().expect("figures");
     assert!(figures.len() >= 7, "{figures:?}");
+    assert!(
+        json["logged"].is_array(),
+        "what the services logged at WARN or ERROR"
+    );
     check_split(&json, &stdout, 300.0);
 
     for svg in ["latency-cdf.svg", "back-cdf.svg"] {
