@@ -1,6 +1,7 @@
 //! `fulfillment bench` as a user runs it, with tiny sizes: it completes,
 //! exits 0, prints the table, and writes bench.json (with sane numbers) and
-//! the plots. Performance targets are deliberately never asserted here:
+//! the plots; the split scenario (two warehouses, half the orders split)
+//! with its figures beside the single warehouse's. Performance targets are deliberately never asserted here:
 //! this machine, a debug build and a busy CI runner say nothing about them.
 
 mod common;
@@ -45,30 +46,119 @@ fn num(v: &Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{} is not a number in bench.json", path.join(".")))
 }
 
-fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// Checks the run succeeded and reads its bench.json; returns it and stdout.
+fn finished(out: &Output, dir: &Path) -> (Value, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "bench failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("bench.json")).expect("bench.json is written"),
+    )
+    .expect("bench.json is JSON");
+    (json, stdout)
+}
+
+fn check_svg(dir: &Path, svg: &str) -> String {
+    let text = std::fs::read_to_string(dir.join(svg)).unwrap_or_else(|_| panic!("{svg}"));
+    assert!(
+        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+        "{svg} is an SVG document"
+    );
+    assert!(!text.contains("NaN"), "{svg} has no NaN coordinates");
+    text
+}
+
+/// The split scenario's figures for `orders` orders: every other order
+/// split in two parts, the rest whole, so 1.5 parts per order.
+fn check_split(json: &Value, stdout: &str, orders: f64) {
+    let split = &json["split"];
+    assert!(split.is_object(), "bench.json has the split scenario");
+    let names: Vec<&str> = split["warehouses"]
+        .as_array()
+        .expect("split.warehouses")
+        .iter()
+        .map(|w| w["name"].as_str().expect("a warehouse's name"))
+        .collect();
+    assert_eq!(names, ["eu", "us"]);
+    assert_eq!(num(split, &["parts_per_order"]), 1.5);
+    assert_eq!(num(split, &["e2e", "orders"]), orders);
+    assert_eq!(num(split, &["e2e", "parts"]), orders * 1.5);
+    assert_eq!(num(split, &["updates", "parts"]), orders * 1.5);
+    for rate in [
+        &["e2e", "rate"][..],
+        &["e2e", "create_rate"],
+        &["updates", "rate"],
+        &["updates", "post_rate"],
+        &["propagation", "rate"],
+        &["propagation", "back", "rate"],
+    ] {
+        let r = num(split, rate);
+        assert!(r.is_finite() && r > 0.0, "split {rate:?} = {r}");
+    }
+    assert!(num(split, &["e2e", "back_seconds"]) >= num(split, &["e2e", "seconds"]));
+    let p = &split["propagation"];
+    assert_eq!(
+        num(p, &["latency", "count"]),
+        num(p, &["orders"]),
+        "every order's propagation is measured"
+    );
+    let parts = num(p, &["parts"]);
+    assert!(
+        parts > num(p, &["orders"]) && parts < 2.0 * num(p, &["orders"]),
+        "some orders split, not all: {parts} parts"
+    );
+    assert_eq!(
+        num(p, &["back", "latency", "count"]),
+        num(p, &["back", "parts"]),
+        "every pick's way back is measured"
+    );
+    for lat in [&["latency", "p99_ms"][..], &["back", "latency", "p99_ms"]] {
+        let l = num(p, lat);
+        assert!(
+            (0.0..60_000.0).contains(&l),
+            "split propagation {lat:?} = {l}"
+        );
+    }
+    assert!(stdout.contains("2 warehouses"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("parts per order"))
+        .unwrap_or_else(|| panic!("table lacks parts per order:\n{stdout}"));
+    assert!(row.contains("1.50"), "{row}");
+    let figures = json["figures"].as_array().expect("figures");
+    let two = figures
+        .iter()
+        .filter(|f| f["two_warehouses"].is_string())
+        .count();
+    assert!(two >= 7, "split figures in the table: {figures:?}");
+    assert!(
+        json["notes"].as_array().expect("notes").iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.contains("2 warehouses: eu stocks A-"))),
+        "a note says how the two warehouses are set up"
+    );
+}
+
+fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
+    let (json, stdout) = finished(out, dir);
     for row in [
         "figure",
         "end-to-end store→warehouse",
+        "until every first state is back at the store",
         "warehouse→store updates",
         "create latency p50 / p99",
         "propagation p50 / p99",
+        "back at the store p50 / p99",
         "RSS store / warehouse",
         "idle CPU",
         "reconcile",
     ] {
         assert!(stdout.contains(row), "table lacks {row:?}:\n{stdout}");
     }
-    let json: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("bench.json")).expect("bench.json is written"),
-    )
-    .expect("bench.json is JSON");
 
     for rate in [
         &["e2e", "rate"][..],
@@ -98,6 +188,17 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
         num(&json, &["propagation", "orders"]),
         "every order's propagation is measured"
     );
+    assert_eq!(
+        num(&json, &["propagation", "parts"]),
+        num(&json, &["propagation", "orders"]),
+        "one warehouse: one part per order"
+    );
+    assert_eq!(
+        num(&json, &["propagation", "back", "latency", "count"]),
+        num(&json, &["propagation", "back", "parts"]),
+        "every pick's way back is measured"
+    );
+    assert!(num(&json, &["propagation", "back", "rate"]) > 0.0);
     for side in ["store_mib", "warehouse_mib"] {
         let m = num(&json, &["rss", side]);
         assert!(m > 1.0 && m < 4096.0, "rss {side} = {m}");
@@ -119,15 +220,27 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
     assert!(num(&json, &["reconcile", "seconds"]) > 0.0);
     let figures = json["figures"].as_array().expect("figures");
     assert!(figures.len() >= 7, "{figures:?}");
+    assert!(
+        json["logged"].is_array(),
+        "what the services logged at WARN or ERROR"
+    );
+    check_split(&json, &stdout, 300.0);
 
-    for svg in ["latency-cdf.svg", "propagation-cdf.svg", "throughput.svg"] {
-        let text = std::fs::read_to_string(dir.join(svg)).unwrap_or_else(|_| panic!("{svg}"));
-        assert!(
-            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
-            "{svg} is an SVG document"
-        );
-        assert!(!text.contains("NaN"), "{svg} has no NaN coordinates");
+    for svg in ["latency-cdf.svg", "back-cdf.svg"] {
+        check_svg(dir, svg);
     }
+    // The split scenario's figures are drawn beside the single warehouse's.
+    let prop = check_svg(dir, "propagation-cdf.svg");
+    assert!(
+        prop.contains(">1 warehouse<") && prop.contains(">2 warehouses"),
+        "both propagation curves"
+    );
+    let tput = check_svg(dir, "throughput.svg");
+    assert_eq!(
+        tput.matches("<rect x=").count(),
+        1 + 8 + 2,
+        "frame, four bars of each, a legend key of each"
+    );
     json
 }
 
@@ -140,6 +253,52 @@ fn bench_runs_every_scenario_on_sqlite() {
 }
 
 #[test]
+fn bench_runs_the_split_scenario_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench(
+        &[
+            "bench",
+            "--scenario",
+            "split",
+            "--orders",
+            "100",
+            "--duration",
+            "1",
+            "--rate",
+            "100",
+        ],
+        dir.path(),
+        &[],
+    );
+    let (json, stdout) = finished(&out, dir.path());
+    check_split(&json, &stdout, 100.0);
+    for single in ["e2e", "updates", "latency", "propagation", "rss", "idle"] {
+        assert!(json[single].is_null(), "{single} did not run");
+    }
+    // No single-warehouse figure: its column shows a dash.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("end-to-end store→warehouse"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(row.contains('–') && row.contains("orders/s"), "{row}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for phase in [
+        "split start",
+        "split e2e",
+        "split updates",
+        "split propagation",
+    ] {
+        assert!(
+            stderr.contains(phase),
+            "progress shows {phase:?}:\n{stderr}"
+        );
+    }
+    for svg in ["propagation-cdf.svg", "back-cdf.svg", "throughput.svg"] {
+        check_svg(dir.path(), svg);
+    }
+}
+
+#[test]
 fn bench_runs_on_postgres_and_drops_its_databases() {
     let Some(admin) = pg::admin_url("the PostgreSQL bench smoke test") else {
         return;
@@ -148,6 +307,16 @@ fn bench_runs_on_postgres_and_drops_its_databases() {
     let out = bench(SMALL, dir.path(), &["--database-url", &admin]);
     let json = check_run(&out, dir.path(), 2000.0);
     assert_eq!(json["backend"], "postgres");
+    // The server's durability settings are in the report.
+    let settings = &json["database_settings"];
+    for name in ["server_version", "fsync", "synchronous_commit"] {
+        assert!(settings[name].is_string(), "{name} in {settings}");
+    }
+    let database = json["database"].as_str().expect("database");
+    assert!(
+        database.starts_with("PostgreSQL ") && database.contains("fsync="),
+        "{database}"
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

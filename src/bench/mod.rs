@@ -3,10 +3,12 @@
 //! loopback), drives them over HTTP like real clients, and reports what the
 //! issue asks for: end-to-end throughput both ways, create latency,
 //! propagation latency, memory, idle CPU and the cost of reconciliation.
+//! The `split` scenario measures throughput and propagation again with a
+//! store and two warehouses, half the orders split between them.
 //!
-//! - [`pair`]: databases, child processes, `/proc` readings, and a read-only
-//!   probe into each service's database (to see when and when exactly the
-//!   peer applied something);
+//! - [`cluster`]: databases, child processes (a store and its warehouses),
+//!   `/proc` readings, and a read-only probe into each service's database
+//!   (to see when and when exactly the peer applied something);
 //! - [`load`]: the HTTP clients and the scenarios;
 //! - [`seed`]: bulk rows for the reconciliation scenario;
 //! - [`report`]: the table, `bench.json`; [`svg`]: the plots;
@@ -16,9 +18,9 @@
 //! The services are separate processes so that their RSS and CPU can be read
 //! on their own, without the load generator's.
 
+mod cluster;
 mod host;
 mod load;
-mod pair;
 mod progress;
 mod report;
 mod seed;
@@ -26,12 +28,14 @@ mod stats;
 mod svg;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use pair::Env;
+use cluster::{Cluster, Env, PAIR, SPLIT};
+use load::Mix;
 use progress::Progress;
 use report::Results;
 
@@ -44,10 +48,14 @@ pub enum Scenario {
     Updates,
     /// Create latency at 8 clients.
     Latency,
-    /// From a 201 at the store to the order applied at the warehouse.
+    /// From a 201 at the store to the order applied at the warehouse, then
+    /// from picking at the warehouse to the store.
     Propagation,
     /// CPU of an idle pair.
     Idle,
+    /// e2e, updates and propagation again with two warehouses, half the
+    /// orders split between them.
+    Split,
     /// One reconciliation pass over many unchanged orders.
     Reconcile,
     /// Everything above, plus RSS after many orders.
@@ -64,12 +72,12 @@ pub struct BenchArgs {
     /// the latency scenario uses 8 unless this is given].
     #[arg(long, env = "FULFILLMENT_BENCH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: Option<u32>,
-    /// Seconds per timed scenario (latency, propagation, idle) [default: 10;
-    /// 2 in smoke mode].
+    /// Seconds per timed scenario (latency, idle, and each leg of
+    /// propagation) [default: 10; 2 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_DURATION", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub duration: Option<u32>,
-    /// Orders created for e2e, and orders updated for updates [default:
-    /// 20000; 300 in smoke mode].
+    /// Orders created for e2e, and orders updated for updates (also with two
+    /// warehouses) [default: 20000; 300 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_ORDERS", value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: Option<u64>,
     /// When running all scenarios: before reading RSS, create orders until
@@ -80,13 +88,14 @@ pub struct BenchArgs {
     /// [default: 1000000; 2000 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_RECONCILE_ORDERS", value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_orders: Option<u64>,
-    /// Orders per second for the propagation scenario (open loop)
-    /// [default: 500; 200 in smoke mode].
+    /// Orders per second for the propagation scenario (open loop), then as
+    /// many parts moved to picking [default: 500; 200 in smoke mode].
     #[arg(long, env = "FULFILLMENT_BENCH_RATE", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: Option<u32>,
     /// Run on PostgreSQL: an admin URL (e.g. postgres://postgres@127.0.0.1/postgres).
-    /// Two fresh databases bench_store_<uuid> and bench_warehouse_<uuid> are
-    /// created there and dropped afterwards. Default: temporary SQLite files.
+    /// Fresh databases bench_store_<uuid> and bench_warehouse_<uuid> (one per
+    /// warehouse) are created there and dropped afterwards. Default:
+    /// temporary SQLite files.
     #[arg(long, env = "FULFILLMENT_BENCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory for bench.json and the SVG plots (created if missing).
@@ -154,6 +163,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {:?}", args.out))?;
     let mut env = Env::new(args.database_url.as_deref()).await?;
+    let settings = env.database_settings().await?;
     let before = host::sample(args.database_url.is_some());
     let outcome = tokio::select! {
         r = scenarios(&mut env, &cfg, args.scenario) => r,
@@ -164,6 +174,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let after = host::sample(args.database_url.is_some());
     env.cleanup().await;
     let mut results = outcome?;
+    results.database_settings = settings;
     if let (Some(a), Some(b)) = (before, after) {
         results.contention = Some(host::contention(a, b, results.cores));
     }
@@ -180,8 +191,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the chosen scenarios. Pairs are dropped (children killed) when they
-/// go out of scope; `env` keeps what must be cleaned up afterwards.
+/// Runs the chosen scenarios. Clusters are dropped (children killed) when
+/// they go out of scope; `env` keeps what must be cleaned up afterwards.
 async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Result<Results> {
     use Scenario::*;
     let wants = |s: Scenario| which == s || which == All;
@@ -192,21 +203,17 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
     let steps = usize::from(load_steps > 0)
         + load_steps
         + usize::from(which == All)
+        + 4 * usize::from(wants(Split))
         + 2 * usize::from(wants(Reconcile));
     let mut progress = Progress::new(steps);
     let mut results = Results::new(cfg.clone());
 
     if load_steps > 0 {
         progress.phase("start", "starting a store and a warehouse");
-        let pair = pair::Pair::start(env, "load", None, &progress).await?;
-        progress.done(&format!(
-            "store {} (pid {}), warehouse {} (pid {})",
-            pair.store.url,
-            pair.store.pid(),
-            pair.warehouse.url,
-            pair.warehouse.pid()
-        ));
+        let pair = Cluster::start(env, "load", &PAIR, None, &progress).await?;
+        progress.done(&pair.describe());
         let api = load::Api::new(&pair)?;
+        let mix = Arc::new(Mix::new(&PAIR));
         if wants(E2e) {
             progress.phase(
                 "e2e",
@@ -215,11 +222,8 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                     cfg.orders, cfg.clients
                 ),
             );
-            let r = load::e2e(&api, &pair, cfg.orders, cfg.clients, &progress).await?;
-            progress.done(&format!(
-                "{:.0} orders/s end to end, {:.0}/s created",
-                r.rate, r.create_rate
-            ));
+            let r = load::e2e(&api, &pair, &mix, cfg.orders, cfg.clients, &progress).await?;
+            progress.done(&e2e_summary(&r));
             results.e2e = Some(r);
             if which == E2e {
                 results.rss = Some(load::rss(&pair).await?);
@@ -233,11 +237,8 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                     cfg.orders, cfg.clients
                 ),
             );
-            let r = load::updates(&api, &pair, cfg.orders, cfg.clients, &progress).await?;
-            progress.done(&format!(
-                "{:.0} updates/s end to end, {:.0}/s posted",
-                r.rate, r.post_rate
-            ));
+            let r = load::updates(&api, &pair, &mix, cfg.orders, cfg.clients, &progress).await?;
+            progress.done(&updates_summary(&r));
             results.updates = Some(r);
         }
         if wants(Latency) {
@@ -248,8 +249,15 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                     cfg.latency_clients, cfg.duration_seconds
                 ),
             );
-            let r =
-                load::latency(&api, &pair, cfg.latency_clients, cfg.duration(), &progress).await?;
+            let r = load::latency(
+                &api,
+                &pair,
+                &mix,
+                cfg.latency_clients,
+                cfg.duration(),
+                &progress,
+            )
+            .await?;
             progress.done(&format!(
                 "p50 {:.2} ms, p99 {:.2} ms",
                 r.latency.p50_ms, r.latency.p99_ms
@@ -257,18 +265,10 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             results.latency = Some(r);
         }
         if wants(Propagation) {
-            progress.phase(
-                "propagation",
-                &format!(
-                    "{} orders/s for {} s, open loop",
-                    cfg.rate, cfg.duration_seconds
-                ),
-            );
-            let r = load::propagation(&api, &pair, cfg.rate, cfg.duration(), &progress).await?;
-            progress.done(&format!(
-                "p50 {:.2} ms, p99 {:.2} ms",
-                r.latency.p50_ms, r.latency.p99_ms
-            ));
+            progress.phase("propagation", &propagation_plan(cfg));
+            let r =
+                load::propagation(&api, &pair, &mix, cfg.rate, cfg.duration(), &progress).await?;
+            progress.done(&propagation_summary(&r));
             results.propagation = Some(r);
         }
         if which == All {
@@ -276,7 +276,7 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
                 "rss",
                 &format!("orders until the store holds {}, then RSS", cfg.rss_orders),
             );
-            load::top_up(&api, &pair, cfg.rss_orders, cfg.clients, &progress).await?;
+            load::top_up(&api, &pair, &mix, cfg.rss_orders, cfg.clients, &progress).await?;
             let r = load::rss(&pair).await?;
             progress.done(&format!(
                 "store {:.1} MiB, warehouse {:.1} MiB after {} orders",
@@ -296,6 +296,57 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             ));
             results.idle = Some(r);
         }
+        results.logged.extend(
+            pair.logged()
+                .into_iter()
+                .map(|l| format!("1 warehouse: {l}")),
+        );
+    }
+
+    if wants(Split) {
+        progress.phase(
+            "split start",
+            "starting a store and two warehouses: eu stocks A- SKUs, us B- SKUs",
+        );
+        let cluster = Cluster::start(env, "split", &SPLIT, None, &progress).await?;
+        progress.done(&cluster.describe());
+        let api = load::Api::new(&cluster)?;
+        let mix = Arc::new(Mix::new(&SPLIT));
+        progress.phase(
+            "split e2e",
+            &format!(
+                "{} orders, half of them split, from {} clients until every part is at its warehouse",
+                cfg.orders, cfg.clients
+            ),
+        );
+        let e2e = load::e2e(&api, &cluster, &mix, cfg.orders, cfg.clients, &progress).await?;
+        progress.done(&e2e_summary(&e2e));
+        progress.phase(
+            "split updates",
+            &format!(
+                "the parts of {} orders to picking from {} clients until all are at the store",
+                cfg.orders, cfg.clients
+            ),
+        );
+        let updates =
+            load::updates(&api, &cluster, &mix, cfg.orders, cfg.clients, &progress).await?;
+        progress.done(&updates_summary(&updates));
+        progress.phase("split propagation", &propagation_plan(cfg));
+        let propagation =
+            load::propagation(&api, &cluster, &mix, cfg.rate, cfg.duration(), &progress).await?;
+        progress.done(&propagation_summary(&propagation));
+        results.logged.extend(
+            cluster
+                .logged()
+                .into_iter()
+                .map(|l| format!("2 warehouses: {l}")),
+        );
+        results.split = Some(report::Split {
+            warehouses: SPLIT.to_vec(),
+            e2e,
+            updates,
+            propagation,
+        });
     }
 
     if wants(Reconcile) {
@@ -307,8 +358,14 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             ),
         );
         let started = std::time::Instant::now();
-        let pair =
-            pair::Pair::start(env, "reconcile", Some(cfg.reconcile_orders), &progress).await?;
+        let pair = Cluster::start(
+            env,
+            "reconcile",
+            &PAIR,
+            Some(cfg.reconcile_orders),
+            &progress,
+        )
+        .await?;
         let seed_seconds = started.elapsed().as_secs_f64();
         progress.done(&format!("seeded and started in {seed_seconds:.1} s"));
         progress.phase("reconcile", "one pass, store against warehouse");
@@ -320,7 +377,43 @@ async fn scenarios(env: &mut Env, cfg: &Config, which: Scenario) -> anyhow::Resu
             r.seconds, r.differences
         ));
         results.reconcile = Some(r);
+        results
+            .logged
+            .extend(pair.logged().into_iter().map(|l| format!("reconcile: {l}")));
     }
     progress.finish();
     Ok(results)
+}
+
+fn e2e_summary(r: &load::E2e) -> String {
+    let parts = if r.parts == r.orders {
+        String::new()
+    } else {
+        format!(" ({:.2} parts per order)", r.parts as f64 / r.orders as f64)
+    };
+    format!(
+        "{:.0} orders/s end to end{parts}, {:.0}/s created",
+        r.rate, r.create_rate
+    )
+}
+
+fn updates_summary(r: &load::Updates) -> String {
+    format!(
+        "{:.0} updates/s end to end, {:.0}/s posted",
+        r.rate, r.post_rate
+    )
+}
+
+fn propagation_plan(cfg: &Config) -> String {
+    format!(
+        "{} orders/s for {} s, open loop; then as many parts/s to picking",
+        cfg.rate, cfg.duration_seconds
+    )
+}
+
+fn propagation_summary(r: &load::Propagation) -> String {
+    format!(
+        "to the warehouse p50 {:.2} ms, p99 {:.2} ms; back at the store p50 {:.2} ms, p99 {:.2} ms",
+        r.latency.p50_ms, r.latency.p99_ms, r.back.latency.p50_ms, r.back.latency.p99_ms
+    )
 }

@@ -1,9 +1,11 @@
 //! What the bench found: the table on stdout (figure, measured, target,
-//! ok/MISS) and `bench.json` with every raw figure.
+//! ok/MISS; with the split scenario, its figures in a column beside the
+//! single warehouse's) and `bench.json` with every raw figure.
 
 use serde::Serialize;
 
 use super::Config;
+use super::cluster::WarehouseSpec;
 use super::host::Contention;
 use super::load::{E2e, Idle, Latency, Propagation, Reconcile, Rss, Updates};
 
@@ -36,15 +38,45 @@ pub struct Results {
     pub rss: Option<Rss>,
     pub idle: Option<Idle>,
     pub reconcile: Option<Reconcile>,
+    pub split: Option<Split>,
+    /// The PostgreSQL server's version and durability settings, as
+    /// `(name, value)`; empty on SQLite.
+    pub database_settings: Vec<(String, String)>,
+    /// What the services logged at WARN or ERROR level, one line per
+    /// service that did (`1 warehouse: the store logged ...`).
+    pub logged: Vec<String>,
+}
+
+/// The split scenario: e2e, updates and propagation with a store and two
+/// warehouses, half the orders split between them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Split {
+    pub warehouses: Vec<WarehouseSpec>,
+    pub e2e: E2e,
+    pub updates: Updates,
+    pub propagation: Propagation,
+}
+
+impl Split {
+    pub fn parts_per_order(&self) -> f64 {
+        self.e2e.parts as f64 / self.e2e.orders.max(1) as f64
+    }
 }
 
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
     pub figure: String,
+    /// With one warehouse; empty when that scenario did not run.
     pub measured: String,
+    /// With two warehouses (the split scenario), when it ran and has this
+    /// figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub two_warehouses: Option<String>,
+    /// The issue's target, for one warehouse.
     pub target: String,
-    /// `None`: shown for context, no target.
+    /// Whether the one-warehouse figure meets the target; `None`: shown for
+    /// context, no target.
     pub ok: Option<bool>,
 }
 
@@ -52,6 +84,25 @@ fn row(figure: String, measured: String, target: &str, ok: Option<bool>) -> Figu
     Figure {
         figure,
         measured,
+        two_warehouses: None,
+        target: target.to_owned(),
+        ok,
+    }
+}
+
+/// A row with a figure of each: `one` (one warehouse, with its verdict) and
+/// `two` (two warehouses); `None` where that scenario did not run.
+fn pair_row(
+    figure: String,
+    one: Option<(String, Option<bool>)>,
+    two: Option<String>,
+    target: &str,
+) -> Figure {
+    let (measured, ok) = one.unwrap_or_default();
+    Figure {
+        figure,
+        measured,
+        two_warehouses: two,
         target: target.to_owned(),
         ok,
     }
@@ -94,12 +145,36 @@ impl Results {
             rss: None,
             idle: None,
             reconcile: None,
+            split: None,
+            database_settings: Vec::new(),
+            logged: Vec::new(),
         }
     }
 
+    fn setting(&self, name: &str) -> Option<&str> {
+        self.database_settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The database and how durable its commits are.
     pub fn backend(&self) -> String {
         match self.config.backend.as_str() {
             "sqlite" => "SQLite (synchronous=FULL, WAL)".into(),
+            "postgres" if !self.database_settings.is_empty() => {
+                let settings: Vec<String> = self
+                    .database_settings
+                    .iter()
+                    .filter(|(n, _)| n != "server_version")
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                format!(
+                    "PostgreSQL {} ({})",
+                    self.setting("server_version").unwrap_or("?"),
+                    settings.join(", ")
+                )
+            }
             other => other.into(),
         }
     }
@@ -107,32 +182,75 @@ impl Results {
     pub fn figures(&self) -> Vec<Figure> {
         let mut rows = Vec::new();
         let tput = format!("≥ {}", thousands(TARGET_THROUGHPUT));
-        if let Some(e) = &self.e2e {
-            rows.push(row(
-                format!("end-to-end store→warehouse, {} clients", e.clients),
-                format!("{} orders/s", thousands(e.rate)),
-                &tput,
-                Some(e.rate >= TARGET_THROUGHPUT),
-            ));
-            rows.push(row(
-                "  creates answered (201) alone".into(),
-                format!("{} orders/s", thousands(e.create_rate)),
+        let split = self.split.as_ref();
+        if let Some(sp) = split {
+            let one = self.e2e.as_ref().map(|e| {
+                (
+                    format!("{:.2}", e.parts as f64 / e.orders.max(1) as f64),
+                    None,
+                )
+            });
+            rows.push(pair_row(
+                "parts per order".into(),
+                one,
+                Some(format!("{:.2}", sp.parts_per_order())),
                 "",
-                None,
             ));
         }
-        if let Some(u) = &self.updates {
-            rows.push(row(
-                format!("warehouse→store updates, {} clients", u.clients),
-                format!("{} updates/s", thousands(u.rate)),
+        let two_e2e = split.map(|s| &s.e2e);
+        if let Some(clients) = self.e2e.as_ref().or(two_e2e).map(|e| e.clients) {
+            rows.push(pair_row(
+                format!("end-to-end store→warehouse, {clients} clients"),
+                self.e2e.as_ref().map(|e| {
+                    (
+                        format!("{} orders/s", thousands(e.rate)),
+                        Some(e.rate >= TARGET_THROUGHPUT),
+                    )
+                }),
+                two_e2e.map(|e| format!("{} orders/s", thousands(e.rate))),
                 &tput,
-                Some(u.rate >= TARGET_THROUGHPUT),
             ));
-            rows.push(row(
-                "  updates answered (200) alone".into(),
-                format!("{} updates/s", thousands(u.post_rate)),
+            rows.push(pair_row(
+                "  creates answered (201) alone".into(),
+                self.e2e
+                    .as_ref()
+                    .map(|e| (format!("{} orders/s", thousands(e.create_rate)), None)),
+                two_e2e.map(|e| format!("{} orders/s", thousands(e.create_rate))),
                 "",
-                None,
+            ));
+            let back = |e: &E2e| {
+                format!(
+                    "{} orders/s",
+                    thousands(e.orders as f64 / e.back_seconds.max(1e-6))
+                )
+            };
+            rows.push(pair_row(
+                "  until every first state is back at the store".into(),
+                self.e2e.as_ref().map(|e| (back(e), None)),
+                two_e2e.map(back),
+                "",
+            ));
+        }
+        let two_updates = split.map(|s| &s.updates);
+        if let Some(clients) = self.updates.as_ref().or(two_updates).map(|u| u.clients) {
+            rows.push(pair_row(
+                format!("warehouse→store updates, {clients} clients"),
+                self.updates.as_ref().map(|u| {
+                    (
+                        format!("{} updates/s", thousands(u.rate)),
+                        Some(u.rate >= TARGET_THROUGHPUT),
+                    )
+                }),
+                two_updates.map(|u| format!("{} updates/s", thousands(u.rate))),
+                &tput,
+            ));
+            rows.push(pair_row(
+                "  updates answered (200) alone".into(),
+                self.updates
+                    .as_ref()
+                    .map(|u| (format!("{} updates/s", thousands(u.post_rate)), None)),
+                two_updates.map(|u| format!("{} updates/s", thousands(u.post_rate))),
+                "",
             ));
         }
         if let Some(l) = &self.latency {
@@ -143,15 +261,33 @@ impl Results {
                 Some(l.latency.p99_ms <= TARGET_CREATE_P99_MS),
             ));
         }
-        if let Some(p) = &self.propagation {
-            rows.push(row(
-                format!(
-                    "propagation p50 / p99 at {}/s",
-                    thousands(f64::from(p.target_rate))
-                ),
-                format!("{} / {} ms", ms(p.latency.p50_ms), ms(p.latency.p99_ms)),
+        let two_prop = split.map(|s| &s.propagation);
+        if let Some(rate) = self
+            .propagation
+            .as_ref()
+            .or(two_prop)
+            .map(|p| p.target_rate)
+        {
+            let p50_p99 =
+                |s: &super::stats::Summary| format!("{} / {} ms", ms(s.p50_ms), ms(s.p99_ms));
+            rows.push(pair_row(
+                format!("propagation p50 / p99 at {}/s", thousands(f64::from(rate))),
+                self.propagation.as_ref().map(|p| {
+                    (
+                        p50_p99(&p.latency),
+                        Some(p.latency.p99_ms <= TARGET_PROPAGATION_P99_MS),
+                    )
+                }),
+                two_prop.map(|p| p50_p99(&p.latency)),
                 "p99 ≤ 50 ms",
-                Some(p.latency.p99_ms <= TARGET_PROPAGATION_P99_MS),
+            ));
+            rows.push(pair_row(
+                "  back at the store p50 / p99 (picking)".into(),
+                self.propagation
+                    .as_ref()
+                    .map(|p| (p50_p99(&p.back.latency), None)),
+                two_prop.map(|p| p50_p99(&p.back.latency)),
+                "",
             ));
         }
         if let Some(r) = &self.rss {
@@ -214,14 +350,61 @@ impl Results {
                 thousands(TARGET_RECONCILE_ORDERS as f64)
             ));
         }
-        if let Some(p) = &self.propagation
-            && p.before_201 > 0
-        {
+        if let Some(sp) = &self.split {
             notes.push(format!(
-                    "propagation: {} order(s) reached the warehouse before their client had the 201 (counted as 0 ms)",
+                "2 warehouses: {}, each with its own database and sync secret; every other order has a line for each \
+                 (split in two parts), the rest one line, for each warehouse in turn; the targets are for one warehouse",
+                sp.warehouses
+                    .iter()
+                    .map(|w| format!(
+                        "{} stocks {} SKUs and ships {}",
+                        w.name,
+                        w.sku_prefixes.join(" "),
+                        if w.countries.is_empty() {
+                            "everywhere".to_owned()
+                        } else {
+                            format!("to {}", w.countries.join(" "))
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let props = [
+            ("", self.propagation.as_ref()),
+            (
+                " (2 warehouses)",
+                self.split.as_ref().map(|s| &s.propagation),
+            ),
+        ];
+        for (which, p) in props {
+            let Some(p) = p else { continue };
+            if p.before_201 > 0 {
+                notes.push(format!(
+                    "propagation{which}: {} order(s) reached their warehouse(s) before their client had the 201 (counted as 0 ms)",
                     p.before_201
                 ));
+            }
+            if p.back.before_200 > 0 {
+                notes.push(format!(
+                    "propagation{which}: {} pick(s) reached the store before their client had the 200 (counted as 0 ms)",
+                    p.back.before_200
+                ));
+            }
         }
+        let off: Vec<String> = self
+            .database_settings
+            .iter()
+            .filter(|(n, v)| n != "server_version" && v == "off")
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        if !off.is_empty() {
+            notes.push(format!(
+                "PostgreSQL runs with {}: its commits are not durable, so the figures are better than a durable server's",
+                off.join(", ")
+            ));
+        }
+        notes.extend(self.logged.iter().cloned());
         if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
             notes.push(format!(
                 "other processes used {:.0} CPU-seconds during the run ({:.0} % of the machine): \
@@ -248,44 +431,72 @@ impl Results {
             self.cores
         );
         println!();
-        let w0 = rows
-            .iter()
-            .map(|r| r.figure.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(6);
-        let w1 = rows
-            .iter()
-            .map(|r| r.measured.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(8);
-        let w2 = rows
-            .iter()
-            .map(|r| r.target.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(6);
-        let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w - s.chars().count()));
-        println!(
-            "{}  {}  {}  result",
-            pad("figure", w0),
-            pad("measured", w1),
-            pad("target", w2)
-        );
-        println!("{}", "-".repeat(w0 + w1 + w2 + 12));
+        let two = rows.iter().any(|r| r.two_warehouses.is_some());
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "–".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut table: Vec<Vec<String>> = vec![if two {
+            vec![
+                "figure".into(),
+                "1 warehouse".into(),
+                "2 warehouses".into(),
+                "target".into(),
+                "result".into(),
+            ]
+        } else {
+            vec![
+                "figure".into(),
+                "measured".into(),
+                "target".into(),
+                "result".into(),
+            ]
+        }];
         for r in &rows {
             let verdict = match r.ok {
                 Some(true) => "ok",
                 Some(false) => "MISS",
                 None => "",
             };
-            println!(
-                "{}  {}  {}  {verdict}",
-                pad(&r.figure, w0),
-                pad(&r.measured, w1),
-                pad(&r.target, w2)
-            );
+            let mut cells = vec![r.figure.clone()];
+            if two {
+                cells.push(dash(&r.measured));
+                cells.push(dash(r.two_warehouses.as_deref().unwrap_or("")));
+            } else {
+                cells.push(r.measured.clone());
+            }
+            cells.extend([r.target.clone(), verdict.to_owned()]);
+            table.push(cells);
+        }
+        let widths: Vec<usize> = (0..table[0].len())
+            .map(|c| {
+                table
+                    .iter()
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (c, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                out.push_str(cell);
+                if c + 1 < cells.len() {
+                    out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+                }
+            }
+            out.trim_end().to_owned()
+        };
+        println!("{}", line(&table[0]));
+        println!(
+            "{}",
+            "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+        );
+        for cells in &table[1..] {
+            println!("{}", line(cells));
         }
         for n in self.notes() {
             println!("note: {n}");
@@ -298,6 +509,12 @@ impl Results {
             "version": env!("CARGO_PKG_VERSION"),
             "started_at": self.started_at,
             "backend": self.config.backend,
+            "database": self.backend(),
+            "database_settings": self
+                .database_settings
+                .iter()
+                .map(|(n, v)| (n.clone(), serde_json::Value::from(v.as_str())))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
             "cores": self.cores,
             "load_average_before": self.load_before,
             "contention": self.contention,
@@ -305,6 +522,7 @@ impl Results {
             "config": self.config,
             "figures": self.figures(),
             "notes": self.notes(),
+            "logged": self.logged,
             "e2e": self.e2e,
             "updates": self.updates,
             "latency": self.latency,
@@ -312,6 +530,13 @@ impl Results {
             "rss": self.rss,
             "idle": self.idle,
             "reconcile": self.reconcile,
+            "split": self.split.as_ref().map(|s| serde_json::json!({
+                "warehouses": s.warehouses,
+                "parts_per_order": s.parts_per_order(),
+                "e2e": s.e2e,
+                "updates": s.updates,
+                "propagation": s.propagation,
+            })),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::load::Propagation;
 use super::report::{
     Results, TARGET_CREATE_P99_MS, TARGET_PROPAGATION_P99_MS, TARGET_THROUGHPUT, thousands,
 };
@@ -18,7 +19,8 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
 const COLOURS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
 
-/// Writes the plots the results have data for; returns their paths.
+/// Writes the plots the results have data for; returns their paths. The
+/// split scenario's figures are drawn beside the single warehouse's.
 pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut write = |name: &str, svg: String| -> anyhow::Result<()> {
@@ -37,7 +39,25 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             ),
         )?;
     }
-    if let Some(p) = &r.propagation {
+    let split = r.split.as_ref();
+    // `(label there, label back, figures)`: the single warehouse's, then
+    // the split scenario's.
+    let props: Vec<(&str, &str, &Propagation)> = [
+        ("1 warehouse", "1 warehouse", r.propagation.as_ref()),
+        (
+            "2 warehouses (an order's last part)",
+            "2 warehouses",
+            split.map(|s| &s.propagation),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(there, back, p)| Some((there, back, p?)))
+    .collect();
+    if let Some((_, _, p)) = props.first() {
+        let to: Vec<(&str, &[[f64; 2]])> = props
+            .iter()
+            .map(|(label, _, p)| (*label, p.latency.cdf.as_slice()))
+            .collect();
         write(
             "propagation-cdf.svg",
             cdf(
@@ -45,21 +65,59 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                     "Propagation, 201 at the store → applied at the warehouse, {}/s (CDF)",
                     p.target_rate
                 ),
-                &[("propagation", &p.latency.cdf)],
+                &to,
                 Some((TARGET_PROPAGATION_P99_MS, "target p99")),
             ),
         )?;
+        let back: Vec<(&str, &[[f64; 2]])> = props
+            .iter()
+            .map(|(_, label, p)| (*label, p.back.latency.cdf.as_slice()))
+            .collect();
+        write(
+            "back-cdf.svg",
+            cdf(
+                &format!(
+                    "Back, picking (200 at the warehouse) → applied at the store, {}/s (CDF)",
+                    p.target_rate
+                ),
+                &back,
+                None,
+            ),
+        )?;
     }
-    let mut bars = Vec::new();
-    if let Some(e) = &r.e2e {
-        bars.push(("store→warehouse".to_owned(), e.rate));
-        bars.push(("creates (201)".to_owned(), e.create_rate));
+    let one = |v: Option<f64>| vec![v];
+    let mut series = vec!["1 warehouse"];
+    let mut groups: Vec<(String, Vec<Option<f64>>)> = vec![
+        (
+            "store→warehouse".into(),
+            one(r.e2e.as_ref().map(|e| e.rate)),
+        ),
+        (
+            "creates (201)".into(),
+            one(r.e2e.as_ref().map(|e| e.create_rate)),
+        ),
+        (
+            "warehouse→store".into(),
+            one(r.updates.as_ref().map(|u| u.rate)),
+        ),
+        (
+            "updates (200)".into(),
+            one(r.updates.as_ref().map(|u| u.post_rate)),
+        ),
+    ];
+    if let Some(s) = split {
+        series.push("2 warehouses, half the orders split");
+        for (g, v) in groups.iter_mut().zip([
+            s.e2e.rate,
+            s.e2e.create_rate,
+            s.updates.rate,
+            s.updates.post_rate,
+        ]) {
+            g.1.push(Some(v));
+        }
     }
-    if let Some(u) = &r.updates {
-        bars.push(("warehouse→store".to_owned(), u.rate));
-        bars.push(("updates (200)".to_owned(), u.post_rate));
-    }
-    if !bars.is_empty() {
+    groups.retain(|g| g.1.iter().any(Option::is_some));
+    if !groups.is_empty() {
         write(
             "throughput.svg",
             bar_chart(
@@ -67,7 +125,8 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                     "Throughput, {} clients, {} (per second)",
                     r.config.clients, r.config.backend
                 ),
-                &bars,
+                &series,
+                &groups,
                 Some(TARGET_THROUGHPUT),
             ),
         )?;
@@ -203,11 +262,18 @@ pub fn cdf(title: &str, series: &[(&str, &[[f64; 2]])], target: Option<(f64, &st
     svg
 }
 
-/// Vertical bars with their values, and a dashed target line.
-pub fn bar_chart(title: &str, bars: &[(String, f64)], target: Option<f64>) -> String {
-    let max = bars
+/// Groups of vertical bars, one bar per series in each group (a missing
+/// value leaves its place empty), with their values, a legend when there
+/// is more than one series, and a dashed target line.
+pub fn bar_chart(
+    title: &str,
+    series: &[&str],
+    groups: &[(String, Vec<Option<f64>>)],
+    target: Option<f64>,
+) -> String {
+    let max = groups
         .iter()
-        .map(|b| b.1)
+        .flat_map(|g| g.1.iter().flatten().copied())
         .chain(target)
         .fold(1.0f64, f64::max)
         * 1.1;
@@ -231,24 +297,49 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)], target: Option<f64>) -> St
         v += step;
     }
     frame(&mut svg);
-    let slot = pw / bars.len().max(1) as f64;
-    for (i, (label, value)) in bars.iter().enumerate() {
-        let bx = LEFT + slot * i as f64 + slot * 0.2;
+    let slot = pw / groups.len().max(1) as f64;
+    let bar = slot * 0.6 / series.len().max(1) as f64;
+    for (i, (label, values)) in groups.iter().enumerate() {
+        let gx = LEFT + slot * i as f64 + slot * 0.2;
+        for (k, value) in values.iter().enumerate() {
+            let Some(value) = value else { continue };
+            let bx = gx + bar * k as f64;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{bx:.1}\" y=\"{0:.1}\" width=\"{1:.1}\" height=\"{2:.1}\" fill=\"{3}\"/>\
+                 <text x=\"{4:.1}\" y=\"{5:.1}\" text-anchor=\"middle\">{6}</text>",
+                y(*value),
+                bar,
+                TOP + ph - y(*value),
+                COLOURS[k % COLOURS.len()],
+                bx + bar / 2.0,
+                y(*value) - 5.0,
+                thousands(*value),
+            );
+        }
         let _ = writeln!(
             svg,
-            "<rect x=\"{bx:.1}\" y=\"{0:.1}\" width=\"{1:.1}\" height=\"{2:.1}\" fill=\"{3}\"/>\
-             <text x=\"{4:.1}\" y=\"{5:.1}\" text-anchor=\"middle\">{6}</text>\
-             <text x=\"{4:.1}\" y=\"{7}\" text-anchor=\"middle\">{8}</text>",
-            y(*value),
-            slot * 0.6,
-            TOP + ph - y(*value),
-            COLOURS[i / 2 % COLOURS.len()],
-            bx + slot * 0.3,
-            y(*value) - 5.0,
-            thousands(*value),
+            "<text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">{2}</text>",
+            gx + slot * 0.3,
             TOP + ph + 18.0,
             esc(label)
         );
+    }
+    if series.len() > 1 {
+        for (k, name) in series.iter().enumerate() {
+            let ly = H - 14.0;
+            let lx = LEFT + 10.0 + 260.0 * k as f64;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{lx:.1}\" y=\"{0:.1}\" width=\"12\" height=\"12\" fill=\"{1}\"/>\
+                 <text x=\"{2:.1}\" y=\"{3:.1}\">{4}</text>",
+                ly - 10.0,
+                COLOURS[k % COLOURS.len()],
+                lx + 16.0,
+                ly,
+                esc(name)
+            );
+        }
     }
     if let Some(t) = target {
         let _ = writeln!(
@@ -295,10 +386,29 @@ mod tests {
         assert!(s.contains("<polyline"));
         let b = bar_chart(
             "b",
-            &[("x".into(), 100.0), ("y".into(), 9000.0)],
+            &["one"],
+            &[
+                ("x".into(), vec![Some(100.0)]),
+                ("y".into(), vec![Some(9000.0)]),
+            ],
             Some(8000.0),
         );
         assert_eq!(b.matches("<rect x=").count(), 3, "frame and two bars");
+        let g = bar_chart(
+            "g",
+            &["one", "two"],
+            &[
+                ("x".into(), vec![None, Some(100.0)]),
+                ("y".into(), vec![Some(9000.0), Some(7000.0)]),
+            ],
+            None,
+        );
+        assert_eq!(
+            g.matches("<rect x=").count(),
+            6,
+            "frame, three bars, two legend keys"
+        );
+        assert!(g.contains(">two</text>") && !g.contains("NaN"));
         assert!(!b.contains("NaN") && !s.contains("NaN"));
         let zeros = cdf("z", &[("a", &[[0.0, 0.01], [2.0, 0.5], [30.0, 1.0]])], None);
         assert!(zeros.contains(">1</text>") && !zeros.contains(">0.01</text>"));

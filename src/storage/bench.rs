@@ -24,6 +24,22 @@ pub async fn check_server(admin_url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The server's version and the settings that make its commits durable,
+/// as `(name, value)`: `server_version`, `fsync`, `synchronous_commit`,
+/// `full_page_writes`.
+pub async fn server_settings(admin_url: &str) -> Result<Vec<(String, String)>> {
+    let mut c = admin(admin_url).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name::TEXT, setting::TEXT FROM pg_settings \
+         WHERE name IN ('server_version', 'fsync', 'synchronous_commit', 'full_page_writes') \
+         ORDER BY name = 'server_version' DESC, name",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    c.close().await.ok();
+    Ok(rows)
+}
+
 /// Creates an empty database `name` (letters, digits and `_` only: the
 /// bench makes the names) on the server at `admin_url`. (A database's name
 /// is an identifier, which no statement takes as a parameter: this and the
@@ -198,12 +214,15 @@ impl Probe {
         Ok((n.max(0) as u64, last))
     }
 
-    /// The order ids and apply times (µs) of the peer's new orders after `mark`.
-    pub async fn created_by_sync(&self, mark: i64) -> Result<Vec<(String, i64)>> {
+    /// The order ids and apply times (µs) of the audit entries after
+    /// `mark` written when applying the peer's snapshots with `changes`
+    /// (`created`: the peer's new orders).
+    pub async fn applied_ids(&self, mark: i64, changes: &str) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = 'created'",
+            "SELECT order_id, at FROM audit_log WHERE id > $1 AND actor_kind = 'sync' AND changes = $2",
         )
         .bind(mark)
+        .bind(changes)
         .fetch_all(&self.0)
         .await?)
     }
