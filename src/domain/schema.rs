@@ -235,6 +235,7 @@ pub fn secret() -> Object {
         .schema_type(nullable(Type::String))
         .min_length(Some(1))
         .max_length(Some(MAX_SECRET))
+        .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]+$"))
         .write_only(true)
         .description(Some(format!(
             "The secret it signs with and its requests are checked with, 1 to {MAX_SECRET} \

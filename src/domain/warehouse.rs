@@ -97,7 +97,9 @@ pub fn parse_url(field: &str, value: &str) -> Result<String, FieldError> {
         .or_else(|| value.strip_prefix("https://"))
         .is_some_and(|rest| {
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !host.starts_with(':') && !rest.contains(char::is_whitespace)
+            !host.is_empty()
+                && !host.starts_with(':')
+                && !rest.contains(|c: char| c.is_whitespace() || c.is_control())
         });
     if ok && value.len() <= 500 {
         Ok(value.trim_end_matches('/').to_owned())
@@ -325,6 +327,13 @@ impl WarehouseInput {
                 errors.push(FieldError::new(
                     "secret",
                     format!("must be 1 to {MAX_SECRET} bytes"),
+                ));
+                None
+            }
+            Some(s) if s.chars().any(char::is_control) => {
+                errors.push(FieldError::new(
+                    "secret",
+                    "must not contain control characters (tabs, line breaks, NUL…)",
                 ));
                 None
             }

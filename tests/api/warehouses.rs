@@ -291,6 +291,15 @@ async fn bad_input_names_every_bad_field_and_changes_nothing(b: Backend) {
             json!({"name": "ok", "url": url, "secret": "s".repeat(501)}),
             vec!["secret"],
         ),
+        // PostgreSQL text cannot hold a NUL: refused, not a 500.
+        (
+            json!({"name": "ok", "url": url, "secret": "se\u{0}cret"}),
+            vec!["secret"],
+        ),
+        (
+            json!({"name": "ok", "url": "http://127.0.0.1:9/a\u{0}b"}),
+            vec!["url"],
+        ),
         (
             json!({"name": "ok", "url": url, "colour": "red"}),
             vec!["colour"],
