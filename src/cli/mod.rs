@@ -413,6 +413,12 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
     probe.validate()?;
     let db = args.db.open().await?;
     let engine = Engine::new(db, args.db.role);
+    if args.db.role == Role::Store {
+        // The store compares the orders routed to this warehouse: one it
+        // does not have would compare none and call every order there an
+        // orphan.
+        warehouse_flag(&engine, Some(args.warehouse.clone())).await?;
+    }
     let peers = Arc::new(Peers::new(
         defaults::BREAKER_THRESHOLD,
         defaults::BREAKER_OPEN_FOR,

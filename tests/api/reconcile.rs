@@ -155,6 +155,27 @@ async fn reconcile_repairs_rows_deleted_or_rolled_back_by_hand(b: Backend) {
             && stdout.contains("found 0 difference(s)"),
         "{stdout}"
     );
+    // A warehouse the store does not have: refused, naming it.
+    let (ok, _, stderr) = crate::common::process::run(
+        &[
+            "reconcile",
+            "--role",
+            "store",
+            "--database-url",
+            &pair.store.db.url,
+            "--peer-url",
+            &wh.url,
+            "--sync-secret",
+            SECRET,
+            "--warehouse",
+            "nope",
+        ],
+        None,
+    );
+    assert!(
+        !ok && stderr.contains("no warehouse is named \"nope\""),
+        "{stderr}"
+    );
 
     let (_, status) = pair.store.get("/api/v1/sync/status").await;
     assert_eq!(status["last_reconciliation"]["differences"], 0, "{status}");
