@@ -28,7 +28,7 @@ use crate::domain::holds::{HoldType, parse_hold};
 use crate::domain::order::{CreateOrderInput, PatchOrderInput};
 use crate::domain::role::Command;
 use crate::domain::values::{MAX_TEXT, optional_text};
-use crate::domain::{Action, Actor, FulfillmentStatus, OrderId, Role};
+use crate::domain::{Action, Actor, FulfillmentStatus, Role};
 use crate::engine::{Created, IdempotencyKey, OrderView};
 use crate::engine::{ListFilter, StatusFilter};
 
@@ -856,13 +856,16 @@ async fn place_hold(
     Ok((StatusCode::CREATED, Json(HoldJson::from(&hold))).into_response())
 }
 
-/// Releases a hold this side placed.
+/// Releases a hold this side placed (the handlers of each side's
+/// document, [`release_at_store`] and [`release_at_warehouse`], come here).
 async fn release(
     state: &AppState,
     actor: &Actor,
-    id: OrderId,
-    hold: uuid::Uuid,
+    HoldPath(id, hold): HoldPath,
+    body: axum::extract::Request,
 ) -> ApiResult<Response> {
+    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, state)
+        .await?;
     let engine = &state.engine;
     let v = match engine.role() {
         Role::Store => engine.release_hold(actor, id, hold).await?,
@@ -904,12 +907,10 @@ async fn release(
 async fn release_at_store(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
-    HoldPath(id, hold): HoldPath,
+    path: HoldPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
-        .await?;
-    release(&state, &actor, id, hold).await
+    release(&state, &actor, path, body).await
 }
 
 #[utoipa::path(
@@ -939,12 +940,10 @@ async fn release_at_store(
 async fn release_at_warehouse(
     State(state): State<AppState>,
     Caller { actor, .. }: Caller,
-    HoldPath(id, hold): HoldPath,
+    path: HoldPath,
     body: axum::extract::Request,
 ) -> ApiResult<Response> {
-    <OptionalJson<NoFields> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
-        .await?;
-    release(&state, &actor, id, hold).await
+    release(&state, &actor, path, body).await
 }
 
 /// `POST /orders/{id}/reject`, read laxly so that every problem is a
