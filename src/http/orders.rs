@@ -694,6 +694,15 @@ struct ParcelLineBody {
     quantity: Option<i64>,
 }
 
+/// `[{sku, quantity}]` of a parcel or a rejection, as the domain's parsers
+/// take them.
+fn requested(lines: &[ParcelLineBody]) -> Vec<(Option<&str>, Option<i64>)> {
+    lines
+        .iter()
+        .map(|l| (l.sku.as_deref(), l.quantity))
+        .collect()
+}
+
 /// The documented shape of a parcel.
 #[derive(ToSchema)]
 #[schema(
@@ -759,11 +768,7 @@ async fn ship_parcel(
     let ApiJson { value: b, .. } =
         <ApiJson<ParcelBody> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
             .await?;
-    let lines: Vec<(Option<&str>, Option<i64>)> = b
-        .lines
-        .iter()
-        .map(|l| (l.sku.as_deref(), l.quantity))
-        .collect();
+    let lines = requested(&b.lines);
     let action = Action::parcel(b.carrier.as_deref(), b.tracking_number.as_deref(), &lines)
         .map_err(ApiError::invalid)?;
     let v = state.engine.transition(&actor, id, action).await?;
@@ -1011,11 +1016,7 @@ async fn reject(
     let ApiJson { value: b, .. } =
         <ApiJson<RejectBody> as axum::extract::FromRequest<AppState>>::from_request(body, &state)
             .await?;
-    let lines: Vec<(Option<&str>, Option<i64>)> = b
-        .lines
-        .iter()
-        .map(|l| (l.sku.as_deref(), l.quantity))
-        .collect();
+    let lines = requested(&b.lines);
     let action = Action::reject(&lines, b.reason.as_deref()).map_err(ApiError::invalid)?;
     let v = state.engine.transition(&actor, id, action).await?;
     tracing::info!(order_id = %id, lines = lines.len(), "lines rejected");

@@ -157,6 +157,16 @@ struct Chosen {
     errors: HashMap<String, String>,
 }
 
+impl Chosen {
+    /// The chosen lines as the domain's parsers take them.
+    fn requested(&self) -> Vec<(Option<&str>, Option<i64>)> {
+        self.lines
+            .iter()
+            .map(|(s, q)| (Some(s.as_str()), *q))
+            .collect()
+    }
+}
+
 fn chosen(form: &str, fields: &Fields) -> Chosen {
     let mut c = Chosen {
         lines: Vec::new(),
@@ -309,11 +319,7 @@ pub async fn ship_parcel(
             .insert(format!("parcel.{f}"), fields.text(f).to_owned());
     }
     let typed = |n: &str| Some(fields.text(n)).filter(|s| !s.is_empty());
-    let lines: Vec<(Option<&str>, Option<i64>)> = c
-        .lines
-        .iter()
-        .map(|(s, q)| (Some(s.as_str()), *q))
-        .collect();
+    let lines = c.requested();
     let parsed = Action::parcel(typed("carrier"), typed("tracking_number"), &lines);
     quantity_step(&state, &user, id, "parcel", c, parsed, "parcel").await
 }
@@ -333,11 +339,7 @@ pub async fn reject(
     c.values
         .insert("reject.reason".into(), fields.text("reason").to_owned());
     let reason = Some(fields.text("reason")).filter(|s| !s.is_empty());
-    let lines: Vec<(Option<&str>, Option<i64>)> = c
-        .lines
-        .iter()
-        .map(|(s, q)| (Some(s.as_str()), *q))
-        .collect();
+    let lines = c.requested();
     let parsed = Action::reject(&lines, reason);
     quantity_step(&state, &user, id, "reject", c, parsed, "rejected").await
 }
