@@ -310,20 +310,7 @@ pub fn roll_up(parts: &[Option<&Fulfillment>]) -> Option<Fulfillment> {
 mod tests {
     use super::*;
     use crate::domain::values::LineName;
-
-    fn wh(name: &str, countries: &[&str], prefixes: &[&str], priority: i64) -> Warehouse {
-        Warehouse {
-            name: WarehouseName::parse("name", name).expect("name"),
-            url: format!("http://{name}.example"),
-            countries: countries
-                .iter()
-                .map(|c| CountryCode::parse("c", c).expect("country"))
-                .collect(),
-            sku_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
-            priority,
-            active: true,
-        }
-    }
+    use crate::domain::warehouse::tests::wh;
 
     fn line(sku: &str, q: i64) -> Line {
         Line {

@@ -405,10 +405,16 @@ pub fn route(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn wh(name: &str, countries: &[&str], prefixes: &[&str], priority: i64) -> Warehouse {
+    /// An active warehouse for tests (routing's too).
+    pub(crate) fn wh(
+        name: &str,
+        countries: &[&str],
+        prefixes: &[&str],
+        priority: i64,
+    ) -> Warehouse {
         Warehouse {
             name: WarehouseName::parse("name", name).expect("name"),
             url: format!("http://{name}.example"),
