@@ -193,25 +193,7 @@ async fn converges_with_two_warehouses(backend: Backend) {
         begun.elapsed().as_secs_f64()
     );
     let seed = cfg.seed;
-    assert!(
-        div.is_clean(),
-        "seed {seed}: the sides did not converge within {}s: {} orders differ, outbox: {:?}",
-        cfg.converge.as_secs(),
-        div.orders.len(),
-        div.outbox
-    );
-    assert!(
-        lost.is_empty(),
-        "seed {seed}: {} lost updates (first: {})",
-        lost.len(),
-        lost[0]
-    );
-    assert!(
-        unexpected.is_empty(),
-        "seed {seed}: {} unexpected API answers (first: {})",
-        unexpected.len(),
-        unexpected[0]
-    );
+    crate::verify::assert_clean(seed, cfg.converge, &div, &lost, &unexpected);
     // "Nothing was lost" means something only if the run did enough.
     let short = min.shortfalls(&run, &setup, &phase, &figures);
     assert!(

@@ -168,6 +168,37 @@ impl Divergence {
     }
 }
 
+/// The verdict of a convergence run: converged within `bound`, nothing
+/// acknowledged lost, no unexpected API answer; each failure names the seed
+/// that replays it.
+pub fn assert_clean(
+    seed: u64,
+    bound: Duration,
+    div: &Divergence,
+    lost: &[String],
+    unexpected: &[String],
+) {
+    assert!(
+        div.is_clean(),
+        "seed {seed}: the sides did not converge within {}s: {} orders differ, outbox: {:?}",
+        bound.as_secs(),
+        div.orders.len(),
+        div.outbox
+    );
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: {} lost updates (first: {})",
+        lost.len(),
+        lost[0]
+    );
+    assert!(
+        unexpected.is_empty(),
+        "seed {seed}: {} unexpected API answers (first: {})",
+        unexpected.len(),
+        unexpected[0]
+    );
+}
+
 pub fn divergence(s: &Snapshot) -> Divergence {
     let mut d = Divergence::default();
     let mut note = |id: &str, what: String| d.orders.entry(id.to_owned()).or_default().push(what);
