@@ -699,34 +699,6 @@ impl Fulfillment {
         }
         next
     }
-
-    /// Names of the fields that differ between two states, for the audit trail.
-    pub fn changed_fields(&self, other: &Fulfillment) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.status != other.status {
-            out.push("status");
-        }
-        if self.hold != other.hold {
-            out.push("hold_reason");
-        }
-        if self.shipments != other.shipments {
-            // (The audit trail's name since orders had one shipment.)
-            out.push("shipment");
-        }
-        if self.rejections != other.rejections {
-            out.push("rejections");
-        }
-        if self.holds != other.holds {
-            out.push("holds");
-        }
-        if self.cancel_rejected_reason != other.cancel_rejected_reason {
-            out.push("cancel_rejected_reason");
-        }
-        if self.content_changed_after_pick != other.content_changed_after_pick {
-            out.push("content_changed_after_pick");
-        }
-        out
-    }
 }
 
 impl Default for Fulfillment {

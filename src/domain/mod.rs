@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod delivery;
+pub mod diff;
 pub mod digest;
 pub mod fulfillment;
 pub mod holds;

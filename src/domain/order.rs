@@ -103,36 +103,6 @@ pub struct OrderContent {
     pub holds: Vec<super::holds::TypedHold>,
 }
 
-impl OrderContent {
-    /// Names of the fields that differ, for the audit trail and for the
-    /// warehouse's `content_changed_after_pick` flag.
-    pub fn changed_fields(&self, other: &OrderContent) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.customer != other.customer {
-            out.push("customer");
-        }
-        if self.shipping_address != other.shipping_address {
-            out.push("shipping_address");
-        }
-        if self.lines != other.lines {
-            out.push("lines");
-        }
-        if self.notes != other.notes {
-            out.push("notes");
-        }
-        if self.deliver_by != other.deliver_by {
-            out.push("deliver_by");
-        }
-        if self.cancel != other.cancel {
-            out.push("cancel_request");
-        }
-        if self.holds != other.holds {
-            out.push("holds");
-        }
-        out
-    }
-}
-
 /// The store-only money of an order. `unit_prices[i]` is the price of
 /// `content.lines[i]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

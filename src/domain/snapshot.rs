@@ -218,6 +218,14 @@ pub struct RejectionSnapshot {
 }
 
 impl RejectionSnapshot {
+    pub fn from_domain(r: &Rejection) -> Self {
+        Self {
+            sku: r.sku.as_str().to_owned(),
+            quantity: i64::from(r.quantity),
+            reason: r.reason.clone(),
+        }
+    }
+
     fn parse(&self, at: &str, errs: &mut Errors) -> Option<Rejection> {
         let sku = errs.take(Sku::parse(&format!("{at}.sku"), &self.sku));
         let q = errs.take(Quantity::parse(&format!("{at}.quantity"), self.quantity));
@@ -258,7 +266,7 @@ pub struct ShippedLineSnapshot {
 pub const MAX_PARCELS: usize = 1000;
 
 impl ShipmentSnapshot {
-    fn from_domain(s: &Shipment) -> Self {
+    pub fn from_domain(s: &Shipment) -> Self {
         Self {
             carrier: s.carrier.clone(),
             tracking_number: s.tracking_number.clone(),
@@ -340,11 +348,7 @@ impl FulfillmentSnapshot {
             rejections: f
                 .rejections
                 .iter()
-                .map(|r| RejectionSnapshot {
-                    sku: r.sku.as_str().to_owned(),
-                    quantity: i64::from(r.quantity),
-                    reason: r.reason.clone(),
-                })
+                .map(RejectionSnapshot::from_domain)
                 .collect(),
             holds: f.holds.iter().map(HoldSnapshot::from_domain).collect(),
         }

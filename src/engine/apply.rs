@@ -237,11 +237,9 @@ async fn apply_parsed(
         let inserted = orders::insert_many(c, &new_orders).await?;
         for ((i, snap), order) in new_items.into_iter().zip(new_orders) {
             let r = if inserted.contains(&order.id) {
-                batch.trail.push(audit::Record {
-                    id: order.id,
-                    actor,
-                    changes: "created".into(),
-                });
+                batch
+                    .trail
+                    .push(audit::Record::event(order.id, actor, "created"));
                 // The store learns the order's first fulfillment state
                 // from the answer.
                 created(&order)
@@ -275,11 +273,7 @@ async fn apply_parsed(
     rejected.dedup();
     for id in rejected {
         if super::parts::route_again(c, id, now).await? {
-            trail.push(audit::Record {
-                id,
-                actor: by,
-                changes: "routing".into(),
-            });
+            trail.push(audit::Record::event(id, by, "routing"));
             enqueued = true;
         }
     }
@@ -419,7 +413,7 @@ impl Batch<'_> {
                 if !orders::insert(c, &order).await? {
                     return self.taken(c, snap, order).await;
                 }
-                audit::record(c, id, self.actor, &["created"], self.now).await?;
+                audit::event(c, id, self.actor, "created", self.now).await?;
                 Ok(created(&order))
             }
             Some(old) => self.update_content(c, snap, content, old).await,
@@ -439,16 +433,14 @@ impl Batch<'_> {
             let f = old.fulfillment.clone().unwrap_or_default();
             return Ok(answered(id, ItemOutcome::Stale, old.warehouse_version, &f));
         }
-        let changed = old.content.changed_fields(&content);
+        let changed = old.content.diff(&content);
         orders::update_content(c, id, &content, snap.store_version, self.now).await?;
-        if !changed.is_empty() {
-            audit::record(c, id, self.actor, &changed, self.now).await?;
-        }
+        audit::record(c, id, self.actor, &changed, self.now).await?;
         let before = old.fulfillment.clone().unwrap_or_default();
         let mut after = before.clone();
         let edited = changed
             .iter()
-            .any(|f| !matches!(*f, "cancel_request" | "holds"));
+            .any(|f| !matches!(f.field.as_ref(), "cancel_request" | "holds"));
         if edited && before.work_started() {
             // The store owns content, so the edit is applied; staff are
             // told it came after they started.
@@ -499,10 +491,7 @@ impl Batch<'_> {
                 Ok(outcome(id, ItemOutcome::Stale))
             }
             Some(old) => {
-                let changed = match &old.fulfillment {
-                    Some(before) => before.changed_fields(&fulfillment),
-                    None => vec!["status"],
-                };
+                let changed = Fulfillment::diff_from(old.fulfillment.as_ref(), &fulfillment);
                 self.rolled_up.push(old.order_id);
                 if old.fulfillment.as_ref().map(|f| &f.rejections) != Some(&fulfillment.rejections)
                     && !fulfillment.rejections.is_empty()
@@ -524,11 +513,8 @@ impl Batch<'_> {
                         .push((id, fulfillment, snap.warehouse_version));
                 }
                 if !changed.is_empty() {
-                    self.trail.push(audit::Record {
-                        id,
-                        actor: self.actor,
-                        changes: changed.join(","),
-                    });
+                    self.trail
+                        .push(audit::Record::changed(id, self.actor, &changed));
                 }
                 Ok(outcome(id, ItemOutcome::Applied))
             }

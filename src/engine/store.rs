@@ -11,6 +11,7 @@ use super::batch::{BatchWrite, not_written};
 use super::parts::{self, PartView};
 use super::{Engine, EngineError, OrderView, Result};
 use crate::domain::delivery::{SyncInfo, SyncState};
+use crate::domain::diff::Priced;
 use crate::domain::holds::{HoldType, MAX_HOLDS, TypedHold};
 use crate::domain::order::{CancelRequest, Line, PatchOrderInput};
 use crate::domain::parts::{self as domain_parts, Mode, Plan, Unrouted};
@@ -167,13 +168,17 @@ impl Engine {
         let (content, new_pricing) = patch
             .apply(&before, &pricing)
             .map_err(EngineError::Invalid)?;
-        let mut changed = before.changed_fields(&content);
+        // Money changes are the store's alone: they are audited here, with
+        // the content's, and never travel.
+        let changed = Priced {
+            content: &before,
+            pricing: &pricing,
+        }
+        .diff(&Priced {
+            content: &content,
+            pricing: &new_pricing,
+        });
         if new_pricing != pricing {
-            for f in patch.fields() {
-                if matches!(f, "shipping_cost" | "lines") && !changed.contains(&f) {
-                    changed.push(f);
-                }
-            }
             orders::save_pricing(c, id, &new_pricing).await?;
         }
         if content != before {
@@ -197,9 +202,7 @@ impl Engine {
         } else if !changed.is_empty() {
             orders::touch(c, id, now).await?;
         }
-        if !changed.is_empty() {
-            audit::record(c, id, actor, &changed, now).await?;
-        }
+        audit::record(c, id, actor, &changed, now).await?;
         Ok(())
     }
 
@@ -218,7 +221,7 @@ impl Engine {
                     let now = now_micros();
                     let written = parts::route_again(c, id, now).await?;
                     if written {
-                        audit::record(c, id, &actor, &["routing"], now).await?;
+                        audit::event(c, id, &actor, "routing", now).await?;
                     }
                     Ok::<_, EngineError>(written)
                 })
@@ -279,11 +282,12 @@ impl Engine {
                         )));
                     }
                     let hold = TypedHold::new(kind, reason, Role::Store, storage::from_micros(now));
-                    let mut content = l.content();
+                    let before = l.content();
+                    let mut content = before.clone();
                     content.holds.push(hold.clone());
                     crate::domain::holds::prune(&mut content.holds);
                     parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
-                    audit::record(c, id, &actor, &["holds"], now).await?;
+                    audit::record(c, id, &actor, &before.diff(&content), now).await?;
                     Ok::<_, EngineError>(hold)
                 })
             })
@@ -307,7 +311,8 @@ impl Engine {
                 Box::pin(async move {
                     let now = now_micros();
                     let l = parts::load_for_update(c, id).await?;
-                    let mut content = l.content();
+                    let before = l.content();
+                    let mut content = before.clone();
                     let Some(hold) = content.holds.iter_mut().find(|h| h.id == hold_id) else {
                         let by = l.parts.iter().find(|(_, o)| {
                             o.fulfillment
@@ -330,7 +335,7 @@ impl Engine {
                     hold.released_at = Some(storage::from_micros(now));
                     crate::domain::holds::prune(&mut content.holds);
                     parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
-                    audit::record(c, id, &actor, &["holds"], now).await?;
+                    audit::record(c, id, &actor, &before.diff(&content), now).await?;
                     Ok::<_, EngineError>(())
                 })
             })
@@ -356,10 +361,11 @@ impl Engine {
                     if l.head.content.cancel.is_none() {
                         // Every part not withdrawn is asked (a withdrawn
                         // one was asked already).
-                        let mut content = l.content();
+                        let before = l.content();
+                        let mut content = before.clone();
                         content.cancel = Some(CancelRequest { reason });
                         parts::write_plan(c, &l, &content, &Plan::default(), now).await?;
-                        audit::record(c, id, &actor, &["cancel_request"], now).await?;
+                        audit::record(c, id, &actor, &before.diff(&content), now).await?;
                     }
                     Ok::<_, EngineError>(())
                 })
@@ -506,11 +512,7 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
     let trail: Vec<audit::Record> = heads
         .iter()
         .zip(new)
-        .map(|(id, n)| audit::Record {
-            id: *id,
-            actor: &n.actor,
-            changes: "created".into(),
-        })
+        .map(|(id, n)| audit::Record::event(*id, &n.actor, "created"))
         .collect();
     audit::plan_records(&mut script, &trail, now);
     let mut routed: BTreeMap<&str, Vec<(OrderId, i64)>> = BTreeMap::new();

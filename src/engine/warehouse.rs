@@ -46,7 +46,7 @@ impl Engine {
     ) -> Result<i64> {
         let v = order.warehouse_version + 1;
         orders::update_fulfillment(c, order.id, after, v, now).await?;
-        audit::record(c, order.id, actor, &before.changed_fields(after), now).await?;
+        audit::record(c, order.id, actor, &before.diff(after), now).await?;
         outbox::enqueue(c, self.peer(), order.id, v, now).await?;
         Ok(v)
     }
@@ -120,11 +120,11 @@ async fn apply_steps(
                 order.number
             )))),
             Ok(after) => {
-                trail.push(audit::Record {
-                    id: order.id,
-                    actor: &step.actor,
-                    changes: before.changed_fields(&after).join(","),
-                });
+                trail.push(audit::Record::changed(
+                    order.id,
+                    &step.actor,
+                    &before.diff(&after),
+                ));
                 order.fulfillment = Some(after);
                 order.warehouse_version += 1;
                 order.updated_at = at;

@@ -1052,6 +1052,7 @@ async fn audit(
                 name: &e.actor_name,
             },
             changes: e.change_list(),
+            diff: e.diff(),
         })
         .collect();
     Ok(Json(AuditList { items }).into_response())

@@ -686,9 +686,13 @@ pub struct ActorJson<'a> {
 pub struct AuditEntry<'a> {
     pub at: DateTime<Utc>,
     pub actor: ActorJson<'a>,
-    /// Names of the fields changed.
-    #[schema(example = json!(["notes"]))]
+    /// Names of the fields changed (or an event: `created`, `routing`).
+    #[schema(example = json!(["status"]))]
     pub changes: Vec<&'a str>,
+    /// Each changed field with its value before and after, in the order of
+    /// `changes`; empty for an event and for entries recorded before
+    /// values were kept.
+    pub diff: Vec<crate::domain::diff::Change>,
 }
 
 /// The audit trail of an order.

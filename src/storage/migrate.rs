@@ -155,6 +155,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0015_warehouse_withdrawn.sql"),
         },
     },
+    Migration {
+        version: 16,
+        name: "audit_diff_dead_letters",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0016_audit_diff_dead_letters.sql"),
+            postgres: include_str!("../../migrations/postgres/0016_audit_diff_dead_letters.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -290,6 +290,8 @@ pub async fn settle_many(
         return Ok(());
     }
     let mut delivered: Vec<Val> = Vec::new();
+    // The rows this round made dead letters: their attempt is marked so.
+    let mut went_dead: Vec<&str> = Vec::new();
     for s in list {
         match &s.how {
             Settle::Delivered => delivered.extend([
@@ -298,7 +300,7 @@ pub async fn settle_many(
                 peer.into(),
             ]),
             Settle::Dead { reason } => {
-                sqlx::query(
+                let dead = sqlx::query(
                     "UPDATE outbox SET state = 'dead', last_error = $4, attempts = attempts + 1 \
                      WHERE peer = $1 AND order_id = $2 AND version <= $3 AND state = 'pending'",
                 )
@@ -307,7 +309,12 @@ pub async fn settle_many(
                 .bind(s.version)
                 .bind(reason.as_str())
                 .execute(&mut *c)
-                .await?;
+                .await?
+                .rows_affected();
+                // (A row bumped to a newer version meanwhile stays pending.)
+                if dead > 0 {
+                    went_dead.push(s.order_id.as_str());
+                }
             }
             Settle::Retry {
                 error,
@@ -334,17 +341,19 @@ pub async fn settle_many(
     s.keys(&END_LEASES, &[Val::from(peer)], &ids);
     let mut attempts: Vec<Val> = Vec::with_capacity(list.len() * 5);
     for row in list.iter().filter(|r| !matches!(r.how, Settle::Unsent)) {
+        let dead = went_dead.contains(&row.order_id.as_str());
         attempts.extend([
             Val::from(row.order_id.as_str()),
             row.outcome.into(),
             row.detail.as_deref().into(),
             row.next_retry.into(),
+            Val::Int(i64::from(dead)),
         ]);
     }
     s.rows(
         &INSERT_ATTEMPTS,
         &[Val::from(peer), Val::Int(now)],
-        4,
+        5,
         &attempts,
     );
     s.run(c).await?;
@@ -382,13 +391,13 @@ const END_LEASES: Sql = Sql {
 };
 
 /// [`settle_many`]'s timeline: arguments `peer`, `at`, then the rows
-/// `[order_id, outcome, detail, next_retry_at]`.
+/// `[order_id, outcome, detail, next_retry_at, dead_letter]`.
 const INSERT_ATTEMPTS: Sql = Sql {
-    sqlite: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
-             SELECT ?, ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-    postgres: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at) \
-               SELECT $1, $2, value ->> 0, value ->> 1, value ->> 2, (value ->> 3)::bigint \
-               FROM jsonb_array_elements($3::jsonb) AS e(value)",
+    sqlite: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at, dead_letter) \
+             SELECT ?, ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+    postgres: "INSERT INTO sync_attempts (peer, at, order_id, outcome, detail, next_retry_at, dead_letter) \
+               SELECT $1, $2, value ->> 0, value ->> 1, value ->> 2, (value ->> 3)::bigint, \
+               (value ->> 4)::bigint FROM jsonb_array_elements($3::jsonb) AS e(value)",
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -397,13 +406,15 @@ pub struct Attempt {
     pub outcome: String,
     pub detail: Option<String>,
     pub next_retry_at: Option<i64>,
+    /// 1: this attempt made the row a dead letter (delivery stopped).
+    pub dead_letter: i64,
 }
 
 /// The delivery timeline of one order, newest first.
 pub async fn attempts(c: &mut AnyConnection, id: OrderId, limit: i64) -> Result<Vec<Attempt>> {
     Ok(sqlx::query_as::<_, Attempt>(
-        "SELECT at, outcome, detail, next_retry_at FROM sync_attempts WHERE order_id = $1 \
-         ORDER BY id DESC LIMIT $2",
+        "SELECT at, outcome, detail, next_retry_at, dead_letter FROM sync_attempts \
+         WHERE order_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(id.to_string())
     .bind(limit)

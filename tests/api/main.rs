@@ -9,6 +9,7 @@ mod helpers;
 mod admin_paths;
 mod admin_sign_in;
 mod api_errors;
+mod audit;
 mod auth;
 mod background;
 mod batching;
