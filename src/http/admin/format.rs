@@ -18,6 +18,30 @@ pub fn micros(us: i64) -> String {
     time(from_micros(us))
 }
 
+/// A time to the second, for pages where the order of events within a
+/// minute matters (an order's timelines): `14:53:07 UTC` on `now`'s day,
+/// `2026-01-02 14:53:07 UTC` on any other.
+pub fn clock(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M:%S UTC").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+}
+
+/// How far `t` is from `now`, in words: `in 12 s`, `3 min ago`,
+/// `2 h 5 min ago`; `now` within a second either way.
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let ms = (t - now).num_milliseconds();
+    if ms.abs() < 1000 {
+        "now".to_owned()
+    } else if ms > 0 {
+        format!("in {}", age(ms / 1000))
+    } else {
+        format!("{} ago", age(-ms / 1000))
+    }
+}
+
 /// `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
 pub fn age(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -216,6 +240,25 @@ mod tests {
         assert!(parse_amount("", "GBP").is_err());
         assert!(parse_amount("99999999999999999999", "GBP").is_err());
         assert_eq!(amount_input(123450, "EUR"), "1234.50");
+    }
+
+    #[test]
+    fn clocks_have_seconds_and_the_date_on_other_days() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+        };
+        let now = at("2026-03-04T14:53:20Z");
+        assert_eq!(clock(at("2026-03-04T14:53:07.9Z"), now), "14:53:07 UTC");
+        assert_eq!(
+            clock(at("2026-03-03T23:59:59Z"), now),
+            "2026-03-03 23:59:59 UTC"
+        );
+        assert_eq!(relative(at("2026-03-04T14:53:32Z"), now), "in 12 s");
+        assert_eq!(relative(at("2026-03-04T14:50:20Z"), now), "3 min ago");
+        assert_eq!(relative(at("2026-03-04T12:48:20Z"), now), "2 h 5 min ago");
+        assert_eq!(relative(at("2026-03-04T14:53:20.4Z"), now), "now");
     }
 
     #[test]

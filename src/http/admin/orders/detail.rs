@@ -1,7 +1,12 @@
 //! One order's page: lines, fulfillment, sync state, the delivery timeline,
-//! the audit trail, and the actions this side may take on it.
+//! the audit trail (both built in [`super::timeline`]), and the actions
+//! this side may take on it. Times are to the second: within a minute,
+//! the order of events is what a reader is after.
 
+use super::timeline::{self, AuditRow, Deliveries};
 use super::*;
+
+type Now = chrono::DateTime<Utc>;
 
 pub struct LineView {
     pub sku: String,
@@ -61,7 +66,7 @@ pub struct ParcelView {
 }
 
 impl ParcelView {
-    fn all(f: Option<&Fulfillment>) -> Vec<ParcelView> {
+    fn all(f: Option<&Fulfillment>, now: Now) -> Vec<ParcelView> {
         f.map_or(&[][..], |f| &f.shipments[..])
             .iter()
             .enumerate()
@@ -69,7 +74,7 @@ impl ParcelView {
                 n: i + 1,
                 carrier: s.carrier.clone(),
                 tracking_number: s.tracking_number.clone(),
-                shipped_at: format::time(s.shipped_at),
+                shipped_at: format::clock(s.shipped_at, now),
                 lines: s
                     .lines
                     .iter()
@@ -122,7 +127,7 @@ pub struct PartCard {
 }
 
 impl PartCard {
-    fn new(p: &PartView) -> PartCard {
+    fn new(p: &PartView, now: Now) -> PartCard {
         let o = &p.order;
         let f = o.fulfillment.as_ref();
         PartCard {
@@ -146,7 +151,7 @@ impl PartCard {
                     )
                 })
                 .collect(),
-            parcels: ParcelView::all(f),
+            parcels: ParcelView::all(f, now),
             rejections: RejectionView::all(f),
             sync: Badge::sync(p.sync.state),
             sync_dead: p.sync.state == SyncState::Dead,
@@ -181,20 +186,6 @@ pub struct Totals {
     pub subtotal: String,
     pub shipping: String,
     pub total: String,
-}
-
-pub struct AttemptView {
-    pub at: String,
-    pub outcome: String,
-    pub detail: Option<String>,
-    pub next_retry: Option<String>,
-}
-
-pub struct AuditView {
-    pub at: String,
-    pub actor_kind: String,
-    pub actor_name: String,
-    pub changes: String,
 }
 
 /// Which fulfillment buttons the warehouse shows: exactly the transitions
@@ -292,7 +283,7 @@ pub struct HoldRow {
 }
 
 impl HoldRow {
-    fn new(h: &TypedHold, here: Role, by: String) -> HoldRow {
+    fn new(h: &TypedHold, here: Role, by: String, now: Now) -> HoldRow {
         HoldRow {
             id: h.id.to_string(),
             kind: h.kind.as_str(),
@@ -302,8 +293,8 @@ impl HoldRow {
             by,
             warehouse: None,
             part: None,
-            placed_at: format::time(h.placed_at),
-            released_at: h.released_at.map(format::time),
+            placed_at: format::clock(h.placed_at, now),
+            released_at: h.released_at.map(|t| format::clock(t, now)),
             active: h.is_active(),
             releasable: h.is_active() && h.placed_by == here,
             released_where: None,
@@ -313,7 +304,7 @@ impl HoldRow {
 
     /// Every hold on the order as `role` sees it: active ones first, then
     /// released ones, each group oldest first.
-    pub fn all(v: &OrderView, role: Role) -> Vec<HoldRow> {
+    pub fn all(v: &OrderView, role: Role, now: Now) -> Vec<HoldRow> {
         let mut rows = Vec::new();
         match role {
             Role::Store => {
@@ -323,7 +314,7 @@ impl HoldRow {
                     .flatten();
                 for h in store_holds {
                     if seen.insert(h.id) {
-                        rows.push(HoldRow::new(h, role, "the store".into()));
+                        rows.push(HoldRow::new(h, role, "the store".into(), now));
                     }
                 }
                 let split = v.parts.len() > 1;
@@ -332,7 +323,8 @@ impl HoldRow {
                         continue;
                     };
                     for h in &f.holds {
-                        let mut r = HoldRow::new(h, role, format!("warehouse {}", p.warehouse));
+                        let mut r =
+                            HoldRow::new(h, role, format!("warehouse {}", p.warehouse), now);
                         r.warehouse = Some(p.warehouse.clone());
                         r.part = (split || p.withdrawn).then(|| {
                             let withdrawn = if p.withdrawn { ", withdrawn" } else { "" };
@@ -347,14 +339,14 @@ impl HoldRow {
             }
             Role::Warehouse => {
                 for h in &v.order.content.holds {
-                    let mut r = HoldRow::new(h, role, "the store".into());
+                    let mut r = HoldRow::new(h, role, "the store".into(), now);
                     r.released_where = r
                         .active
                         .then(|| "placed by the store \u{2014} released there".to_owned());
                     rows.push(r);
                 }
                 for h in v.order.fulfillment.iter().flat_map(|f| &f.holds) {
-                    rows.push(HoldRow::new(h, role, "this warehouse".into()));
+                    rows.push(HoldRow::new(h, role, "this warehouse".into(), now));
                 }
             }
         }
@@ -408,7 +400,7 @@ pub struct Detail {
 }
 
 impl Detail {
-    fn new(v: &OrderView, role: Role) -> Detail {
+    fn new(v: &OrderView, role: Role, now: Now) -> Detail {
         let at_warehouse = role == Role::Warehouse;
         let o = &v.order;
         let c = &o.content;
@@ -444,7 +436,7 @@ impl Detail {
             customer_company: c.customer.company.clone(),
             address,
             notes: c.notes.clone(),
-            deliver_by: c.deliver_by.map(format::time),
+            deliver_by: c.deliver_by.map(|t| format::clock(t, now)),
             cancel_requested: c.cancel.is_some(),
             cancel_reason: c.cancel.as_ref().and_then(|r| r.reason.clone()),
             lines: c
@@ -465,7 +457,7 @@ impl Detail {
                 .collect(),
             outcomes: at_warehouse,
             parcels: if at_warehouse {
-                ParcelView::all(f)
+                ParcelView::all(f, now)
             } else {
                 Vec::new()
             },
@@ -475,7 +467,7 @@ impl Detail {
                 Vec::new()
             },
             part: o.part,
-            parts: v.parts.iter().map(PartCard::new).collect(),
+            parts: v.parts.iter().map(|p| PartCard::new(p, now)).collect(),
             unrouted: v
                 .unrouted
                 .iter()
@@ -496,7 +488,7 @@ impl Detail {
             hold_reason: f.and_then(|f| f.hold.as_ref()).map(|h| h.reason.clone()),
             carrier: shipment.map(|s| s.carrier.clone()),
             tracking_number: shipment.map(|s| s.tracking_number.clone()),
-            shipped_at: shipment.map(|s| format::time(s.shipped_at)),
+            shipped_at: shipment.map(|s| format::clock(s.shipped_at, now)),
             cancel_outcome,
             content_changed_after_pick: f.is_some_and(|f| f.content_changed_after_pick),
             store_version: o.store_version,
@@ -504,8 +496,8 @@ impl Detail {
             sync: Badge::sync(v.sync.state),
             sync_dead: v.sync.state == SyncState::Dead,
             last_error: v.sync.last_error.clone(),
-            created_at: format::time(o.created_at),
-            updated_at: format::time(o.updated_at),
+            created_at: format::clock(o.created_at, now),
+            updated_at: format::clock(o.updated_at, now),
         }
     }
 }
@@ -540,8 +532,10 @@ pub(super) struct OrderPage {
     can_edit: bool,
     edit_refused: Option<String>,
     can_cancel: bool,
-    attempts: Vec<AttemptView>,
-    audit: Vec<AuditView>,
+    /// One timeline per peer: the warehouse's one, or each part's.
+    deliveries: Vec<Deliveries>,
+    /// Oldest first; at the store, every part's entries among the order's.
+    audit: Vec<AuditRow>,
 }
 
 impl OrderPage {
@@ -635,8 +629,9 @@ pub(super) async fn order_page(
     let engine = &state.engine;
     let role = engine.role();
     let v = engine.get(id).await?;
-    let attempts = engine.attempts(id, TIMELINE_LIMIT).await?;
-    let audit = engine.audit(id).await?;
+    let now = Utc::now();
+    let deliveries = deliveries(state, &v, now).await?;
+    let audit = audit(state, &v, now).await?;
     let edit_refused = v.order.store_may_edit().err().map(|e| e.to_string());
     let terminal = v
         .order
@@ -689,7 +684,7 @@ pub(super) async fn order_page(
         actions,
         parcel_rows,
         reject_rows,
-        holds: HoldRow::all(&v, role),
+        holds: HoldRow::all(&v, role, now),
         can_hold,
         hold_types: HoldType::ALL
             .iter()
@@ -707,27 +702,60 @@ pub(super) async fn order_page(
         can_cancel: role.may(Command::RequestCancel)
             && v.order.content.cancel.is_none()
             && !terminal,
-        attempts: attempts
-            .into_iter()
-            .map(|a| AttemptView {
-                at: format::micros(a.at),
-                outcome: a.outcome,
-                detail: a.detail,
-                next_retry: a.next_retry_at.map(format::micros),
-            })
-            .collect(),
-        audit: audit
-            .into_iter()
-            .map(|e| AuditView {
-                at: format::micros(e.at),
-                changes: e.change_list().join(", ").replace('_', " "),
-                actor_kind: e.actor_kind,
-                actor_name: e.actor_name,
-            })
-            .collect(),
-        o: Detail::new(&v, role),
+        deliveries,
+        audit,
+        o: Detail::new(&v, role, now),
     };
     render(status, &page)
+}
+
+/// The delivery timelines of the page: at the store one per part (each
+/// part is delivered to its own warehouse), labelled when there are
+/// several; at the warehouse, the order's to the store.
+async fn deliveries(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Vec<Deliveries>> {
+    let engine = &state.engine;
+    if v.parts.is_empty() {
+        let attempts = engine.attempts(v.order.id, TIMELINE_LIMIT).await?;
+        return Ok(vec![Deliveries {
+            label: None,
+            rows: timeline::deliveries(&attempts, now),
+        }]);
+    }
+    let several = v.parts.len() > 1;
+    let mut out = Vec::with_capacity(v.parts.len());
+    for p in &v.parts {
+        let attempts = engine.attempts(p.order.id, TIMELINE_LIMIT).await?;
+        out.push(Deliveries {
+            label: Some(if several {
+                format!(
+                    "{} (part {}, {})",
+                    p.warehouse, p.order.part, p.order.number
+                )
+            } else {
+                p.warehouse.clone()
+            }),
+            rows: timeline::deliveries(&attempts, now),
+        });
+    }
+    Ok(out)
+}
+
+/// The audit trail of the page: the order's own, and at the store, what
+/// each warehouse reported about a part other than the first (whose
+/// entries are the order's), labelled with the part, in time order.
+async fn audit(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Vec<AuditRow>> {
+    let engine = &state.engine;
+    let currency = v.pricing.as_ref().map(|p| p.currency.as_str().to_owned());
+    let currency = currency.as_deref();
+    let mut rows = timeline::audit_rows(engine.audit(v.order.id).await?, None, currency, now);
+    for p in v.parts.iter().filter(|p| p.order.id != v.order.id) {
+        let label = format!("part {} at {}", p.order.part, p.warehouse);
+        let entries = engine.audit(p.order.id).await?;
+        rows.extend(timeline::audit_rows(entries, Some(&label), currency, now));
+    }
+    // Stable: entries of one write keep their order.
+    rows.sort_by_key(|(at, _)| *at);
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
 #[derive(Deserialize, Default)]

@@ -10,6 +10,7 @@ mod actions;
 mod detail;
 mod edit;
 mod list;
+mod timeline;
 
 pub use actions::{cancel, fulfillment, place_hold, reject, release_hold, route, ship_parcel};
 pub use detail::show;
@@ -43,8 +44,10 @@ use crate::http::orders::ListParams;
 
 /// Orders per page of the list.
 pub(super) const PAGE_SIZE: u32 = 25;
-/// Delivery attempts shown on an order page.
-pub(super) const TIMELINE_LIMIT: i64 = 50;
+/// Delivery attempts read for an order page (per part at the store):
+/// identical failures in a row are folded into one row, so a long outage
+/// takes a line, not the whole page.
+pub(super) const TIMELINE_LIMIT: i64 = 200;
 
 pub(super) fn order_id(raw: &str) -> AdminResult<OrderId> {
     OrderId::parse(raw).ok_or(AdminError::NotFound)
