@@ -248,6 +248,15 @@ impl Browser {
         }
     }
 
+    /// Resizes the window; headless Chromium has no frame, so the page's
+    /// viewport is `width` × `height` (390 wide: a phone).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+    }
+
     /// Saves a PNG of the whole page as docs/screenshots/NAME.png, when
     /// FULFILLMENT_SCREENSHOTS=1 (the committed screenshots are made so).
     pub async fn screenshot(&self, name: &str) {

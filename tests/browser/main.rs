@@ -14,6 +14,7 @@ mod helpers;
 
 mod driver;
 mod holds;
+mod order_page;
 mod parts;
 
 use driver::{Browser, TextContains};

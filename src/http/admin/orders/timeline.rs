@@ -59,8 +59,8 @@ pub struct Deliveries {
     pub rows: Vec<DeliveryRow>,
 }
 
-/// Folds `attempts` (newest first) into rows: consecutive attempts with
-/// the same outcome and detail become one row, and an attempt that made
+/// Folds `attempts` (newest first) into rows: consecutive failed attempts
+/// with the same detail become one row, and an attempt that made
 /// the row a dead letter is preceded (it is newer) by a "stopped" event.
 pub fn deliveries(attempts: &[Attempt], now: chrono::DateTime<Utc>) -> Vec<DeliveryRow> {
     let mut rows: Vec<DeliveryRow> = Vec::new();
@@ -76,8 +76,10 @@ pub fn deliveries(attempts: &[Attempt], now: chrono::DateTime<Utc>) -> Vec<Deliv
                 next_retry: None,
             });
         }
+        // Only failures fold: each delivery is news (another version).
         if let Some(row) = rows.last_mut()
             && !row.stopped
+            && a.outcome == "error"
             && row.outcome == a.outcome
             && row.detail == a.detail
         {
@@ -218,7 +220,8 @@ fn shown(field: &str, v: &Value, currency: Option<&str>, now: chrono::DateTime<U
     let short = summary(field, v, currency, now);
     let full = match v {
         Value::Object(_) | Value::Array(_) => serde_json::to_string_pretty(v).ok(),
-        Value::String(s) if short != *s => Some(s.clone()),
+        // A text cut short; a status shown by its label is not.
+        Value::String(s) if s.chars().count() > CLIP => Some(s.clone()),
         _ => None,
     };
     Shown { short, full }
@@ -330,6 +333,7 @@ mod tests {
             attempt(4_000_000, "error", down, false),
             attempt(3_000_000, "error", down, false),
             attempt(2_000_000, "error", Some("timeout"), false),
+            attempt(1_500_000, "applied", None, false),
             attempt(1_000_000, "applied", None, false),
         ];
         let rows = deliveries(&list, now);
@@ -343,6 +347,7 @@ mod tests {
                 (true, "error", 1),
                 (false, "error", 3),
                 (false, "error", 1),
+                (false, "applied", 1),
                 (false, "applied", 1)
             ]
         );
