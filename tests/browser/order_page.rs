@@ -3,8 +3,9 @@
 //! lines, customer and details), the store's status and actions too;
 //! audit entries read `field: old → new`; timeline times have seconds and
 //! a relative time; identical failed deliveries fold into one row with a
-//! count, and the moment delivery stopped is an event of its own. Each
-//! page check is backed by the API or SQL.
+//! count, and the moment delivery stopped is an event of its own; at the
+//! store, a split order shows each part's deliveries and sync under its
+//! warehouse. Each page check is backed by the API or SQL.
 
 use fantoccini::Locator;
 use reqwest::StatusCode;
@@ -19,6 +20,7 @@ use crate::{ADMIN, PASSWORD, add_admin, driver};
 crate::both_backends!(
     next_step_comes_first_on_a_phone_and_audit_reads_from_to,
     repeated_failures_fold_and_the_stop_is_marked,
+    a_split_orders_page_shows_each_parts_deliveries_and_trail,
 );
 
 /// Services (with `tweak`), admins on both sides and a browser; `None` to
@@ -373,4 +375,76 @@ async fn repeated_failures_fold_and_the_stop_is_marked(backend: Backend) {
     assert!(!b.exists("#stopped").await, "still says it stopped");
     b.close().await;
     pair.stop().await;
+}
+
+/// At the store, an order split between `eu` and `us`: the page has a
+/// delivery timeline and sync facts per part, each under its warehouse,
+/// and the trail shows what the second part's warehouse reported.
+async fn a_split_orders_page_shows_each_parts_deliveries_and_trail(backend: Backend) {
+    use crate::parts::{configure, create, reload_until_exists, sign_in, stop};
+    let Some((t, b)) = crate::parts::setup(backend).await else {
+        return;
+    };
+    configure(
+        &t.store,
+        &[
+            ("eu", json!({"countries": [], "sku_prefixes": ["WID-"]})),
+            ("us", json!({"countries": [], "sku_prefixes": ["BOX-"]})),
+        ],
+    )
+    .await;
+    let o = create(&t.store, "Split Timelines", &[("WID-1", 1), ("BOX-1", 2)]).await;
+    let id = id_of(&o);
+    let second = id_of(&o["parts"][1]);
+    wait_for_order(&t.us, &second, "us's part", |_| true).await;
+    let (s, r) =
+        t.us.post(
+            &format!("/api/v1/orders/{second}/fulfillment"),
+            &json!({"status": "picking"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    wait_for_order(&t.store, &id, "us's picking reaches the store", |o| {
+        o["parts"][1]["status"] == "picking"
+    })
+    .await;
+
+    sign_in(&b, &t.store.url).await;
+    b.goto(&format!("{}/admin/orders/{id}", t.store.url)).await;
+    reload_until_exists(
+        &b,
+        20,
+        "us's part's deliveries",
+        ".deliveries[data-warehouse=us] li[data-outcome=applied]",
+    )
+    .await;
+    assert!(
+        b.exists(".deliveries[data-warehouse=eu] li[data-outcome=applied]")
+            .await
+    );
+    let heads = texts(&b, "#deliveries .deliveries h3").await;
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    assert!(heads[1].to_lowercase().contains("us (part 2"), "{heads:?}");
+    let sync: Vec<String> = texts(&b, "#sync-card .sync-part").await;
+    assert_eq!(sync.len(), 2, "{sync:?}");
+    assert!(sync[0].contains("eu") && sync[1].contains("us"), "{sync:?}");
+    // us's report on its part, labelled, among the order's entries.
+    let rows = texts(&b, "#audit li.a-entry").await;
+    let us_row = rows
+        .iter()
+        .find(|r| r.contains("part 2 at us") && r.contains("Pending → Picking"))
+        .unwrap_or_else(|| panic!("no entry of us's picking: {rows:?}"));
+    assert!(us_row.contains("sync: us"), "{us_row}");
+    assert_times_have_seconds(&b).await;
+    // The API says the same of the part.
+    let (_, audit) = t.store.get(&format!("/api/v1/orders/{second}/audit")).await;
+    let picked = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .flat_map(|e| e["diff"].as_array().into_iter().flatten())
+        .any(|c| *c == json!({"field": "status", "from": "pending", "to": "picking"}));
+    assert!(picked, "{audit}");
+    b.close().await;
+    stop(t).await;
 }

@@ -717,6 +717,7 @@ async fn deliveries(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Ve
     if v.parts.is_empty() {
         let attempts = engine.attempts(v.order.id, TIMELINE_LIMIT).await?;
         return Ok(vec![Deliveries {
+            warehouse: None,
             label: None,
             rows: timeline::deliveries(&attempts, now),
         }]);
@@ -726,6 +727,7 @@ async fn deliveries(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Ve
     for p in &v.parts {
         let attempts = engine.attempts(p.order.id, TIMELINE_LIMIT).await?;
         out.push(Deliveries {
+            warehouse: Some(p.warehouse.clone()),
             label: Some(if several {
                 format!(
                     "{} (part {}, {})",

@@ -53,7 +53,9 @@ pub struct DeliveryRow {
 
 /// The deliveries of one order (or, at the store, of one part) to one peer.
 pub struct Deliveries {
-    /// The store: the warehouse the part goes to (and which part).
+    /// The store: the warehouse the part goes to.
+    pub warehouse: Option<String>,
+    /// The store: that warehouse (and which part, when there are several).
     pub label: Option<String>,
     /// Newest first.
     pub rows: Vec<DeliveryRow>,
