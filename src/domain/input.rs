@@ -490,27 +490,6 @@ impl PatchOrderInput {
             Err(errs.into_vec())
         }
     }
-
-    /// Names of the fields the patch touches, for the audit trail.
-    pub fn fields(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.customer.is_some() {
-            out.push("customer");
-        }
-        if self.shipping_address.is_some() {
-            out.push("shipping_address");
-        }
-        if self.lines.is_some() {
-            out.push("lines");
-        }
-        if self.notes.is_some() {
-            out.push("notes");
-        }
-        if self.shipping_cost.is_some() {
-            out.push("shipping_cost");
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -598,7 +577,6 @@ pub(crate) mod tests {
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(c.notes, None);
         assert_eq!(p.shipping_cost.get(), 0);
-        assert_eq!(patch.fields(), ["notes", "shipping_cost"]);
         let empty = PatchOrderInput::default();
         assert!(empty.apply(&content, &pricing).is_err());
     }
