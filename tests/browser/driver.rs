@@ -248,6 +248,14 @@ impl Browser {
         }
     }
 
+    /// Resizes the browser window; headless, its viewport is `w` × `h`.
+    pub async fn set_window_size(&self, w: u32, h: u32) {
+        self.client
+            .set_window_size(w, h)
+            .await
+            .unwrap_or_else(|e| panic!("resize to {w}x{h}: {e}"));
+    }
+
     /// Saves a PNG of the whole page as docs/screenshots/NAME.png, when
     /// FULFILLMENT_SCREENSHOTS=1 (the committed screenshots are made so).
     pub async fn screenshot(&self, name: &str) {

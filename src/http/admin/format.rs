@@ -14,6 +14,11 @@ pub fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// `2026-01-02 13:45`: where a heading says the times are UTC (lists).
+pub fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
 /// A stored time (microseconds) as [`time`].
 pub fn micros(us: i64) -> String {
     time(from_micros(us))
