@@ -1309,3 +1309,59 @@ const SET_WAREHOUSE: Sql = Sql {
     postgres: "UPDATE orders SET warehouse = $1 \
                WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn squeeze(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// An index serves a sort only if its expression is written as the
+    /// query writes it: migration 18 holds each key exactly as [`SortKey`]
+    /// makes it, for its role's status column.
+    #[test]
+    fn the_sort_keys_are_the_indexed_expressions() {
+        let files = [
+            (
+                include_str!("../../migrations/sqlite/0018_lists_store.sql"),
+                true,
+            ),
+            (
+                include_str!("../../migrations/postgres/0018_lists_store.sql"),
+                true,
+            ),
+            (
+                include_str!("../../migrations/sqlite/0018_lists_warehouse.sql"),
+                false,
+            ),
+            (
+                include_str!("../../migrations/postgres/0018_lists_warehouse.sql"),
+                false,
+            ),
+        ];
+        for (sql, store) in files {
+            let sql = squeeze(sql);
+            for key in [SortKey::Updated, SortKey::Status, SortKey::DeliverBy] {
+                let k = squeeze(&key.sql(store).unwrap_or_default());
+                assert!(
+                    sql.contains(&format!("{k}), id)")) || sql.contains(&format!("({k}, id)")),
+                    "{key:?} (store: {store}) is not indexed as {k}"
+                );
+            }
+        }
+    }
+
+    /// The rank follows the order work moves in, every status once.
+    #[test]
+    fn the_status_rank_names_every_status() {
+        for s in FulfillmentStatus::ALL {
+            assert_eq!(
+                STATUS_RANK.matches(&format!("'{}'", s.as_str())).count(),
+                1,
+                "{s}"
+            );
+        }
+    }
+}
