@@ -634,6 +634,7 @@ async fn at_phone_width_lists_are_cards_and_the_header_keeps_its_height(backend:
     .await;
 
     b.set_window_size(390, 844).await;
+    let mut header = Vec::new();
     let inner = number(&b, "return document.documentElement.clientWidth").await;
     assert!(
         (380.0..=390.0).contains(&inner),
@@ -680,6 +681,15 @@ async fn at_phone_width_lists_are_cards_and_the_header_keeps_its_height(backend:
             "{}: the header's height changes per page: {heights:?} for {pages:?}",
             side.role
         );
+        // Two short lines (brand and sign-out; the navigation), whichever
+        // side and however many links: not a third of the screen.
+        assert!(
+            heights[0] <= 90.0,
+            "{}: the header takes {} px",
+            side.role,
+            heights[0]
+        );
+        header.push(heights[0]);
         // The list: one compact card per order, numbers unbroken.
         b.goto(&format!("{}/admin/orders", side.url)).await;
         let rows = number(
@@ -720,6 +730,10 @@ async fn at_phone_width_lists_are_cards_and_the_header_keeps_its_height(backend:
         assert_eq!(clipped, 0.0, "{}: a number or badge is cut off", side.role);
         phone_shot(&b, &format!("phone-{}-orders", side.role)).await;
     }
+    assert!(
+        (header[0] - header[1]).abs() < 0.5,
+        "the store's header and the warehouse's differ: {header:?}"
+    );
     // The store's list shows the refusal on the phone too (shortened,
     // whole in its title).
     sign_in(&b, &store.url).await;
