@@ -194,9 +194,81 @@ impl Order {
     }
 }
 
+/// What became of a cancel request. The request itself stays on the order
+/// for good (the store's API keeps `status: cancel_requested`, as the
+/// contract says: that status is the store's own, the request); the
+/// outcome is the warehouses' answer, read from the (rolled-up)
+/// fulfillment. Every list and page that shows it asks this one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Asked; not every warehouse has answered yet.
+    Requested,
+    /// Nothing will ship: every part was cancelled (or ended rejected).
+    Cancelled,
+    /// Refused, with the warehouse's reason: the order (or part of it)
+    /// had shipped already.
+    Refused(String),
+}
+
+impl Order {
+    /// The outcome of this order's cancel request; `None` without one.
+    pub fn cancel_outcome(&self) -> Option<CancelOutcome> {
+        let f = self.fulfillment.as_ref();
+        // A refusal is only ever the answer to a request.
+        if let Some(reason) = f.and_then(|f| f.cancel_rejected_reason.clone()) {
+            return Some(CancelOutcome::Refused(reason));
+        }
+        self.content.cancel.as_ref()?;
+        Some(match f.map(|f| f.status) {
+            Some(s) if s.is_terminal() && s != FulfillmentStatus::Shipped => {
+                CancelOutcome::Cancelled
+            }
+            _ => CancelOutcome::Requested,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cancel_outcomes() {
+        let (content, _) = super::super::input::tests::valid()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let now = Utc::now();
+        let id = OrderId::new();
+        let mut order = Order {
+            id,
+            order_id: id,
+            part: 1,
+            number: order_number(1),
+            content,
+            store_version: 1,
+            warehouse_version: 0,
+            fulfillment: None,
+            withdrawn: false,
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(order.cancel_outcome(), None);
+        order.content.cancel = Some(CancelRequest { reason: None });
+        assert_eq!(order.cancel_outcome(), Some(CancelOutcome::Requested));
+        let mut f = Fulfillment::new();
+        order.fulfillment = Some(f.clone());
+        assert_eq!(order.cancel_outcome(), Some(CancelOutcome::Requested));
+        f.status = FulfillmentStatus::Cancelled;
+        order.fulfillment = Some(f.clone());
+        assert_eq!(order.cancel_outcome(), Some(CancelOutcome::Cancelled));
+        f.status = FulfillmentStatus::Shipped;
+        f.cancel_rejected_reason = Some("order was already shipped".into());
+        order.fulfillment = Some(f);
+        assert_eq!(
+            order.cancel_outcome(),
+            Some(CancelOutcome::Refused("order was already shipped".into()))
+        );
+    }
 
     #[test]
     fn edit_rule() {

@@ -41,7 +41,7 @@ use crate::storage::{self, Db, StorageError, audit, now_micros, orders, outbox};
 // shapes; callers name them here, and never reach storage themselves.
 pub use crate::storage::audit::Entry as AuditEntry;
 pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
-pub use crate::storage::orders::{ListFilter, StatusFilter};
+pub use crate::storage::orders::{Direction, ListFilter, Seek, Sort, SortKey, StatusFilter};
 pub use crate::storage::outbox::{Attempt, OutboxStatus, ReplaySelection};
 pub use crate::storage::prune::Retention;
 
@@ -109,6 +109,19 @@ impl Wakers {
             n.notify_one();
         }
     }
+}
+
+/// One page of a sorted order list ([`Engine::list_page`]).
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub views: Vec<OrderView>,
+    /// Each order's place in the order of the list (for the next and
+    /// previous pages' positions).
+    pub seeks: Vec<Seek>,
+    /// How many orders match the filters.
+    pub total: i64,
+    /// How many of them come before this page.
+    pub before: i64,
 }
 
 /// An order as shown to users of one side: money only at the store.
@@ -252,6 +265,43 @@ impl Engine {
         let views = self.views(&mut tx, found).await?;
         tx.commit().await?;
         Ok(views)
+    }
+
+    /// One page of a sorted list (the admin's): at most `filter.limit`
+    /// orders on the side of `filter.seek` it names, in the sort's order,
+    /// with how many match in all and how many come before the page. All
+    /// read in one snapshot, so the counts and the page agree.
+    pub async fn list_page(&self, filter: &orders::ListFilter) -> Result<ListPage> {
+        let mut c = self.read().await?;
+        let mut tx = self.snapshot(&mut c).await?;
+        let mut filter = filter.clone();
+        filter.orders_only = self.role == Role::Store;
+        let mut seeks = orders::list_seeks(&mut tx, &filter).await?;
+        let total = orders::count(&mut tx, &filter, None).await?;
+        let before = match (seeks.last(), filter.seek) {
+            // Going back, the page came nearest first: the last is its top.
+            (Some(_), Some((orders::Direction::Before, _))) => {
+                seeks.reverse();
+                orders::count(&mut tx, &filter, seeks.first()).await?
+            }
+            (Some(_), Some((orders::Direction::After, _))) => {
+                orders::count(&mut tx, &filter, seeks.first()).await?
+            }
+            (Some(_), None) => 0,
+            // Past either end (the orders changed meanwhile): nothing here.
+            (None, Some((orders::Direction::After, _))) => total,
+            (None, _) => 0,
+        };
+        let ids: Vec<OrderId> = seeks.iter().map(|s| s.id).collect();
+        let found = orders::load_many(&mut tx, &ids).await?;
+        let views = self.views(&mut tx, found).await?;
+        tx.commit().await?;
+        Ok(ListPage {
+            views,
+            seeks,
+            total,
+            before,
+        })
     }
 
     /// A read-only transaction whose statements all see one snapshot: an

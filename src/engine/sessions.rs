@@ -23,6 +23,8 @@ pub struct AdminSession {
     pub username: String,
     /// The session's CSRF token, carried by every form.
     pub csrf_token: String,
+    /// A failed form kept for one read (see `http::admin::flash`).
+    pub flash: Option<String>,
 }
 
 /// An argon2id hash of a random password, verified against when the
@@ -70,6 +72,7 @@ impl Engine {
                 .map(|s| AdminSession {
                     username: s.username,
                     csrf_token: s.csrf_token,
+                    flash: s.flash,
                 }),
         )
     }
@@ -125,6 +128,31 @@ impl Engine {
             })
             .await?;
         Ok(id)
+    }
+
+    /// Keeps a failed form on the session `session_id` for one read.
+    pub async fn keep_admin_flash(&self, session_id: &str, flash: String) -> Result<()> {
+        let id_hash = token_hash(session_id);
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok::<_, EngineError>(auth::set_flash(c, &id_hash, Some(&flash)).await?)
+                })
+            })
+            .await
+    }
+
+    /// Takes the failed form `seen` off the session: `true` when it was
+    /// still there (so this read is the one that shows it).
+    pub async fn take_admin_flash(&self, session_id: &str, seen: String) -> Result<bool> {
+        let id_hash = token_hash(session_id);
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok::<_, EngineError>(auth::take_flash(c, &id_hash, &seen).await?)
+                })
+            })
+            .await
     }
 
     /// Ends a session (sign-out).

@@ -118,6 +118,8 @@ pub struct Session {
     pub username: String,
     pub csrf_token: String,
     pub expires_at: i64,
+    /// A failed form kept for one read (JSON; see `http::admin::flash`).
+    pub flash: Option<String>,
 }
 
 pub async fn create_session(
@@ -149,12 +151,33 @@ pub async fn find_session(
     now: i64,
 ) -> Result<Option<Session>> {
     Ok(sqlx::query_as::<_, Session>(
-        "SELECT username, csrf_token, expires_at FROM admin_sessions WHERE id_hash = $1 AND expires_at > $2",
+        "SELECT username, csrf_token, expires_at, flash FROM admin_sessions WHERE id_hash = $1 AND expires_at > $2",
     )
     .bind(id_hash)
     .bind(now)
     .fetch_optional(&mut *c)
     .await?)
+}
+
+/// Keeps `flash` on the session (replacing any), or clears it (`None`).
+pub async fn set_flash(c: &mut AnyConnection, id_hash: &str, flash: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE admin_sessions SET flash = $2 WHERE id_hash = $1")
+        .bind(id_hash)
+        .bind(flash)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Clears the session's flash if it still is `seen` (a newer one, kept
+/// meanwhile by another tab, stays); `true` when it was cleared here.
+pub async fn take_flash(c: &mut AnyConnection, id_hash: &str, seen: &str) -> Result<bool> {
+    let r = sqlx::query("UPDATE admin_sessions SET flash = NULL WHERE id_hash = $1 AND flash = $2")
+        .bind(id_hash)
+        .bind(seen)
+        .execute(&mut *c)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn delete_session(c: &mut AnyConnection, id_hash: &str) -> Result<()> {

@@ -164,6 +164,26 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0016_audit_diff_dead_letters.sql"),
         },
     },
+    // One number, one file per role: a database runs the one of its role
+    // (they differ only in the status column an index ranks).
+    Migration {
+        version: 18,
+        name: "lists",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0018_lists_store.sql"),
+            postgres: include_str!("../../migrations/postgres/0018_lists_store.sql"),
+        },
+    },
+    Migration {
+        version: 18,
+        name: "lists",
+        only: Some(Role::Warehouse),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0018_lists_warehouse.sql"),
+            postgres: include_str!("../../migrations/postgres/0018_lists_warehouse.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

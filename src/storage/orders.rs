@@ -945,11 +945,121 @@ pub struct ListFilter {
     /// rows), filters their rolled-up status, searches the SKUs they were
     /// ordered with and the sync state of every part.
     pub orders_only: bool,
+    /// The order of the list (newest first unless said).
+    pub sort: Sort,
+    /// The admin's pages: only the rows after (or before) this position in
+    /// `sort`'s order, the nearest first. (The API's `after` is the same
+    /// for the default order, newest first.)
+    pub seek: Option<(Direction, Seek)>,
 }
 
-/// Ids of the orders matching `f`, newest first. Ids are UUID v7, whose
-/// text sorts by creation time, so a cursor walk by id sees every order that
-/// existed when it began exactly once, however many are created meanwhile.
+/// What a list is sorted by; ties are broken by the id, so that every row
+/// has one place and pages can seek from a row's [`Seek`] both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    /// The id: UUID v7, so the order of creation.
+    #[default]
+    Created,
+    /// Last change.
+    Updated,
+    /// Fulfillment status, in the order work moves (see [`STATUS_RANK`]);
+    /// at the store not reported yet comes first, as the rank 0.
+    Status,
+    /// The delivery deadline; orders without one come after every one.
+    DeliverBy,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 4] = [
+        SortKey::Created,
+        SortKey::Updated,
+        SortKey::Status,
+        SortKey::DeliverBy,
+    ];
+
+    /// The name in a query string (`?sort=deliver_by`, `-` first for
+    /// descending).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Created => "created",
+            SortKey::Updated => "updated",
+            SortKey::Status => "status",
+            SortKey::DeliverBy => "deliver_by",
+        }
+    }
+
+    /// The key as SQL (`None`: the id alone). Written exactly as the
+    /// indexes of migration 18 are, so that they serve the sort.
+    fn sql(self, orders_only: bool) -> Option<String> {
+        match self {
+            SortKey::Created => None,
+            SortKey::Updated => Some("updated_at".into()),
+            SortKey::Status => Some(STATUS_RANK.replace(
+                "{status}",
+                if orders_only {
+                    "order_status"
+                } else {
+                    "status"
+                },
+            )),
+            SortKey::DeliverBy => Some(DELIVER_BY_KEY.into()),
+        }
+    }
+}
+
+/// The rank a status sorts by: the order work moves in, then the ends;
+/// `{status}` is the column (the store's list: the rolled-up
+/// `order_status`).
+pub const STATUS_RANK: &str = "CASE {status} WHEN 'pending' THEN 1 WHEN 'picking' THEN 2 \
+     WHEN 'packed' THEN 3 WHEN 'on_hold' THEN 4 WHEN 'partially_shipped' THEN 5 WHEN 'shipped' THEN 6 \
+     WHEN 'rejected' THEN 7 WHEN 'cancelled' THEN 8 ELSE 0 END";
+
+/// The deadline a list sorts by: none is later than any.
+const DELIVER_BY_KEY: &str = "COALESCE(deliver_by, 9223372036854775807)";
+
+/// A list's order: a key, and which way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// Newest first.
+    fn default() -> Self {
+        Sort {
+            key: SortKey::Created,
+            descending: true,
+        }
+    }
+}
+
+/// A row's place in a sorted list: its key's value (0 for
+/// [`SortKey::Created`], whose key is the id) and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seek {
+    pub key: i64,
+    pub id: OrderId,
+}
+
+/// Which side of a [`Seek`] a page lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    After,
+    Before,
+}
+
+/// Ids of the orders matching `f`, in its order (newest first unless
+/// said). Ids are UUID v7, whose text sorts by creation time, so a cursor
+/// walk by id sees every order that existed when it began exactly once,
+/// however many are created meanwhile.
+pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<OrderId>> {
+    Ok(list_seeks(c, f).await?.into_iter().map(|s| s.id).collect())
+}
+
+/// The rows matching `f` with their place in its order ([`Seek`]s), in
+/// that order, or for a page [`Direction::Before`] a position, nearest
+/// first (the reverse).
 ///
 /// The one statement built at run time: its `WHERE` holds only the filters
 /// given. A fixed text with every filter written `($1 IS NULL OR status =
@@ -957,14 +1067,110 @@ pub struct ListFilter {
 /// given filter needs: on SQLite with 200,000 orders, the newest 50 with a
 /// status that 200 orders have took 22 ms instead of 0.02 ms (walking the
 /// id index instead of `orders_status`), and a status 3 old orders have,
-/// 174 ms instead of 0.004 ms. (Both dialects run the same text.)
-pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<OrderId>> {
-    let mut wh: Vec<String> = Vec::new();
+/// 174 ms instead of 0.004 ms. (Both dialects run the same text.) A page
+/// seeks with a row value, `(key, id) < ($k, $id)`, which both use an
+/// index on `(key, id)` for.
+pub async fn list_seeks(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Seek>> {
     let mut args: Vec<Arg> = Vec::new();
-    let next = |a: Arg, args: &mut Vec<Arg>| {
-        args.push(a);
-        format!("${}", args.len())
+    let mut wh = filters(f, &mut args);
+    if let Some(after) = f.after {
+        wh.push(format!(
+            "id < {}",
+            next_arg(Arg::Text(after.to_string()), &mut args)
+        ));
+    }
+    let key = f.sort.key.sql(f.orders_only);
+    // Walking away from the position: down the order when descending and
+    // going on, or ascending and going back.
+    let down = match &f.seek {
+        Some((Direction::Before, _)) => !f.sort.descending,
+        _ => f.sort.descending,
     };
+    if let Some((_, seek)) = &f.seek {
+        wh.push(seek_sql(
+            key.as_deref(),
+            if down { "<" } else { ">" },
+            seek,
+            &mut args,
+        ));
+    }
+    let dir = if down { "DESC" } else { "ASC" };
+    let order = match &key {
+        Some(k) => format!("{k} {dir}, id {dir}"),
+        None => format!("id {dir}"),
+    };
+    let limit = next_arg(Arg::Int(i64::from(f.limit)), &mut args);
+    let selected = format!("CAST({} AS BIGINT)", key.as_deref().unwrap_or("0"));
+    let sql = format!(
+        "SELECT id, {selected} FROM orders {} ORDER BY {order} LIMIT {limit}",
+        where_clause(&wh)
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|(id, key)| {
+            let id = OrderId::parse(&id).ok_or_else(|| corrupt(&id, "id is not a UUID"))?;
+            Ok(Seek { key, id })
+        })
+        .collect()
+}
+
+/// How many orders match `f`'s filters (its position and limit aside), or
+/// with `before`, how many of them come before that position in its order.
+pub async fn count(c: &mut AnyConnection, f: &ListFilter, before: Option<&Seek>) -> Result<i64> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut wh = filters(f, &mut args);
+    if let Some(seek) = before {
+        let key = f.sort.key.sql(f.orders_only);
+        let op = if f.sort.descending { ">" } else { "<" };
+        wh.push(seek_sql(key.as_deref(), op, seek, &mut args));
+    }
+    let sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&wh));
+    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    Ok(q.fetch_one(&mut *c).await?)
+}
+
+fn next_arg(a: Arg, args: &mut Vec<Arg>) -> String {
+    args.push(a);
+    format!("${}", args.len())
+}
+
+fn where_clause(wh: &[String]) -> String {
+    if wh.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wh.join(" AND "))
+    }
+}
+
+/// The rows on one side (`op`) of `seek` in the order of `key`.
+fn seek_sql(key: Option<&str>, op: &str, seek: &Seek, args: &mut Vec<Arg>) -> String {
+    let id = next_arg(Arg::Text(seek.id.to_string()), args);
+    match key {
+        Some(k) => {
+            let v = next_arg(Arg::Int(seek.key), args);
+            format!("({k}, id) {op} ({v}, {id})")
+        }
+        None => format!("id {op} {id}"),
+    }
+}
+
+/// `f`'s filters as `WHERE` terms (status, time, search, sync state).
+fn filters(f: &ListFilter, args: &mut Vec<Arg>) -> Vec<String> {
+    let mut wh: Vec<String> = Vec::new();
     let (status, lines, parts) = if f.orders_only {
         wh.push("id = order_id".into());
         (
@@ -978,23 +1184,17 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
     match &f.status {
         Some(StatusFilter::Fulfillment(s)) => wh.push(format!(
             "{status} = {}",
-            next(Arg::Text(s.as_str().into()), &mut args)
+            next_arg(Arg::Text(s.as_str().into()), args)
         )),
         Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
         Some(StatusFilter::CancelRequested) => wh.push("cancel_requested = 1".into()),
         None => {}
     }
     if let Some(t) = f.updated_since {
-        wh.push(format!("updated_at >= {}", next(Arg::Int(t), &mut args)));
-    }
-    if let Some(after) = f.after {
-        wh.push(format!(
-            "id < {}",
-            next(Arg::Text(after.to_string()), &mut args)
-        ));
+        wh.push(format!("updated_at >= {}", next_arg(Arg::Int(t), args)));
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let exact = next(Arg::Text(s.to_owned()), &mut args);
+        let exact = next_arg(Arg::Text(s.to_owned()), args);
         // SQL LOWER() folds ASCII only (SQLite; PostgreSQL under the C
         // locale), so the pattern folds ASCII only too: "Élodie" still
         // finds "Élodie Durand".
@@ -1005,7 +1205,7 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let pat = next(Arg::Text(pattern), &mut args);
+        let pat = next_arg(Arg::Text(pattern), args);
         wh.push(format!(
             "(number = {exact} OR LOWER(customer_name) LIKE {pat} ESCAPE '\\' OR LOWER(customer_email) LIKE {pat} ESCAPE '\\' \
              OR id IN (SELECT order_id FROM {lines} WHERE sku = {exact}))"
@@ -1040,25 +1240,7 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
             ));
         }
     }
-    let limit = next(Arg::Int(i64::from(f.limit)), &mut args);
-    let where_sql = if wh.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", wh.join(" AND "))
-    };
-    let sql = format!("SELECT id FROM orders {where_sql} ORDER BY id DESC LIMIT {limit}");
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    for a in args {
-        q = match a {
-            Arg::Text(s) => q.bind(s),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    q.fetch_all(&mut *c)
-        .await?
-        .iter()
-        .map(|s| OrderId::parse(s).ok_or_else(|| corrupt(s, "id is not a UUID")))
-        .collect()
+    wh
 }
 
 enum Arg {
@@ -1127,3 +1309,59 @@ const SET_WAREHOUSE: Sql = Sql {
     postgres: "UPDATE orders SET warehouse = $1 \
                WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn squeeze(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// An index serves a sort only if its expression is written as the
+    /// query writes it: migration 18 holds each key exactly as [`SortKey`]
+    /// makes it, for its role's status column.
+    #[test]
+    fn the_sort_keys_are_the_indexed_expressions() {
+        let files = [
+            (
+                include_str!("../../migrations/sqlite/0018_lists_store.sql"),
+                true,
+            ),
+            (
+                include_str!("../../migrations/postgres/0018_lists_store.sql"),
+                true,
+            ),
+            (
+                include_str!("../../migrations/sqlite/0018_lists_warehouse.sql"),
+                false,
+            ),
+            (
+                include_str!("../../migrations/postgres/0018_lists_warehouse.sql"),
+                false,
+            ),
+        ];
+        for (sql, store) in files {
+            let sql = squeeze(sql);
+            for key in [SortKey::Updated, SortKey::Status, SortKey::DeliverBy] {
+                let k = squeeze(&key.sql(store).unwrap_or_default());
+                assert!(
+                    sql.contains(&format!("{k}), id)")) || sql.contains(&format!("({k}, id)")),
+                    "{key:?} (store: {store}) is not indexed as {k}"
+                );
+            }
+        }
+    }
+
+    /// The rank follows the order work moves in, every status once.
+    #[test]
+    fn the_status_rank_names_every_status() {
+        for s in FulfillmentStatus::ALL {
+            assert_eq!(
+                STATUS_RANK.matches(&format!("'{}'", s.as_str())).count(),
+                1,
+                "{s}"
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@
 mod common;
 mod helpers;
 
+mod admin_lists;
 mod admin_paths;
 mod admin_sign_in;
 mod api_errors;

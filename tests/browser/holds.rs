@@ -15,7 +15,7 @@ use crate::helpers::{Backend, Side, id_of, wait_for_order};
 use crate::parts::{
     configure, create, reload_until_exists, reload_until_text, setup, sign_in, stop,
 };
-use crate::{raw_http, shots};
+use crate::{post_then_get, shots};
 
 crate::both_backends!(a_store_payment_hold_blocks_then_releases);
 
@@ -58,8 +58,10 @@ async fn place(b: &Browser, kind: &str, reason: &str) {
     b.click("#place-hold button[type=submit]").await;
 }
 
-/// Posts an admin form as the browser's session would, without
-/// following the redirect: for requests the page does not offer.
+/// Posts an admin form as the browser's session would, for requests the
+/// page does not offer, and follows its redirect (post/redirect/get): the
+/// status and body of the page that says how it went (a refusal is kept
+/// for that page, which answers with its status, 409 or 422).
 async fn post_form(
     b: &Browser,
     side: &Side,
@@ -77,15 +79,13 @@ async fn post_form(
         .expect("csrf value");
     let mut fields = vec![("csrf", csrf.as_str())];
     fields.extend_from_slice(form);
-    let res = raw_http()
-        .post(format!("{}{path}", side.url))
-        .header("cookie", format!("{cookie_name}={session}"))
-        .form(&fields)
-        .send()
-        .await
-        .expect("post");
-    let status = res.status();
-    (status, res.text().await.expect("body"))
+    post_then_get(
+        &side.url,
+        &format!("{cookie_name}={session}"),
+        path,
+        &fields,
+    )
+    .await
 }
 
 fn hold_id(holds: &Value, by: &str) -> String {

@@ -14,6 +14,7 @@ mod helpers;
 
 mod driver;
 mod holds;
+mod lists;
 mod order_page;
 mod parts;
 
@@ -74,6 +75,39 @@ fn raw_http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// Posts an admin form with a session `cookie` (for requests the pages do
+/// not offer) and follows its redirect (post/redirect/get): the status and
+/// body of the page that says how it went. A refusal is kept for that page,
+/// which answers with its status (409, 422).
+async fn post_then_get(
+    base: &str,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let http = raw_http();
+    let res = http
+        .post(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}: no redirect");
+    let to = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let res = http
+        .get(format!("{base}{to}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("get");
+    let status = res.status();
+    (status, res.text().await.expect("body"))
 }
 
 // ---------------------------------------------------------------------------
@@ -477,9 +511,10 @@ async fn validation_errors_show_next_to_fields_and_keep_values(backend: Backend)
     b.fill("#lines-0-unit-price", "abc").await;
     b.click(".form-actions .btn-primary").await;
 
+    // Kept for the form's own page (post/redirect/get).
     assert_eq!(
         b.path().await,
-        "/admin/orders",
+        "/admin/orders/new",
         "the form was not shown again"
     );
     // Each error sits with its own field.
@@ -599,33 +634,30 @@ async fn warehouse_buttons_follow_the_state_machine(backend: Backend) {
         .await
         .expect("csrf")
         .expect("value");
-    let res = http
-        .post(format!("{}/admin/orders/{id}/fulfillment", wh.url))
-        .header("cookie", format!("warehouse_admin_session={session}"))
-        .form(&[("csrf", csrf.as_str()), ("action", "pick")])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let cookie = format!("warehouse_admin_session={session}");
+    let fulfillment = format!("/admin/orders/{id}/fulfillment");
+    let (status, _) = post_then_get(
+        &wh.url,
+        &cookie,
+        &fulfillment,
+        &[("csrf", csrf.as_str()), ("action", "pick")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     // Shipping without a tracking number: 422, error at the field.
-    let res = http
-        .post(format!("{}/admin/orders/{id}/fulfillment", wh.url))
-        .header("cookie", format!("warehouse_admin_session={session}"))
-        .form(&[
+    let (status, body) = post_then_get(
+        &wh.url,
+        &cookie,
+        &fulfillment,
+        &[
             ("csrf", csrf.as_str()),
             ("action", "ship"),
             ("carrier", "UPS"),
-        ])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        res.text()
-            .await
-            .expect("body")
-            .contains("Tracking number is required")
-    );
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("Tracking number is required"), "{body}");
     let (_, o) = wh.get(&format!("/api/v1/orders/{id}")).await;
     assert_eq!(o["status"], "packed");
 

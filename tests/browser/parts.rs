@@ -189,7 +189,7 @@ async fn a_split_order_ships_in_parcels_from_two_warehouses(backend: Backend) {
     b.fill("#parcel-tracking", "EU-PARCEL-1").await;
     b.click("#parcel-form button[type=submit]").await;
     assert!(b.page_text().await.contains("Parcel shipped"));
-    assert_eq!(b.text("#fulfillment-status").await, "Partly shipped");
+    assert_eq!(b.text("#fulfillment-status").await, "Partially shipped");
     assert_eq!(cell(&b, "#lines", "WID-1", "shipped").await, "1");
     assert_eq!(cell(&b, "#lines", "WID-1", "left").await, "2");
     assert!(b.text("#parcels").await.contains("EU-PARCEL-1"));
@@ -248,8 +248,11 @@ async fn a_split_order_ships_in_parcels_from_two_warehouses(backend: Backend) {
     // The store sees eu's first parcel: partly shipped.
     sign_in(&b, &t.store.url).await;
     b.goto(&store_page).await;
-    reload_until_text(&b, 20, "#fulfillment-status", "Partly shipped").await;
-    assert_eq!(b.text("#part-1 [data-part-status]").await, "Partly shipped");
+    reload_until_text(&b, 20, "#fulfillment-status", "Partially shipped").await;
+    assert_eq!(
+        b.text("#part-1 [data-part-status]").await,
+        "Partially shipped"
+    );
     assert_eq!(cell(&b, "#part-1", "WID-1", "shipped").await, "1");
     assert!(b.text("#part-1 .parcels").await.contains("EU-PARCEL-1"));
     assert_eq!(b.text("#part-2 [data-part-status]").await, "Pending");

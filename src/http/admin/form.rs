@@ -270,6 +270,26 @@ impl OrderValues {
         out
     }
 
+    /// Back into submitted fields (what [`OrderValues::from_fields`] reads):
+    /// how a failed form is kept for the page that shows it again.
+    pub fn to_fields(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = FIELDS
+            .iter()
+            .filter_map(|f| Some((f.name.to_owned(), self.fields.get(f.name)?.clone())))
+            .collect();
+        for (i, l) in self.lines.iter().enumerate() {
+            for (f, v) in [
+                ("sku", &l.sku),
+                ("name", &l.name),
+                ("quantity", &l.quantity),
+                ("unit_price", &l.unit_price),
+            ] {
+                out.push((format!("lines[{i}].{f}"), v.clone()));
+            }
+        }
+        out
+    }
+
     pub fn get(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", |s| s.as_str())
     }
@@ -424,6 +444,24 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    /// A kept form reads back as it was typed, blank rows included.
+    #[test]
+    fn values_round_trip_through_fields() {
+        let f = fields(&[
+            ("customer.name", "Ada <L>"),
+            ("shipping_cost", "4.95"),
+            ("lines[0].sku", "A"),
+            ("lines[0].quantity", "x"),
+            ("lines[1].sku", ""),
+        ]);
+        let v = OrderValues::from_fields(&f);
+        let back = OrderValues::from_fields(&Fields(v.to_fields()));
+        assert_eq!(back.fields, v.fields);
+        assert_eq!(back.lines, v.lines);
+        assert_eq!(back.lines.len(), 2);
+        assert_eq!(back.lines[0].quantity, "x");
     }
 
     #[test]

@@ -6,11 +6,17 @@ use chrono::{DateTime, Utc};
 use crate::domain::FulfillmentStatus;
 use crate::domain::delivery::SyncState;
 use crate::domain::holds::HoldType;
+use crate::domain::order::CancelOutcome;
 use crate::storage::from_micros;
 
 /// `2026-01-02 13:45 UTC`.
 pub fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `2026-01-02 13:45`: where a heading says the times are UTC (lists).
+pub fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// A stored time (microseconds) as [`time`].
@@ -160,7 +166,7 @@ pub fn status_label(s: FulfillmentStatus) -> &'static str {
         FulfillmentStatus::Shipped => "Shipped",
         FulfillmentStatus::OnHold => "On hold",
         FulfillmentStatus::Cancelled => "Cancelled",
-        FulfillmentStatus::PartiallyShipped => "Partly shipped",
+        FulfillmentStatus::PartiallyShipped => "Partially shipped",
         FulfillmentStatus::Rejected => "Rejected",
     }
 }
@@ -175,13 +181,68 @@ pub fn hold_label(t: HoldType) -> &'static str {
     }
 }
 
+/// The word people see for each sync state, one per API value: every page,
+/// badge and filter says these (README.md and docs/API.md map them, and a
+/// test below holds them to it).
 pub fn sync_label(s: SyncState) -> &'static str {
     match s {
-        SyncState::Pending => "Sending",
+        SyncState::Pending => "Pending",
         SyncState::Synced => "Synced",
-        SyncState::Failing => "Retrying",
-        SyncState::Dead => "Stopped",
+        SyncState::Failing => "Failing",
+        SyncState::Dead => "Dead letter",
     }
+}
+
+/// What a sync state means, in a few words.
+pub fn sync_meaning(s: SyncState) -> &'static str {
+    match s {
+        SyncState::Pending => "queued; will be sent",
+        SyncState::Synced => "the other side has the latest version",
+        SyncState::Failing => "the last try failed; it will be retried",
+        SyncState::Dead => "given up after retrying",
+    }
+}
+
+/// What to do about a sync state.
+pub fn sync_todo(s: SyncState) -> &'static str {
+    match s {
+        SyncState::Pending | SyncState::Synced => "nothing",
+        SyncState::Failing => "read the last error; fix the other side if it stays failing",
+        SyncState::Dead => "fix the cause, then replay it (Sync page or order page)",
+    }
+}
+
+/// What became of a cancel request, as a badge beside the status (none
+/// when the status says it already: a cancelled order is "Cancelled").
+pub fn cancel_badge(o: Option<&CancelOutcome>) -> Option<CancelBadge> {
+    match o? {
+        CancelOutcome::Requested => Some(CancelBadge {
+            text: "Cancel requested".to_owned(),
+            class: "cancel",
+        }),
+        CancelOutcome::Cancelled => None,
+        CancelOutcome::Refused(reason) => Some(CancelBadge {
+            text: format!("Cancel refused: {reason}"),
+            class: "cancel-refused",
+        }),
+    }
+}
+
+/// The cancel request's outcome in a sentence (the order page's facts).
+pub fn cancel_sentence(o: Option<&CancelOutcome>) -> Option<String> {
+    Some(match o? {
+        CancelOutcome::Requested => "Cancel requested; waiting for the warehouse's answer".into(),
+        CancelOutcome::Cancelled => "Cancelled".into(),
+        CancelOutcome::Refused(reason) => format!("Cancel refused: {reason}"),
+    })
+}
+
+/// A cancel outcome's badge: its text (with a refusal's reason) and CSS
+/// modifier.
+#[derive(Debug, Clone)]
+pub struct CancelBadge {
+    pub text: String,
+    pub class: &'static str,
 }
 
 /// A status badge: its text and its CSS modifier.
@@ -240,6 +301,27 @@ mod tests {
         assert!(parse_amount("", "GBP").is_err());
         assert!(parse_amount("99999999999999999999", "GBP").is_err());
         assert_eq!(amount_input(123450, "EUR"), "1234.50");
+    }
+
+    /// README.md and docs/API.md each carry the table of these words; a
+    /// row per state, word and API value as here.
+    #[test]
+    fn the_docs_map_the_sync_words() {
+        for (doc, text) in [
+            ("README.md", include_str!("../../../README.md")),
+            ("docs/API.md", include_str!("../../../docs/API.md")),
+        ] {
+            for s in SyncState::ALL {
+                let row = format!(
+                    "| {} | `{}` | {} | {} |",
+                    sync_label(s),
+                    s.as_str(),
+                    sync_meaning(s),
+                    sync_todo(s)
+                );
+                assert!(text.contains(&row), "{doc} lacks the row {row}");
+            }
+        }
     }
 
     #[test]

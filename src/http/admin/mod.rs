@@ -9,13 +9,16 @@
 //!   forms, both sides' holds and the warehouse's fulfillment buttons ([`form`]
 //!   parses the order form);
 //! - [`sync`]: outbox health and dead-letter replay; [`tokens`]: users and API tokens;
-//! - [`warehouses`]: the store's warehouses, their delivery, add and change.
+//! - [`warehouses`]: the store's warehouses, their delivery, add and change;
+//! - [`flash`]: post/redirect/get: the one-time notice after a form that
+//!   worked, and the form kept for one read after one that did not.
 //!
 //! Every response here carries strict security headers (no inline script or
 //! style is allowed by the CSP); pages are `no-store`. Errors are HTML pages.
 //! Business rules stay in the engine: handlers only parse forms, call it and
 //! render.
 
+pub mod flash;
 pub mod form;
 pub mod format;
 pub mod orders;
@@ -124,11 +127,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// chrome, and adds the security headers (and `no-store` unless the handler
 /// chose a cache policy, as the static assets do).
 async fn finish(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let role = state.engine.role();
+    let carried = flash::carried_notice(role, req.headers());
     let mut res = next.run(req).await;
     if let Some(err) = res.extensions_mut().remove::<ErrorPage>() {
         let status = res.status();
         let page = ErrorTemplate {
-            chrome: Chrome::bare(state.engine.role(), err.title),
+            chrome: Chrome::bare(role, err.title),
             message: err.message,
         };
         res = match page.render() {
@@ -136,6 +141,7 @@ async fn finish(State(state): State<AppState>, req: Request, next: Next) -> Resp
             Err(_) => (status, "error").into_response(),
         };
     }
+    flash::clear_notice(role, carried, &mut res);
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -192,6 +198,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Which navigation entry is current.
     pub nav: &'static str,
+    /// The one-time notice of the action that led here (see [`flash`]).
+    pub notice: Option<String>,
 }
 
 impl Chrome {
@@ -202,6 +210,7 @@ impl Chrome {
             user: Some(user.username.clone()),
             csrf: user.csrf.clone(),
             nav,
+            notice: user.notice.as_ref().map(flash::Notice::text),
         }
     }
 
@@ -213,6 +222,7 @@ impl Chrome {
             user: None,
             csrf: String::new(),
             nav: "",
+            notice: None,
         }
     }
 

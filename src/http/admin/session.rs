@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
+use super::flash::{Notice, notice_cookie};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::Role;
 use crate::engine::credentials::random_token;
@@ -52,7 +53,7 @@ fn login_cookie(role: Role) -> String {
     format!("{}_admin_login", role.as_str())
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -64,7 +65,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-fn is_https(headers: &HeaderMap) -> bool {
+pub(super) fn is_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -85,6 +86,15 @@ pub struct AdminUser {
     pub username: String,
     /// This session's CSRF token, for the forms of the page.
     pub csrf: String,
+    pub role: Role,
+    /// The session id (from the cookie), to keep a failed form on.
+    pub(super) session: String,
+    /// A failed form kept on the session (see [`super::flash`]).
+    pub(super) flash: Option<String>,
+    /// The notice this request's cookie names, shown once by the page.
+    pub notice: Option<Notice>,
+    /// The request came over https: cookies set now are `Secure`.
+    pub(super) https: bool,
 }
 
 impl AdminUser {
@@ -108,7 +118,8 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_login = || Redirect::to("/admin/login").into_response();
-        let Some(id) = cookie(&parts.headers, &session_cookie(state.engine.role())) else {
+        let role = state.engine.role();
+        let Some(id) = cookie(&parts.headers, &session_cookie(role)) else {
             return Err(to_login());
         };
         match state
@@ -120,6 +131,11 @@ impl FromRequestParts<AppState> for AdminUser {
             Some(s) => Ok(AdminUser {
                 username: s.username,
                 csrf: s.csrf_token,
+                role,
+                session: id.to_owned(),
+                flash: s.flash,
+                notice: cookie(&parts.headers, &notice_cookie(role)).and_then(Notice::parse),
+                https: is_https(&parts.headers),
             }),
             None => Err(to_login()),
         }

@@ -4,10 +4,10 @@
 //! and the CLI use, in one transaction, then the relay is woken.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 
+use super::flash::{self, Notice};
 use super::format;
 use super::orders::{ListRow, list_row};
 use super::session::{AdminUser, Fields};
@@ -20,6 +20,8 @@ use crate::http::AppState;
 use crate::storage::now_micros;
 use crate::sync::breaker::BreakerState;
 use crate::sync::reconcile::JobState;
+
+const PATH: &str = "/admin/sync";
 
 /// Dead letters listed on the page (replay all covers every one).
 const DEAD_SHOWN: u32 = 200;
@@ -42,7 +44,6 @@ struct SyncPage {
     breaker_help: &'static str,
     last_delivered: Option<String>,
     letters: Vec<DeadLetter>,
-    notice: Option<String>,
     /// The last reconciliation pass recorded in this database.
     reconcile: Option<LastReconcile>,
     /// The pass running now: how far it is.
@@ -59,34 +60,8 @@ pub struct LastReconcile {
     pub error: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    replayed: Option<u64>,
-    /// `started`, or `running` (one was running already).
-    reconcile: Option<String>,
-}
-
-/// `GET /admin/sync` (`?replayed=N` after a replay).
-pub async fn page(
-    State(state): State<AppState>,
-    user: AdminUser,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult {
-    let q = q.ok().map(|Query(q)| q);
-    let replayed = q.as_ref().and_then(|q| q.replayed).map(|n| match n {
-        0 => "Nothing to replay: no matching dead letter.".to_owned(),
-        1 => "1 dead letter is being delivered again.".to_owned(),
-        n => format!("{n} dead letters are being delivered again."),
-    });
-    let reconciled = q
-        .as_ref()
-        .and_then(|q| q.reconcile.as_deref())
-        .map(|what| match what {
-            "started" => "Reconciliation started; reload this page to see how it went.".to_owned(),
-            _ => "A reconciliation was already running; reload this page to see how it went."
-                .to_owned(),
-        });
-    let notice = replayed.or(reconciled);
+/// `GET /admin/sync`.
+pub async fn page(State(state): State<AppState>, user: AdminUser) -> AdminResult {
     let state = &state;
     let user = &user;
     let engine = &state.engine;
@@ -147,7 +122,6 @@ pub async fn page(
                 last_error: v.sync.last_error.clone(),
             })
             .collect(),
-        notice,
         reconcile,
         reconcile_running,
         can_reconcile: engine.role().may(Command::Reconcile),
@@ -169,9 +143,9 @@ pub async fn reconcile(
     match state.reconciler.start() {
         Ok(_) => {
             tracing::info!(user = %user.username, "reconciliation started from admin");
-            Ok(Redirect::to("/admin/sync?reconcile=started").into_response())
+            Ok(flash::see(&user, PATH, Notice::ReconcileStarted))
         }
-        Err(_) => Ok(Redirect::to("/admin/sync?reconcile=running").into_response()),
+        Err(_) => Ok(flash::see(&user, PATH, Notice::ReconcileRunning)),
     }
 }
 
@@ -192,7 +166,11 @@ pub async fn replay(State(state): State<AppState>, user: AdminUser, fields: Fiel
     if let (Some(id), "order") = (one, fields.text("back")) {
         // A later part of a store order goes back to its order's page.
         let page = OrderId::parse(fields.text("order")).unwrap_or(id);
-        return Ok(Redirect::to(&format!("/admin/orders/{page}?notice=replayed")).into_response());
+        return Ok(flash::see(
+            &user,
+            &format!("/admin/orders/{page}"),
+            Notice::Replayed,
+        ));
     }
-    Ok(Redirect::to(&format!("/admin/sync?replayed={n}")).into_response())
+    Ok(flash::see(&user, PATH, Notice::DeadLettersReplayed(n)))
 }

@@ -4,8 +4,8 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 
+use super::flash::{self, Flash, Notice};
 use super::format;
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
@@ -34,17 +34,26 @@ struct TokensPage {
     new_token: Option<(String, String)>,
     name: String,
     name_error: Option<String>,
-    notice: Option<&'static str>,
+    /// Said above the page (a revoke that was refused).
+    error: Option<String>,
+}
+
+const PATH: &str = "/admin/tokens";
+
+/// What the page shows besides the lists.
+#[derive(Default)]
+struct Shown {
+    new_token: Option<(String, String)>,
+    name: String,
+    name_error: Option<String>,
+    error: Option<String>,
 }
 
 async fn render_page(
     state: &AppState,
     user: &AdminUser,
     status: StatusCode,
-    new_token: Option<(String, String)>,
-    name: String,
-    name_error: Option<String>,
-    notice: Option<&'static str>,
+    shown: Shown,
 ) -> AdminResult {
     let (tokens, users) = state.engine.tokens_and_users().await?;
     let page = TokensPage {
@@ -65,71 +74,53 @@ async fn render_page(
                 created: format::micros(at),
             })
             .collect(),
-        new_token,
-        name,
-        name_error,
-        notice,
+        new_token: shown.new_token,
+        name: shown.name,
+        name_error: shown.name_error,
+        error: shown.error,
     };
     render(status, &page)
 }
 
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    revoked: Option<String>,
+/// `GET /admin/tokens`, with the form a failed POST kept.
+pub async fn page(State(state): State<AppState>, user: AdminUser) -> AdminResult {
+    let (status, shown) = match flash::take(&state, &user, PATH).await? {
+        Some(f) => (
+            f.status(),
+            Shown {
+                name: f.value("name").to_owned(),
+                name_error: f.errors.get("name").cloned(),
+                error: f.error.clone(),
+                new_token: None,
+            },
+        ),
+        None => (StatusCode::OK, Shown::default()),
+    };
+    render_page(&state, &user, status, shown).await
 }
 
-/// `GET /admin/tokens`.
-pub async fn page(
-    State(state): State<AppState>,
-    user: AdminUser,
-    q: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult {
-    let notice = q
-        .ok()
-        .and_then(|q| q.0.revoked)
-        .map(|_| "Token revoked: it no longer opens the API.");
-    render_page(
-        &state,
-        &user,
-        StatusCode::OK,
-        None,
-        String::new(),
-        None,
-        notice,
-    )
-    .await
-}
-
-/// `POST /admin/tokens`: creates a token and shows it once.
+/// `POST /admin/tokens`: creates a token and shows it once, on this
+/// answer (never kept anywhere to show it after a redirect: see
+/// [`super::flash`]); a bad name goes back to the page with the form.
 pub async fn create(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
     user.check_csrf(&fields)?;
     let name = fields.text("name").to_owned();
     match state.engine.create_token(&name).await {
         Ok(token) => {
             tracing::info!(user = %user.username, token_name = %name, "API token created in admin");
-            render_page(
-                &state,
-                &user,
-                StatusCode::OK,
-                Some((name, token)),
-                String::new(),
-                None,
-                None,
-            )
-            .await
+            let shown = Shown {
+                new_token: Some((name, token)),
+                ..Default::default()
+            };
+            render_page(&state, &user, StatusCode::OK, shown).await
         }
         Err(EngineError::Invalid(errs)) => {
-            let msg = errs.first().map(|e| e.message.clone());
-            render_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                name,
-                msg,
-                None,
-            )
-            .await
+            let mut f = Flash::new(StatusCode::UNPROCESSABLE_ENTITY);
+            f.values = vec![("name".into(), name)];
+            if let Some(e) = errs.into_iter().next() {
+                f.errors.insert("name".into(), e.message);
+            }
+            f.keep(&state, &user, PATH).await
         }
         Err(e) => Err(e.into()),
     }
@@ -147,10 +138,13 @@ pub async fn revoke(
         return Err(AdminError::NotFound);
     }
     if !state.engine.revoke_token(&id).await? {
-        return Err(AdminError::Conflict(
-            "That token does not exist or was already revoked.".into(),
-        ));
+        let mut f = Flash::new(StatusCode::CONFLICT);
+        f.error = Some(
+            "That token does not exist or was already revoked; the list below is as it is now."
+                .into(),
+        );
+        return f.keep(&state, &user, PATH).await;
     }
     tracing::info!(user = %user.username, token_id = %id, "API token revoked in admin");
-    Ok(Redirect::to("/admin/tokens?revoked=1").into_response())
+    Ok(flash::see(&user, PATH, Notice::TokenRevoked))
 }

@@ -12,16 +12,17 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 
+use super::flash::{self, Flash, Notice};
 use super::format;
 use super::session::{AdminUser, Fields};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::FieldError;
+use crate::domain::delivery::SyncState;
 use crate::domain::role::Command;
-use crate::domain::warehouse::{Warehouse, WarehouseInput, WarehouseName};
+use crate::domain::warehouse::{Warehouse, WarehouseInput};
 use crate::engine::EngineError;
 use crate::http::AppState;
 use crate::storage::now_micros;
@@ -102,14 +103,7 @@ struct WarehousesPage {
     chrome: Chrome,
     rows: Vec<WarehouseRow>,
     add: WarehouseForm,
-    notice: Option<String>,
     error: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    notice: Option<String>,
-    name: Option<String>,
 }
 
 /// A form that came back with errors: which one, and what it holds.
@@ -118,26 +112,60 @@ enum Refused {
     Change(String, WarehouseForm),
 }
 
-/// `GET /admin/warehouses` (`?notice=added|saved&name=…` after a change).
-pub async fn page(
-    State(state): State<AppState>,
-    user: AdminUser,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult {
+const PATH: &str = "/admin/warehouses";
+
+impl Refused {
+    /// Kept for the page (never the secret: it is not in the form).
+    fn into_flash(self, error: String) -> Flash {
+        let (which, form) = match self {
+            Refused::Add(f) => ("add".to_owned(), f),
+            Refused::Change(name, f) => (name, f),
+        };
+        let mut flash = Flash::new(StatusCode::UNPROCESSABLE_ENTITY);
+        flash.form = which;
+        flash.error = Some(error);
+        flash.values = vec![
+            ("name".into(), form.name),
+            ("url".into(), form.url),
+            ("countries".into(), form.countries),
+            ("sku_prefixes".into(), form.sku_prefixes),
+            ("priority".into(), form.priority),
+        ];
+        if form.active {
+            flash.values.push(("active".into(), "on".into()));
+        }
+        flash.errors = form.errors;
+        flash
+    }
+
+    fn from_flash(f: &Flash) -> Refused {
+        let form = WarehouseForm {
+            name: f.value("name").to_owned(),
+            url: f.value("url").to_owned(),
+            countries: f.value("countries").to_owned(),
+            sku_prefixes: f.value("sku_prefixes").to_owned(),
+            priority: f.value("priority").to_owned(),
+            active: f.value("active") == "on",
+            errors: f.errors.clone(),
+        };
+        if f.form == "add" {
+            Refused::Add(form)
+        } else {
+            Refused::Change(f.form.clone(), form)
+        }
+    }
+}
+
+/// `GET /admin/warehouses`, with the form a failed POST kept.
+pub async fn page(State(state): State<AppState>, user: AdminUser) -> AdminResult {
     only_here(&state)?;
-    let q = q.ok().map(|Query(q)| q);
-    let name = q
-        .as_ref()
-        .and_then(|q| q.name.as_deref())
-        .and_then(|n| WarehouseName::parse("name", n).ok());
-    let notice = match (q.as_ref().and_then(|q| q.notice.as_deref()), name) {
-        (Some("added"), Some(n)) => Some(format!(
-            "Warehouse {n} added; orders can be routed to it from now on."
-        )),
-        (Some("saved"), Some(n)) => Some(format!("Warehouse {n} saved.")),
-        _ => None,
-    };
-    show(&state, &user, StatusCode::OK, notice, None, None).await
+    match flash::take(&state, &user, PATH).await? {
+        Some(f) => {
+            let refused = Refused::from_flash(&f);
+            show(&state, &user, f.status(), f.error, Some(refused)).await
+        }
+        None => show(&state, &user, StatusCode::OK, None, None).await,
+    }
 }
 
 /// `POST /admin/warehouses`: adds a warehouse.
@@ -150,7 +178,7 @@ pub async fn add(State(state): State<AppState>, user: AdminUser, fields: Fields)
         match state.engine.add_warehouse(&input).await {
             Ok(w) => {
                 tracing::info!(user = %user.username, warehouse = %w.name, "warehouse added from admin");
-                return Ok(done("added", &w.name));
+                return Ok(flash::see(&user, PATH, Notice::WarehouseAdded(w.name)));
             }
             Err(EngineError::Invalid(errs)) => place(errs, &mut errors),
             Err(EngineError::Conflict(_)) => {
@@ -166,15 +194,11 @@ pub async fn add(State(state): State<AppState>, user: AdminUser, fields: Fields)
         place(errs, &mut errors);
     }
     form.errors = errors;
-    show(
-        &state,
-        &user,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        None,
-        Some("The warehouse was not added: see the fields marked below.".into()),
-        Some(Refused::Add(form)),
-    )
-    .await
+    let error = "The warehouse was not added: see the fields marked below.".to_owned();
+    Refused::Add(form)
+        .into_flash(error)
+        .keep(&state, &user, PATH)
+        .await
 }
 
 /// `POST /admin/warehouses/{name}`: changes a warehouse (every field of
@@ -194,7 +218,7 @@ pub async fn change(
         match state.engine.update_warehouse(&name, &input).await {
             Ok(w) => {
                 tracing::info!(user = %user.username, warehouse = %w.name, "warehouse changed from admin");
-                return Ok(done("saved", &w.name));
+                return Ok(flash::see(&user, PATH, Notice::WarehouseSaved(w.name)));
             }
             Err(EngineError::Invalid(errs)) => place(errs, &mut errors),
             Err(e) => return Err(e.into()),
@@ -203,18 +227,14 @@ pub async fn change(
         place(errs, &mut errors);
     }
     form.errors = errors;
-    show(
-        &state,
-        &user,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        None,
-        Some(format!(
-            "Warehouse {} was not changed: see the fields marked below.",
-            current.name
-        )),
-        Some(Refused::Change(current.name.to_string(), form)),
-    )
-    .await
+    let error = format!(
+        "Warehouse {} was not changed: see the fields marked below.",
+        current.name
+    );
+    Refused::Change(current.name.to_string(), form)
+        .into_flash(error)
+        .keep(&state, &user, PATH)
+        .await
 }
 
 /// The warehouse has no warehouses: these pages are not there (404).
@@ -224,10 +244,6 @@ fn only_here(state: &AppState) -> AdminResult<()> {
         .role()
         .check(Command::ManageWarehouses)
         .map_err(|_| AdminError::NotFound)
-}
-
-fn done(notice: &str, name: &WarehouseName) -> axum::response::Response {
-    Redirect::to(&format!("/admin/warehouses?notice={notice}&name={name}")).into_response()
 }
 
 /// Reads an add (`adding`) or change form: what to show again, what to
@@ -303,7 +319,6 @@ async fn show(
     state: &AppState,
     user: &AdminUser,
     status: StatusCode,
-    notice: Option<String>,
     error: Option<String>,
     refused: Option<Refused>,
 ) -> AdminResult {
@@ -327,15 +342,16 @@ async fn show(
                 .and_then(|b| b.last_error())
                 .filter(|_| o.pending > 0)
                 .map(|(_, e)| e);
-            let (health, health_class) = if o.dead > 0 {
-                ("Stopped", "sync-dead")
+            // The worst state of its orders, in the words every page uses.
+            let health = format::Badge::sync(if o.dead > 0 {
+                SyncState::Dead
             } else if breaker_state != BreakerState::Closed || last_error.is_some() {
-                ("Failing", "sync-failing")
+                SyncState::Failing
             } else if o.pending > 0 {
-                ("Sending", "sync-pending")
+                SyncState::Pending
             } else {
-                ("Healthy", "sync-synced")
-            };
+                SyncState::Synced
+            });
             let form = match changed.take() {
                 Some((name, f)) if name == w.name.as_str() => f,
                 other => {
@@ -355,8 +371,8 @@ async fn show(
                 sku_prefixes: w.sku_prefixes.join(", "),
                 priority: w.priority,
                 active: w.active,
-                health,
-                health_class,
+                health: health.text,
+                health_class: health.class,
                 pending: o.pending,
                 dead: o.dead,
                 oldest_pending: o
@@ -377,7 +393,6 @@ async fn show(
         chrome: Chrome::new(engine.role(), user, "Warehouses", "warehouses"),
         rows,
         add,
-        notice,
         error,
     };
     render(status, &page)

@@ -24,7 +24,7 @@ pub async fn cancel(
                 .engine
                 .request_cancel(&user.actor(), id, reason)
                 .await?;
-            Ok(see_order(id, "cancel_requested"))
+            Ok(see_order(&user, id, Notice::CancelRequested))
         }
         Err(e) => {
             let problems = Problems {
@@ -32,12 +32,11 @@ pub async fn cancel(
                 action_values: HashMap::from([("reason".to_owned(), reason.to_owned())]),
                 ..Default::default()
             };
-            order_page(
+            refuse(
                 &state,
                 &user,
                 id,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                None,
                 problems,
             )
             .await
@@ -56,12 +55,12 @@ pub async fn fulfillment(
     user.check_csrf(&fields)?;
     only_if(&state, Command::ChangeFulfillment)?;
     let id = order_id(&id)?;
-    let status = match fields.text("action") {
-        "pick" => "picking",
-        "pack" => "packed",
-        "ship" => "shipped",
-        "hold" => "on_hold",
-        "release" => "released",
+    let (status, done) = match fields.text("action") {
+        "pick" => ("picking", Notice::Picking),
+        "pack" => ("packed", Notice::Packed),
+        "ship" => ("shipped", Notice::Shipped),
+        "hold" => ("on_hold", Notice::OnHold),
+        "release" => ("released", Notice::Released),
         _ => return Err(AdminError::BadRequest("Unknown action.".into())),
     };
     let typed = |n: &str| Some(fields.text(n)).filter(|s| !s.is_empty());
@@ -82,26 +81,25 @@ pub async fn fulfillment(
                 action_values: values,
                 error: None,
             };
-            return order_page(
+            return refuse(
                 &state,
                 &user,
                 id,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                None,
                 problems,
             )
             .await;
         }
     };
     match state.engine.transition(&user.actor(), id, action).await {
-        Ok(_) => Ok(see_order(id, status)),
+        Ok(_) => Ok(see_order(&user, id, done)),
         Err(EngineError::Conflict(m)) => {
             let problems = Problems {
                 error: Some(format!("Not changed: {m}.")),
                 action_values: values,
                 ..Default::default()
             };
-            order_page(&state, &user, id, StatusCode::CONFLICT, None, problems).await
+            refuse(&state, &user, id, StatusCode::CONFLICT, problems).await
         }
         Err(e) => Err(e.into()),
     }
@@ -127,12 +125,12 @@ pub async fn route(
     let before = waiting(&state.engine.get(id).await?);
     let after = waiting(&state.engine.route_order(&user.actor(), id).await?);
     let notice = match (before, after) {
-        (0, _) => "nothing_to_route",
-        (_, 0) => "routed",
-        (b, a) if a < b => "routed_some",
-        _ => "route_nothing",
+        (0, _) => Notice::NothingToRoute,
+        (_, 0) => Notice::Routed,
+        (b, a) if a < b => Notice::RoutedSome,
+        _ => Notice::RouteNothing,
     };
-    Ok(see_order(id, notice))
+    Ok(see_order(&user, id, notice))
 }
 
 /// The quantity rows a parcel or rejection form sent: `lines[i].sku` and
@@ -258,7 +256,7 @@ async fn quantity_step(
     form: &'static str,
     mut c: Chosen,
     parsed: Result<Action, Vec<crate::domain::FieldError>>,
-    done: &'static str,
+    done: Notice,
 ) -> AdminResult {
     let mut refused = |errors, error| Problems {
         error,
@@ -270,13 +268,13 @@ async fn quantity_step(
         Ok(_) => {
             let errors = std::mem::take(&mut c.errors);
             let p = refused(errors, None);
-            return order_page(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, None, p).await;
+            return refuse(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, p).await;
         }
         Err(errs) => {
             let mut errors = std::mem::take(&mut c.errors);
             place_errors(form, errs, &c.lines, &mut errors);
             let p = refused(errors, None);
-            return order_page(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, None, p).await;
+            return refuse(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, p).await;
         }
     };
     let verb = if form == "parcel" {
@@ -285,18 +283,18 @@ async fn quantity_step(
         "Not rejected"
     };
     match state.engine.transition(&user.actor(), id, action).await {
-        Ok(_) => Ok(see_order(id, done)),
+        Ok(_) => Ok(see_order(user, id, done)),
         Err(EngineError::Conflict(m)) => {
             let mut errors = HashMap::new();
             mark_too_much(state, id, form, &c.lines, &mut errors).await?;
             let p = refused(errors, Some(format!("{verb}: {m}.")));
-            order_page(state, user, id, StatusCode::CONFLICT, None, p).await
+            refuse(state, user, id, StatusCode::CONFLICT, p).await
         }
         Err(EngineError::Invalid(errs)) => {
             let mut errors = HashMap::new();
             place_errors(form, errs, &c.lines, &mut errors);
             let p = refused(errors, None);
-            order_page(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, None, p).await
+            refuse(state, user, id, StatusCode::UNPROCESSABLE_ENTITY, p).await
         }
         Err(e) => Err(e.into()),
     }
@@ -321,7 +319,7 @@ pub async fn ship_parcel(
     let typed = |n: &str| Some(fields.text(n)).filter(|s| !s.is_empty());
     let lines = c.requested();
     let parsed = Action::parcel(typed("carrier"), typed("tracking_number"), &lines);
-    quantity_step(&state, &user, id, "parcel", c, parsed, "parcel").await
+    quantity_step(&state, &user, id, "parcel", c, parsed, Notice::Parcel).await
 }
 
 /// `POST /admin/orders/{id}/reject` (warehouse only): refuses the chosen
@@ -341,7 +339,7 @@ pub async fn reject(
     let reason = Some(fields.text("reason")).filter(|s| !s.is_empty());
     let lines = c.requested();
     let parsed = Action::reject(&lines, reason);
-    quantity_step(&state, &user, id, "reject", c, parsed, "rejected").await
+    quantity_step(&state, &user, id, "reject", c, parsed, Notice::Rejected).await
 }
 
 /// `POST /admin/orders/{id}/holds` (both sides): places a typed hold
@@ -371,7 +369,7 @@ pub async fn place_hold(
                 .collect(),
             action_values: values.clone(),
         };
-        order_page(&state, &user, id, status, None, problems)
+        refuse(&state, &user, id, status, problems)
     };
     let (kind, reason) = match parse_hold(Some(kind).filter(|k| !k.is_empty()), Some(reason)) {
         Ok(k) => k,
@@ -380,16 +378,16 @@ pub async fn place_hold(
     let engine = &state.engine;
     let (placed, notice) = if engine.role().may(Command::HoldOrder) {
         let r = engine.place_hold(&user.actor(), id, kind, reason).await;
-        (r.map(|_| ()), "store_hold_placed")
+        (r.map(|_| ()), Notice::StoreHoldPlaced)
     } else {
         only_if(&state, Command::ChangeFulfillment)?;
         let r = engine
             .transition(&user.actor(), id, Action::PlaceHold { kind, reason })
             .await;
-        (r.map(|_| ()), "hold_placed")
+        (r.map(|_| ()), Notice::HoldPlaced)
     };
     match placed {
-        Ok(()) => Ok(see_order(id, notice)),
+        Ok(()) => Ok(see_order(&user, id, notice)),
         Err(EngineError::Conflict(m)) => {
             let error = Some(format!("Not held: {m}."));
             refused(StatusCode::CONFLICT, error, Vec::new()).await
@@ -417,22 +415,22 @@ pub async fn release_hold(
     let engine = &state.engine;
     let (released, notice) = if engine.role().may(Command::HoldOrder) {
         let r = engine.release_hold(&user.actor(), id, hold).await;
-        (r.map(|_| ()), "store_hold_released")
+        (r.map(|_| ()), Notice::StoreHoldReleased)
     } else {
         only_if(&state, Command::ChangeFulfillment)?;
         let r = engine
             .transition(&user.actor(), id, Action::ReleaseHold { id: hold })
             .await;
-        (r.map(|_| ()), "hold_released")
+        (r.map(|_| ()), Notice::HoldReleased)
     };
     match released {
-        Ok(()) => Ok(see_order(id, notice)),
+        Ok(()) => Ok(see_order(&user, id, notice)),
         Err(EngineError::Conflict(m)) => {
             let problems = Problems {
                 error: Some(format!("Not released: {m}.")),
                 ..Default::default()
             };
-            order_page(&state, &user, id, StatusCode::CONFLICT, None, problems).await
+            refuse(&state, &user, id, StatusCode::CONFLICT, problems).await
         }
         Err(e) => Err(e.into()),
     }

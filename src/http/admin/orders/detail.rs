@@ -389,6 +389,8 @@ pub struct Detail {
     pub tracking_number: Option<String>,
     pub shipped_at: Option<String>,
     pub cancel_outcome: Option<String>,
+    /// Beside the status: the cancel request while unanswered, or refused.
+    pub cancel_badge: Option<format::CancelBadge>,
     pub content_changed_after_pick: bool,
     pub store_version: i64,
     pub warehouse_version: i64,
@@ -414,20 +416,7 @@ impl Detail {
         address.push(format!("{} {}", a.postal_code, a.city));
         address.extend(a.region.clone());
         address.push(a.country.as_str().to_owned());
-        let cancel_outcome = match (c.cancel.is_some(), f) {
-            (_, Some(f)) if f.cancel_rejected_reason.is_some() => Some(format!(
-                "Cancellation refused: {}",
-                f.cancel_rejected_reason.as_deref().unwrap_or("")
-            )),
-            (true, Some(f)) if f.status == FulfillmentStatus::Cancelled => {
-                Some("Cancelled by the warehouse".to_owned())
-            }
-            (true, _) => Some("Requested; waiting for the warehouse's answer".to_owned()),
-            (false, Some(f)) if f.status == FulfillmentStatus::Cancelled => {
-                Some("Cancelled".to_owned())
-            }
-            _ => None,
-        };
+        let outcome = o.cancel_outcome();
         Detail {
             id: o.id.to_string(),
             number: o.number.clone(),
@@ -489,7 +478,8 @@ impl Detail {
             carrier: shipment.map(|s| s.carrier.clone()),
             tracking_number: shipment.map(|s| s.tracking_number.clone()),
             shipped_at: shipment.map(|s| format::clock(s.shipped_at, now)),
-            cancel_outcome,
+            cancel_outcome: format::cancel_sentence(outcome.as_ref()),
+            cancel_badge: format::cancel_badge(outcome.as_ref()),
             content_changed_after_pick: f.is_some_and(|f| f.content_changed_after_pick),
             store_version: o.store_version,
             warehouse_version: o.warehouse_version,
@@ -508,7 +498,6 @@ pub(super) struct OrderPage {
     chrome: Chrome,
     o: Detail,
     peer: &'static str,
-    notice: Option<&'static str>,
     error: Option<String>,
     /// Warehouse: the buttons to show.
     actions: Actions,
@@ -585,45 +574,11 @@ pub(super) struct Problems {
     pub(super) action_values: HashMap<String, String>,
 }
 
-pub(super) fn notice_text(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "created" => "Order created. It is on its way to the warehouse.",
-        "saved" => "Changes saved.",
-        "cancel_requested" => "Cancellation requested; the warehouse will answer it.",
-        "picking" => "Picking started.",
-        "packed" => "Marked as packed.",
-        "shipped" => "Marked as shipped.",
-        "on_hold" => "Put on hold.",
-        "released" => "Hold released.",
-        "replayed" => "Delivery restarted.",
-        "routed" => "Every waiting line is routed now, and on its way to its warehouse.",
-        "routed_some" => {
-            "Some waiting lines were routed; the others still wait, with the reason below."
-        }
-        "route_nothing" => {
-            "No warehouse takes the waiting lines yet, so nothing changed. Add or change a warehouse, then route again."
-        }
-        "nothing_to_route" => "No line was waiting to be routed.",
-        "parcel" => "Parcel shipped.",
-        "store_hold_placed" => {
-            "Hold placed. Each warehouse holds its part (nothing is picked, packed or shipped) until you release it here."
-        }
-        "store_hold_released" => {
-            "Hold released. A part with no other active hold goes back to where it was at its warehouse."
-        }
-        "hold_placed" => "Hold placed. Nothing is picked, packed or shipped until it is released.",
-        "hold_released" => "Hold released.",
-        "rejected" => "Lines rejected; the store will route them to another warehouse.",
-        _ => return None,
-    })
-}
-
 pub(super) async fn order_page(
     state: &AppState,
     user: &AdminUser,
     id: OrderId,
     status: StatusCode,
-    notice: Option<&'static str>,
     problems: Problems,
 ) -> AdminResult {
     let engine = &state.engine;
@@ -679,7 +634,6 @@ pub(super) async fn order_page(
     let page = OrderPage {
         chrome: Chrome::new(role, user, format!("Order {}", v.order.number), "orders"),
         peer: role.peer().as_str(),
-        notice,
         error: problems.error,
         actions,
         parcel_rows,
@@ -760,34 +714,55 @@ async fn audit(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Vec<Aud
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
-#[derive(Deserialize, Default)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    notice: String,
-}
-
-/// `GET /admin/orders/{id}`.
+/// `GET /admin/orders/{id}`, with a failed action's form if one was kept
+/// for it (see [`super::super::flash`]).
 pub async fn show(
     State(state): State<AppState>,
     user: AdminUser,
     Path(id): Path<String>,
-    q: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult {
     let id = order_id(&id)?;
-    let notice = q.ok().and_then(|Query(q)| notice_text(&q.notice));
-    order_page(
-        &state,
-        &user,
-        id,
-        StatusCode::OK,
-        notice,
-        Problems::default(),
-    )
-    .await
+    let kept = flash::take(&state, &user, &order_path(id)).await?;
+    let (status, problems) = match kept {
+        Some(f) => (f.status(), Problems::from(f)),
+        None => (StatusCode::OK, Problems::default()),
+    };
+    order_page(&state, &user, id, status, problems).await
 }
 
-pub(super) fn see_order(id: OrderId, notice: &str) -> Response {
-    Redirect::to(&format!("/admin/orders/{id}?notice={notice}")).into_response()
+pub(super) fn order_path(id: OrderId) -> String {
+    format!("/admin/orders/{id}")
+}
+
+/// To the order's page, which says `notice` once.
+pub(super) fn see_order(user: &AdminUser, id: OrderId, notice: Notice) -> Response {
+    flash::see(user, &order_path(id), notice)
+}
+
+/// An action on the order's page that failed: back to the page (303), which
+/// shows `problems` once, answering `status`.
+pub(super) async fn refuse(
+    state: &AppState,
+    user: &AdminUser,
+    id: OrderId,
+    status: StatusCode,
+    problems: Problems,
+) -> AdminResult {
+    let mut f = Flash::new(status);
+    f.error = problems.error;
+    f.errors = problems.action_errors;
+    f.values = problems.action_values.into_iter().collect();
+    f.keep(state, user, &order_path(id)).await
+}
+
+impl From<Flash> for Problems {
+    fn from(f: Flash) -> Problems {
+        Problems {
+            action_values: f.value_map(),
+            error: f.error,
+            action_errors: f.errors,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -206,18 +206,53 @@ pub(super) fn form_page(
     }
 }
 
-/// `GET /admin/orders/new` (store only).
+const NEW_PATH: &str = "/admin/orders/new";
+
+fn edit_path(id: OrderId) -> String {
+    format!("/admin/orders/{id}/edit")
+}
+
+/// `GET /admin/orders/new` (store only): a blank form, or the one a POST
+/// kept (see [`super::super::flash`]).
 pub async fn new_form(State(state): State<AppState>, user: AdminUser) -> AdminResult {
     only_if(&state, Command::CreateOrder)?;
-    let page = form_page(
-        &state,
-        &user,
-        FormMode::New,
-        &OrderValues::blank(),
-        &HashMap::new(),
-        None,
-    );
-    render(StatusCode::OK, &page)
+    let (status, values, errors, error) = match flash::take(&state, &user, NEW_PATH).await? {
+        Some(f) => kept_form(f),
+        None => (StatusCode::OK, OrderValues::blank(), HashMap::new(), None),
+    };
+    let page = form_page(&state, &user, FormMode::New, &values, &errors, error);
+    render(status, &page)
+}
+
+/// A kept order form: its status, values as typed, errors and message.
+fn kept_form(
+    f: Flash,
+) -> (
+    StatusCode,
+    OrderValues,
+    HashMap<String, String>,
+    Option<String>,
+) {
+    let values = OrderValues::from_fields(&Fields(f.values.clone()));
+    (f.status(), values, f.errors, f.error)
+}
+
+/// Keeps the order form as typed, with its errors, for the form's page
+/// (`page`), and redirects there: the page answers `status`.
+async fn keep_form(
+    state: &AppState,
+    user: &AdminUser,
+    page: &str,
+    status: StatusCode,
+    values: &OrderValues,
+    errors: HashMap<String, String>,
+    error: Option<String>,
+) -> AdminResult {
+    let mut f = Flash::new(status);
+    f.values = values.to_fields();
+    f.errors = errors;
+    f.error = error;
+    f.keep(state, user, page).await
 }
 
 /// The "add line" / "remove line" buttons without JavaScript: the form
@@ -243,24 +278,26 @@ pub(super) fn row_change(fields: &Fields, values: &mut OrderValues) -> bool {
 
 pub(super) const FIX_BELOW: &str = "The order was not saved: correct the fields marked below.";
 
-/// `POST /admin/orders` (store only): creates the order or shows the form
-/// again with every error next to its field and everything as typed.
+/// `POST /admin/orders` (store only): creates the order, or keeps the form
+/// as typed with every error next to its field for the form's page.
 pub async fn create(State(state): State<AppState>, user: AdminUser, fields: Fields) -> AdminResult {
     user.check_csrf(&fields)?;
     only_if(&state, Command::CreateOrder)?;
     let mut values = OrderValues::from_fields(&fields);
     if row_change(&fields, &mut values) {
-        let page = form_page(&state, &user, FormMode::New, &values, &HashMap::new(), None);
-        return render(StatusCode::OK, &page);
+        let ok = StatusCode::OK;
+        return keep_form(&state, &user, NEW_PATH, ok, &values, HashMap::new(), None).await;
     }
     let values = values.without_blank_lines();
     let (input, form_errors) = values.create_input();
     let parsed = input.parse();
     let (content, pricing) = match parsed {
         Ok(ok) if form_errors.is_empty() => ok,
-        Ok(_) => return invalid_form(&state, &user, FormMode::New, &values, form_errors, vec![]),
+        Ok(_) => {
+            return invalid_form(&state, &user, NEW_PATH, &values, form_errors, vec![]).await;
+        }
         Err(errs) => {
-            return invalid_form(&state, &user, FormMode::New, &values, form_errors, errs);
+            return invalid_form(&state, &user, NEW_PATH, &values, form_errors, errs).await;
         }
     };
     let created = state
@@ -270,26 +307,30 @@ pub async fn create(State(state): State<AppState>, user: AdminUser, fields: Fiel
     match created {
         Created::New(v) => {
             tracing::info!(order_id = %v.order.id, number = %v.order.number, user = %user.username, "order created in admin");
-            Ok(see_order(v.order.id, "created"))
+            Ok(see_order(&user, v.order.id, Notice::Created))
         }
         Created::Replayed(_) => Err(AdminError::Internal),
     }
 }
 
-pub(super) fn invalid_form(
+/// A form with bad fields: kept with every error for its page (422).
+pub(super) async fn invalid_form(
     state: &AppState,
     user: &AdminUser,
-    mode: FormMode<'_>,
+    page: &str,
     values: &OrderValues,
     form_errors: Vec<crate::domain::FieldError>,
     domain_errors: Vec<crate::domain::FieldError>,
 ) -> AdminResult {
     let errors = merge_errors(form_errors, domain_errors);
-    let page = form_page(state, user, mode, values, &errors, Some(FIX_BELOW.into()));
-    render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    let error = Some(FIX_BELOW.to_owned());
+    keep_form(state, user, page, status, values, errors, error).await
 }
 
-/// `GET /admin/orders/{id}/edit` (store only, while editing is allowed).
+/// `GET /admin/orders/{id}/edit` (store only, while editing is allowed):
+/// the order's values, or the form a POST kept (shown even if editing
+/// closed meanwhile: it says why it was not saved).
 pub async fn edit_form(
     State(state): State<AppState>,
     user: AdminUser,
@@ -298,26 +339,39 @@ pub async fn edit_form(
     only_if(&state, Command::EditOrder)?;
     let id = order_id(&id)?;
     let v = state.engine.get(id).await?;
-    if let Err(e) = v.order.store_may_edit() {
+    let kept = flash::take(&state, &user, &edit_path(id)).await?;
+    if kept.is_none()
+        && let Err(e) = v.order.store_may_edit()
+    {
         let problems = Problems {
             error: Some(format!("Order {} cannot be edited: {e}.", v.order.number)),
             ..Default::default()
         };
-        return order_page(&state, &user, id, StatusCode::CONFLICT, None, problems).await;
+        return order_page(&state, &user, id, StatusCode::CONFLICT, problems).await;
     }
     let mode = FormMode::Edit {
         id,
         number: &v.order.number,
     };
-    let page = form_page(
-        &state,
-        &user,
-        mode,
-        &OrderValues::from_order(&v),
-        &HashMap::new(),
-        None,
-    );
-    render(StatusCode::OK, &page)
+    let (status, values, errors, error) = match kept {
+        Some(f) => {
+            let (status, mut values, errors, error) = kept_form(f);
+            // The fields fixed at creation are shown, not submitted.
+            let fixed = OrderValues::from_order(&v);
+            for f in FIELDS.iter().filter(|f| f.create_only) {
+                values.fields.insert(f.name, fixed.get(f.name).to_owned());
+            }
+            (status, values, errors, error)
+        }
+        None => (
+            StatusCode::OK,
+            OrderValues::from_order(&v),
+            HashMap::new(),
+            None,
+        ),
+    };
+    let page = form_page(&state, &user, mode, &values, &errors, error);
+    render(status, &page)
 }
 
 /// `POST /admin/orders/{id}/edit` (store only).
@@ -331,42 +385,32 @@ pub async fn edit(
     only_if(&state, Command::EditOrder)?;
     let id = order_id(&id)?;
     let current = state.engine.get(id).await?;
-    let number = current.order.number.clone();
     // The fields fixed at creation are shown, not submitted.
     let fixed = OrderValues::from_order(&current);
     let mut values = OrderValues::from_fields(&fields);
     for f in FIELDS.iter().filter(|f| f.create_only) {
         values.fields.insert(f.name, fixed.get(f.name).to_owned());
     }
-    let mode = || FormMode::Edit {
-        id,
-        number: &number,
-    };
+    let page = edit_path(id);
     if row_change(&fields, &mut values) {
-        let page = form_page(&state, &user, mode(), &values, &HashMap::new(), None);
-        return render(StatusCode::OK, &page);
+        let ok = StatusCode::OK;
+        return keep_form(&state, &user, &page, ok, &values, HashMap::new(), None).await;
     }
     let values = values.without_blank_lines();
     let (patch, form_errors) = values.patch_input(fixed.get("currency"));
     if !form_errors.is_empty() {
-        return invalid_form(&state, &user, mode(), &values, form_errors, vec![]);
+        return invalid_form(&state, &user, &page, &values, form_errors, vec![]).await;
     }
     match state.engine.patch_order(&user.actor(), id, &patch).await {
-        Ok(_) => Ok(see_order(id, "saved")),
+        Ok(_) => Ok(see_order(&user, id, Notice::Saved)),
         Err(EngineError::Invalid(errs)) => {
-            invalid_form(&state, &user, mode(), &values, form_errors, errs)
+            invalid_form(&state, &user, &page, &values, form_errors, errs).await
         }
         Err(EngineError::Conflict(m)) => {
             // The warehouse started meanwhile: keep what was typed, say why.
-            let page = form_page(
-                &state,
-                &user,
-                mode(),
-                &values,
-                &HashMap::new(),
-                Some(format!("Not saved: {m}.")),
-            );
-            render(StatusCode::CONFLICT, &page)
+            let error = Some(format!("Not saved: {m}."));
+            let status = StatusCode::CONFLICT;
+            keep_form(&state, &user, &page, status, &values, HashMap::new(), error).await
         }
         Err(e) => Err(e.into()),
     }

@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::flash::{self, Flash, Notice};
 use super::form::{FIELDS, LineValues, OrderValues, merge_errors};
 use super::format::{self, Badge};
 use super::session::{AdminUser, Fields};
