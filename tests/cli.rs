@@ -439,8 +439,9 @@ fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
 /// `demo` into `data` with one of its three addresses taken by another
 /// process: it exits at once, non-zero, with one line naming the port and
 /// the flag and variable that choose another, and creates nothing (a
-/// half-made directory used to keep the next start from seeding). With the
-/// port free again, the same command seeds the demo orders.
+/// half-made directory used to keep the next start from seeding); so does
+/// one port given twice. With free ports, the same command seeds the demo
+/// orders.
 #[test]
 fn demo_with_a_port_in_use_fails_at_once_creates_nothing_then_seeds() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -501,6 +502,30 @@ fn demo_with_a_port_in_use_fails_at_once_creates_nothing_then_seeds() {
         );
         drop(taken);
     }
+
+    // The same address twice is the demo's own mistake, said as such.
+    let mut p = ports();
+    p.us = p.eu;
+    let (ok, out, err) = run(
+        &[
+            "demo",
+            "--data-dir",
+            &data.display().to_string(),
+            "--store-listen",
+            &format!("127.0.0.1:{}", p.store),
+            "--eu-listen",
+            &format!("127.0.0.1:{}", p.eu),
+            "--us-listen",
+            &format!("127.0.0.1:{}", p.us),
+        ],
+        None,
+    );
+    one_error_line(
+        "one port twice",
+        &(ok, out, err),
+        &["warehouse eu", "warehouse us", "its own port"],
+    );
+    assert!(!data.exists(), "nothing is created for one port twice");
 
     let p = ports();
     let child = demo(&data, p, false);

@@ -208,6 +208,21 @@ struct Running {
 /// in use then stops the demo with nothing created, and the message names
 /// the port and how to choose another.
 fn bind_all(args: &DemoArgs) -> anyhow::Result<(TcpListener, Vec<TcpListener>)> {
+    let named = [
+        ("store", args.store_listen),
+        ("warehouse eu", args.warehouse_listen),
+        ("warehouse us", args.us_listen),
+    ];
+    for (i, (a, addr)) in named.iter().enumerate() {
+        // Port 0 is "any free port", a different one each time.
+        let same = |other: &SocketAddr| other == addr && addr.port() != 0;
+        if let Some((b, _)) = named[i + 1..].iter().find(|(_, other)| same(other)) {
+            anyhow::bail!(
+                "the {a} and the {b} are both given {addr}; give each its own port \
+                 (--store-listen, --eu-listen, --us-listen)"
+            );
+        }
+    }
     let bind = |addr: SocketAddr, what: &str, how: &str| {
         listen_on(addr).map_err(|e| {
             anyhow::anyhow!(
