@@ -394,19 +394,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// whether the directory is new (a first start that failed half-way leaves
 /// a directory with credentials and no orders):
 /// - no database holds an order: all of them;
-/// - the store holds orders but none has a part at `us` (a directory of the
-///   older one-warehouse demo): the split orders, which give `us` its parts;
+/// - the store holds orders but not the split ones (a directory of the older
+///   one-warehouse demo, which never had them): the split orders;
 /// - otherwise none. Nor when the store holds none but a warehouse does
 ///   (store.db removed by hand): their numbers would clash.
 async fn to_seed(store: &Engine, running: &[Running]) -> anyhow::Result<Vec<&'static DemoOrder>> {
-    let newest = |limit| ListFilter {
-        limit,
+    let one = |search: Option<&str>| ListFilter {
+        search: search.map(str::to_owned),
+        limit: 1,
         ..Default::default()
     };
-    let at_store = store.list(&newest(200)).await?;
-    if at_store.is_empty() {
+    if store.list(&one(None)).await?.is_empty() {
         for r in running {
-            if !r.service.engine().list(&newest(1)).await?.is_empty() {
+            if !r.service.engine().list(&one(None)).await?.is_empty() {
                 anyhow::bail!(
                     "the store holds no orders but warehouse {} does; remove the data \
                      directory to start afresh",
@@ -416,13 +416,12 @@ async fn to_seed(store: &Engine, running: &[Running]) -> anyhow::Result<Vec<&'st
         }
         return Ok(DEMO_ORDERS.iter().chain(SPLIT_ORDERS).collect());
     }
-    let any_at_us = at_store
-        .iter()
-        .any(|o| o.parts.iter().any(|p| p.warehouse == US.name));
-    Ok(if any_at_us {
-        Vec::new()
-    } else {
+    // By its customer's e-mail address: no other demo order has it.
+    let split = store.list(&one(Some(SPLIT_ORDERS[0].email))).await?;
+    Ok(if split.is_empty() {
         SPLIT_ORDERS.iter().collect()
+    } else {
+        Vec::new()
     })
 }
 
