@@ -352,12 +352,15 @@ fn diff(shown: &[String], printed: &[String]) -> Vec<String> {
     out
 }
 
-fn have(program: &str) -> bool {
-    Cmd::program(program)
+/// Whether `program` runs (`Cmd` would panic on a missing one).
+fn on_path(program: &str) -> bool {
+    use std::process::{Command, Stdio};
+    Command::new(program)
         .arg("--version")
-        .output(None)
-        .status
-        .success()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `GET url` with a bearer token, as JSON.
@@ -410,9 +413,10 @@ fn wait_seeded(demo: &mut Proc, dir: &Path, store: u16) {
 #[test]
 fn readme_walk_through_prints_what_it_shows() {
     let blocks = walk_through(README);
-    if !common::have(["bash", "curl", "python3"].iter().all(|p| have(p)), || {
-        "the README walk-through needs bash, curl and python3 on PATH".into()
-    }) {
+    if !common::have(
+        ["bash", "curl", "python3"].iter().all(|p| on_path(p)),
+        || "the README walk-through needs bash, curl and python3 on PATH".into(),
+    ) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
