@@ -159,8 +159,10 @@ impl Service {
 /// descriptors) leaves new clients retrying their SYN for seconds.
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// Binds `addr` with [`LISTEN_BACKLOG`].
-fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds `addr` with [`LISTEN_BACKLOG`], as [`Service::bind`] does: for a
+/// caller that binds every address before it creates anything (the demo),
+/// then hands the listener to [`Service::start`].
+pub fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,

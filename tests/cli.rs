@@ -1,7 +1,9 @@
 //! The binary as a user runs it: `demo` runs a store and two warehouses,
 //! seeds orders (two split between the warehouses), serves, exits 0 on
 //! SIGTERM, keeps its data across restarts and takes over the directory of
-//! the older one-warehouse demo; bad configuration is one line and a
+//! the older one-warehouse demo; with a port taken it fails at once, in one
+//! line naming the port and how to choose another, creating nothing; it
+//! seeds whenever its databases hold no orders; bad configuration is one line and a
 //! non-zero exit, never a panic; `token create` prints only the token;
 //! `outbox replay` selects dead letters by time or by several ids (against
 //! services started with the API tests' harness, on SQLite and PostgreSQL);
@@ -261,9 +263,10 @@ fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
 
 /// A directory left by the demo of one warehouse (`warehouse.db`, the
 /// store's warehouse `main`, credentials without `warehouses`), made here
-/// with the CLI as that demo made it: the demo keeps its files and
-/// credentials, takes its warehouse as `eu` (the store's `main`, now with
-/// eu's routing), adds `us` beside it and seeds the split orders.
+/// with the CLI as that demo made it, and an order made while it ran: the
+/// demo keeps its files, credentials and order, takes its warehouse as
+/// `eu` (the store's `main`, now with eu's routing), adds `us` beside it
+/// and seeds the split orders only.
 #[test]
 fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -340,25 +343,68 @@ fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
     let old = Value::Object(old);
     let creds_path = dir.path().join("credentials.json");
     std::fs::write(&creds_path, serde_json::to_vec_pretty(&old).expect("json")).expect("write");
-
-    let child = demo(dir.path(), ports, false);
     let store_token = old["store"]["api_token"].as_str().expect("token");
     let eu_token = old["warehouse"]["api_token"].as_str().expect("token");
+
+    // The old demo's one order, made while it ran: the demo seeds from what
+    // the databases hold, so a directory with orders but none at `us` gets
+    // the split orders only.
+    let serve = |role: &str, url: &str, port: u16, peer: u16| {
+        Cmd::bin()
+            .args(["serve", "--role", role, "--database-url", url])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--peer-url", &format!("http://127.0.0.1:{peer}")])
+            .env("FULFILLMENT_SYNC_SECRET", "the old demo's shared secret")
+            .spawn()
+    };
+    let mut old_store = serve("store", &store_db, ports.store, ports.eu);
+    let mut old_wh = serve("warehouse", &wh_db, ports.eu, ports.store);
+    old_store.wait_ready(ports.store, Duration::from_secs(60));
+    old_wh.wait_ready(ports.eu, Duration::from_secs(60));
+    let order = serde_json::json!({
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "shipping_address": {"name": "Ada Lovelace", "line1": "1 Example Street",
+                             "city": "London", "postal_code": "12345", "country": "GB"},
+        "lines": [{"sku": "WID-1", "name": "Widget", "quantity": 1, "unit_price": 1999}],
+        "currency": "GBP",
+        "shipping_cost": 0
+    });
+    let out = Cmd::program("curl")
+        .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json"])
+        .args(["-H", &format!("Authorization: Bearer {store_token}")])
+        .args(["--data", &order.to_string()])
+        .arg(format!("http://127.0.0.1:{}/api/v1/orders", ports.store))
+        .output(None);
+    assert!(out.status.success(), "the old demo's order: {out:?}");
+    wait_for(30, "the old demo's order at its warehouse", || {
+        orders_at(ports.eu, eu_token).filter(|o| o.len() == 1)
+    });
+    terminate(old_store);
+    terminate(old_wh);
+
+    let child = demo(dir.path(), ports, false);
     let items = wait_for(60, "the split orders at the store", || {
         let items = orders_at(ports.store, store_token)?;
-        (items.len() == 2
-            && items.iter().all(|o| {
+        (items.len() == 3
+            && items[..2].iter().all(|o| {
                 o["parts"].as_array().is_some_and(|p| p.len() == 2)
                     && o["sync"]["state"] == "synced"
             }))
         .then_some(items)
     });
-    for o in &items {
+    for o in &items[..2] {
         assert_eq!(o["parts"][0]["warehouse"], "main", "{o}");
         assert_eq!(o["parts"][1]["warehouse"], "us", "{o}");
     }
-    let eu = wait_for(30, "eu's parts", || orders_at(ports.eu, eu_token));
-    assert_eq!(eu.len(), 2, "the first parts, in warehouse.db");
+    assert_eq!(items[2]["customer"]["name"], "Ada Lovelace", "{items:?}");
+    let eu = wait_for(30, "eu's parts", || {
+        orders_at(ports.eu, eu_token).filter(|o| o.len() == 3)
+    });
+    assert_eq!(
+        eu.len(),
+        3,
+        "the old order and the first parts, in warehouse.db"
+    );
     assert!(!dir.path().join("warehouse-eu.db").exists());
     let creds: Value =
         serde_json::from_slice(&std::fs::read(&creds_path).expect("read")).expect("json");
@@ -387,6 +433,209 @@ fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
         .collect();
     assert_eq!(names, ["main", "us"], "{warehouses}");
     assert_eq!(warehouses["items"][0]["countries"][0], "GB", "{warehouses}");
+    assert!(terminate(child).success());
+}
+
+/// `demo` into `data` with one of its three addresses taken by another
+/// process: it exits at once, non-zero, with one line naming the port and
+/// the flag and variable that choose another, and creates nothing (a
+/// half-made directory used to keep the next start from seeding); so does
+/// one port given twice. With free ports, the same command seeds the demo
+/// orders.
+#[test]
+fn demo_with_a_port_in_use_fails_at_once_creates_nothing_then_seeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let ports = || Ports {
+        store: free_port(),
+        eu: free_port(),
+        us: free_port(),
+    };
+    type Take = fn(&mut Ports, u16);
+    let cases: [(&str, Take, &[&str]); 3] = [
+        (
+            "store",
+            |p, port| p.store = port,
+            &["--store-listen", "FULFILLMENT_STORE_LISTEN"],
+        ),
+        (
+            "warehouse eu",
+            |p, port| p.eu = port,
+            &["--eu-listen", "FULFILLMENT_WAREHOUSE_LISTEN"],
+        ),
+        (
+            "warehouse us",
+            |p, port| p.us = port,
+            &["--us-listen", "FULFILLMENT_US_LISTEN"],
+        ),
+    ];
+    for (what, take, names) in cases {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let mut p = ports();
+        take(&mut p, port);
+        let log = dir.path().join("failed.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Cmd::bin();
+        cmd.args(["demo", "--data-dir"])
+            .arg(&data)
+            .args(["--store-listen", &format!("127.0.0.1:{}", p.store)])
+            .args(["--eu-listen", &format!("127.0.0.1:{}", p.eu)])
+            .args(["--us-listen", &format!("127.0.0.1:{}", p.us)])
+            .log_to(&log);
+        let started = Instant::now();
+        let mut child = cmd.spawn();
+        let status = wait_for(30, "demo to give up on the taken port", || child.exited());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: it fails at once, took {:?}",
+            started.elapsed()
+        );
+        let err = child.log_text();
+        let port_text = format!("port {port}");
+        let mut expected = vec![what, port_text.as_str()];
+        expected.extend_from_slice(names);
+        one_error_line(what, &(status.success(), String::new(), err), &expected);
+        assert!(
+            !data.exists(),
+            "{what}: nothing is created when a port is taken"
+        );
+        drop(taken);
+    }
+
+    // The same address twice is the demo's own mistake, said as such.
+    let mut p = ports();
+    p.us = p.eu;
+    let (ok, out, err) = run(
+        &[
+            "demo",
+            "--data-dir",
+            &data.display().to_string(),
+            "--store-listen",
+            &format!("127.0.0.1:{}", p.store),
+            "--eu-listen",
+            &format!("127.0.0.1:{}", p.eu),
+            "--us-listen",
+            &format!("127.0.0.1:{}", p.us),
+        ],
+        None,
+    );
+    one_error_line(
+        "one port twice",
+        &(ok, out, err),
+        &["warehouse eu", "warehouse us", "its own port"],
+    );
+    assert!(!data.exists(), "nothing is created for one port twice");
+
+    let p = ports();
+    let child = demo(&data, p, false);
+    let creds: Value = wait_for(60, "credentials.json", || {
+        std::fs::read(data.join("credentials.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    let token = creds["store"]["api_token"].as_str().expect("store token");
+    wait_for(60, "the seeded orders at the store", || {
+        orders_at(p.store, token).filter(|o| o.len() == 8)
+    });
+    assert!(terminate(child).success());
+}
+
+/// A directory a failed first start left behind (credentials.json and
+/// databases with users and tokens, but no order), made here with the CLI:
+/// the demo seeds it, because it seeds when the databases hold no orders,
+/// not when the directory is new; and keeps its credentials.
+#[test]
+fn demo_seeds_a_half_made_directory_without_orders() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports = Ports {
+        store: free_port(),
+        eu: free_port(),
+        us: free_port(),
+    };
+    let db = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        let (ok, out, err) = run(args, stdin);
+        assert!(ok, "{args:?}: {err}");
+        out.trim().to_owned()
+    };
+    let side = |role: &str, file: &str, port: u16| {
+        let url = db(file);
+        cli(
+            &[
+                "user",
+                "create",
+                "--role",
+                role,
+                "--database-url",
+                &url,
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("a half-made demo password\n"),
+        );
+        let token = cli(
+            &[
+                "token",
+                "create",
+                "--role",
+                role,
+                "--database-url",
+                &url,
+                "--name",
+                "demo",
+            ],
+            None,
+        );
+        serde_json::json!({
+            "url": format!("http://127.0.0.1:{port}"),
+            "admin_user": "admin",
+            "admin_password": "a half-made demo password",
+            "api_token": token,
+        })
+    };
+    let store = side("store", "store.db", ports.store);
+    let mut warehouses = serde_json::Map::new();
+    for (name, port) in [("eu", ports.eu), ("us", ports.us)] {
+        let mut w = side("warehouse", &format!("warehouse-{name}.db"), port);
+        w["sync_secret"] = format!("the {name} secret of a half-made demo").into();
+        warehouses.insert(name.into(), w);
+    }
+    let mut eu = warehouses["eu"].clone();
+    if let Some(o) = eu.as_object_mut() {
+        o.remove("sync_secret");
+    }
+    let creds = serde_json::json!({
+        "store": store,
+        "warehouse": eu,
+        "warehouses": warehouses,
+        "sync_secret": "the store secret of a half-made demo",
+    });
+    let creds_path = dir.path().join("credentials.json");
+    std::fs::write(
+        &creds_path,
+        serde_json::to_vec_pretty(&creds).expect("json"),
+    )
+    .expect("write");
+
+    let child = demo(dir.path(), ports, false);
+    let token = |v: &Value| v["api_token"].as_str().expect("token").to_owned();
+    let store_token = token(&creds["store"]);
+    wait_for(60, "the seeded orders at the store", || {
+        orders_at(ports.store, &store_token).filter(|o| o.len() == 8)
+    });
+    let eu = wait_for(60, "eu's parts", || {
+        orders_at(ports.eu, &token(&creds["warehouses"]["eu"])).filter(|o| o.len() == 6)
+    });
+    let us = wait_for(60, "us's parts", || {
+        orders_at(ports.us, &token(&creds["warehouses"]["us"])).filter(|o| o.len() == 4)
+    });
+    assert_eq!((eu.len(), us.len()), (6, 4));
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(&creds_path).expect("read")).expect("json");
+    assert_eq!(after["store"], creds["store"], "its credentials are kept");
+    assert_eq!(after["warehouses"], creds["warehouses"]);
     assert!(terminate(child).success());
 }
 

@@ -1,7 +1,9 @@
 //! `fulfillment demo`: a store and two warehouses, `eu` and `us`, in one
-//! process, on SQLite files in one directory, with credentials and (on first
-//! start) demo orders that travel the real sync path, two of them split
-//! between the warehouses.
+//! process, on SQLite files in one directory, with credentials and (while
+//! its databases hold no orders) demo orders that travel the real sync path,
+//! two of them split between the warehouses. It binds its three addresses
+//! before it creates anything, so a port in use leaves no half-made
+//! directory behind.
 //!
 //! The store knows each warehouse as a row of its `warehouses` table (its
 //! URL, routing settings and a secret of its own), exactly as an operator
@@ -16,12 +18,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 
 use crate::domain::order::{AddressInput, CreateOrderInput, CustomerInput, PricedLineInput};
 use crate::domain::warehouse::{WarehouseInput, WarehouseName};
 use crate::domain::{Action, Actor, FulfillmentStatus, Role};
 use crate::engine::{Created, Engine, OrderView, credentials};
-use crate::service::{Service, ServiceConfig, shutdown_signal};
+use crate::service::{Service, ServiceConfig, listen_on, shutdown_signal};
 use crate::storage::orders::ListFilter;
 use crate::storage::{Db, DbOptions};
 
@@ -158,16 +161,28 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates the admin user and API token of one service of a new demo
+/// directory (`dir`), in its database.
 async fn side_credentials(
     db_file: &Path,
     role: Role,
     listen: SocketAddr,
+    dir: &Path,
 ) -> anyhow::Result<SideCredentials> {
     let db = Db::open(&sqlite_url(db_file), role, &DbOptions::default()).await?;
     let password = credentials::new_password();
+    // An admin already there: the database outlived its credentials.json,
+    // whose passwords are the only copy.
     credentials::create_user(&db, "admin", &password)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the {role} admin: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the {role} admin in {}: {e}; {} has no credentials.json \
+                 for it: move the directory away to start afresh",
+                db_file.display(),
+                dir.display()
+            )
+        })?;
     let token = credentials::create_token(&db, role, "demo")
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the {role} API token: {e}"))?;
@@ -189,8 +204,62 @@ struct Running {
     service: Service,
 }
 
+/// Binds the demo's three addresses, before anything else is made: a port
+/// in use then stops the demo with nothing created, and the message names
+/// the port and how to choose another.
+fn bind_all(args: &DemoArgs) -> anyhow::Result<(TcpListener, Vec<TcpListener>)> {
+    let named = [
+        ("store", args.store_listen),
+        ("warehouse eu", args.warehouse_listen),
+        ("warehouse us", args.us_listen),
+    ];
+    for (i, (a, addr)) in named.iter().enumerate() {
+        // Port 0 is "any free port", a different one each time.
+        let same = |other: &SocketAddr| other == addr && addr.port() != 0;
+        if let Some((b, _)) = named[i + 1..].iter().find(|(_, other)| same(other)) {
+            anyhow::bail!(
+                "the {a} and the {b} are both given {addr}; give each its own port \
+                 (--store-listen, --eu-listen, --us-listen)"
+            );
+        }
+    }
+    let bind = |addr: SocketAddr, what: &str, how: &str| {
+        listen_on(addr).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} for the {what}: {e}; stop what uses port {}, \
+                 or choose another address with {how}",
+                addr.port()
+            )
+        })
+    };
+    let store = bind(
+        args.store_listen,
+        "store",
+        "--store-listen or FULFILLMENT_STORE_LISTEN",
+    )?;
+    let mut warehouses = Vec::new();
+    for w in WAREHOUSES {
+        let listener = if w.name == EU.name {
+            bind(
+                args.warehouse_listen,
+                "warehouse eu",
+                "--eu-listen (or --warehouse-listen) or FULFILLMENT_WAREHOUSE_LISTEN",
+            )?
+        } else {
+            bind(
+                args.us_listen,
+                "warehouse us",
+                "--us-listen or FULFILLMENT_US_LISTEN",
+            )?
+        };
+        warehouses.push(listener);
+    }
+    Ok((store, warehouses))
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
+    let (store_listener, warehouse_listeners) = bind_all(&args)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -222,11 +291,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let first_start = stored.is_none();
     let (store_creds, legacy, mut warehouses, sync_secret) = match stored {
         Some(c) => (c.store, Some(c.warehouse), c.warehouses, c.sync_secret),
         None => (
-            side_credentials(&store_db, Role::Store, args.store_listen).await?,
+            side_credentials(&store_db, Role::Store, args.store_listen, dir).await?,
             None,
             BTreeMap::new(),
             new_secret(),
@@ -246,7 +314,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 }
             }
             _ => WarehouseCredentials {
-                side: side_credentials(&warehouse_db(dir, w), Role::Warehouse, listen(w)).await?,
+                side: side_credentials(&warehouse_db(dir, w), Role::Warehouse, listen(w), dir)
+                    .await?,
                 sync_secret: new_secret(),
             },
         };
@@ -267,16 +336,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "",
         creds.sync_secret.clone(),
     );
-    let store = Service::bind(store_cfg, args.store_listen).await?;
+    let store = Service::start(store_cfg, store_listener).await?;
     let mut running: Vec<Running> = Vec::new();
-    for w in WAREHOUSES {
+    for (w, listener) in WAREHOUSES.into_iter().zip(warehouse_listeners) {
         let cfg = ServiceConfig::new(
             Role::Warehouse,
             sqlite_url(&warehouse_db(dir, w)),
             store.url(),
             creds.warehouses[w.name].sync_secret.clone(),
         );
-        match Service::bind(cfg, listen(w)).await {
+        match Service::start(cfg, listener).await {
             Ok(service) => running.push(Running {
                 demo: w,
                 row: w.name.to_owned(),
@@ -302,20 +371,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     creds.warehouse = creds.warehouses[EU.name].side.clone();
     write_private(&cred_path, &serde_json::to_vec_pretty(&creds)?)?;
 
-    // The first start seeds every demo order; a directory of an older demo
-    // gets the split ones, which it has not seen.
-    let to_seed: Vec<&DemoOrder> = if first_start {
-        DEMO_ORDERS.iter().chain(SPLIT_ORDERS).collect()
-    } else if upgraded {
-        SPLIT_ORDERS.iter().collect()
-    } else {
-        Vec::new()
-    };
-    if !to_seed.is_empty() {
-        eprintln!("seeding demo orders…");
-        if let Err(e) = seed(store.engine(), &running, &to_seed).await {
-            eprintln!("warning: demo seeding incomplete: {e}");
+    match to_seed(store.engine(), &running).await {
+        Ok(orders) if orders.is_empty() => {}
+        Ok(orders) => {
+            eprintln!("seeding demo orders…");
+            if let Err(e) = seed(store.engine(), &running, &orders).await {
+                eprintln!("warning: demo seeding incomplete: {e}");
+            }
         }
+        Err(e) => eprintln!("warning: demo orders not seeded: {e}"),
     }
 
     banner(&store, &running, &cred_path, dir).await;
@@ -324,6 +388,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("shutting down: finishing in-flight requests and relay batches");
     stop_all(store, running).await;
     Ok(())
+}
+
+/// Which demo orders to seed, from what the databases hold rather than
+/// whether the directory is new (a first start that failed half-way leaves
+/// a directory with credentials and no orders):
+/// - no database holds an order: all of them;
+/// - the store holds orders but not the split ones (a directory of the older
+///   one-warehouse demo, which never had them): the split orders;
+/// - otherwise none. Nor when the store holds none but a warehouse does
+///   (store.db removed by hand): their numbers would clash.
+async fn to_seed(store: &Engine, running: &[Running]) -> anyhow::Result<Vec<&'static DemoOrder>> {
+    let one = |search: Option<&str>| ListFilter {
+        search: search.map(str::to_owned),
+        limit: 1,
+        ..Default::default()
+    };
+    if store.list(&one(None)).await?.is_empty() {
+        for r in running {
+            if !r.service.engine().list(&one(None)).await?.is_empty() {
+                anyhow::bail!(
+                    "the store holds no orders but warehouse {} does; remove the data \
+                     directory to start afresh",
+                    r.demo.name
+                );
+            }
+        }
+        return Ok(DEMO_ORDERS.iter().chain(SPLIT_ORDERS).collect());
+    }
+    // By its customer's e-mail address: no other demo order has it.
+    let split = store.list(&one(Some(SPLIT_ORDERS[0].email))).await?;
+    Ok(if split.is_empty() {
+        SPLIT_ORDERS.iter().collect()
+    } else {
+        Vec::new()
+    })
 }
 
 /// Stops every service at once.
