@@ -41,9 +41,11 @@ use crate::storage::{self, Db, StorageError, audit, now_micros, orders, outbox};
 // shapes; callers name them here, and never reach storage themselves.
 pub use crate::storage::audit::Entry as AuditEntry;
 pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
+pub use crate::storage::history::Minute as HistoryMinute;
 pub use crate::storage::orders::{ListFilter, StatusFilter};
 pub use crate::storage::outbox::{Attempt, OutboxStatus, ReplaySelection};
 pub use crate::storage::prune::Retention;
+pub use delivery::{MINUTE, Tally, minute_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -155,6 +155,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0015_warehouse_withdrawn.sql"),
         },
     },
+    Migration {
+        version: 17,
+        name: "sync_history",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0017_sync_history.sql"),
+            postgres: include_str!("../../migrations/postgres/0017_sync_history.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two
