@@ -47,6 +47,8 @@ pub struct Axis {
     range: Option<(f64, f64)>,
     ticks: Option<Vec<(f64, String)>>,
     format: fn(f64) -> String,
+    /// Automatic ticks only on whole numbers (counts).
+    whole: bool,
 }
 
 impl Axis {
@@ -57,6 +59,7 @@ impl Axis {
             range: None,
             ticks: None,
             format: count,
+            whole: false,
         }
     }
 
@@ -78,6 +81,13 @@ impl Axis {
     /// here: nice steps, or 1-2-5 per decade).
     pub fn ticks(mut self, ticks: Vec<(f64, String)>) -> Axis {
         self.ticks = Some(ticks);
+        self
+    }
+
+    /// Automatic ticks on whole numbers only: a count of 0 or 1 is not
+    /// labelled 0.2, 0.4, ...
+    pub fn whole(mut self) -> Axis {
+        self.whole = true;
         self
     }
 
@@ -388,11 +398,19 @@ fn resolve(axis: &Axis, values: &[f64], zero: bool) -> (f64, f64) {
 }
 
 /// Automatic ticks of a linear range for `room` pixels, at most one per
-/// `per` pixels; the range's top is raised to the last tick when
-/// `round_up`. Returns the ticks and the (maybe raised) top.
-fn linear_ticks(lo: f64, hi: f64, room: f64, per: f64, round_up: bool) -> (Vec<f64>, f64) {
+/// `per` pixels and at least `min_step` apart; the range's top is raised
+/// to the last tick when `round_up`. Returns the ticks and the (maybe
+/// raised) top.
+fn linear_ticks(
+    lo: f64,
+    hi: f64,
+    room: f64,
+    per: f64,
+    min_step: f64,
+    round_up: bool,
+) -> (Vec<f64>, f64) {
     let n = (room / per).floor().clamp(1.0, 8.0);
-    let step = nice_step((hi - lo) / n);
+    let step = nice_step((hi - lo) / n).max(min_step);
     let top = if round_up {
         (hi / step - 1e-9).ceil() * step
     } else {
@@ -588,7 +606,9 @@ impl Chart {
             placed.push((w / 2.0 - tw / 2.0, top - line, w / 2.0 + tw / 2.0, top));
         }
         let named: Vec<&Series> = self.series.iter().filter(|s| !s.name.is_empty()).collect();
-        if named.len() > 1 || (named.len() == 1 && !self.marks.is_empty()) {
+        // A legend whenever a series has a name, also a lone one: charts
+        // side by side then have their plots at the same height.
+        if !named.is_empty() {
             let mut x = PAD;
             top += line * 0.2;
             let mut row_top = top;
@@ -670,8 +690,15 @@ impl Chart {
                 .map(|(v, p)| (v, (self.y.format)(v), p))
                 .collect(),
             (None, Scale::Linear) => {
-                let (ticks, top_tick) =
-                    linear_ticks(y_lo, y_hi, plot_h, f * 2.4, self.y.range.is_none());
+                let min_step = if self.y.whole { 1.0 } else { 0.0 };
+                let (ticks, top_tick) = linear_ticks(
+                    y_lo,
+                    y_hi,
+                    plot_h,
+                    f * 2.4,
+                    min_step,
+                    self.y.range.is_none(),
+                );
                 y_hi = top_tick;
                 ticks
                     .into_iter()
@@ -716,7 +743,8 @@ impl Chart {
                     .iter()
                     .map(|v| text_width(&(self.x.format)(*v), small))
                     .fold(0.0, f64::max);
-                linear_ticks(x_lo, x_hi, plot_w, widest + 3.0 * PAD, false)
+                let min_step = if self.x.whole { 1.0 } else { 0.0 };
+                linear_ticks(x_lo, x_hi, plot_w, widest + 3.0 * PAD, min_step, false)
                     .0
                     .into_iter()
                     .map(|v| (v, (self.x.format)(v), 0))
@@ -1129,8 +1157,13 @@ mod tests {
         assert_eq!(millis(120_000.0), "2 min");
         assert_eq!(seconds(0.02), "20 ms");
         assert_eq!(
-            linear_ticks(0.0, 9.0, 100.0, 25.0, true),
+            linear_ticks(0.0, 9.0, 100.0, 25.0, 0.0, true),
             (vec![0.0, 5.0, 10.0], 10.0)
+        );
+        // Whole numbers: 0 and 1 only, however much room there is.
+        assert_eq!(
+            linear_ticks(0.0, 1.0, 200.0, 25.0, 1.0, true),
+            (vec![0.0, 1.0], 1.0)
         );
     }
 

@@ -248,6 +248,15 @@ impl Browser {
         }
     }
 
+    /// Resizes the browser window to `width` × `height` pixels (its
+    /// outer size; the page's viewport is a little smaller in height).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
     /// Saves a PNG of the whole page as docs/screenshots/NAME.png, when
     /// FULFILLMENT_SCREENSHOTS=1 (the committed screenshots are made so).
     pub async fn screenshot(&self, name: &str) {

@@ -15,6 +15,7 @@ mod helpers;
 mod driver;
 mod holds;
 mod parts;
+mod sync_page;
 
 use driver::{Browser, TextContains};
 use fulfillment::engine::credentials;

@@ -29,6 +29,25 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
+/// A stored time (microseconds) for a table cell, to the second, and how
+/// far it is from `now`: (`14:53:07 UTC`, `in 12 s`). The date is added
+/// when it is not `now`'s: (`2026-01-02 14:53:07 UTC`, `3 d 2 h ago`).
+pub fn clock_and_relative(us: i64, now: i64) -> (String, String) {
+    let (t, n) = (from_micros(us), from_micros(now));
+    let clock = if t.date_naive() == n.date_naive() {
+        t.format("%H:%M:%S UTC").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    };
+    let seconds = (us - now) / 1_000_000;
+    let relative = match seconds {
+        0 => "now".to_owned(),
+        s if s > 0 => format!("in {}", age(s)),
+        s => format!("{} ago", age(-s)),
+    };
+    (clock, relative)
+}
+
 /// Decimal places of an ISO 4217 currency's minor unit.
 pub fn minor_digits(currency: &str) -> u32 {
     const ZERO: &str = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
@@ -216,6 +235,24 @@ mod tests {
         assert!(parse_amount("", "GBP").is_err());
         assert!(parse_amount("99999999999999999999", "GBP").is_err());
         assert_eq!(amount_input(123450, "EUR"), "1234.50");
+    }
+
+    #[test]
+    fn clocks_with_seconds_and_how_far_from_now() {
+        let now = 1_767_365_587_000_000; // 2026-01-02 14:53:07 UTC
+        assert_eq!(
+            clock_and_relative(now + 12_400_000, now),
+            ("14:53:19 UTC".to_owned(), "in 12 s".to_owned())
+        );
+        assert_eq!(clock_and_relative(now + 300_000, now).1, "now");
+        assert_eq!(
+            clock_and_relative(now - 125_000_000, now),
+            ("14:51:02 UTC".to_owned(), "2 min ago".to_owned())
+        );
+        assert_eq!(
+            clock_and_relative(now - 86_400_000_000, now).0,
+            "2026-01-01 14:53:07 UTC"
+        );
     }
 
     #[test]
