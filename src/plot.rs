@@ -213,6 +213,16 @@ pub struct Chart {
 /// A text's box, in image coordinates: `(left, top, right, bottom)`.
 type TextBox = (f64, f64, f64, f64);
 
+/// A drawing, with where its labels went and points along its lines
+/// (which the tests check).
+struct Drawn {
+    svg: String,
+    #[cfg_attr(not(test), allow(dead_code))]
+    labels: Vec<TextBox>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    lines: Vec<(f64, f64)>,
+}
+
 /// Estimated width of `s` at font size `font`.
 pub fn text_width(s: &str, font: f64) -> f64 {
     s.chars().count() as f64 * font * GLYPH
@@ -378,6 +388,8 @@ fn resolve(axis: &Axis, values: &[f64], zero: bool) -> (f64, f64) {
             if zero {
                 lo = lo.min(0.0);
                 hi = hi.max(0.0);
+                // Room above the tallest value (and a target drawn there).
+                hi += (hi - lo) * 0.05;
             }
             if hi - lo < 1e-12 {
                 hi = lo + 1.0;
@@ -558,11 +570,11 @@ impl Chart {
 
     /// The drawing as an `<svg>` element.
     pub fn svg(&self) -> String {
-        self.draw().0
+        self.draw().svg
     }
 
     /// The drawing, and the box of every label placed (for the tests).
-    fn draw(&self) -> (String, Vec<TextBox>) {
+    fn draw(&self) -> Drawn {
         let (w, h, f) = (self.width, self.height, self.font);
         let line = f * 1.35;
         let small = (f * 0.85).round();
@@ -856,8 +868,12 @@ impl Chart {
         }
 
         // The data, clipped to the plot.
+        // What mark labels keep off besides other labels: bars, markers,
+        // and points along the lines.
+        let mut avoid: Vec<TextBox> = Vec::new();
+        let mut obstacles = Vec::new();
         if has_data {
-            self.draw_series(&mut svg, &x_map, &y_map);
+            obstacles = self.draw_series(&mut svg, &x_map, &y_map, &mut avoid);
         } else {
             let lines = wrap(&self.empty, plot_w - 2.0 * PAD, f);
             let first = top + plot_h / 2.0 - (lines.len() as f64 - 1.0) * line / 2.0;
@@ -871,7 +887,14 @@ impl Chart {
                 );
             }
         }
-        self.draw_marks(&mut svg, &x_map, &y_map, &mut placed);
+        self.draw_marks(
+            &mut svg,
+            &x_map,
+            &y_map,
+            &mut placed,
+            &mut avoid,
+            &obstacles,
+        );
 
         for (i, s) in stamp_lines.iter().enumerate() {
             let y = stamp_top + (i as f64 + 1.0) * small * 1.3 - small * 0.3;
@@ -883,10 +906,23 @@ impl Chart {
             placed.push((PAD, y - small, PAD + text_width(s, small), y + small * 0.3));
         }
         svg.push_str("</svg>\n");
-        (svg, placed)
+        Drawn {
+            svg,
+            labels: placed,
+            lines: obstacles,
+        }
     }
 
-    fn draw_series(&self, svg: &mut String, x: &Map, y: &Map) {
+    /// Draws the series; returns points along every line drawn, a few
+    /// pixels apart, for labels to keep off (and the bars, into `avoid`).
+    fn draw_series(
+        &self,
+        svg: &mut String,
+        x: &Map,
+        y: &Map,
+        avoid: &mut Vec<TextBox>,
+    ) -> Vec<(f64, f64)> {
+        let mut obstacles: Vec<(f64, f64)> = Vec::new();
         let bar_series: Vec<usize> = (0..self.series.len())
             .filter(|i| self.series[*i].kind == Kind::Bars)
             .collect();
@@ -922,6 +958,7 @@ impl Chart {
                             Layout::Grouped => 0.0,
                         };
                         let (y0, y1) = (y.at(base), y.at(base + vy));
+                        avoid.push((bx, y1.min(y0), bx + bw.max(0.5), y1.max(y0)));
                         let _ = write!(
                             svg,
                             "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
@@ -961,6 +998,15 @@ impl Chart {
                         }
                     }
                     for run in runs.iter().filter(|r| !r.is_empty()) {
+                        obstacles.push(run[0]);
+                        for w in run.windows(2) {
+                            let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+                            let n = ((x1 - x0).hypot(y1 - y0) / 3.0).ceil().max(1.0) as usize;
+                            for k in 1..=n {
+                                let f = k as f64 / n as f64;
+                                obstacles.push((x0 + f * (x1 - x0), y0 + f * (y1 - y0)));
+                            }
+                        }
                         if run.len() == 1 {
                             let _ = write!(
                                 svg,
@@ -981,45 +1027,77 @@ impl Chart {
             }
             svg.push_str("</g>\n");
         }
+        obstacles
     }
 
-    /// Marks and their labels; a label that would cover another is moved
-    /// down a line (or up, at the bottom) until it covers none.
-    fn draw_marks(&self, svg: &mut String, x: &Map, y: &Map, placed: &mut Vec<TextBox>) {
+    /// Marks and their labels. Each label tries places around its anchor
+    /// (for a point: below right, above left, above right, below left)
+    /// and takes the first inside the plot that covers no other label, no
+    /// bar and no part of a line (`obstacles`: points along the drawn
+    /// lines); failing that, the one covering the fewest line points.
+    fn draw_marks(
+        &self,
+        svg: &mut String,
+        x: &Map,
+        y: &Map,
+        placed: &mut Vec<TextBox>,
+        avoid: &mut Vec<TextBox>,
+        obstacles: &[(f64, f64)],
+    ) {
         let small = (self.font * 0.85).round();
         let (left, right, top, bottom) = (x.from, x.to, y.to, y.from);
         let label = |svg: &mut String,
                      placed: &mut Vec<TextBox>,
-                     anchor_x: f64,
-                     anchor_y: f64,
+                     avoid: &[TextBox],
+                     candidates: &[(f64, f64)],
                      text: &str,
                      colour: &str| {
             let tw = text_width(text, small);
-            // Right of the anchor, or left of it when that would leave the plot.
-            let lx = if anchor_x + 4.0 + tw <= right {
-                anchor_x + 4.0
-            } else {
-                (anchor_x - 4.0 - tw).max(left + 2.0)
+            // `(x, baseline)` → its box, moved inside the plot.
+            let boxed = |(lx, ly): (f64, f64)| {
+                let lx = lx.clamp(left + 2.0, (right - tw - 2.0).max(left + 2.0));
+                let ly = ly.clamp(top + small + 2.0, bottom - 4.0);
+                (lx, ly - small, lx + tw, ly + 3.0)
             };
-            let mut ly = anchor_y.clamp(top + small + 2.0, bottom - 2.0);
+            let covered = |b: TextBox| {
+                obstacles
+                    .iter()
+                    .filter(|(px, py)| {
+                        *px >= b.0 - 2.0 && *px <= b.2 + 2.0 && *py >= b.1 - 2.0 && *py <= b.3 + 2.0
+                    })
+                    .count()
+            };
+            let free = |b: TextBox| placed.iter().chain(avoid).all(|p| !overlaps(*p, b, 1.0));
+            // The candidates, then each moved down and up a line at a time.
             let step = small + 3.0;
-            for _ in 0..12 {
-                let b = (lx, ly - small, lx + tw, ly + 3.0);
-                if placed.iter().all(|p| !overlaps(*p, b, 1.0)) {
-                    break;
+            let mut tries: Vec<TextBox> = candidates.iter().map(|c| boxed(*c)).collect();
+            for k in 1..=10 {
+                for (cx, cy) in candidates {
+                    for dir in [1.0, -1.0] {
+                        tries.push(boxed((*cx, cy + dir * step * f64::from(k))));
+                    }
                 }
-                ly = if ly + step <= bottom - 2.0 {
-                    ly + step
-                } else {
-                    top + small + 2.0
-                };
             }
-            placed.push((lx, ly - small, lx + tw, ly + 3.0));
-            // A white halo keeps the label readable over lines.
+            let chosen = tries
+                .iter()
+                .copied()
+                .find(|b| free(*b) && covered(*b) == 0)
+                .or_else(|| {
+                    tries
+                        .iter()
+                        .copied()
+                        .filter(|b| free(*b))
+                        .min_by_key(|b| covered(*b))
+                })
+                .unwrap_or(tries[0]);
+            placed.push(chosen);
+            // A white halo keeps the label readable where it must cross a line.
             let _ = writeln!(
                 svg,
-                "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"{small}\" fill=\"{colour}\" stroke=\"white\" \
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{small}\" fill=\"{colour}\" stroke=\"white\" \
                  stroke-width=\"3\" paint-order=\"stroke\" class=\"chart-mark\">{}</text>",
+                chosen.0,
+                chosen.3 - 3.0,
                 esc(text)
             );
         };
@@ -1035,7 +1113,22 @@ impl Chart {
                         svg,
                         "<line x1=\"{left:.1}\" y1=\"{py:.1}\" x2=\"{right:.1}\" y2=\"{py:.1}\" stroke=\"{colour}\" stroke-dasharray=\"6,4\"/>"
                     );
-                    label(svg, placed, left + 2.0, py - 4.0, l, colour);
+                    let tw = text_width(l, small);
+                    let (above, below) = (py - 4.0, py + small + 3.0);
+                    let far = right - tw - 4.0;
+                    label(
+                        svg,
+                        placed,
+                        avoid,
+                        &[
+                            (left + 4.0, above),
+                            (left + 4.0, below),
+                            (far, above),
+                            (far, below),
+                        ],
+                        l,
+                        colour,
+                    );
                 }
                 Mark::Vertical {
                     x: v,
@@ -1047,7 +1140,16 @@ impl Chart {
                         svg,
                         "<line x1=\"{px:.1}\" y1=\"{top:.1}\" x2=\"{px:.1}\" y2=\"{bottom:.1}\" stroke=\"{colour}\" stroke-dasharray=\"6,4\"/>"
                     );
-                    label(svg, placed, px, top + small + 2.0, l, colour);
+                    let tw = text_width(l, small);
+                    let first = top + small + 4.0;
+                    label(
+                        svg,
+                        placed,
+                        avoid,
+                        &[(px + 4.0, first), (px - 4.0 - tw, first)],
+                        l,
+                        colour,
+                    );
                 }
                 Mark::Point {
                     x: vx,
@@ -1060,7 +1162,22 @@ impl Chart {
                         svg,
                         "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"white\" stroke=\"{colour}\" stroke-width=\"2\"/>"
                     );
-                    label(svg, placed, px + 2.0, py - 6.0, l, colour);
+                    // The point itself is no place for its label either.
+                    avoid.push((px - 5.0, py - 5.0, px + 5.0, py + 5.0));
+                    let tw = text_width(l, small);
+                    label(
+                        svg,
+                        placed,
+                        avoid,
+                        &[
+                            (px + 7.0, py + small + 5.0),
+                            (px - 7.0 - tw, py - 7.0),
+                            (px + 7.0, py - 7.0),
+                            (px - 7.0 - tw, py + small + 5.0),
+                        ],
+                        l,
+                        colour,
+                    );
                 }
             }
         }
@@ -1214,11 +1331,50 @@ mod tests {
                     colour: BLUE,
                 })
                 .stamp("commit 0123456789ab · 2026-01-02 14:53 UTC · 2 cores · PostgreSQL 16.2 (fsync=on, synchronous_commit=on)");
-            let (svg, boxes) = chart.draw();
+            let Drawn {
+                svg, labels: boxes, ..
+            } = chart.draw();
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
             assert!(boxes.len() > 8, "{boxes:?}");
             no_overlap(&boxes, w, h);
         }
+    }
+
+    /// A label beside a point on a rising line sits where the line is not.
+    #[test]
+    fn mark_labels_keep_off_the_lines() {
+        let pts: Vec<(f64, Option<f64>)> = (0..=100)
+            .map(|i| (f64::from(i), Some(f64::from(i))))
+            .collect();
+        let d = Chart::new(400.0, 300.0)
+            .series(Series::line("rising", pts.clone()))
+            .series(Series::line(
+                "flat",
+                pts.iter().map(|(x, _)| (*x, Some(52.0))).collect(),
+            ))
+            .mark(Mark::Point {
+                x: 50.0,
+                y: 50.0,
+                label: "p50 50 ms".into(),
+                colour: BLUE,
+            })
+            .mark(Mark::Horizontal {
+                y: 20.0,
+                label: "target 20".into(),
+                colour: RED,
+            })
+            .draw();
+        // The marks' labels are the last two placed.
+        let marks = &d.labels[d.labels.len() - 2..];
+        for b in marks {
+            let crossed = d
+                .lines
+                .iter()
+                .filter(|(x, y)| *x >= b.0 && *x <= b.2 && *y >= b.1 && *y <= b.3)
+                .count();
+            assert_eq!(crossed, 0, "a label at {b:?} covers the line");
+        }
+        assert!(!overlaps(marks[0], marks[1], 0.0));
     }
 
     #[test]
