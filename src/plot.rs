@@ -27,7 +27,7 @@ pub const PALETTE: &[&str] = &[BLUE, ORANGE, GREEN, RED, PURPLE];
 
 /// Width of an average glyph, as a share of the font size: a little wider
 /// than sans-serif text really is, so estimates err on the roomy side.
-const GLYPH: f64 = 0.6;
+const GLYPH: f64 = 0.62;
 /// Space kept around the drawing and between labels.
 const PAD: f64 = 8.0;
 
@@ -45,7 +45,8 @@ pub struct Axis {
     label: String,
     scale: Scale,
     range: Option<(f64, f64)>,
-    ticks: Option<Vec<(f64, String)>>,
+    /// `(value, label, priority)`: 0 kept first when labels crowd.
+    ticks: Option<Vec<(f64, String, u8)>>,
     format: fn(f64) -> String,
     /// Automatic ticks only on whole numbers (counts).
     whole: bool,
@@ -80,6 +81,13 @@ impl Axis {
     /// Ticks of the caller's choosing, as `(value, label)` (else chosen
     /// here: nice steps, or 1-2-5 per decade).
     pub fn ticks(mut self, ticks: Vec<(f64, String)>) -> Axis {
+        self.ticks = Some(ticks.into_iter().map(|(v, l)| (v, l, 0)).collect());
+        self
+    }
+
+    /// Ticks of the caller's choosing with a priority each: where labels
+    /// crowd, those of priority 0 are kept first, then 1, ...
+    pub fn ranked_ticks(mut self, ticks: Vec<(f64, String, u8)>) -> Axis {
         self.ticks = Some(ticks);
         self
     }
@@ -328,6 +336,25 @@ pub fn millis(ms: f64) -> String {
     } else {
         format!("{} h", count(ms / 3_600_000.0))
     }
+}
+
+/// Ranked ticks for a log axis of seconds on round durations: 1 ms, 10
+/// ms, 100 ms, 1 s, 10 s, 1 min, 10 min, 1 h and 1 d first, then 2 and 5
+/// ms, ..., 30 s, 5 min, 30 min, 6 h where there is room; never powers of
+/// ten of seconds (`16.7 min`). Those off the axis's range are not drawn.
+pub fn duration_ticks() -> Vec<(f64, String, u8)> {
+    let major = [0.001, 0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 86_400.0];
+    let minor = [
+        0.002, 0.005, 0.02, 0.05, 0.2, 0.5, 2.0, 5.0, 30.0, 300.0, 1800.0, 21_600.0,
+    ];
+    let mut out: Vec<(f64, String, u8)> = major
+        .into_iter()
+        .map(|s| (s, 0))
+        .chain(minor.into_iter().map(|s| (s, 1)))
+        .map(|(s, p)| (s, seconds(s), p))
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
 }
 
 /// Seconds as a short duration (as [`millis`]).
@@ -696,7 +723,7 @@ impl Chart {
         let (y_lo, mut y_hi) = resolve(&self.y, &ys, true);
         let plot_h = (plot_bottom - top).max(10.0);
         let y_ticks: Vec<(f64, String, u8)> = match (&self.y.ticks, self.y.scale) {
-            (Some(t), _) => t.iter().map(|(v, l)| (*v, l.clone(), 0)).collect(),
+            (Some(t), _) => t.clone(),
             (None, Scale::Log) => log_ticks(y_lo, y_hi)
                 .into_iter()
                 .map(|(v, p)| (v, (self.y.format)(v), p))
@@ -718,6 +745,15 @@ impl Chart {
                     .collect()
             }
         };
+        // Ticks the caller gave may reach past the range: only those on it.
+        let on = |lo: f64, hi: f64, v: f64| {
+            let slack = (hi - lo).abs() * 1e-9;
+            v >= lo - slack && v <= hi + slack
+        };
+        let y_ticks: Vec<(f64, String, u8)> = y_ticks
+            .into_iter()
+            .filter(|(v, _, _)| on(y_lo, y_hi, *v))
+            .collect();
         let y_map = Map {
             scale: self.y.scale,
             lo: y_lo,
@@ -725,7 +761,11 @@ impl Chart {
             from: plot_bottom,
             to: top,
         };
-        let y_label_room = if self.y.label.is_empty() { 0.0 } else { line };
+        let y_label_room = if self.y.label.is_empty() {
+            0.0
+        } else {
+            line + 4.0
+        };
         let tick_room = y_ticks
             .iter()
             .map(|(_, l, _)| text_width(l, small))
@@ -744,7 +784,7 @@ impl Chart {
             to: right,
         };
         let x_ticks: Vec<(f64, String, u8)> = match (&self.x.ticks, self.x.scale) {
-            (Some(t), _) => t.iter().map(|(v, l)| (*v, l.clone(), 0)).collect(),
+            (Some(t), _) => t.clone(),
             (None, Scale::Log) => log_ticks(x_lo, x_hi)
                 .into_iter()
                 .map(|(v, p)| (v, (self.x.format)(v), p))
@@ -764,12 +804,12 @@ impl Chart {
             }
         };
 
+        let x_ticks: Vec<(f64, String, u8)> = x_ticks
+            .into_iter()
+            .filter(|(v, _, _)| on(x_lo, x_hi, *v))
+            .collect();
+
         // Grid and tick labels, thinned so that none collide.
-        let in_range = |m: &Map, v: f64| {
-            let p = m.at(v);
-            let (a, b) = (m.from.min(m.to), m.from.max(m.to));
-            p >= a - 0.5 && p <= b + 0.5
-        };
         let y_boxes: Vec<(TextBox, u8)> = y_ticks
             .iter()
             .map(|(v, l, p)| {
@@ -788,9 +828,6 @@ impl Chart {
             .collect();
         for i in thin(&y_boxes, 2.0) {
             let (v, l, _) = &y_ticks[i];
-            if !in_range(&y_map, *v) {
-                continue;
-            }
             let y = y_map.at(*v);
             let _ = writeln!(
                 svg,
@@ -816,9 +853,6 @@ impl Chart {
             .collect();
         for i in thin(&x_boxes, 6.0) {
             let (v, l, _) = &x_ticks[i];
-            if !in_range(&x_map, *v) {
-                continue;
-            }
             let x = x_map.at(*v);
             let b = x_boxes[i].0;
             let _ = writeln!(
@@ -1273,6 +1307,17 @@ mod tests {
         assert_eq!(millis(1500.0), "1.5 s");
         assert_eq!(millis(120_000.0), "2 min");
         assert_eq!(seconds(0.02), "20 ms");
+        let major: Vec<String> = duration_ticks()
+            .into_iter()
+            .filter(|t| t.2 == 0)
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(
+            major,
+            [
+                "1 ms", "10 ms", "100 ms", "1 s", "10 s", "1 min", "10 min", "1 h", "24 h"
+            ]
+        );
         assert_eq!(
             linear_ticks(0.0, 9.0, 100.0, 25.0, 0.0, true),
             (vec![0.0, 5.0, 10.0], 10.0)

@@ -155,7 +155,7 @@ pub fn charts(w: &Window, history: &[HistoryMinute], now: i64) -> Vec<ChartView>
     let seconds = |us: i64| us as f64 / 1e6;
     let delay = chart("delay")
         .title("Propagation delay")
-        .y(Axis::log("queued → delivered").format(plot::seconds))
+        .y(Axis::log("queued → delivered").ranked_ticks(plot::duration_ticks()))
         .series(
             Series::line(
                 "Mean",
