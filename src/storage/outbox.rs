@@ -532,22 +532,30 @@ pub async fn queued(
 }
 
 /// [`queued`]'s statement: `state`, `peer` (NULL: every peer), `limit`.
-/// The last attempt is found by the timeline's (order, id) index.
+/// The rows are chosen first (by the (peer, state) index, sorting only
+/// what is in that state), and only the chosen ones are joined to their
+/// order and their last attempt (by the timeline's (order, id) index):
+/// with the join and the lookup in the sorted query, both ran for every
+/// row of a large backlog.
 const QUEUED: Sql = Sql {
     sqlite: "SELECT q.peer, q.order_id, o.order_id AS parent_id, o.number, o.customer_name AS customer, \
                     q.attempts, q.last_error, q.next_attempt_at, q.enqueued_at, q.lease_until, \
                     (SELECT MAX(a.at) FROM sync_attempts a WHERE a.order_id = q.order_id AND a.peer = q.peer) \
                       AS last_attempt_at \
-             FROM outbox q LEFT JOIN orders o ON o.id = q.order_id \
-             WHERE q.state = $1 AND ($2 IS NULL OR q.peer = $2) \
-             ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id LIMIT $3",
+             FROM (SELECT peer, order_id, attempts, last_error, next_attempt_at, enqueued_at, lease_until \
+                   FROM outbox WHERE state = $1 AND ($2 IS NULL OR peer = $2) \
+                   ORDER BY CASE WHEN attempts > 0 THEN 0 ELSE 1 END, enqueued_at, order_id LIMIT $3) AS q \
+             LEFT JOIN orders o ON o.id = q.order_id \
+             ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id",
     postgres: "SELECT q.peer, q.order_id, o.order_id AS parent_id, o.number, o.customer_name AS customer, \
                       q.attempts, q.last_error, q.next_attempt_at, q.enqueued_at, q.lease_until, \
                       (SELECT MAX(a.at) FROM sync_attempts a WHERE a.order_id = q.order_id AND a.peer = q.peer) \
                         AS last_attempt_at \
-               FROM outbox q LEFT JOIN orders o ON o.id = q.order_id \
-               WHERE q.state = $1 AND ($2::text IS NULL OR q.peer = $2) \
-               ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id LIMIT $3",
+               FROM (SELECT peer, order_id, attempts, last_error, next_attempt_at, enqueued_at, lease_until \
+                     FROM outbox WHERE state = $1 AND ($2::text IS NULL OR peer = $2) \
+                     ORDER BY CASE WHEN attempts > 0 THEN 0 ELSE 1 END, enqueued_at, order_id LIMIT $3) AS q \
+               LEFT JOIN orders o ON o.id = q.order_id \
+               ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id",
 };
 
 /// How many rows towards `peer` (or every peer) are failing: pending

@@ -4,7 +4,9 @@
 //! deliveries land in the minute and under the warehouse they went to,
 //! a warehouse that is down shows failures and a backlog under its own
 //! name only, a warehouse's history is kept under `store`, and the pruner
-//! deletes minutes older than two days, not younger ones.
+//! deletes minutes older than two days, not younger ones. The list the
+//! page shows beside the charts puts failing changes before those not
+//! tried yet, the longest waiting first, and stops at its limit.
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use crate::routing::{create, order_to};
 both_backends!(
     deliveries_and_failures_land_in_their_minute_and_warehouse,
     minutes_older_than_two_days_are_pruned,
+    the_waiting_list_puts_failing_changes_first_and_is_capped,
 );
 
 const MINUTE: i64 = 60_000_000;
@@ -211,4 +214,70 @@ async fn minutes_older_than_two_days_are_pruned(b: Backend) {
         "a minute 47 hours old is kept"
     );
     pair.stop().await;
+}
+
+async fn the_waiting_list_puts_failing_changes_first_and_is_capped(b: Backend) {
+    // A peer that is down; the breaker opens at the first failure and
+    // stays open, so what is created afterwards is not tried.
+    let peer = FakePeer::start(|_| FakeAnswer::status(503)).await;
+    let Some(store) = Side::start_alone(fulfillment::domain::Role::Store, b, &peer.url, |cfg| {
+        cfg.breaker_threshold = 1;
+        cfg.breaker_open_for = Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    let failing = id_of(&create_order(&store, "Failing A").await);
+    wait_for_order(&store, &failing, "the first order fails", |o| {
+        o["sync"]["state"] == "failing"
+    })
+    .await;
+    let later = [
+        id_of(&create_order(&store, "Pending B").await),
+        id_of(&create_order(&store, "Pending C").await),
+    ];
+    let engine = store.service.as_ref().expect("running").engine();
+    let all = engine.waiting(None, 10).await.expect("the waiting list");
+    let ids: Vec<&str> = all.iter().map(|q| q.order_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [&failing, &later[0], &later[1]],
+        "failing first, then the longest waiting"
+    );
+    assert!(all[0].attempts >= 1 && all[0].last_error.is_some());
+    assert!(
+        all[1..]
+            .iter()
+            .all(|q| q.attempts == 0 && q.last_error.is_none())
+    );
+    let (_, c) = store.get(&format!("/api/v1/orders/{}", later[0])).await;
+    assert_eq!(all[1].number.as_deref(), c["number"].as_str());
+    assert_eq!(all[1].customer.as_deref(), Some("Pending B"));
+    assert_eq!(all[1].parent_id.as_deref(), Some(later[0].as_str()));
+    assert_eq!(all[0].peer, "main");
+    assert_eq!(engine.failing_count(None).await.expect("count"), 1);
+    assert_eq!(
+        engine
+            .failing_count(Some("elsewhere"))
+            .await
+            .expect("count"),
+        0
+    );
+    let capped = engine.waiting(None, 2).await.expect("the waiting list");
+    assert_eq!(capped.len(), 2, "the list stops at its limit");
+    assert!(
+        engine
+            .waiting(Some("elsewhere"), 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        engine
+            .dead_letters(None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }

@@ -19,7 +19,7 @@ use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::OrderId;
 use crate::domain::Role;
 use crate::domain::role::Command;
-use crate::engine::{Queued, ReplaySelection};
+use crate::engine::{OutboxStatus, Queued, ReplaySelection};
 use crate::http::AppState;
 use crate::storage::now_micros;
 use crate::sync::breaker::BreakerState;
@@ -251,10 +251,24 @@ pub async fn page(
         Vec::new()
     };
 
+    // One pass over the outbox for every peer; the page's totals are
+    // summed from it.
     let by_peer = engine.outbox_status_by_peer().await?;
     let s = match selected {
         Some(w) => by_peer.get(w).cloned().unwrap_or_default(),
-        None => engine.outbox_status().await?,
+        None => by_peer
+            .values()
+            .fold(OutboxStatus::default(), |mut sum, o| {
+                sum.pending += o.pending;
+                sum.dead += o.dead;
+                sum.oldest_pending_at = match (sum.oldest_pending_at, o.oldest_pending_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                // `None` (never) is less than any time.
+                sum.last_delivered_at = sum.last_delivered_at.max(o.last_delivered_at);
+                sum
+            }),
     };
     let failing = engine.failing_count(selected).await?;
     // The breaker that matters: the selected warehouse's; else the worst
