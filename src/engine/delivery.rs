@@ -79,13 +79,22 @@ impl Engine {
 
     /// Adds a relay's counts to `peer`'s row of the minute `minute_at` in
     /// the sync history, with the backlog (rows pending for `peer`)
-    /// sampled now.
+    /// sampled now: counted on a reader, then written in one upsert.
     pub async fn record_history(&self, peer: &str, minute_at: i64, tally: Tally) -> Result<()> {
+        let backlog = {
+            let mut c = self
+                .db
+                .reader()
+                .acquire()
+                .await
+                .map_err(StorageError::from)?;
+            history::backlog(&mut c, peer).await?
+        };
         let peer = peer.to_owned();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    history::record(c, &peer, minute_at, &tally).await?;
+                    history::record(c, &peer, minute_at, &tally, backlog).await?;
                     Ok::<_, EngineError>(())
                 })
             })

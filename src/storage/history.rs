@@ -55,15 +55,33 @@ impl Tally {
     }
 }
 
-/// Adds `t` to the row of `peer` and `minute_at` and samples the backlog
-/// (rows pending for `peer` now) into it; the row keeps the largest
-/// backlog sampled in its minute.
-pub async fn record(c: &mut AnyConnection, peer: &str, minute_at: i64, t: &Tally) -> Result<()> {
+/// How many rows are pending for `peer` now: the backlog a relay samples
+/// (counted by the outbox's (peer, state) index, on a reader, so that a
+/// large backlog is not counted while holding SQLite's one writer).
+pub async fn backlog(c: &mut AnyConnection, peer: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'pending'",
+    )
+    .bind(peer)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+/// Adds `t` and a `backlog` sample to the row of `peer` and `minute_at`;
+/// the row keeps the largest backlog sampled in its minute.
+pub async fn record(
+    c: &mut AnyConnection,
+    peer: &str,
+    minute_at: i64,
+    t: &Tally,
+    backlog: i64,
+) -> Result<()> {
     sqlx::query(RECORD.on(c))
         .bind(peer)
         .bind(minute_at)
         .bind(t.delivered)
         .bind(t.failed)
+        .bind(backlog)
         .bind(t.delay_count)
         .bind(t.delay_sum)
         .bind(t.delay_max)
@@ -73,12 +91,10 @@ pub async fn record(c: &mut AnyConnection, peer: &str, minute_at: i64, t: &Tally
 }
 
 /// [`record`]'s statement: `peer`, `minute_at`, `delivered`, `failed`,
-/// `delay_count`, `delay_sum`, `delay_max`. The backlog is counted by the
-/// (peer, state) index of the outbox; a row is written once per flush of
-/// the relay's tally (seconds apart), so the count stays off the hot path.
+/// `backlog`, `delay_count`, `delay_sum`, `delay_max`.
 const RECORD: Sql = Sql {
     sqlite: "INSERT INTO sync_history (peer, minute_at, delivered, failed, backlog, delay_count, delay_sum, delay_max) \
-             SELECT $1, $2, $3, $4, COUNT(*), $5, $6, $7 FROM outbox WHERE peer = $1 AND state = 'pending' \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (peer, minute_at) DO UPDATE SET \
                delivered = sync_history.delivered + excluded.delivered, \
                failed = sync_history.failed + excluded.failed, \
@@ -87,7 +103,7 @@ const RECORD: Sql = Sql {
                delay_sum = sync_history.delay_sum + excluded.delay_sum, \
                delay_max = MAX(sync_history.delay_max, excluded.delay_max)",
     postgres: "INSERT INTO sync_history (peer, minute_at, delivered, failed, backlog, delay_count, delay_sum, delay_max) \
-               SELECT $1, $2, $3, $4, COUNT(*), $5, $6, $7 FROM outbox WHERE peer = $1 AND state = 'pending' \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                ON CONFLICT (peer, minute_at) DO UPDATE SET \
                  delivered = sync_history.delivered + excluded.delivered, \
                  failed = sync_history.failed + excluded.failed, \
