@@ -228,10 +228,16 @@ pub async fn page(
         .filter(|w| !w.is_empty());
     let selected: Option<&str> = match asked {
         Some(w) if role == Role::Store && names.iter().any(|n| n == w) => Some(w),
-        Some(w) => {
+        Some(w) if role == Role::Store => {
             return Err(AdminError::BadRequest(format!(
                 "There is no warehouse “{w}” here. Open the sync page from the menu and pick one of the warehouses it lists."
             )));
+        }
+        Some(_) => {
+            return Err(AdminError::BadRequest(
+                "A warehouse syncs with the store only, so there is no warehouse to choose. Open the sync page from the menu."
+                    .into(),
+            ));
         }
         None => None,
     };
