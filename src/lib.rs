@@ -2,7 +2,9 @@
 //! warehouse that each own their own database.
 //!
 //! Layers, each depending only on those above it:
-//! - [`domain`]: pure types and rules (no I/O);
+//! - [`domain`]: pure types and rules (no I/O); [`plot`]: charts drawn
+//!   as SVG text (no I/O, nothing of ours), for the admin sync page and
+//!   the bench alike;
 //! - [`storage`]: SQLite/PostgreSQL, migrations, SQL per aggregate;
 //! - [`engine`]: the commands that change orders, one transaction each
 //!   (the same for both roles);
@@ -22,6 +24,7 @@ pub mod engine;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod plot;
 pub mod service;
 pub mod storage;
 pub mod sync;

@@ -69,6 +69,46 @@ fn check_svg(dir: &Path, svg: &str) -> String {
         "{svg} is an SVG document"
     );
     assert!(!text.contains("NaN"), "{svg} has no NaN coordinates");
+    // Every image says what it measured: commit, date, cores, database.
+    let stamp = text
+        .lines()
+        .find(|l| l.contains("class=\"chart-stamp\""))
+        .unwrap_or_else(|| panic!("{svg} has no stamp"));
+    assert!(
+        stamp.contains(">commit ") && stamp.contains(" cores") && stamp.contains(" UTC"),
+        "{svg}: {stamp}"
+    );
+    text
+}
+
+/// A timeline plot with a throughput and a backlog drawn from samples.
+fn check_timeline(dir: &Path, svg: &str) {
+    let text = check_svg(dir, svg);
+    assert!(
+        text.contains("throughput") && text.contains("backlog"),
+        "{svg} has both charts"
+    );
+    assert!(
+        !text.contains("data-points=\"0\""),
+        "{svg} has samples in both charts"
+    );
+}
+
+/// A tail plot, its p50 and p99 marked.
+fn check_tail(dir: &Path, svg: &str) -> String {
+    let text = check_svg(dir, svg);
+    let marks: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("class=\"chart-mark\""))
+        .collect();
+    assert!(
+        ["p50 ", "p99 "]
+            .iter()
+            .all(|p| marks.iter().any(|m| m.contains(p)))
+            && text.contains(">p99<")
+            && text.contains(">p50<"),
+        "{svg} marks p50 and p99 on a percentile axis: {marks:?}"
+    );
     text
 }
 
@@ -226,15 +266,32 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
     );
     check_split(&json, &stdout, 300.0);
 
-    for svg in ["latency-cdf.svg", "back-cdf.svg"] {
-        check_svg(dir, svg);
-    }
+    let latency = check_tail(dir, "latency-tail.svg");
+    assert!(latency.contains(">target: p99 ≤ 5.00 ms<"), "the target");
+    check_tail(dir, "back-tail.svg");
     // The split scenario's figures are drawn beside the single warehouse's.
-    let prop = check_svg(dir, "propagation-cdf.svg");
+    let prop = check_tail(dir, "propagation-tail.svg");
     assert!(
         prop.contains(">1 warehouse<") && prop.contains(">2 warehouses"),
         "both propagation curves"
     );
+    for svg in [
+        "timeline-e2e.svg",
+        "timeline-updates.svg",
+        "timeline-latency.svg",
+        "timeline-propagation.svg",
+        "timeline-split-e2e.svg",
+        "timeline-split-updates.svg",
+        "timeline-split-propagation.svg",
+    ] {
+        check_timeline(dir, svg);
+    }
+    assert!(
+        json["commit"].as_str().is_some_and(|c| !c.is_empty()),
+        "bench.json says which commit"
+    );
+    let samples = json["e2e"]["timeline"]["t"].as_array().map_or(0, Vec::len);
+    assert!(samples >= 1, "e2e was sampled over time");
     let tput = check_svg(dir, "throughput.svg");
     assert_eq!(
         tput.matches("<rect x=").count(),
@@ -293,9 +350,15 @@ fn bench_runs_the_split_scenario_alone() {
             "progress shows {phase:?}:\n{stderr}"
         );
     }
-    for svg in ["propagation-cdf.svg", "back-cdf.svg", "throughput.svg"] {
-        check_svg(dir.path(), svg);
+    for svg in ["propagation-tail.svg", "back-tail.svg"] {
+        check_tail(dir.path(), svg);
     }
+    check_svg(dir.path(), "throughput.svg");
+    check_timeline(dir.path(), "timeline-split-e2e.svg");
+    assert!(
+        !dir.path().join("timeline-e2e.svg").exists(),
+        "no plot of a scenario that did not run"
+    );
 }
 
 #[test]

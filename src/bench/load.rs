@@ -25,6 +25,7 @@ use serde::Serialize;
 use super::cluster::{Cluster, Service, WarehouseSpec};
 use super::progress::Progress;
 use super::stats::{Summary, summarize};
+use super::timeline::{Sampler, Timeline};
 use crate::domain::Role;
 use crate::storage::now_micros;
 use crate::sync::reconcile::Report;
@@ -688,6 +689,9 @@ pub struct E2e {
     pub create_latency: Summary,
     /// CPU the services used over `seconds`.
     pub cpu: Cpu,
+    /// Second by second, from the first create to the last first state
+    /// back at the store.
+    pub timeline: Timeline,
 }
 
 /// `clients` workers create `n` orders of `mix`; done when every part is
@@ -702,6 +706,7 @@ pub async fn e2e(
 ) -> anyhow::Result<E2e> {
     let m = marks(cluster).await?;
     let cpu = Cpu::now(cluster);
+    let sampler = Sampler::start(cluster).await?;
     progress.set("created", 0, n);
     let start = now_micros();
     let (api2, mix2) = (api.clone(), mix.clone());
@@ -730,6 +735,7 @@ pub async fn e2e(
         back_seconds: (back - start).max(1) as f64 / 1e6,
         create_latency: summarize(run.latencies_ms),
         cpu,
+        timeline: sampler.finish().await,
     })
 }
 
@@ -747,6 +753,8 @@ pub struct Updates {
     pub rate: f64,
     pub post_latency: Summary,
     pub cpu: Cpu,
+    /// Second by second, from the first update to the last at the store.
+    pub timeline: Timeline,
 }
 
 /// Creates `n` orders of `mix` and waits until they are synced both ways;
@@ -776,6 +784,7 @@ pub async fn updates(
 
     let mark = cluster.store.audit_mark().await?;
     let cpu = Cpu::now(cluster);
+    let sampler = Sampler::start(cluster).await?;
     progress.set("moved to picking", 0, count);
     let start = now_micros();
     let api2 = api.clone();
@@ -803,6 +812,7 @@ pub async fn updates(
         rate: per_second(count, seconds),
         post_latency: summarize(run.latencies_ms),
         cpu,
+        timeline: sampler.finish().await,
     })
 }
 
@@ -814,6 +824,8 @@ pub struct Latency {
     pub rate: f64,
     pub latency: Summary,
     pub cpu: Cpu,
+    /// Second by second, until the sync caught up.
+    pub timeline: Timeline,
 }
 
 /// `clients` workers create orders of `mix` for `duration`; the latency of
@@ -828,6 +840,7 @@ pub async fn latency(
 ) -> anyhow::Result<Latency> {
     let m = marks(cluster).await?;
     let cpu = Cpu::now(cluster);
+    let sampler = Sampler::start(cluster).await?;
     progress.set("created", 0, 0);
     let (api2, mix2) = (api.clone(), mix.clone());
     let run = closed_loop::<Placed, _, _>(
@@ -853,6 +866,7 @@ pub async fn latency(
         rate: per_second(requests, seconds),
         latency: summarize(run.latencies_ms),
         cpu,
+        timeline: sampler.finish().await,
     })
 }
 
@@ -876,6 +890,9 @@ pub struct Propagation {
     pub before_201: u64,
     pub create_latency: Summary,
     pub cpu: Cpu,
+    /// Second by second, from the first create to the last pick back at
+    /// the store.
+    pub timeline: Timeline,
     /// The way back: the same parts moved to picking at their warehouses.
     pub back: Back,
 }
@@ -934,6 +951,7 @@ pub async fn propagation(
 ) -> anyhow::Result<Propagation> {
     let m = marks(cluster).await?;
     let cpu = Cpu::now(cluster);
+    let sampler = Sampler::start(cluster).await?;
     progress.set("created", 0, u64::from(rate) * duration.as_secs());
     let (answered, seconds) = open_loop(rate, duration, u64::MAX, progress, |i| {
         let (api, mix) = (api.clone(), mix.clone());
@@ -987,6 +1005,7 @@ pub async fn propagation(
         before_201,
         create_latency: summarize(create),
         cpu,
+        timeline: sampler.finish().await,
         back,
     })
 }

@@ -11,7 +11,8 @@
 //!   (to see when and when exactly the peer applied something);
 //! - [`load`]: the HTTP clients and the scenarios;
 //! - [`seed`]: bulk rows for the reconciliation scenario;
-//! - [`report`]: the table, `bench.json`; [`svg`]: the plots;
+//! - [`report`]: the table, `bench.json`; [`svg`]: the plots (drawn with
+//!   [`crate::plot`]); [`timeline`]: each scenario second by second;
 //! - [`progress`]: the progress line on stderr; [`stats`]: percentiles;
 //! - [`host`]: how much CPU other processes took during the run.
 //!
@@ -26,6 +27,7 @@ mod report;
 mod seed;
 mod stats;
 mod svg;
+mod timeline;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -22,6 +22,8 @@ pub const TARGET_RECONCILE_ORDERS: u64 = 1_000_000;
 
 pub struct Results {
     pub config: Config,
+    /// The commit measured ([`commit`]).
+    pub commit: String,
     pub cores: usize,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// 1-minute load average of the machine when the bench started (Linux);
@@ -134,6 +136,7 @@ impl Results {
     pub fn new(config: Config) -> Self {
         Self {
             config,
+            commit: commit(),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             started_at: chrono::Utc::now(),
             load_before: load_average(),
@@ -425,8 +428,9 @@ impl Results {
     pub fn print_table(&self) {
         let rows = self.figures();
         println!(
-            "fulfillment bench {}: {}, {} cores, load generator on the same machine",
+            "fulfillment bench {} (commit {}): {}, {} cores, load generator on the same machine",
             env!("CARGO_PKG_VERSION"),
+            self.commit,
             self.backend(),
             self.cores
         );
@@ -507,6 +511,7 @@ impl Results {
         serde_json::json!({
             "tool": "fulfillment bench",
             "version": env!("CARGO_PKG_VERSION"),
+            "commit": self.commit,
             "started_at": self.started_at,
             "backend": self.config.backend,
             "database": self.backend(),
@@ -539,6 +544,48 @@ impl Results {
             })),
         })
     }
+
+    /// The line every plot carries: what was measured, when, on what.
+    pub fn stamp(&self) -> String {
+        format!(
+            "commit {} · {} · {} cores · {}{}",
+            self.commit,
+            self.started_at.format("%Y-%m-%d %H:%M UTC"),
+            self.cores,
+            self.backend(),
+            if self.config.smoke {
+                " · smoke sizes"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The commit the bench runs: `FULFILLMENT_COMMIT` when the binary was
+/// built (a release pipeline sets it), else what `git describe` says of
+/// the current directory (`-dirty` with uncommitted changes), else
+/// `unknown` (not run from a checkout, or no git).
+pub fn commit() -> String {
+    if let Some(c) = option_env!("FULFILLMENT_COMMIT").filter(|c| !c.is_empty()) {
+        return c.to_owned();
+    }
+    std::process::Command::new("git")
+        .args([
+            "describe",
+            "--always",
+            "--dirty",
+            "--abbrev=12",
+            "--exclude=*",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The 1-minute load average (Linux `/proc/loadavg`).

@@ -1,7 +1,10 @@
-//! The plots, as hand-written SVG: latency CDFs (log-scale milliseconds) and
-//! a bar chart of throughputs, each with its target drawn in.
+//! The plots, drawn with [`crate::plot`]: the latency tails (percentile
+//! against milliseconds, both on log scales, so p99.9 reads as easily as
+//! p50; p50 and p99 marked, the target drawn in), the throughputs as bars
+//! with their target, and each scenario over time (throughput and
+//! backlog, second by second). Every image carries a stamp: the commit,
+//! the date, the cores and the database.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -10,18 +13,19 @@ use super::load::Propagation;
 use super::report::{
     Results, TARGET_CREATE_P99_MS, TARGET_PROPAGATION_P99_MS, TARGET_THROUGHPUT, thousands,
 };
+use super::stats::Summary;
+use super::timeline::Timeline;
+use crate::plot::{self, Axis, Bars, Chart, Kind, Layout, Mark, Series};
 
-const W: f64 = 640.0;
-const H: f64 = 400.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 60.0;
-const COLOURS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+/// Size of each image (a timeline is two of these, one above the other).
+const W: f64 = 720.0;
+const H: f64 = 420.0;
+const FONT: f64 = 13.0;
 
 /// Writes the plots the results have data for; returns their paths. The
 /// split scenario's figures are drawn beside the single warehouse's.
 pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let stamp = r.stamp();
     let mut files = Vec::new();
     let mut write = |name: &str, svg: String| -> anyhow::Result<()> {
         let path = dir.join(name);
@@ -31,11 +35,12 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     };
     if let Some(l) = &r.latency {
         write(
-            "latency-cdf.svg",
-            cdf(
-                &format!("Create latency, {} clients (CDF)", l.clients),
-                &[("POST /api/v1/orders", &l.latency.cdf)],
-                Some((TARGET_CREATE_P99_MS, "target p99")),
+            "latency-tail.svg",
+            tail(
+                &format!("Create latency, {} clients: the tail", l.clients),
+                &[("POST /api/v1/orders", &l.latency)],
+                Some((TARGET_CREATE_P99_MS, "target: p99 ≤")),
+                &stamp,
             ),
         )?;
     }
@@ -54,34 +59,33 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     .filter_map(|(there, back, p)| Some((there, back, p?)))
     .collect();
     if let Some((_, _, p)) = props.first() {
-        let to: Vec<(&str, &[[f64; 2]])> = props
-            .iter()
-            .map(|(label, _, p)| (*label, p.latency.cdf.as_slice()))
-            .collect();
+        let to: Vec<(&str, &Summary)> = props.iter().map(|(l, _, p)| (*l, &p.latency)).collect();
         write(
-            "propagation-cdf.svg",
-            cdf(
+            "propagation-tail.svg",
+            tail(
                 &format!(
-                    "Propagation, 201 at the store → applied at the warehouse, {}/s (CDF)",
+                    "Propagation at {}/s: 201 at the store → applied at the warehouse",
                     p.target_rate
                 ),
                 &to,
-                Some((TARGET_PROPAGATION_P99_MS, "target p99")),
+                Some((TARGET_PROPAGATION_P99_MS, "target: p99 ≤")),
+                &stamp,
             ),
         )?;
-        let back: Vec<(&str, &[[f64; 2]])> = props
+        let back: Vec<(&str, &Summary)> = props
             .iter()
-            .map(|(_, label, p)| (*label, p.back.latency.cdf.as_slice()))
+            .map(|(_, l, p)| (*l, &p.back.latency))
             .collect();
         write(
-            "back-cdf.svg",
-            cdf(
+            "back-tail.svg",
+            tail(
                 &format!(
-                    "Back, picking (200 at the warehouse) → applied at the store, {}/s (CDF)",
+                    "Back at {}/s: picking (200 at the warehouse) → applied at the store",
                     p.target_rate
                 ),
                 &back,
                 None,
+                &stamp,
             ),
         )?;
     }
@@ -128,262 +132,291 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 &series,
                 &groups,
                 Some(TARGET_THROUGHPUT),
+                &stamp,
             ),
         )?;
+    }
+    let timelines: [(&str, String, Option<&Timeline>); 7] = [
+        (
+            "timeline-e2e.svg",
+            r.e2e.as_ref().map_or(String::new(), |e| {
+                format!(
+                    "e2e: {} orders from {} clients, 1 warehouse",
+                    thousands(e.orders as f64),
+                    e.clients
+                )
+            }),
+            r.e2e.as_ref().map(|e| &e.timeline),
+        ),
+        (
+            "timeline-updates.svg",
+            r.updates.as_ref().map_or(String::new(), |u| {
+                format!(
+                    "updates: {} parts to picking from {} clients, 1 warehouse",
+                    thousands(u.parts as f64),
+                    u.clients
+                )
+            }),
+            r.updates.as_ref().map(|u| &u.timeline),
+        ),
+        (
+            "timeline-latency.svg",
+            r.latency.as_ref().map_or(String::new(), |l| {
+                format!("latency: creates from {} clients, 1 warehouse", l.clients)
+            }),
+            r.latency.as_ref().map(|l| &l.timeline),
+        ),
+        (
+            "timeline-propagation.svg",
+            r.propagation.as_ref().map_or(String::new(), |p| {
+                format!(
+                    "propagation: {}/s there, then as many picks back, 1 warehouse",
+                    p.target_rate
+                )
+            }),
+            r.propagation.as_ref().map(|p| &p.timeline),
+        ),
+        (
+            "timeline-split-e2e.svg",
+            split.map_or(String::new(), |s| {
+                format!(
+                    "split e2e: {} orders from {} clients, 2 warehouses",
+                    thousands(s.e2e.orders as f64),
+                    s.e2e.clients
+                )
+            }),
+            split.map(|s| &s.e2e.timeline),
+        ),
+        (
+            "timeline-split-updates.svg",
+            split.map_or(String::new(), |s| {
+                format!(
+                    "split updates: {} parts to picking, 2 warehouses",
+                    thousands(s.updates.parts as f64)
+                )
+            }),
+            split.map(|s| &s.updates.timeline),
+        ),
+        (
+            "timeline-split-propagation.svg",
+            split.map_or(String::new(), |s| {
+                format!(
+                    "split propagation: {}/s there and back, 2 warehouses",
+                    s.propagation.target_rate
+                )
+            }),
+            split.map(|s| &s.propagation.timeline),
+        ),
+    ];
+    for (file, title, t) in timelines {
+        if let Some(t) = t {
+            write(file, timeline(&title, t, &stamp))?;
+        }
     }
     Ok(files)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A latency as a label: `3.24 ms`, `48.8 ms`, `1.2 s`.
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else if v < 1000.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{:.2} s", v / 1000.0)
+    }
 }
 
-fn open(title: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
-        W / 2.0,
-        esc(title)
-    )
+/// Where percentile `p` sits on the tail axis: 1 / (1 − p/100).
+fn tail_x(p: f64) -> f64 {
+    100.0 / (100.0 - p).max(1e-9)
 }
 
-fn frame(svg: &mut String) {
-    let _ = writeln!(
-        svg,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>",
-        W - LEFT - RIGHT,
-        H - TOP - BOTTOM
-    );
-}
-
-/// Cumulative distributions on a log-scale x axis (milliseconds).
-pub fn cdf(title: &str, series: &[(&str, &[[f64; 2]])], target: Option<(f64, &str)>) -> String {
-    // Zero (or clamped) values sit on the left edge of the log axis.
-    let xs = series
+/// Latency tails: the percentile on a log scale of 1 − q (0, 50, 90, 99,
+/// 99.9, ... at equal steps), the milliseconds on a log scale; p50 and
+/// p99 of each series marked, the target drawn as a line.
+pub fn tail(
+    title: &str,
+    series: &[(&str, &Summary)],
+    target: Option<(f64, &str)>,
+    stamp: &str,
+) -> String {
+    let right = series
         .iter()
-        .flat_map(|(_, pts)| pts.iter().map(|p| p[0]))
-        .filter(|x| *x > 0.0);
-    let (mut lo, mut hi) = xs.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    if let Some((t, _)) = target {
-        hi = hi.max(t);
-    }
-    if lo > hi {
-        (lo, hi) = (0.1, 10.0);
-    }
-    let lo_dec = lo.max(0.01).log10().floor();
-    let hi_dec = hi.max(1e-9).log10().ceil().max(lo_dec + 1.0);
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let x = |ms: f64| LEFT + (ms.max(10f64.powf(lo_dec)).log10() - lo_dec) / (hi_dec - lo_dec) * pw;
-    let y = |f: f64| TOP + (1.0 - f) * ph;
-
-    let mut svg = open(title);
-    // Grid and ticks: 1, 2, 5 per decade; 0..100 % every 10 %.
-    let mut d = lo_dec;
-    while d <= hi_dec {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powf(d);
-            if v < 10f64.powf(lo_dec) - 1e-12 || v > 10f64.powf(hi_dec) + 1e-9 {
-                continue;
-            }
-            let _ = writeln!(
-                svg,
-                "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#ddd\"/>\
-                 <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">{3}</text>",
-                x(v),
-                TOP + ph,
-                TOP + ph + 16.0,
-                trim(v)
-            );
+        .filter_map(|(_, s)| s.tail.last())
+        .map(|t| tail_x(t[0]))
+        .fold(100.0f64, f64::max);
+    let right = 10f64.powf(right.log10().ceil());
+    let ticks: Vec<(f64, String)> = [
+        (0.0, "p0"),
+        (50.0, "p50"),
+        (90.0, "p90"),
+        (99.0, "p99"),
+        (99.9, "p99.9"),
+        (99.99, "p99.99"),
+        (99.999, "p99.999"),
+        (99.9999, "p99.9999"),
+    ]
+    .into_iter()
+    .map(|(p, l)| (tail_x(p), l.to_owned()))
+    .filter(|(x, _)| *x <= right * 1.000_001)
+    .collect();
+    let mut chart = Chart::new(W, H)
+        .font(FONT)
+        .title(title)
+        .x(Axis::log("percentile (the slowest share on a log scale)")
+            .range(1.0, right)
+            .ticks(ticks))
+        .y(Axis::log("milliseconds (log scale)").format(plot::millis))
+        .stamp(stamp)
+        .empty("No requests were measured.");
+    for (i, (name, s)) in series.iter().enumerate() {
+        let colour = plot::PALETTE[i % plot::PALETTE.len()];
+        let points = s
+            .tail
+            .iter()
+            // The log axis has no 0: a change applied before its client
+            // had the answer (counted as 0 ms) is left out of the line.
+            .filter(|t| t[1] > 0.0)
+            .map(|t| (tail_x(t[0]), Some(t[1])))
+            .collect();
+        chart = chart.series(Series::line(name, points).colour(colour));
+        if s.count > 0 && s.p50_ms > 0.0 {
+            let who = if series.len() > 1 {
+                format!("{name}: ")
+            } else {
+                String::new()
+            };
+            chart = chart
+                .mark(Mark::Point {
+                    x: tail_x(50.0),
+                    y: s.p50_ms,
+                    label: format!("{who}p50 {}", ms(s.p50_ms)),
+                    colour,
+                })
+                .mark(Mark::Point {
+                    x: tail_x(99.0),
+                    y: s.p99_ms,
+                    label: format!("{who}p99 {}", ms(s.p99_ms)),
+                    colour,
+                });
         }
-        d += 1.0;
     }
-    for i in 0..=10 {
-        let f = f64::from(i) / 10.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}%</text>",
-            y(f),
-            LEFT + pw,
-            LEFT - 6.0,
-            y(f) + 4.0,
-            i * 10
-        );
-    }
-    frame(&mut svg);
-    let _ = writeln!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">milliseconds (log scale)</text>\
-         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">requests at or below</text>",
-        LEFT + pw / 2.0,
-        H - 18.0,
-        TOP + ph / 2.0,
-        TOP + ph / 2.0
-    );
     if let Some((t, label)) = target {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#d62728\" stroke-dasharray=\"5,4\"/>\
-             <line x1=\"{LEFT}\" y1=\"{2:.1}\" x2=\"{3}\" y2=\"{2:.1}\" stroke=\"#d62728\" stroke-dasharray=\"2,3\"/>\
-             <text x=\"{4:.1}\" y=\"{5}\" fill=\"#d62728\">{6} {7} ms</text>",
-            x(t),
-            TOP + ph,
-            y(0.99),
-            LEFT + pw,
-            x(t) + 4.0,
-            TOP + 14.0,
-            esc(label),
-            trim(t)
-        );
+        chart = chart.mark(Mark::Horizontal {
+            y: t,
+            label: format!("{label} {}", ms(t)),
+            colour: plot::RED,
+        });
     }
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let mut path = String::new();
-        for p in pts.iter() {
-            let _ = write!(path, "{:.1},{:.1} ", x(p[0]), y(p[1]));
-        }
-        let _ = writeln!(
-            svg,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{colour}\">{}</text>",
-            path.trim_end(),
-            LEFT + pw - 8.0,
-            TOP + ph - 10.0 - 16.0 * i as f64,
-            esc(label)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
+    chart.svg()
 }
 
 /// Groups of vertical bars, one bar per series in each group (a missing
-/// value leaves its place empty), with their values, a legend when there
-/// is more than one series, and a dashed target line.
+/// value leaves its place empty), with their values, a legend and a
+/// dashed target line.
 pub fn bar_chart(
     title: &str,
     series: &[&str],
     groups: &[(String, Vec<Option<f64>>)],
     target: Option<f64>,
+    stamp: &str,
 ) -> String {
-    let max = groups
+    let ticks = groups
         .iter()
-        .flat_map(|g| g.1.iter().flatten().copied())
-        .chain(target)
-        .fold(1.0f64, f64::max)
-        * 1.1;
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let y = |v: f64| TOP + (1.0 - v / max) * ph;
-    let mut svg = open(title);
-    let step = nice_step(max / 5.0);
-    let mut v = 0.0;
-    while v <= max {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>",
-            y(v),
-            LEFT + pw,
-            LEFT - 6.0,
-            y(v) + 4.0,
-            thousands(v)
-        );
-        v += step;
-    }
-    frame(&mut svg);
-    let slot = pw / groups.len().max(1) as f64;
-    let bar = slot * 0.6 / series.len().max(1) as f64;
-    for (i, (label, values)) in groups.iter().enumerate() {
-        let gx = LEFT + slot * i as f64 + slot * 0.2;
-        for (k, value) in values.iter().enumerate() {
-            let Some(value) = value else { continue };
-            let bx = gx + bar * k as f64;
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{bx:.1}\" y=\"{0:.1}\" width=\"{1:.1}\" height=\"{2:.1}\" fill=\"{3}\"/>\
-                 <text x=\"{4:.1}\" y=\"{5:.1}\" text-anchor=\"middle\">{6}</text>",
-                y(*value),
-                bar,
-                TOP + ph - y(*value),
-                COLOURS[k % COLOURS.len()],
-                bx + bar / 2.0,
-                y(*value) - 5.0,
-                thousands(*value),
-            );
-        }
-        let _ = writeln!(
-            svg,
-            "<text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">{2}</text>",
-            gx + slot * 0.3,
-            TOP + ph + 18.0,
-            esc(label)
-        );
-    }
-    if series.len() > 1 {
-        for (k, name) in series.iter().enumerate() {
-            let ly = H - 14.0;
-            let lx = LEFT + 10.0 + 260.0 * k as f64;
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{lx:.1}\" y=\"{0:.1}\" width=\"12\" height=\"12\" fill=\"{1}\"/>\
-                 <text x=\"{2:.1}\" y=\"{3:.1}\">{4}</text>",
-                ly - 10.0,
-                COLOURS[k % COLOURS.len()],
-                lx + 16.0,
-                ly,
-                esc(name)
-            );
-        }
+        .enumerate()
+        .map(|(i, (label, _))| (i as f64, label.clone()))
+        .collect();
+    let mut chart = Chart::new(W, H)
+        .font(FONT)
+        .title(title)
+        .x(Axis::linear("")
+            .range(-0.5, groups.len() as f64 - 0.5)
+            .ticks(ticks))
+        .y(Axis::linear("per second"))
+        .bars(Bars {
+            slot: 1.0,
+            layout: Layout::Grouped,
+            values: Some(thousands),
+        })
+        .stamp(stamp);
+    for (k, name) in series.iter().enumerate() {
+        let points = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (_, values))| (i as f64, values.get(k).copied().flatten()))
+            .collect();
+        chart =
+            chart.series(Series::bars(name, points).colour(plot::PALETTE[k % plot::PALETTE.len()]));
     }
     if let Some(t) = target {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#d62728\" stroke-dasharray=\"5,4\"/>\
-             <text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\" fill=\"#d62728\">target {4}</text>",
-            y(t),
-            LEFT + pw,
-            LEFT + pw - 4.0,
-            y(t) - 5.0,
-            thousands(t)
-        );
+        chart = chart.mark(Mark::Horizontal {
+            y: t,
+            label: format!("target {}/s", thousands(t)),
+            colour: plot::RED,
+        });
     }
-    svg.push_str("</svg>\n");
-    svg
+    chart.svg()
 }
 
-/// 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    let p = 10f64.powf(raw.max(1e-9).log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * p)
-}
-
-/// `0.5`, `2`, `1000`: a tick label without trailing zeros.
-fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+/// A scenario second by second: throughput (client writes accepted, and
+/// snapshots applied from the peer) above the backlog.
+pub fn timeline(title: &str, t: &Timeline, stamp: &str) -> String {
+    let at = |v: &[f64]| -> Vec<(f64, Option<f64>)> {
+        t.t.iter().zip(v).map(|(x, y)| (*x, Some(*y))).collect()
+    };
+    let last = t.t.last().copied().unwrap_or(1.0).max(1.0);
+    let x = || {
+        Axis::linear("seconds since the scenario started")
+            .range(0.0, last)
+            .format(|s| format!("{} s", plot::count(s)))
+    };
+    let throughput = Chart::new(W, H * 0.7)
+        .font(FONT)
+        .title(&format!("{title}: throughput"))
+        .x(x())
+        .y(Axis::linear("per second"))
+        .series(Series::line("client writes accepted", at(&t.accepted_per_s)).colour(plot::BLUE))
+        .series(
+            Series::new("applied from the peer", Kind::Dashed, at(&t.applied_per_s))
+                .colour(plot::GREEN),
+        )
+        .empty("The scenario ended before the first sample.");
+    let backlog: Vec<f64> = t.backlog.iter().map(|b| *b as f64).collect();
+    let waiting = Chart::new(W, H * 0.6)
+        .font(FONT)
+        .title(&format!("{title}: backlog"))
+        .x(x())
+        .y(Axis::linear("changes waiting").whole())
+        .series(Series::line("in the outboxes", at(&backlog)).colour(plot::ORANGE))
+        .stamp(stamp)
+        .empty("The scenario ended before the first sample.");
+    plot::column(&[throughput, waiting])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::stats::summarize;
 
     #[test]
     fn plots_are_svg() {
-        let pts = [[0.5, 0.1], [1.0, 0.5], [3.0, 0.99], [8.0, 1.0]];
-        let s = cdf("t <x>", &[("a&b", &pts)], Some((5.0, "target")));
-        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
-        assert!(s.contains("t &lt;x&gt;") && s.contains("a&amp;b"));
-        assert!(s.contains("<polyline"));
+        let s = summarize((1..=2000).map(|i| f64::from(i) / 100.0).collect());
+        let t = tail(
+            "t <x>",
+            &[("a&b", &s)],
+            Some((5.0, "target: p99 ≤")),
+            "stamp",
+        );
+        assert!(t.starts_with("<svg") && t.trim_end().ends_with("</svg>"));
+        assert!(t.contains("t &lt;x&gt;") && t.contains("a&amp;b"));
+        assert!(t.contains("<polyline"));
+        assert!(
+            t.contains(">p50 10.0 ms<") && t.contains(">p99 19.8 ms<"),
+            "{t}"
+        );
+        assert!(t.contains(">target: p99 ≤ 5.00 ms<"));
+        assert!(t.contains(">p99.9<") && t.contains(">stamp<"));
         let b = bar_chart(
             "b",
             &["one"],
@@ -392,8 +425,10 @@ mod tests {
                 ("y".into(), vec![Some(9000.0)]),
             ],
             Some(8000.0),
+            "stamp",
         );
-        assert_eq!(b.matches("<rect x=").count(), 3, "frame and two bars");
+        assert_eq!(b.matches("<rect x=").count(), 4, "frame, two bars, a key");
+        assert!(b.contains(">9,000<") && b.contains(">target 8,000/s<"));
         let g = bar_chart(
             "g",
             &["one", "two"],
@@ -402,6 +437,7 @@ mod tests {
                 ("y".into(), vec![Some(9000.0), Some(7000.0)]),
             ],
             None,
+            "stamp",
         );
         assert_eq!(
             g.matches("<rect x=").count(),
@@ -409,18 +445,25 @@ mod tests {
             "frame, three bars, two legend keys"
         );
         assert!(g.contains(">two</text>") && !g.contains("NaN"));
-        assert!(!b.contains("NaN") && !s.contains("NaN"));
-        let zeros = cdf("z", &[("a", &[[0.0, 0.01], [2.0, 0.5], [30.0, 1.0]])], None);
-        assert!(zeros.contains(">1</text>") && !zeros.contains(">0.01</text>"));
-        let empty = cdf("e", &[("none", &[])], None);
-        assert!(!empty.contains("NaN"));
+        assert!(!b.contains("NaN") && !t.contains("NaN"));
+        let zeros = summarize(vec![0.0, 2.0, 30.0]);
+        assert!(!tail("z", &[("a", &zeros)], None, "s").contains("NaN"));
+        let empty = tail("e", &[("none", &Summary::default())], None, "s");
+        assert!(!empty.contains("NaN") && empty.contains("No requests were measured."));
     }
 
     #[test]
-    fn steps_and_labels() {
-        assert_eq!(nice_step(1800.0), 2000.0);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(trim(0.5), "0.5");
-        assert_eq!(trim(100.0), "100");
+    fn timelines_are_two_charts_with_a_stamp() {
+        let t = Timeline {
+            t: vec![1.0, 2.0, 3.0],
+            accepted_per_s: vec![100.0, 120.0, 0.0],
+            applied_per_s: vec![90.0, 110.0, 40.0],
+            backlog: vec![10, 30, 0],
+        };
+        let svg = timeline("e2e", &t, "commit abc · 2 cores");
+        assert_eq!(svg.matches("<svg").count(), 3, "one image of two charts");
+        assert!(svg.contains(">commit abc · 2 cores<"));
+        assert!(svg.contains("data-points=\"6\"") && svg.contains("data-points=\"3\""));
+        assert!(!svg.contains("NaN"));
     }
 }

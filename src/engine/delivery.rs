@@ -2,15 +2,17 @@
 //! round of due outbox rows, load the orders to send, settle the round
 //! (with what the peer's answers taught, in the same transaction), and the
 //! outbox's housekeeping (next due time, rows a wrong clock put out of
-//! reach, leases left by a killed run, the LISTEN/NOTIFY wake-up).
+//! reach, leases left by a killed run, the LISTEN/NOTIFY wake-up), and the
+//! relay's per-minute history.
 
 use tokio::sync::watch;
 
 use super::{Engine, EngineError, Result};
 use crate::domain::snapshot::{FulfillmentSnapshot, ItemResult};
 use crate::domain::{Order, OrderId};
-use crate::storage::{Dialect, StorageError, orders, outbox};
+use crate::storage::{Dialect, StorageError, history, orders, outbox};
 
+pub use crate::storage::history::{MINUTE, Tally, minute_of};
 pub use crate::storage::outbox::{Claimed, Settle, Settled};
 
 impl Engine {
@@ -73,6 +75,30 @@ impl Engine {
             })
             .await?;
         Ok(applied.finish(self))
+    }
+
+    /// Adds a relay's counts to `peer`'s row of the minute `minute_at` in
+    /// the sync history, with the backlog (rows pending for `peer`)
+    /// sampled now: counted on a reader, then written in one upsert.
+    pub async fn record_history(&self, peer: &str, minute_at: i64, tally: Tally) -> Result<()> {
+        let backlog = {
+            let mut c = self
+                .db
+                .reader()
+                .acquire()
+                .await
+                .map_err(StorageError::from)?;
+            history::backlog(&mut c, peer).await?
+        };
+        let peer = peer.to_owned();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    history::record(c, &peer, minute_at, &tally, backlog).await?;
+                    Ok::<_, EngineError>(())
+                })
+            })
+            .await
     }
 
     /// When the earliest row pending for `peer` becomes due

@@ -41,9 +41,11 @@ use crate::storage::{self, Db, StorageError, audit, now_micros, orders, outbox};
 // shapes; callers name them here, and never reach storage themselves.
 pub use crate::storage::audit::Entry as AuditEntry;
 pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
+pub use crate::storage::history::Minute as HistoryMinute;
 pub use crate::storage::orders::{Direction, ListFilter, Seek, Sort, SortKey, StatusFilter};
-pub use crate::storage::outbox::{Attempt, OutboxStatus, ReplaySelection};
+pub use crate::storage::outbox::{Attempt, OutboxStatus, Queued, ReplaySelection};
 pub use crate::storage::prune::Retention;
+pub use delivery::{MINUTE, Tally, minute_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -355,6 +357,41 @@ impl Engine {
     ) -> Result<std::collections::HashMap<String, outbox::OutboxStatus>> {
         let mut c = self.read().await?;
         Ok(outbox::status_by_peer(&mut c).await?)
+    }
+
+    /// Changes waiting to reach `peer` (or any peer: `None`), failing
+    /// ones first, then the longest waiting; at most `limit`.
+    pub async fn waiting(&self, peer: Option<&str>, limit: i64) -> Result<Vec<outbox::Queued>> {
+        let mut c = self.read().await?;
+        Ok(outbox::queued(&mut c, "pending", peer, limit).await?)
+    }
+
+    /// How many changes towards `peer` (or any peer) are failing.
+    pub async fn failing_count(&self, peer: Option<&str>) -> Result<i64> {
+        let mut c = self.read().await?;
+        Ok(outbox::failing_count(&mut c, peer).await?)
+    }
+
+    /// Dead letters towards `peer` (or any peer), the change queued
+    /// longest ago first; at most `limit`.
+    pub async fn dead_letters(
+        &self,
+        peer: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<outbox::Queued>> {
+        let mut c = self.read().await?;
+        Ok(outbox::queued(&mut c, "dead", peer, limit).await?)
+    }
+
+    /// The sync history from `since` (microseconds) on, per minute, of
+    /// `peer` or of every peer summed.
+    pub async fn sync_history(
+        &self,
+        peer: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<storage::history::Minute>> {
+        let mut c = self.read().await?;
+        Ok(storage::history::minutes(&mut c, peer, since).await?)
     }
 
     /// The last reconciliation pass recorded in this database.

@@ -165,7 +165,21 @@ fn bulk_rows(from: u64, to: u64) -> String {
 }
 
 /// A read-only connection to a service's database, to see what it applied.
+/// Cheap to clone (the pool is shared).
+#[derive(Clone)]
 pub struct Probe(AnyPool);
+
+/// What a service did since a mark in its audit trail, and what it has
+/// waiting to send ([`Probe::activity`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Snapshots applied from its peer.
+    pub applied: u64,
+    /// Writes from its own clients (creates, updates).
+    pub accepted: u64,
+    /// Outbox rows pending now.
+    pub pending: u64,
+}
 
 impl Probe {
     pub async fn open(url: &str) -> Result<Probe> {
@@ -225,6 +239,36 @@ impl Probe {
         .bind(changes)
         .fetch_all(&self.0)
         .await?)
+    }
+
+    /// [`Activity`] since the audit entry `mark`, with the rows pending
+    /// for `peers` (whom this service sends to): each count by an index
+    /// (the audit trail's id, the outbox's peer and state).
+    pub async fn activity(&self, mark: i64, peers: &[String]) -> Result<Activity> {
+        let (applied, accepted): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN actor_kind = 'sync' THEN 1 END), \
+                    COUNT(CASE WHEN actor_kind <> 'sync' THEN 1 END) \
+             FROM audit_log WHERE id > $1",
+        )
+        .bind(mark)
+        .fetch_one(&self.0)
+        .await?;
+        let mut pending = 0;
+        for peer in peers {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE peer = $1 AND state = 'pending'",
+            )
+            .bind(peer)
+            .fetch_one(&self.0)
+            .await?;
+            pending += n.max(0) as u64;
+        }
+        let n = |v: i64| v.max(0) as u64;
+        Ok(Activity {
+            applied: n(applied),
+            accepted: n(accepted),
+            pending,
+        })
     }
 
     pub async fn order_count(&self) -> Result<u64> {

@@ -164,6 +164,15 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0016_audit_diff_dead_letters.sql"),
         },
     },
+    Migration {
+        version: 17,
+        name: "sync_history",
+        only: None,
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0017_sync_history.sql"),
+            postgres: include_str!("../../migrations/postgres/0017_sync_history.sql"),
+        },
+    },
     // One number, one file per role: a database runs the one of its role
     // (they differ only in the status column an index ranks).
     Migration {

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod bench;
 pub mod bulk;
 pub mod digests;
+pub mod history;
 pub mod idempotency;
 pub mod migrate;
 pub mod orders;

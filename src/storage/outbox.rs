@@ -505,6 +505,86 @@ struct PeerStatus {
     status: OutboxStatus,
 }
 
+/// One outbox row as the admin sync page lists it, with its order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Queued {
+    pub peer: String,
+    /// The row's order: a part's own id, at a store.
+    pub order_id: String,
+    /// The order it belongs to (a store order, for a later part), and its
+    /// number and customer; `None` when the order is missing.
+    pub parent_id: Option<String>,
+    pub number: Option<String>,
+    pub customer: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: i64,
+    pub enqueued_at: i64,
+    pub lease_until: i64,
+    /// The last attempt (for a dead letter: when it became one).
+    pub last_attempt_at: Option<i64>,
+}
+
+/// Up to `limit` rows in `state` (`pending` or `dead`), towards `peer`
+/// or every peer (`None`), most urgent first: failing rows before rows
+/// not tried yet, then the change waiting longest.
+pub async fn queued(
+    c: &mut AnyConnection,
+    state: &str,
+    peer: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Queued>> {
+    Ok(sqlx::query_as::<_, Queued>(QUEUED.on(c))
+        .bind(state)
+        .bind(peer)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?)
+}
+
+/// [`queued`]'s statement: `state`, `peer` (NULL: every peer), `limit`.
+/// The rows are chosen first (by the (peer, state) index, sorting only
+/// what is in that state), and only the chosen ones are joined to their
+/// order and their last attempt (by the timeline's (order, id) index):
+/// with the join and the lookup in the sorted query, both ran for every
+/// row of a large backlog.
+const QUEUED: Sql = Sql {
+    sqlite: "SELECT q.peer, q.order_id, o.order_id AS parent_id, o.number, o.customer_name AS customer, \
+                    q.attempts, q.last_error, q.next_attempt_at, q.enqueued_at, q.lease_until, \
+                    (SELECT MAX(a.at) FROM sync_attempts a WHERE a.order_id = q.order_id AND a.peer = q.peer) \
+                      AS last_attempt_at \
+             FROM (SELECT peer, order_id, attempts, last_error, next_attempt_at, enqueued_at, lease_until \
+                   FROM outbox WHERE state = $1 AND ($2 IS NULL OR peer = $2) \
+                   ORDER BY CASE WHEN attempts > 0 THEN 0 ELSE 1 END, enqueued_at, order_id LIMIT $3) AS q \
+             LEFT JOIN orders o ON o.id = q.order_id \
+             ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id",
+    postgres: "SELECT q.peer, q.order_id, o.order_id AS parent_id, o.number, o.customer_name AS customer, \
+                      q.attempts, q.last_error, q.next_attempt_at, q.enqueued_at, q.lease_until, \
+                      (SELECT MAX(a.at) FROM sync_attempts a WHERE a.order_id = q.order_id AND a.peer = q.peer) \
+                        AS last_attempt_at \
+               FROM (SELECT peer, order_id, attempts, last_error, next_attempt_at, enqueued_at, lease_until \
+                     FROM outbox WHERE state = $1 AND ($2::text IS NULL OR peer = $2) \
+                     ORDER BY CASE WHEN attempts > 0 THEN 0 ELSE 1 END, enqueued_at, order_id LIMIT $3) AS q \
+               LEFT JOIN orders o ON o.id = q.order_id \
+               ORDER BY CASE WHEN q.attempts > 0 THEN 0 ELSE 1 END, q.enqueued_at, q.order_id",
+};
+
+/// How many rows towards `peer` (or every peer) are failing: pending
+/// and tried at least once.
+pub async fn failing_count(c: &mut AnyConnection, peer: Option<&str>) -> Result<i64> {
+    Ok(sqlx::query_scalar::<_, i64>(FAILING.on(c))
+        .bind(peer)
+        .fetch_one(&mut *c)
+        .await?)
+}
+
+const FAILING: Sql = Sql {
+    sqlite: "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND attempts > 0 \
+             AND ($1 IS NULL OR peer = $1)",
+    postgres: "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND attempts > 0 \
+               AND ($1::text IS NULL OR peer = $1)",
+};
+
 /// Which dead letters to send again.
 #[derive(Debug, Clone)]
 pub enum ReplaySelection {

@@ -1,6 +1,6 @@
 //! Pruning: nothing grows forever. Delivered outbox rows, old delivery
-//! attempts, expired idempotency keys, remembered webhook ids and old
-//! reconciliation records are deleted in small batches by a background task,
+//! attempts, expired idempotency keys, remembered webhook ids, old
+//! reconciliation records and old minutes of sync history are deleted in small batches by a background task,
 //! never on a request's path, so a prune never holds the writer for long.
 
 use std::time::Duration;
@@ -22,6 +22,8 @@ pub struct Retention {
     /// 2 × 300 s, so ids need keeping only that long (with a margin).
     pub webhook_ids: Duration,
     pub reconcile_runs: Duration,
+    /// Minutes of sync history (the admin sync page charts the last day).
+    pub sync_history: Duration,
 }
 
 impl Default for Retention {
@@ -32,6 +34,7 @@ impl Default for Retention {
             idempotency: Duration::from_secs(24 * 3600),
             webhook_ids: Duration::from_secs(15 * 60),
             reconcile_runs: Duration::from_secs(30 * 24 * 3600),
+            sync_history: Duration::from_secs(2 * 24 * 3600),
         }
     }
 }
@@ -42,7 +45,7 @@ pub const BATCH: i64 = 1000;
 /// Each kind of record with its retention `r`: a statement that deletes at
 /// most `$2` ([`BATCH`]) of them older than the cutoff `$1`. (Row-value
 /// `IN` works on both backends and keeps each delete small.)
-fn targets(r: &Retention) -> [(&'static str, Duration); 5] {
+fn targets(r: &Retention) -> [(&'static str, Duration); 6] {
     [
         (
             "DELETE FROM outbox WHERE (peer, order_id) IN (SELECT peer, order_id FROM outbox \
@@ -66,6 +69,11 @@ fn targets(r: &Retention) -> [(&'static str, Duration); 5] {
             "DELETE FROM reconcile_runs WHERE id IN (SELECT id FROM reconcile_runs \
              WHERE finished_at < $1 LIMIT $2)",
             r.reconcile_runs,
+        ),
+        (
+            "DELETE FROM sync_history WHERE (peer, minute_at) IN (SELECT peer, minute_at FROM sync_history \
+             WHERE minute_at < $1 LIMIT $2)",
+            r.sync_history,
         ),
     ]
 }

@@ -14,6 +14,10 @@
 //! when the peer answers a whole batch with an error (one item it cannot
 //! digest, say), the batch is split in halves and retried at once, so a
 //! poison order ends up failing alone while the rest goes through.
+//!
+//! Each round's counts (deliveries, failures, how long the delivered
+//! changes waited) go to the per-minute sync history, written every few
+//! seconds at most ([`super::history`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,7 @@ use tokio::sync::{Notify, watch};
 
 use super::backoff;
 use super::breaker::{Breaker, Verdict};
+use super::history::Recorder;
 use super::peer::{PeerClient, PeerError};
 use super::signature::Secrets;
 use crate::domain::snapshot::{
@@ -32,7 +37,7 @@ use crate::domain::snapshot::{
 };
 use crate::domain::{Order, OrderId, Role};
 use crate::engine::delivery::{Claimed, Settle, Settled};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Tally};
 use crate::storage::now_micros;
 
 /// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
@@ -89,8 +94,9 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 enum Round {
     /// Nothing was due.
     Idle,
-    /// A batch was sent (whatever the answer); look again at once.
-    Worked,
+    /// A batch was sent (whatever the answer); look again at once. What
+    /// it delivered and what failed.
+    Worked(Tally),
     /// The breaker is open; wait this long.
     Paused(Duration),
 }
@@ -132,14 +138,25 @@ impl Relay {
             }
         }
         tracing::info!(peer, url = %self.cfg.peer_url, "relay started");
+        let mut history = Recorder::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let wait = match self.round(&mut rng).await {
-                Ok(Round::Worked) => continue,
-                Ok(Round::Paused(d)) => d,
-                Ok(Round::Idle) => self.idle_wait().await,
+                Ok(Round::Worked(tally)) => {
+                    history.add(now_micros(), &tally);
+                    self.write_history(&mut history, false).await;
+                    continue;
+                }
+                Ok(Round::Paused(d)) => {
+                    self.write_history(&mut history, true).await;
+                    d
+                }
+                Ok(Round::Idle) => {
+                    self.write_history(&mut history, true).await;
+                    self.idle_wait().await
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "relay round failed; retrying in 1 s");
                     Duration::from_secs(1)
@@ -151,7 +168,31 @@ impl Relay {
                 _ = shutdown.changed() => {}
             }
         }
+        // What the last rounds counted is written before stopping.
+        history.add(now_micros(), &Tally::default());
+        self.write_history(&mut history, true).await;
         tracing::info!(peer, "relay stopped");
+    }
+
+    /// Writes the history that is due ([`Recorder::due`]); `quiet` when
+    /// the relay has nothing to do right now. A failed write is logged
+    /// quietly (the database being down is reported by the rounds) and
+    /// its counts are tried again with the next write.
+    async fn write_history(&self, history: &mut Recorder, quiet: bool) {
+        let now = now_micros();
+        for flush in history.due(now, quiet) {
+            match self
+                .engine
+                .record_history(&self.cfg.peer, flush.minute_at, flush.tally)
+                .await
+            {
+                Ok(()) => history.written(&flush, now),
+                Err(error) => {
+                    tracing::debug!(peer = self.cfg.peer, %error, "cannot write the sync history");
+                    break;
+                }
+            }
+        }
     }
 
     /// How long to sleep when nothing is due: until the next row is, capped.
@@ -267,6 +308,7 @@ impl Relay {
         }
         let horizon = self.cfg.retry_horizon.as_micros() as i64;
         let (mut delivered, mut failed) = (0u64, 0u64);
+        let mut tally = Tally::default();
         // The warehouse's fulfillment of the orders it answered for (the
         // first state of a new order above all), applied with the settling.
         let mut learned: Vec<FulfillmentSnapshot> = Vec::new();
@@ -286,11 +328,13 @@ impl Relay {
                     match result.outcome {
                         ItemOutcome::Applied | ItemOutcome::Stale => {
                             delivered += 1;
+                            tally.delivered_after(now - row.enqueued_at);
                             let latency = (now - row.enqueued_at).max(0) as f64 / 1e6;
                             self.engine.metrics().delivery_latency.record(latency);
                             (Settle::Delivered, result.outcome.as_str(), None, None)
                         }
                         ItemOutcome::Rejected => {
+                            tally.failed += 1;
                             let reason = result
                                 .reason
                                 .unwrap_or_else(|| "rejected by the peer".into());
@@ -308,6 +352,7 @@ impl Relay {
                 }
                 Some(Err(error)) => {
                     failed += 1;
+                    tally.failed += 1;
                     let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                     let mut wait = backoff::delay(attempt, rng);
                     if let Some(asked) = error.retry_after() {
@@ -352,7 +397,7 @@ impl Relay {
         let m = self.engine.metrics();
         m.delivered.increment(delivered);
         m.delivery_failures.increment(failed);
-        Ok(Round::Worked)
+        Ok(Round::Worked(tally))
     }
 
     /// Counts settled rows and, every [`TIDY_EVERY`] of them on PostgreSQL,

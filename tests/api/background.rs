@@ -99,6 +99,7 @@ async fn the_pruner_deletes_old_records_on_its_own(b: Backend) {
             idempotency: KEEP,
             webhook_ids: KEEP,
             reconcile_runs: KEEP,
+            sync_history: KEEP,
         };
         cfg.prune_every = Duration::from_secs(1);
     })

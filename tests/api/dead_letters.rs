@@ -177,6 +177,7 @@ async fn pruning_removes_old_records_only(b: Backend) {
         idempotency: zero,
         webhook_ids: zero,
         reconcile_runs: zero,
+        sync_history: zero,
     };
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let n = fulfillment::storage::prune::prune(&db, &now_everything)

@@ -38,4 +38,5 @@ mod scale_out;
 mod signed_routes;
 mod splitting;
 mod storage_full;
+mod sync_history;
 mod warehouses;

@@ -17,6 +17,7 @@ mod holds;
 mod lists;
 mod order_page;
 mod parts;
+mod sync_page;
 
 use driver::{Browser, TextContains};
 use fulfillment::engine::credentials;

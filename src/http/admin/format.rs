@@ -59,6 +59,14 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
+/// A stored time (microseconds) for a table cell, to the second, and how
+/// far it is from `now`: (`14:53:07 UTC`, `in 12 s`). The date is added
+/// when it is not `now`'s: (`2026-01-02 14:53:07 UTC`, `3 d 2 h ago`).
+pub fn clock_and_relative(us: i64, now: i64) -> (String, String) {
+    let (t, n) = (from_micros(us), from_micros(now));
+    (clock(t, n), relative(t, n))
+}
+
 /// Decimal places of an ISO 4217 currency's minor unit.
 pub fn minor_digits(currency: &str) -> u32 {
     const ZERO: &str = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
@@ -341,6 +349,24 @@ mod tests {
         assert_eq!(relative(at("2026-03-04T14:50:20Z"), now), "3 min ago");
         assert_eq!(relative(at("2026-03-04T12:48:20Z"), now), "2 h 5 min ago");
         assert_eq!(relative(at("2026-03-04T14:53:20.4Z"), now), "now");
+    }
+
+    #[test]
+    fn clocks_with_seconds_and_how_far_from_now() {
+        let now = 1_767_365_587_000_000; // 2026-01-02 14:53:07 UTC
+        assert_eq!(
+            clock_and_relative(now + 12_400_000, now),
+            ("14:53:19 UTC".to_owned(), "in 12 s".to_owned())
+        );
+        assert_eq!(clock_and_relative(now + 300_000, now).1, "now");
+        assert_eq!(
+            clock_and_relative(now - 125_000_000, now),
+            ("14:51:02 UTC".to_owned(), "2 min ago".to_owned())
+        );
+        assert_eq!(
+            clock_and_relative(now - 86_400_000_000, now).0,
+            "2026-01-01 14:53:07 UTC"
+        );
     }
 
     #[test]

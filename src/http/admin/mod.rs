@@ -8,7 +8,8 @@
 //! - [`orders`]: the order list, the order page, the store's create/edit/cancel
 //!   forms, both sides' holds and the warehouse's fulfillment buttons ([`form`]
 //!   parses the order form);
-//! - [`sync`]: outbox health and dead-letter replay; [`tokens`]: users and API tokens;
+//! - [`sync`]: outbox health, what waits and fails, history ([`charts`]) and
+//!   dead-letter replay; [`tokens`]: users and API tokens;
 //! - [`warehouses`]: the store's warehouses, their delivery, add and change;
 //! - [`flash`]: post/redirect/get: the one-time notice after a form that
 //!   worked, and the form kept for one read after one that did not.
@@ -18,6 +19,7 @@
 //! Business rules stay in the engine: handlers only parse forms, call it and
 //! render.
 
+pub mod charts;
 pub mod flash;
 pub mod form;
 pub mod format;
