@@ -232,14 +232,14 @@ impl Order {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cancel_outcomes() {
+    /// A valid order no warehouse has reported on yet.
+    fn new_order() -> Order {
         let (content, _) = super::super::input::tests::valid()
             .parse()
             .unwrap_or_else(|e| panic!("{e:?}"));
         let now = Utc::now();
         let id = OrderId::new();
-        let mut order = Order {
+        Order {
             id,
             order_id: id,
             part: 1,
@@ -251,7 +251,12 @@ mod tests {
             withdrawn: false,
             created_at: now,
             updated_at: now,
-        };
+        }
+    }
+
+    #[test]
+    fn cancel_outcomes() {
+        let mut order = new_order();
         assert_eq!(order.cancel_outcome(), None);
         order.content.cancel = Some(CancelRequest { reason: None });
         assert_eq!(order.cancel_outcome(), Some(CancelOutcome::Requested));
@@ -272,24 +277,7 @@ mod tests {
 
     #[test]
     fn edit_rule() {
-        let (content, _) = super::super::input::tests::valid()
-            .parse()
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let now = Utc::now();
-        let id = OrderId::new();
-        let mut order = Order {
-            id,
-            order_id: id,
-            part: 1,
-            number: order_number(1),
-            content,
-            store_version: 1,
-            warehouse_version: 0,
-            fulfillment: None,
-            withdrawn: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut order = new_order();
         assert!(order.store_may_edit().is_ok());
         let mut f = Fulfillment::new();
         order.fulfillment = Some(f.clone());
