@@ -54,7 +54,7 @@ pub const DAY: Window = Window {
     phrase: "the last 24 hours",
     slot: 15 * MINUTE,
     slots: 96,
-    tick_every: 180 * MINUTE,
+    tick_every: 360 * MINUTE,
 };
 
 impl Window {
@@ -139,9 +139,9 @@ pub fn charts(w: &Window, history: &[HistoryMinute], now: i64) -> Vec<ChartView>
     let positive = |v: i64| (v > 0).then_some(v as f64);
     let deliveries = chart("deliveries")
         .title("Deliveries and failures")
-        .y(Axis::linear("changes").whole())
+        .y(Axis::linear("count").whole())
         .series(Series::bars("Delivered", series(&|m| positive(m.delivered))).colour(plot::GREEN))
-        .series(Series::bars("Failed", series(&|m| positive(m.failed))).colour(plot::RED))
+        .series(Series::bars("Failed tries", series(&|m| positive(m.failed))).colour(plot::RED))
         .bars(bars)
         .empty(&format!("Nothing was delivered or tried in {}.", w.phrase));
     let backlog = chart("backlog")

@@ -28,7 +28,7 @@ use crate::sync::reconcile::JobState;
 const PATH: &str = "/admin/sync";
 
 /// Rows listed in each table (the rest are counted).
-const LISTED: i64 = 50;
+const LISTED: i64 = 20;
 
 /// One outbox row on the page.
 pub struct QueueRow {
@@ -285,6 +285,7 @@ pub async fn page(
     let peer = match (role, selected) {
         (Role::Warehouse, _) => "store".to_owned(),
         (Role::Store, Some(w)) => format!("warehouse {w}"),
+        (Role::Store, None) if names.len() > 1 => "warehouses".to_owned(),
         (Role::Store, None) => "warehouse".to_owned(),
     };
     let (breaker, breaker_class, breaker_help) = breaker_view(breaker_state, s.pending, &peer);
