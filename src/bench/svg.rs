@@ -378,8 +378,12 @@ pub fn timeline(title: &str, t: &Timeline, stamp: &str) -> String {
         .y(Axis::linear("per second"))
         .series(Series::line("client writes accepted", at(&t.accepted_per_s)).colour(plot::BLUE))
         .series(
-            Series::new("applied from the peer", Kind::Dashed, at(&t.applied_per_s))
-                .colour(plot::GREEN),
+            Series::new(
+                "snapshots applied (both sides)",
+                Kind::Dashed,
+                at(&t.applied_per_s),
+            )
+            .colour(plot::GREEN),
         )
         .empty("The scenario ended before the first sample.");
     let backlog: Vec<f64> = t.backlog.iter().map(|b| *b as f64).collect();
