@@ -183,6 +183,73 @@ fn check_split(json: &Value, stdout: &str, orders: f64) {
     );
 }
 
+/// Every timed scenario has its CPU per order (update, pick): the store's
+/// and the warehouses' positive, the total their sum plus the PostgreSQL
+/// server's when `database` (a local server, counted), else none.
+fn check_cpu(scenario: &Value, name: &str, database: bool) {
+    let c = &scenario["cpu_per_order"];
+    assert!(c.is_object(), "{name}.cpu_per_order in bench.json");
+    for side in ["store_ms", "warehouse_ms", "services_ms", "total_ms"] {
+        let ms = num(c, &[side]);
+        assert!(
+            ms.is_finite() && ms > 0.0 && ms < 1000.0,
+            "{name}.cpu_per_order.{side} = {ms}"
+        );
+    }
+    let services = num(c, &["store_ms"]) + num(c, &["warehouse_ms"]);
+    assert!(
+        (num(c, &["services_ms"]) - services).abs() < 1e-9,
+        "{name}: {c}"
+    );
+    if database {
+        let db = num(c, &["database_ms"]);
+        assert!(db > 0.0, "{name}: the PostgreSQL server worked: {c}");
+        assert!(
+            (num(c, &["total_ms"]) - services - db).abs() < 1e-9,
+            "{name}: {c}"
+        );
+    } else {
+        assert!(c["database_ms"].is_null(), "{name}: no server counted: {c}");
+        assert!(
+            (num(c, &["total_ms"]) - services).abs() < 1e-9,
+            "{name}: {c}"
+        );
+    }
+    assert_eq!(
+        num(c, &["count"]),
+        num(scenario, &[count_field(name)]),
+        "{name}: {c}"
+    );
+}
+
+/// What a scenario's CPU is divided by.
+fn count_field(name: &str) -> &'static str {
+    match name {
+        "latency" => "requests",
+        n if n.ends_with("updates") || n.ends_with("back") => "parts",
+        _ => "orders",
+    }
+}
+
+fn check_cpus(json: &Value, database: bool) {
+    for (name, v) in [
+        ("e2e", &json["e2e"]),
+        ("updates", &json["updates"]),
+        ("latency", &json["latency"]),
+        ("propagation", &json["propagation"]),
+        ("propagation back", &json["propagation"]["back"]),
+        ("split e2e", &json["split"]["e2e"]),
+        ("split updates", &json["split"]["updates"]),
+        ("split propagation", &json["split"]["propagation"]),
+        (
+            "split propagation back",
+            &json["split"]["propagation"]["back"],
+        ),
+    ] {
+        check_cpu(v, name, database);
+    }
+}
+
 fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
     let (json, stdout) = finished(out, dir);
     for row in [
@@ -196,6 +263,9 @@ fn check_run(out: &Output, dir: &Path, reconcile_orders: f64) -> Value {
         "RSS store / warehouse",
         "idle CPU",
         "reconcile",
+        "CPU per order (store + warehouse",
+        "CPU per update (store + warehouse",
+        "CPU per pick (store + warehouse",
     ] {
         assert!(stdout.contains(row), "table lacks {row:?}:\n{stdout}");
     }
@@ -307,6 +377,8 @@ fn bench_runs_every_scenario_on_sqlite() {
     let out = bench(SMALL, dir.path(), &[]);
     let json = check_run(&out, dir.path(), 2000.0);
     assert_eq!(json["backend"], "sqlite");
+    check_cpus(&json, false);
+    assert!(json["database_cpu"].is_null());
 }
 
 #[test]
@@ -370,6 +442,18 @@ fn bench_runs_on_postgres_and_drops_its_databases() {
     let out = bench(SMALL, dir.path(), &["--database-url", &admin]);
     let json = check_run(&out, dir.path(), 2000.0);
     assert_eq!(json["backend"], "postgres");
+    // The kit's server runs on this machine: its CPU is counted.
+    assert_eq!(
+        json["database_cpu"]["counted"], true,
+        "{}",
+        json["database_cpu"]
+    );
+    check_cpus(&json, true);
+    let (_, stdout) = finished(&out, dir.path());
+    assert!(
+        stdout.contains("CPU per order (store + warehouse + PostgreSQL)"),
+        "{stdout}"
+    );
     // The server's durability settings are in the report.
     let settings = &json["database_settings"];
     for name in ["server_version", "fsync", "synchronous_commit"] {

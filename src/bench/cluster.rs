@@ -16,6 +16,7 @@ use anyhow::{Context, anyhow, bail};
 use reqwest::header::AUTHORIZATION;
 use serde::Serialize;
 
+use super::host::PgServer;
 use super::progress::Progress;
 use super::seed;
 use crate::domain::Role;
@@ -34,6 +35,9 @@ pub struct Env {
     /// The store's `--sync-secret`, which `main` signs with too.
     secret: String,
     exe: PathBuf,
+    /// The PostgreSQL server when it runs on this machine (its CPU is
+    /// counted), or why it is not; `None` on SQLite.
+    pub db_server: Option<Result<PgServer, String>>,
 }
 
 impl Env {
@@ -64,6 +68,7 @@ impl Env {
                 Some(url)
             }
         };
+        let db_server = pg_admin.as_ref().map(PgServer::find);
         // Made last: nothing after it can fail and leave it behind.
         let tag = uuid::Uuid::now_v7().simple().to_string();
         let dir = std::env::temp_dir().join(format!("fulfillment-bench-{tag}"));
@@ -75,6 +80,7 @@ impl Env {
             pg_created: Vec::new(),
             secret: new_secret(),
             exe,
+            db_server,
         })
     }
 
@@ -184,7 +190,7 @@ impl Service {
 
     /// User + system CPU time used so far, in seconds (Linux `/proc`).
     pub fn cpu_seconds(&self) -> Option<f64> {
-        cpu_seconds(self.pid())
+        super::host::cpu_seconds(self.pid())
     }
 
     /// `the store`, `the warehouse eu`: for messages.
@@ -288,6 +294,8 @@ pub struct Cluster {
     pub store: Service,
     /// In the order they were given to [`Cluster::start`].
     pub warehouses: Vec<Service>,
+    /// The PostgreSQL server, when it runs on this machine: its CPU counts.
+    pub db_server: Option<PgServer>,
 }
 
 impl Cluster {
@@ -404,7 +412,11 @@ impl Cluster {
                 proc,
             });
         }
-        Ok(Cluster { store, warehouses })
+        Ok(Cluster {
+            store,
+            warehouses,
+            db_server: env.db_server.clone().and_then(Result::ok),
+        })
     }
 
     /// A line for each service that logged warnings or errors so far.
@@ -637,34 +649,9 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` (`CLK_TCK`; 100 on Linux).
-const CLK_TCK: f64 = 100.0;
-
-/// utime + stime from `/proc/<pid>/stat`, in seconds.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    parse_stat_cpu(&proc_file(pid, "stat")?)
-}
-
-fn parse_stat_cpu(stat: &str) -> Option<f64> {
-    // The command name (field 2) may hold spaces and parentheses; the
-    // fields after its closing parenthesis start with field 3 (state).
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / CLK_TCK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_cpu_fields() {
-        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 200";
-        assert_eq!(parse_stat_cpu(stat), Some(3.0));
-        assert_eq!(parse_stat_cpu("garbage"), None);
-    }
 
     #[test]
     fn logs_are_summed_up() {
@@ -688,7 +675,6 @@ mod tests {
         if cfg!(target_os = "linux") {
             let pid = std::process::id();
             assert!(rss_bytes(pid).is_some_and(|b| b > 0));
-            assert!(cpu_seconds(pid).is_some());
         }
     }
 }

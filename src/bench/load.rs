@@ -561,12 +561,19 @@ fn at_warehouses<'a>(
         .collect()
 }
 
-/// CPU seconds the services used during a scenario.
+/// CPU seconds the services used during a scenario (from `/proc`, user +
+/// system, read before and after its timed window).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Cpu {
     pub store_seconds: Option<f64>,
     /// Every warehouse together.
     pub warehouse_seconds: Option<f64>,
+    /// The PostgreSQL server, when it runs on this machine: the postmaster
+    /// and every child of it (backends, WAL writer, checkpointer...), live
+    /// or exited during the window ([`super::host::PgServer::cpu_seconds`]);
+    /// the bench's own probe connections included. `None` on SQLite or a
+    /// remote server.
+    pub database_seconds: Option<f64>,
     /// The load generator (this process), which shares the machine.
     pub bench_seconds: Option<f64>,
 }
@@ -580,7 +587,8 @@ impl Cpu {
                 .iter()
                 .map(Service::cpu_seconds)
                 .sum::<Option<f64>>(),
-            bench_seconds: super::cluster::cpu_seconds(std::process::id()),
+            database_seconds: cluster.db_server.and_then(|s| s.cpu_seconds()),
+            bench_seconds: super::host::cpu_seconds(std::process::id()),
         }
     }
 
@@ -590,9 +598,49 @@ impl Cpu {
         Cpu {
             store_seconds: d(now.store_seconds, before.store_seconds),
             warehouse_seconds: d(now.warehouse_seconds, before.warehouse_seconds),
+            database_seconds: d(now.database_seconds, before.database_seconds),
             bench_seconds: d(now.bench_seconds, before.bench_seconds),
         }
     }
+
+    /// The same divided by `n` orders (or updates, `per`), in ms.
+    pub fn per(&self, per: &'static str, n: u64) -> PerOrder {
+        let ms = |s: Option<f64>| s.filter(|_| n > 0).map(|s| s * 1000.0 / n as f64);
+        let (store_ms, warehouse_ms, database_ms) = (
+            ms(self.store_seconds),
+            ms(self.warehouse_seconds),
+            ms(self.database_seconds),
+        );
+        let services_ms = store_ms.zip(warehouse_ms).map(|(s, w)| s + w);
+        PerOrder {
+            per,
+            count: n,
+            store_ms,
+            warehouse_ms,
+            database_ms,
+            services_ms,
+            total_ms: services_ms.map(|s| s + database_ms.unwrap_or(0.0)),
+        }
+    }
+}
+
+/// CPU per order (or per update) of a scenario, in ms: [`Cpu`] divided by
+/// what the scenario did in its window.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerOrder {
+    /// `order` or `update`.
+    pub per: &'static str,
+    /// Orders (updates) it is divided by.
+    pub count: u64,
+    pub store_ms: Option<f64>,
+    /// Every warehouse together.
+    pub warehouse_ms: Option<f64>,
+    /// The local PostgreSQL server (`None`: SQLite, or not on this machine).
+    pub database_ms: Option<f64>,
+    /// Store + warehouses.
+    pub services_ms: Option<f64>,
+    /// Store + warehouses + the PostgreSQL server when counted.
+    pub total_ms: Option<f64>,
 }
 
 /// Waits for both directions of the sync of new orders: each warehouse
@@ -689,6 +737,7 @@ pub struct E2e {
     pub create_latency: Summary,
     /// CPU the services used over `seconds`.
     pub cpu: Cpu,
+    pub cpu_per_order: PerOrder,
     /// Second by second, from the first create to the last first state
     /// back at the store.
     pub timeline: Timeline,
@@ -735,6 +784,7 @@ pub async fn e2e(
         back_seconds: (back - start).max(1) as f64 / 1e6,
         create_latency: summarize(run.latencies_ms),
         cpu,
+        cpu_per_order: cpu.per("order", n),
         timeline: sampler.finish().await,
     })
 }
@@ -753,6 +803,8 @@ pub struct Updates {
     pub rate: f64,
     pub post_latency: Summary,
     pub cpu: Cpu,
+    /// Per update (part moved to picking).
+    pub cpu_per_order: PerOrder,
     /// Second by second, from the first update to the last at the store.
     pub timeline: Timeline,
 }
@@ -812,6 +864,7 @@ pub async fn updates(
         rate: per_second(count, seconds),
         post_latency: summarize(run.latencies_ms),
         cpu,
+        cpu_per_order: cpu.per("update", count),
         timeline: sampler.finish().await,
     })
 }
@@ -823,7 +876,10 @@ pub struct Latency {
     pub requests: u64,
     pub rate: f64,
     pub latency: Summary,
+    /// Over the creates' window; the sync's catching up afterwards is not
+    /// counted.
     pub cpu: Cpu,
+    pub cpu_per_order: PerOrder,
     /// Second by second, until the sync caught up.
     pub timeline: Timeline,
 }
@@ -866,6 +922,7 @@ pub async fn latency(
         rate: per_second(requests, seconds),
         latency: summarize(run.latencies_ms),
         cpu,
+        cpu_per_order: cpu.per("order", requests),
         timeline: sampler.finish().await,
     })
 }
@@ -889,7 +946,9 @@ pub struct Propagation {
     /// client had its 201 (counted as 0 ms in `latency`).
     pub before_201: u64,
     pub create_latency: Summary,
+    /// From the first create to the last part applied at its warehouse.
     pub cpu: Cpu,
+    pub cpu_per_order: PerOrder,
     /// Second by second, from the first create to the last pick back at
     /// the store.
     pub timeline: Timeline,
@@ -912,6 +971,8 @@ pub struct Back {
     pub before_200: u64,
     pub post_latency: Summary,
     pub cpu: Cpu,
+    /// Per pick (update).
+    pub cpu_per_order: PerOrder,
 }
 
 /// Each answer's latency from its answer to its apply (`applied`, by id),
@@ -1005,6 +1066,7 @@ pub async fn propagation(
         before_201,
         create_latency: summarize(create),
         cpu,
+        cpu_per_order: cpu.per("order", n),
         timeline: sampler.finish().await,
         back,
     })
@@ -1060,6 +1122,7 @@ async fn back(
         before_200,
         post_latency: summarize(answered.iter().map(|a| a.ms).collect()),
         cpu,
+        cpu_per_order: cpu.per("update", n),
     })
 }
 

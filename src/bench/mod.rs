@@ -14,7 +14,8 @@
 //! - [`report`]: the table, `bench.json`; [`svg`]: the plots (drawn with
 //!   [`crate::plot`]); [`timeline`]: each scenario second by second;
 //! - [`progress`]: the progress line on stderr; [`stats`]: percentiles;
-//! - [`host`]: how much CPU other processes took during the run.
+//! - [`host`]: CPU time from `/proc`: the services', the local PostgreSQL
+//!   server's, and other processes' during the run.
 //!
 //! The services are separate processes so that their RSS and CPU can be read
 //! on their own, without the load generator's.
@@ -175,8 +176,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // counts as the bench's own.
     let after = host::sample(args.database_url.is_some());
     env.cleanup().await;
+    let database_server = env.db_server.clone();
     let mut results = outcome?;
     results.database_settings = settings;
+    results.database_server = database_server;
     if let (Some(a), Some(b)) = (before, after) {
         results.contention = Some(host::contention(a, b, results.cores));
     }

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::Config;
 use super::cluster::WarehouseSpec;
-use super::host::Contention;
-use super::load::{E2e, Idle, Latency, Propagation, Reconcile, Rss, Updates};
+use super::host::{Contention, PgServer};
+use super::load::{E2e, Idle, Latency, PerOrder, Propagation, Reconcile, Rss, Updates};
 
 /// The targets of the issue (release build, 2 cores, SQLite, synchronous=FULL).
 pub const TARGET_THROUGHPUT: f64 = 8_000.0;
@@ -19,6 +19,9 @@ pub const TARGET_RSS_ORDERS: u64 = 100_000;
 pub const TARGET_IDLE_PERCENT: f64 = 1.0;
 pub const TARGET_RECONCILE_SECONDS: f64 = 5.0;
 pub const TARGET_RECONCILE_ORDERS: u64 = 1_000_000;
+/// CPU per order of both services (issue 16), e2e and at 500 orders/s.
+pub const TARGET_CPU_E2E_MS: f64 = 0.2;
+pub const TARGET_CPU_PROPAGATION_MS: f64 = 0.5;
 
 pub struct Results {
     pub config: Config,
@@ -44,6 +47,8 @@ pub struct Results {
     /// The PostgreSQL server's version and durability settings, as
     /// `(name, value)`; empty on SQLite.
     pub database_settings: Vec<(String, String)>,
+    /// On PostgreSQL: the local server whose CPU is counted, or why none is.
+    pub database_server: Option<Result<PgServer, String>>,
     /// What the services logged at WARN or ERROR level, one line per
     /// service that did (`1 warehouse: the store logged ...`).
     pub logged: Vec<String>,
@@ -132,6 +137,17 @@ fn ms(x: f64) -> String {
     }
 }
 
+/// `0.120 + 0.080 + 0.100 = 0.300 ms`: store + warehouse(s) [+ PostgreSQL]
+/// = total, per order (or update); `?` where `/proc` could not be read.
+fn cpu_cell(p: &PerOrder) -> String {
+    let f = |x: Option<f64>| x.map_or("?".to_owned(), |x| format!("{x:.3}"));
+    let mut parts = vec![f(p.store_ms), f(p.warehouse_ms)];
+    if p.database_ms.is_some() {
+        parts.push(f(p.database_ms));
+    }
+    format!("{} = {} ms", parts.join(" + "), f(p.total_ms))
+}
+
 impl Results {
     pub fn new(config: Config) -> Self {
         Self {
@@ -150,6 +166,7 @@ impl Results {
             reconcile: None,
             split: None,
             database_settings: Vec::new(),
+            database_server: None,
             logged: Vec::new(),
         }
     }
@@ -180,6 +197,23 @@ impl Results {
             }
             other => other.into(),
         }
+    }
+
+    /// Whether the PostgreSQL server's CPU is in the CPU rows.
+    fn counts_database(&self) -> bool {
+        matches!(self.database_server, Some(Ok(_)))
+    }
+
+    /// `  CPU per order (store + warehouse + PostgreSQL)`.
+    fn cpu_label(&self, per: &str) -> String {
+        format!(
+            "  CPU per {per} (store + warehouse{})",
+            if self.counts_database() {
+                " + PostgreSQL"
+            } else {
+                ""
+            }
+        )
     }
 
     pub fn figures(&self) -> Vec<Figure> {
@@ -233,6 +267,15 @@ impl Results {
                 two_e2e.map(back),
                 "",
             ));
+            rows.push(pair_row(
+                self.cpu_label("order"),
+                self.e2e.as_ref().map(|e| {
+                    let p = &e.cpu_per_order;
+                    (cpu_cell(p), p.services_ms.map(|s| s <= TARGET_CPU_E2E_MS))
+                }),
+                two_e2e.map(|e| cpu_cell(&e.cpu_per_order)),
+                "≤ 0.2 ms (services)",
+            ));
         }
         let two_updates = split.map(|s| &s.updates);
         if let Some(clients) = self.updates.as_ref().or(two_updates).map(|u| u.clients) {
@@ -255,6 +298,14 @@ impl Results {
                 two_updates.map(|u| format!("{} updates/s", thousands(u.post_rate))),
                 "",
             ));
+            rows.push(pair_row(
+                self.cpu_label("update"),
+                self.updates
+                    .as_ref()
+                    .map(|u| (cpu_cell(&u.cpu_per_order), None)),
+                two_updates.map(|u| cpu_cell(&u.cpu_per_order)),
+                "",
+            ));
         }
         if let Some(l) = &self.latency {
             rows.push(row(
@@ -262,6 +313,12 @@ impl Results {
                 format!("{} / {} ms", ms(l.latency.p50_ms), ms(l.latency.p99_ms)),
                 "p99 ≤ 5 ms",
                 Some(l.latency.p99_ms <= TARGET_CREATE_P99_MS),
+            ));
+            rows.push(row(
+                self.cpu_label("order"),
+                cpu_cell(&l.cpu_per_order),
+                "",
+                None,
             ));
         }
         let two_prop = split.map(|s| &s.propagation);
@@ -290,6 +347,26 @@ impl Results {
                     .as_ref()
                     .map(|p| (p50_p99(&p.back.latency), None)),
                 two_prop.map(|p| p50_p99(&p.back.latency)),
+                "",
+            ));
+            rows.push(pair_row(
+                self.cpu_label("order"),
+                self.propagation.as_ref().map(|p| {
+                    let c = &p.cpu_per_order;
+                    (
+                        cpu_cell(c),
+                        c.services_ms.map(|s| s <= TARGET_CPU_PROPAGATION_MS),
+                    )
+                }),
+                two_prop.map(|p| cpu_cell(&p.cpu_per_order)),
+                "≤ 0.5 ms (services)",
+            ));
+            rows.push(pair_row(
+                self.cpu_label("pick"),
+                self.propagation
+                    .as_ref()
+                    .map(|p| (cpu_cell(&p.back.cpu_per_order), None)),
+                two_prop.map(|p| cpu_cell(&p.back.cpu_per_order)),
                 "",
             ));
         }
@@ -407,6 +484,9 @@ impl Results {
                 off.join(", ")
             ));
         }
+        if let Some(note) = self.database_cpu_note() {
+            notes.push(note);
+        }
         notes.extend(self.logged.iter().cloned());
         if let Some(c) = self.contention.as_ref().filter(|c| c.other_share >= 0.05) {
             notes.push(format!(
@@ -423,6 +503,32 @@ impl Results {
             ));
         }
         notes
+    }
+
+    /// What the CPU rows count (once any ran).
+    fn database_cpu_note(&self) -> Option<String> {
+        let any = self.e2e.is_some()
+            || self.updates.is_some()
+            || self.latency.is_some()
+            || self.propagation.is_some()
+            || self.split.is_some();
+        if !any {
+            return None;
+        }
+        let services = "CPU per order (or update, or pick): user + system time of the store and every warehouse \
+                        from /proc over each scenario's timed window, divided by its orders";
+        Some(match &self.database_server {
+            None => services.to_owned(),
+            Some(Ok(s)) => format!(
+                "{services}; + PostgreSQL: the local server's postmaster (pid {}) and all its children, \
+                 those that exited during the window included (the postmaster's cutime/cstime), the bench's \
+                 own probe connections too",
+                s.postmaster
+            ),
+            Some(Err(why)) => {
+                format!("{services}; the PostgreSQL server's CPU is not counted: {why}")
+            }
+        })
     }
 
     pub fn print_table(&self) {
@@ -515,6 +621,11 @@ impl Results {
             "started_at": self.started_at,
             "backend": self.config.backend,
             "database": self.backend(),
+            "database_cpu": match &self.database_server {
+                None => serde_json::Value::Null,
+                Some(Ok(s)) => serde_json::json!({ "counted": true, "postmaster_pid": s.postmaster }),
+                Some(Err(why)) => serde_json::json!({ "counted": false, "why": why }),
+            },
             "database_settings": self
                 .database_settings
                 .iter()
