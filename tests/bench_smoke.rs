@@ -529,6 +529,109 @@ fn help_documents_every_flag_with_its_environment_variable() {
             l.trim_start().starts_with("--") && !l.contains("--help") && !l.contains("--version")
         })
         .count();
-    assert!(flags >= 11, "{help}");
+    assert!(flags >= 13, "{help}");
+    assert!(
+        help.contains("--compare <OTHER_BINARY>") && help.contains("--rounds"),
+        "{help}"
+    );
     assert!(help.matches("[env:").count() >= flags, "{help}");
+}
+
+/// `--compare` with this same binary as OTHER: two rounds, alternately,
+/// each run's own bench.json in its subdirectory, and compare.json with
+/// both binaries' figures for every round.
+#[test]
+fn compare_runs_both_binaries_alternately() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A copy, so the two binaries have different paths, as with a previous
+    // release.
+    let other = dir.path().join("fulfillment-other");
+    std::fs::copy(common::process::BIN, &other).expect("copy the binary");
+    let out = bench(
+        &[
+            "bench",
+            "--scenario",
+            "e2e",
+            "--orders",
+            "200",
+            "--rounds",
+            "2",
+        ],
+        dir.path(),
+        &["--compare", other.to_str().expect("a UTF-8 path")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "compare failed:\n{stdout}\n{stderr}");
+    // Progress says which round and which binary, in the alternating order.
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("compare: round ") && l.contains(", into "))
+        .collect();
+    assert_eq!(order.len(), 4, "{stderr}");
+    for (line, want) in order.iter().zip([
+        "round 1/2, this binary",
+        "round 1/2, other binary",
+        "round 2/2, this binary",
+        "round 2/2, other binary",
+    ]) {
+        assert!(line.contains(want), "{line} (wanted {want})");
+    }
+    for sub in [
+        "round-1-this",
+        "round-1-other",
+        "round-2-this",
+        "round-2-other",
+    ] {
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(sub).join("bench.json")).expect("a run's bench.json"),
+        )
+        .expect("JSON");
+        assert_eq!(
+            num(&json, &["e2e", "orders"]),
+            200.0,
+            "{sub} ran with the settings given"
+        );
+    }
+    assert!(
+        stdout.contains("this vs other") && stdout.contains("end-to-end store→warehouse"),
+        "{stdout}"
+    );
+    let cmp: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("compare.json")).expect("compare.json is written"),
+    )
+    .expect("compare.json is JSON");
+    assert_eq!(num(&cmp, &["rounds"]), 2.0);
+    assert_eq!(
+        cmp["binaries"]["other"]["path"],
+        other.canonicalize().expect("path").to_str().expect("utf-8")
+    );
+    assert_eq!(cmp["runs"].as_array().map(Vec::len), Some(4));
+    let figures = cmp["figures"].as_array().expect("figures");
+    for key in ["e2e_rate", "e2e_cpu_services_ms"] {
+        let f = figures
+            .iter()
+            .find(|f| f["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in {figures:?}"));
+        for side in ["this", "other"] {
+            let rounds = f[side]["rounds"].as_array().expect("rounds");
+            assert_eq!(rounds.len(), 2, "{key} {side}: {f}");
+            assert!(
+                rounds.iter().all(|r| r.as_f64().is_some_and(|x| x > 0.0)),
+                "{key} {side}: every round measured: {f}"
+            );
+            let median = num(&f[side], &["median"]);
+            let (a, b) = (
+                rounds[0].as_f64().unwrap_or(0.0),
+                rounds[1].as_f64().unwrap_or(0.0),
+            );
+            assert!((median - (a + b) / 2.0).abs() < 1e-9, "{key} {side}: {f}");
+        }
+        assert!(f["change_percent"].is_f64(), "{f}");
+    }
+    // SQLite: no PostgreSQL server figure, so no such row.
+    assert!(
+        figures.iter().all(|f| f["key"] != "e2e_cpu_database_ms"),
+        "{figures:?}"
+    );
 }

@@ -15,12 +15,15 @@
 //!   [`crate::plot`]); [`timeline`]: each scenario second by second;
 //! - [`progress`]: the progress line on stderr; [`stats`]: percentiles;
 //! - [`host`]: CPU time from `/proc`: the services', the local PostgreSQL
-//!   server's, and other processes' during the run.
+//!   server's, and other processes' during the run;
+//! - [`compare`]: `--compare OTHER_BINARY`, this binary's runs and
+//!   another's, alternately, side by side.
 //!
 //! The services are separate processes so that their RSS and CPU can be read
 //! on their own, without the load generator's.
 
 mod cluster;
+mod compare;
 mod host;
 mod load;
 mod progress;
@@ -108,6 +111,19 @@ pub struct BenchArgs {
     /// win. The figures then mean nothing.
     #[arg(long, env = "FULFILLMENT_BENCH_SMOKE")]
     pub smoke: bool,
+    /// Compare with another fulfillment binary (the previous release, say):
+    /// runs the chosen scenario(s) with this binary and with OTHER_BINARY
+    /// alternately, a number of rounds of each, each run a `bench` child
+    /// with these settings and its output in the subdirectory round-N-this
+    /// (or round-N-other) of the output directory; then prints their main
+    /// figures side by side (median and each round) and writes
+    /// compare.json there. Figures the other binary does not report show
+    /// as –.
+    #[arg(long, env = "FULFILLMENT_BENCH_COMPARE", value_name = "OTHER_BINARY")]
+    pub compare: Option<PathBuf>,
+    /// With the comparison: runs of each binary, alternately.
+    #[arg(long, env = "FULFILLMENT_BENCH_ROUNDS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
 }
 
 /// The flags with their defaults filled in.
@@ -161,6 +177,9 @@ impl BenchArgs {
 /// Runs the benchmark: one line and an error on failure; Ctrl-C or SIGTERM
 /// stop it, and the child services and databases are removed either way.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(other) = &args.compare {
+        return compare::run(&args, other).await;
+    }
     let stop = crate::service::shutdown_signal();
     let cfg = args.config();
     std::fs::create_dir_all(&args.out)
