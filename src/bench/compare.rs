@@ -382,6 +382,18 @@ impl Row<'_> {
         (other != 0.0).then(|| (this - other) / other * 100.0)
     }
 
+    /// Whether the two binaries' rounds overlap (min..max of each).
+    fn overlap(&self) -> bool {
+        let range = |w: usize| {
+            let v: Vec<f64> = self.runs[w].iter().flatten().copied().collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        };
+        let ((a0, a1), (b0, b1)) = (range(0), range(1));
+        a0 <= b1 && b0 <= a1
+    }
+
     fn verdict(&self) -> String {
         let Some(c) = self.change() else {
             return "–".into();
@@ -389,6 +401,10 @@ impl Row<'_> {
         let better = (c > 0.0) == self.metric.higher_is_better;
         let word = if c.abs() < 0.05 {
             "same"
+        } else if self.overlap() {
+            // The machine drifts between runs: a change the rounds'
+            // spread covers is not one.
+            "within the rounds' spread"
         } else if better {
             "better"
         } else {
@@ -609,6 +625,11 @@ mod tests {
             runs: [vec![Some(110.0)], vec![Some(100.0)]],
         };
         assert_eq!(rows.verdict(), "+10.0 % (better)");
+        let noisy = Row {
+            metric: &METRICS[0],
+            runs: [vec![Some(110.0), Some(95.0)], vec![Some(100.0), Some(90.0)]],
+        };
+        assert_eq!(noisy.verdict(), "+7.9 % (within the rounds' spread)");
         let missing = Row {
             metric: &METRICS[2],
             runs: [vec![Some(1.0)], vec![None]],
