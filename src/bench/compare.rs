@@ -576,31 +576,7 @@ fn print_table(rows: &[Row], exes: &[PathBuf; 2], jsons: &[Vec<Value>; 2], round
             r.verdict(),
         ]);
     }
-    let widths: Vec<usize> = (0..table[0].len())
-        .map(|c| {
-            table
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for (i, cells) in table.iter().enumerate() {
-        let mut line = String::new();
-        for (c, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            line.push_str(cell);
-            if c + 1 < cells.len() {
-                line.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        println!("{}", line.trim_end());
-        if i == 0 {
-            println!(
-                "{}",
-                "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
-            );
-        }
-    }
+    super::report::print_table(&table);
 }
 
 #[cfg(test)]

@@ -581,33 +581,7 @@ impl Results {
             cells.extend([r.target.clone(), verdict.to_owned()]);
             table.push(cells);
         }
-        let widths: Vec<usize> = (0..table[0].len())
-            .map(|c| {
-                table
-                    .iter()
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &[String]| {
-            let mut out = String::new();
-            for (c, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-                out.push_str(cell);
-                if c + 1 < cells.len() {
-                    out.push_str(&" ".repeat(w - cell.chars().count() + 2));
-                }
-            }
-            out.trim_end().to_owned()
-        };
-        println!("{}", line(&table[0]));
-        println!(
-            "{}",
-            "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
-        );
-        for cells in &table[1..] {
-            println!("{}", line(cells));
-        }
+        print_table(&table);
         for n in self.notes() {
             println!("note: {n}");
         }
@@ -707,6 +681,41 @@ pub fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Prints `table` as aligned text columns: its first row as the heading,
+/// a rule under it, then the other rows.
+pub(super) fn print_table(table: &[Vec<String>]) {
+    let Some(head) = table.first() else {
+        return;
+    };
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut out = String::new();
+        for (c, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            out.push_str(cell);
+            if c + 1 < cells.len() {
+                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    println!("{}", line(head));
+    println!(
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+    );
+    for cells in &table[1..] {
+        println!("{}", line(cells));
+    }
 }
 
 #[cfg(test)]
