@@ -33,34 +33,19 @@ fn micros(v: &Value) -> Option<i64> {
     })
 }
 
-/// Pending first, the ends last; not reported (null) before all.
-fn rank(status: &Value) -> i64 {
-    let order = [
-        "pending",
-        "picking",
-        "packed",
-        "on_hold",
-        "partially_shipped",
-        "shipped",
-        "rejected",
-        "cancelled",
-    ];
-    status
-        .as_str()
-        .and_then(|s| order.iter().position(|x| *x == s))
-        .map_or(0, |p| p as i64 + 1)
-}
-
 /// The ids of `orders` in `sort`'s order, from the API's data.
 fn expected(orders: &[Value], role: Role, sort: Sort) -> Vec<String> {
     let key = |o: &Value| -> i64 {
         match sort.key {
             SortKey::Created => 0,
             SortKey::Updated => micros(&o["updated_at"]).expect("updated_at"),
-            SortKey::Status => match role {
-                Role::Store => rank(&o["fulfillment"]["status"]),
-                Role::Warehouse => rank(&o["status"]),
-            },
+            SortKey::Status => {
+                let status = match role {
+                    Role::Store => &o["fulfillment"]["status"],
+                    Role::Warehouse => &o["status"],
+                };
+                status_rank(status) as i64
+            }
             SortKey::DeliverBy => micros(&o["deliver_by"]).unwrap_or(i64::MAX),
         }
     };

@@ -584,3 +584,22 @@ impl Drop for FakePeer {
         self.task.abort();
     }
 }
+
+/// The rank the admin lists sort a fulfillment status by: pending first,
+/// the ends last, not reported yet (null) before all.
+pub fn status_rank(status: &Value) -> usize {
+    let order = [
+        "pending",
+        "picking",
+        "packed",
+        "on_hold",
+        "partially_shipped",
+        "shipped",
+        "rejected",
+        "cancelled",
+    ];
+    status
+        .as_str()
+        .and_then(|s| order.iter().position(|x| *x == s))
+        .map_or(0, |p| p + 1)
+}

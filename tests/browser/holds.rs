@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::driver::Browser;
 use crate::helpers::{Backend, Side, id_of, wait_for_order};
 use crate::parts::{
-    configure, create, reload_until_exists, reload_until_text, setup, sign_in, stop,
+    create, reload_until_exists, reload_until_text, setup, sign_in, split_widgets_and_boxes, stop,
 };
 use crate::{post_then_get, shots};
 
@@ -103,14 +103,7 @@ async fn a_store_payment_hold_blocks_then_releases(backend: Backend) {
     let Some((t, b)) = setup(backend).await else {
         return;
     };
-    configure(
-        &t.store,
-        &[
-            ("eu", json!({"countries": [], "sku_prefixes": ["WID-"]})),
-            ("us", json!({"countries": [], "sku_prefixes": ["BOX-"]})),
-        ],
-    )
-    .await;
+    split_widgets_and_boxes(&t.store).await;
     let o = create(&t.store, "Held Order", &[("WID-1", 2), ("BOX-1", 1)]).await;
     let id = id_of(&o);
     let second = id_of(&o["parts"][1]);

@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 
 use crate::driver::Browser;
 use crate::helpers::{
-    Backend, Pair, Side, create_order, id_of, order_body, short_horizon, wait_for_order,
+    Backend, Pair, Side, create_order, id_of, order_body, short_horizon, status_rank,
+    wait_for_order,
 };
 use crate::parts::sign_in;
 use crate::{ADMIN, PASSWORD, add_admin, count, shots};
@@ -123,24 +124,6 @@ fn ids(orders: &[&Value]) -> Vec<String> {
 fn time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()
         .map(|t| t.parse::<DateTime<Utc>>().expect("an RFC 3339 time"))
-}
-
-/// The rank the lists sort a status by (pending first, the ends last).
-fn rank(status: &Value) -> usize {
-    let order = [
-        "pending",
-        "picking",
-        "packed",
-        "on_hold",
-        "partially_shipped",
-        "shipped",
-        "rejected",
-        "cancelled",
-    ];
-    status
-        .as_str()
-        .and_then(|s| order.iter().position(|x| *x == s))
-        .map_or(0, |p| p + 1)
 }
 
 /// Saves what the browser shows as docs/screenshots/NAME.png, at the
@@ -551,7 +534,7 @@ async fn the_list_counts_pages_both_ways_and_sorts(backend: Backend) {
     // column headings), pending first; a filter counts what it keeps.
     let at_wh = api_orders(wh).await;
     let mut by_status: Vec<&Value> = at_wh.iter().collect();
-    by_status.sort_by_key(|o| (rank(&o["status"]), id_of(o)));
+    by_status.sort_by_key(|o| (status_rank(&o["status"]), id_of(o)));
     b.login(&wh.url, ADMIN, PASSWORD).await;
     b.find("#sort")
         .await

@@ -381,18 +381,11 @@ async fn repeated_failures_fold_and_the_stop_is_marked(backend: Backend) {
 /// delivery timeline and sync facts per part, each under its warehouse,
 /// and the trail shows what the second part's warehouse reported.
 async fn a_split_orders_page_shows_each_parts_deliveries_and_trail(backend: Backend) {
-    use crate::parts::{configure, create, reload_until_exists, sign_in, stop};
+    use crate::parts::{create, reload_until_exists, sign_in, split_widgets_and_boxes, stop};
     let Some((t, b)) = crate::parts::setup(backend).await else {
         return;
     };
-    configure(
-        &t.store,
-        &[
-            ("eu", json!({"countries": [], "sku_prefixes": ["WID-"]})),
-            ("us", json!({"countries": [], "sku_prefixes": ["BOX-"]})),
-        ],
-    )
-    .await;
+    split_widgets_and_boxes(&t.store).await;
     let o = create(&t.store, "Split Timelines", &[("WID-1", 1), ("BOX-1", 2)]).await;
     let id = id_of(&o);
     let second = id_of(&o["parts"][1]);

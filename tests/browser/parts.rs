@@ -50,6 +50,19 @@ pub(crate) async fn sign_in(b: &Browser, base: &str) {
 }
 
 /// Sets each warehouse's countries, SKU prefixes and priority.
+/// Routes `WID-` lines to `eu` and `BOX-` lines to `us`, both shipping
+/// everywhere: an order with one line of each splits in two parts.
+pub(crate) async fn split_widgets_and_boxes(store: &Side) {
+    configure(
+        store,
+        &[
+            ("eu", json!({"countries": [], "sku_prefixes": ["WID-"]})),
+            ("us", json!({"countries": [], "sku_prefixes": ["BOX-"]})),
+        ],
+    )
+    .await;
+}
+
 pub(crate) async fn configure(store: &Side, settings: &[(&str, Value)]) {
     for (name, body) in settings {
         let (s, w) = store
@@ -122,14 +135,7 @@ async fn a_split_order_ships_in_parcels_from_two_warehouses(backend: Backend) {
     let Some((t, b)) = setup(backend).await else {
         return;
     };
-    configure(
-        &t.store,
-        &[
-            ("eu", json!({"countries": [], "sku_prefixes": ["WID-"]})),
-            ("us", json!({"countries": [], "sku_prefixes": ["BOX-"]})),
-        ],
-    )
-    .await;
+    split_widgets_and_boxes(&t.store).await;
     let o = create(&t.store, "Split Parcels", &[("WID-1", 3), ("BOX-1", 1)]).await;
     let id = id_of(&o);
     let second = id_of(&o["parts"][1]);
