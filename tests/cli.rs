@@ -34,6 +34,25 @@ struct Ports {
     us: u16,
 }
 
+/// Runs the CLI with `args` (and `stdin`), which must succeed: its
+/// standard output, trimmed.
+fn run_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out, err) = run(args, stdin);
+    assert!(ok, "{args:?}: {err}");
+    out.trim().to_owned()
+}
+
+impl Ports {
+    /// Three free loopback ports.
+    fn free() -> Ports {
+        Ports {
+            store: free_port(),
+            eu: free_port(),
+            us: free_port(),
+        }
+    }
+}
+
 /// `demo` on `ports`, `us` given by flag or, with `us_by_env`, by its
 /// variable (and `eu` by the flag's other name).
 fn demo(dir: &Path, ports: Ports, us_by_env: bool) -> Proc {
@@ -106,11 +125,7 @@ fn count(statuses: &[String], status: &str) -> usize {
 #[test]
 fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports = Ports {
-        store: free_port(),
-        eu: free_port(),
-        us: free_port(),
-    };
+    let ports = Ports::free();
     let child = demo(dir.path(), ports, false);
     let creds_path = dir.path().join("credentials.json");
     let creds: Value = wait_for(60, "credentials.json", || {
@@ -270,18 +285,10 @@ fn demo_seeds_serves_stops_cleanly_and_keeps_data() {
 #[test]
 fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports = Ports {
-        store: free_port(),
-        eu: free_port(),
-        us: free_port(),
-    };
+    let ports = Ports::free();
     let db = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
     let (store_db, wh_db) = (db("store.db"), db("warehouse.db"));
-    let cli = |args: &[&str], stdin: Option<&str>| {
-        let (ok, out, err) = run(args, stdin);
-        assert!(ok, "{args:?}: {err}");
-        out.trim().to_owned()
-    };
+    let cli = run_ok;
     let mut old = serde_json::Map::new();
     for (side, role, url, port) in [
         ("store", "store", &store_db, ports.store),
@@ -446,11 +453,7 @@ fn demo_takes_over_a_directory_of_the_one_warehouse_demo() {
 fn demo_with_a_port_in_use_fails_at_once_creates_nothing_then_seeds() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let ports = || Ports {
-        store: free_port(),
-        eu: free_port(),
-        us: free_port(),
-    };
+    let ports = || Ports::free();
     type Take = fn(&mut Ports, u16);
     let cases: [(&str, Take, &[&str]); 3] = [
         (
@@ -548,17 +551,9 @@ fn demo_with_a_port_in_use_fails_at_once_creates_nothing_then_seeds() {
 #[test]
 fn demo_seeds_a_half_made_directory_without_orders() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports = Ports {
-        store: free_port(),
-        eu: free_port(),
-        us: free_port(),
-    };
+    let ports = Ports::free();
     let db = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
-    let cli = |args: &[&str], stdin: Option<&str>| {
-        let (ok, out, err) = run(args, stdin);
-        assert!(ok, "{args:?}: {err}");
-        out.trim().to_owned()
-    };
+    let cli = run_ok;
     let side = |role: &str, file: &str, port: u16| {
         let url = db(file);
         cli(
