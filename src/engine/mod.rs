@@ -165,7 +165,9 @@ impl Engine {
             role,
             wake: Arc::default(),
             metrics: Arc::new(Metrics::new(role)),
-            creates: Arc::new(Batcher::new(Creates)),
+            creates: Arc::new(Batcher::new(Creates {
+                numbers: db.order_numbers().clone(),
+            })),
             steps: Arc::new(Batcher::new(Steps {
                 peer: role.peer().as_str(),
             })),

@@ -16,9 +16,10 @@ use crate::domain::holds::{HoldType, MAX_HOLDS, TypedHold};
 use crate::domain::order::{CancelRequest, Line, PatchOrderInput};
 use crate::domain::parts::{self as domain_parts, Mode, Plan, Unrouted};
 use crate::domain::role::Command;
-use crate::domain::warehouse::WarehouseName;
+use crate::domain::warehouse::{Warehouse, WarehouseName};
 use crate::domain::{Actor, Order, OrderContent, OrderId, Pricing, Role};
 use crate::storage::bulk::Script;
+use crate::storage::orders::{OrderNumbers, TakenNumbers};
 use crate::storage::parts as stored_parts;
 use crate::storage::writer::BoxFuture;
 use crate::storage::{self, StorageError, audit, idempotency, now_micros, orders, outbox};
@@ -94,10 +95,11 @@ impl Engine {
         let mut last_err = None;
         for _ in 0..2 {
             let (order, key, render) = (order.clone(), key.clone(), render.clone());
+            let numbers = self.db.order_numbers().clone();
             let attempt = self
                 .db
                 .write(move |c| {
-                    Box::pin(async move { create_keyed(c, order, key, &*render).await })
+                    Box::pin(async move { create_keyed(c, &numbers, order, key, &*render).await })
                 })
                 .await;
             match attempt {
@@ -377,7 +379,9 @@ impl Engine {
 }
 
 /// New orders at the store, written in bulk.
-pub(super) struct Creates;
+pub(super) struct Creates {
+    pub(super) numbers: Arc<OrderNumbers>,
+}
 
 impl BatchWrite for Creates {
     type Item = NewOrder;
@@ -388,7 +392,7 @@ impl BatchWrite for Creates {
         items: &'c [NewOrder],
     ) -> BoxFuture<'c, Result<Vec<Result<OrderView>>>> {
         Box::pin(async move {
-            let views = insert_new(c, items).await?;
+            let views = insert_new(c, &self.numbers, items).await?;
             Ok(views.into_iter().map(Ok).collect())
         })
     }
@@ -398,6 +402,7 @@ impl BatchWrite for Creates {
 /// seen with the same body, else the new order and the key saved with it.
 async fn create_keyed(
     c: &mut AnyConnection,
+    numbers: &OrderNumbers,
     order: NewOrder,
     key: OwnedKey,
     render: &(dyn Fn(&OrderView) -> String + Send + Sync),
@@ -410,7 +415,7 @@ async fn create_keyed(
             Err(EngineError::IdempotencyKeyReused)
         };
     }
-    let view = insert_new(c, std::slice::from_ref(&order))
+    let view = insert_new(c, numbers, std::slice::from_ref(&order))
         .await?
         .pop()
         .ok_or_else(not_written)?;
@@ -432,22 +437,112 @@ async fn create_keyed(
 /// every line, else line by line; each warehouse used gets a part, the
 /// first (by priority, then name) with the order's id. Lines no warehouse
 /// takes wait, unrouted, and do not travel.
-async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<OrderView>> {
+async fn insert_new(
+    c: &mut AnyConnection,
+    numbers: &OrderNumbers,
+    new: &[NewOrder],
+) -> Result<Vec<OrderView>> {
     let now = now_micros();
     let warehouses = parts::active(c).await?;
+    // On SQLite, another process on the same file may have taken numbers
+    // since this one last looked: its batch is then refused before any of
+    // it ran, and planned again with numbers read from the counter row.
+    let mut attempts = 0;
+    let (rows, shapes, routed) = loop {
+        attempts += 1;
+        let taken = numbers.take(c, new.len()).await?;
+        let planned = plan_new(c, new, &taken, &warehouses, now);
+        match planned.script.run(c).await {
+            Err(e) if attempts < 3 && taken.taken_elsewhere(&e) => {
+                numbers.forget();
+                continue;
+            }
+            Err(e) => {
+                if taken.taken_elsewhere(&e) {
+                    numbers.forget();
+                }
+                return Err(e.into());
+            }
+            Ok(returned) => {
+                let inserted = orders::inserted_ids(returned)?;
+                if let Some(taken) = planned.rows.iter().find(|(o, _)| !inserted.contains(&o.id)) {
+                    // Fresh v7 ids and the next numbers cannot be taken,
+                    // unless the database was edited by hand. The caller
+                    // rolls the batch back.
+                    return Err(EngineError::Conflict(format!(
+                        "order number {} is already taken; check the order number counter (PostgreSQL: the order_numbers sequence; SQLite: the counters row)",
+                        taken.0.number
+                    )));
+                }
+                break (planned.rows, planned.shapes, planned.routed);
+            }
+        }
+    };
+    for w in &routed {
+        outbox::notify(c, w).await?;
+    }
+    let mut rows = rows.into_iter();
+    let mut views = Vec::with_capacity(new.len());
+    for (n, (count, unrouted)) in new.iter().zip(shapes) {
+        let mine: Vec<(Order, Option<WarehouseName>)> = rows.by_ref().take(count).collect();
+        let head = mine[0].0.clone();
+        let parts: Vec<PartView> = mine
+            .into_iter()
+            .filter_map(|(order, w)| {
+                w.map(|w| PartView {
+                    order,
+                    warehouse: w.to_string(),
+                    withdrawn: false,
+                    sync: SyncInfo {
+                        state: SyncState::Pending,
+                        last_error: None,
+                    },
+                })
+            })
+            .collect();
+        views.push(parts::compose(
+            head,
+            Some(n.pricing.clone()),
+            n.content.lines.clone(),
+            parts,
+            unrouted,
+        ));
+    }
+    Ok(views)
+}
+
+/// One batch of new orders, planned: its script, and what the answers are
+/// made of.
+struct PlannedCreates {
+    script: Script,
+    /// Each order's rows (its first row first), each with its warehouse.
+    rows: Vec<(Order, Option<WarehouseName>)>,
+    /// Per order: how many rows, and its unrouted lines.
+    shapes: Vec<(usize, Vec<Unrouted>)>,
+    /// The warehouses the batch enqueued for.
+    routed: Vec<String>,
+}
+
+/// Plans the writes of [`insert_new`] with the numbers `taken`.
+fn plan_new(
+    c: &AnyConnection,
+    new: &[NewOrder],
+    taken: &TakenNumbers,
+    warehouses: &[Warehouse],
+    now: i64,
+) -> PlannedCreates {
     let at = storage::from_micros(now);
-    let first = orders::next_numbers(c, new.len()).await?;
     // Each order's rows (its first row first), each with its warehouse.
     let mut rows: Vec<(Order, Option<WarehouseName>)> = Vec::with_capacity(new.len());
     // Per order: how many rows, and its unrouted lines.
     let mut shapes: Vec<(usize, Vec<Unrouted>)> = Vec::with_capacity(new.len());
-    for (n, seq) in new.iter().zip(first..) {
+    for (n, seq) in new.iter().zip(taken.numbers.iter().copied()) {
         let id = OrderId::new();
         let number = crate::domain::order::order_number(seq);
         let plan = domain_parts::plan(
             &n.content.lines,
             &n.content.shipping_address.country,
-            &warehouses,
+            warehouses,
             &[],
             Mode::Add,
         );
@@ -490,6 +585,7 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
     let list: Vec<Order> = rows.iter().map(|(o, _)| o.clone()).collect();
     // One script: on SQLite the inserts are one call to the database.
     let mut script = Script::new(c);
+    taken.plan(&mut script);
     orders::plan_insert_all(&mut script, &list);
     let heads: Vec<OrderId> = list
         .iter()
@@ -529,44 +625,11 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
         orders::plan_set_warehouse(&mut script, &ids, w);
         outbox::plan_enqueue(&mut script, w, queued, now);
     }
-    let inserted = orders::inserted_ids(script.run(c).await?)?;
-    if let Some(taken) = list.iter().find(|o| !inserted.contains(&o.id)) {
-        // Fresh v7 ids and the next numbers cannot be taken, unless the
-        // database was edited by hand. The caller rolls the batch back.
-        return Err(EngineError::Conflict(format!(
-            "order number {} is already taken; check the order_number counter",
-            taken.number
-        )));
+    let routed = routed.keys().map(|w| (*w).to_owned()).collect();
+    PlannedCreates {
+        script,
+        rows,
+        shapes,
+        routed,
     }
-    for w in routed.keys() {
-        outbox::notify(c, w).await?;
-    }
-    let mut rows = rows.into_iter();
-    let mut views = Vec::with_capacity(new.len());
-    for (n, (count, unrouted)) in new.iter().zip(shapes) {
-        let mine: Vec<(Order, Option<WarehouseName>)> = rows.by_ref().take(count).collect();
-        let head = mine[0].0.clone();
-        let parts: Vec<PartView> = mine
-            .into_iter()
-            .filter_map(|(order, w)| {
-                w.map(|w| PartView {
-                    order,
-                    warehouse: w.to_string(),
-                    withdrawn: false,
-                    sync: SyncInfo {
-                        state: SyncState::Pending,
-                        last_error: None,
-                    },
-                })
-            })
-            .collect();
-        views.push(parts::compose(
-            head,
-            Some(n.pricing.clone()),
-            n.content.lines.clone(),
-            parts,
-            unrouted,
-        ));
-    }
-    Ok(views)
 }

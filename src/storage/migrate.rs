@@ -193,6 +193,16 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0018_lists_warehouse.sql"),
         },
     },
+    // Order numbers without a row lock held to commit (store only).
+    Migration {
+        version: 19,
+        name: "order_numbers",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0019_order_numbers.sql"),
+            postgres: include_str!("../../migrations/postgres/0019_order_numbers.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -301,6 +301,8 @@ pub struct Db {
     /// The SQLite file (`None` on PostgreSQL).
     sqlite_path: Option<PathBuf>,
     health: Arc<Health>,
+    /// The store's order numbers (see there).
+    numbers: Arc<orders::OrderNumbers>,
 }
 
 /// What the write path has learnt about the database, for readiness.
@@ -433,6 +435,7 @@ impl Db {
                     url_for_listen: None,
                     sqlite_path: sqlite_file(&url),
                     health: Arc::default(),
+                    numbers: Arc::default(),
                 })
             }
             Dialect::Postgres => {
@@ -457,6 +460,7 @@ impl Db {
                     url_for_listen: Some(url),
                     sqlite_path: None,
                     health: Arc::default(),
+                    numbers: Arc::default(),
                 })
             }
         }
@@ -466,6 +470,12 @@ impl Db {
     /// [`Dialect::of`] answers for them), for decisions taken without one.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Where the store's order numbers come from: shared by every write
+    /// through this handle.
+    pub fn order_numbers(&self) -> &Arc<orders::OrderNumbers> {
+        &self.numbers
     }
 
     /// The pool for reads that need no transaction.

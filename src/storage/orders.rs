@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::bulk::{self, Script, Val};
-use super::{Result, Sql, StorageError, from_micros, to_micros};
+use super::{Dialect, Result, Sql, StorageError, from_micros, to_micros};
 use crate::domain::Role;
 use crate::domain::digest::id_hash;
 use crate::domain::fulfillment::{
@@ -249,21 +249,21 @@ const LOAD_ORDERS: Sql = Sql {
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
                cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, withdrawn, created_at, updated_at \
-               FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+               FROM orders WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 const LOAD_LINES: Sql = Sql {
     sqlite: "SELECT order_id, sku, name, quantity FROM order_lines \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
     postgres: "SELECT order_id, sku, name, quantity FROM order_lines \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, line_no",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, line_no",
 };
 
 const LOAD_SHIPMENTS: Sql = Sql {
     sqlite: "SELECT order_id, carrier, tracking_number, shipped_at, lines FROM shipments \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, shipment_no",
     postgres: "SELECT order_id, carrier, tracking_number, shipped_at, lines FROM shipments \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, shipment_no",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, shipment_no",
 };
 
 /// Loads the orders `ids` with their order rows read by `rows` (the plain
@@ -353,21 +353,145 @@ const LOAD_ORDERS_FOR_UPDATE: Sql = Sql {
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
                cancel_rejected_reason, content_changed_after_pick, rejections, store_holds, warehouse_holds, withdrawn, created_at, updated_at \
-               FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+               FROM orders WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY id FOR UPDATE",
 };
 
-/// Takes the store's next `n` order numbers (1, 2, ...) inside the caller's
-/// transaction; returns the first of them.
-pub async fn next_numbers(c: &mut AnyConnection, n: usize) -> Result<i64> {
-    let n = n as i64;
-    let last: i64 = sqlx::query_scalar(
-        "INSERT INTO counters (name, value) VALUES ('order_number', $1) \
-         ON CONFLICT (name) DO UPDATE SET value = counters.value + $1 RETURNING value",
-    )
-    .bind(n)
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(last - n + 1)
+/// The store's order numbers (1, 2, ...; shown as `SO-000001`).
+///
+/// A number is unique in the database and numbers increase in the order
+/// they are taken; a batch that rolls back (or a crash) leaves its numbers
+/// unused, a gap. Neither backend holds a lock from taking numbers to the
+/// commit, so concurrent create batches do not wait on each other:
+///
+/// - PostgreSQL: the `order_numbers` sequence (migration 19), shared by
+///   every replica on the database; `nextval` holds no lock.
+/// - SQLite: the last number is kept here, in memory, backed by the
+///   `counters` row: each batch writes its last number back to the row in
+///   its own script (no round trip of its own), guarded: the write fails if
+///   the row holds more than this process last knew, i.e. another process
+///   on the same file took numbers since. Then [`OrderNumbers::forget`]
+///   drops the memory, the next [`OrderNumbers::take`] reads the row again,
+///   and the batch is planned anew. (Before, each batch took its numbers
+///   with a statement of its own.)
+///
+/// One per database handle ([`super::Db::order_numbers`]).
+#[derive(Debug, Default)]
+pub struct OrderNumbers {
+    /// SQLite: the last number taken here or read from the row; `None`
+    /// until read, and after another process was seen taking numbers.
+    last: std::sync::Mutex<Option<i64>>,
+}
+
+/// Numbers taken for one batch of creates, in the order to give them.
+#[derive(Debug)]
+pub struct TakenNumbers {
+    pub numbers: Vec<i64>,
+    /// SQLite: the row's expected most and the value to write back.
+    guard: Option<(i64, i64)>,
+}
+
+/// `n` numbers from the sequence, in increasing order.
+const NEXT_NUMBERS: &str = "SELECT nextval('order_numbers') FROM generate_series(1, $1::bigint)";
+
+/// The counter row, created at 0 if missing (a store from before
+/// migration 19 that never gave a number has none).
+const READ_COUNTER: &str = "INSERT INTO counters (name, value) VALUES ('order_number', 0) \
+     ON CONFLICT (name) DO UPDATE SET value = counters.value RETURNING value";
+
+/// The write-back of the SQLite counter: `[expected most, new value]`. A
+/// row above the expected value becomes NULL, which the NOT NULL column
+/// refuses: the statement fails, and being the first of its script, it
+/// fails before anything else of the batch ran. (PostgreSQL's text is
+/// never run: it uses the sequence.)
+const WRITE_COUNTER: Sql = Sql {
+    sqlite: "UPDATE counters SET value = CASE WHEN value <= ? THEN ? END WHERE name = 'order_number'",
+    postgres: "UPDATE counters SET value = CASE WHEN value <= $1 THEN $2 END WHERE name = 'order_number'",
+};
+
+impl OrderNumbers {
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<i64>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the next `n` numbers inside the caller's transaction. On
+    /// SQLite the batch's script must start with [`TakenNumbers::plan`].
+    pub async fn take(&self, c: &mut AnyConnection, n: usize) -> Result<TakenNumbers> {
+        if n == 0 {
+            return Ok(TakenNumbers {
+                numbers: Vec::new(),
+                guard: None,
+            });
+        }
+        let count =
+            i64::try_from(n).map_err(|_| StorageError::Corrupt("batch too large".into()))?;
+        if Dialect::of(c) == Dialect::Postgres {
+            let numbers: Vec<i64> = sqlx::query_scalar(NEXT_NUMBERS)
+                .bind(count)
+                .fetch_all(&mut *c)
+                .await?;
+            if numbers.len() != n {
+                return Err(StorageError::Corrupt(format!(
+                    "the order_numbers sequence gave {} numbers for {n}",
+                    numbers.len()
+                )));
+            }
+            return Ok(TakenNumbers {
+                numbers,
+                guard: None,
+            });
+        }
+        // SQLite: one writer per process (the group-commit writer runs one
+        // write at a time), so nothing takes numbers between the read and
+        // the update of `last` below.
+        let known = *self.last();
+        let last = match known {
+            Some(last) => last,
+            None => {
+                sqlx::query_scalar::<_, i64>(READ_COUNTER)
+                    .fetch_one(&mut *c)
+                    .await?
+            }
+        };
+        let after = last + count;
+        // Moved on now: if this batch rolls back, its numbers stay unused.
+        *self.last() = Some(after);
+        Ok(TakenNumbers {
+            numbers: (last + 1..=after).collect(),
+            guard: Some((last, after)),
+        })
+    }
+
+    /// Another process took numbers: read the row again next time.
+    pub fn forget(&self) {
+        *self.last() = None;
+    }
+}
+
+impl TakenNumbers {
+    /// Plans the write-back of the counter (SQLite; nothing on
+    /// PostgreSQL): the first statement of the batch's script.
+    pub fn plan(&self, s: &mut Script) {
+        if let Some((before, after)) = self.guard {
+            s.push(
+                &WRITE_COUNTER,
+                vec![bulk::Arg::Int(Some(before)), bulk::Arg::Int(Some(after))],
+            );
+        }
+    }
+
+    /// Whether `e` is the write-back's refusal: another process took
+    /// numbers since this one last read the row (nothing of the batch
+    /// ran; [`OrderNumbers::forget`], then plan it again).
+    pub fn taken_elsewhere(&self, e: &StorageError) -> bool {
+        match e {
+            StorageError::Sqlx(sqlx::Error::Database(d)) => {
+                self.guard.is_some()
+                    && d.kind() == sqlx::error::ErrorKind::NotNullViolation
+                    && d.message().contains("counters.value")
+            }
+            _ => false,
+        }
+    }
 }
 
 fn fulfillment_columns(
@@ -782,12 +906,14 @@ const UPDATE_FULFILLMENTS: Sql = Sql {
                      value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
                      (value ->> 6)::bigint AS changed, value ->> 7 AS refused, value ->> 8 AS held \
                      FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
-               WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
+               WHERE orders.id = v.id AND orders.warehouse_version < v.version \
+               AND orders.id = ANY(ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb) AS e(value))) \
+               RETURNING orders.id",
 };
 
 const DELETE_SHIPMENTS: Sql = Sql {
     sqlite: "DELETE FROM shipments WHERE order_id IN (SELECT value FROM json_each(?))",
-    postgres: "DELETE FROM shipments WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    postgres: "DELETE FROM shipments WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 // ---------------------------------------------------------------------------
@@ -904,14 +1030,14 @@ const LOAD_LINE_PRICES: Sql = Sql {
     sqlite: "SELECT order_id, unit_price FROM order_line_prices \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
     postgres: "SELECT order_id, unit_price FROM order_line_prices \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, line_no",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, line_no",
 };
 
 const LOAD_PRICES: Sql = Sql {
     sqlite: "SELECT order_id, currency, shipping_cost FROM order_prices \
              WHERE order_id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT order_id, currency, shipping_cost FROM order_prices \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 // ---------------------------------------------------------------------------
@@ -1274,7 +1400,7 @@ const WAREHOUSES_OF: Sql = Sql {
     sqlite: "SELECT id, warehouse FROM orders \
              WHERE warehouse IS NOT NULL AND id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, warehouse FROM orders \
-               WHERE warehouse IS NOT NULL AND id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+               WHERE warehouse IS NOT NULL AND id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 /// Plans [`set_warehouse`] in a script (a create batch's routing).
@@ -1287,7 +1413,7 @@ pub fn plan_set_warehouse(s: &mut Script, ids: &[OrderId], warehouse: &str) {
 const PLAN_SET_WAREHOUSE: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse = ? WHERE id IN (SELECT value FROM json_each(?))",
     postgres: "UPDATE orders SET warehouse = $1 \
-               WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+               WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
 };
 
 /// Routes these orders to `warehouse`.
@@ -1307,7 +1433,7 @@ pub async fn set_warehouse(c: &mut AnyConnection, ids: &[OrderId], warehouse: &s
 const SET_WAREHOUSE: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse = $1 WHERE id IN (SELECT value FROM json_each($2))",
     postgres: "UPDATE orders SET warehouse = $1 \
-               WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+               WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
 };
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ const PARTS_OF: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",
     postgres: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, part_no",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, part_no",
 };
 
 /// The order a row belongs to (itself for an order's first row); `None`
@@ -100,7 +100,7 @@ pub async fn orders_of(c: &mut AnyConnection, ids: &[OrderId]) -> Result<Vec<Ord
 
 const ORDERS_OF: Sql = Sql {
     sqlite: "SELECT DISTINCT order_id FROM orders WHERE id IN (SELECT value FROM json_each($1))",
-    postgres: "SELECT DISTINCT order_id FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    postgres: "SELECT DISTINCT order_id FROM orders WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 /// The items (lines as ordered) of these orders.
@@ -129,7 +129,7 @@ const LOAD_ITEMS: Sql = Sql {
     sqlite: "SELECT order_id, sku, name, quantity FROM order_items \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
     postgres: "SELECT order_id, sku, name, quantity FROM order_items \
-               WHERE order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, line_no",
+               WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, line_no",
 };
 
 /// Plans the items of new orders.
@@ -172,7 +172,7 @@ pub async fn withdraw(c: &mut AnyConnection, ids: &[OrderId]) -> Result<()> {
 
 const WITHDRAW: Sql = Sql {
     sqlite: "UPDATE orders SET withdrawn = 1 WHERE id IN (SELECT value FROM json_each($1))",
-    postgres: "UPDATE orders SET withdrawn = 1 WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    postgres: "UPDATE orders SET withdrawn = 1 WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
 };
 
 /// Recomputes the rolled-up status kept on each of these orders' first row
@@ -220,7 +220,7 @@ const STATUSES_OF: Sql = Sql {
              AND order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",
     postgres: "SELECT order_id, status FROM orders \
                WHERE warehouse IS NOT NULL AND withdrawn = 0 \
-               AND order_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY order_id, part_no",
+               AND order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, part_no",
 };
 
 const SET_ORDER_STATUS: Sql = Sql {
@@ -230,5 +230,6 @@ const SET_ORDER_STATUS: Sql = Sql {
     postgres: "UPDATE orders SET order_status = v.status \
                FROM (SELECT value ->> 0 AS id, value ->> 1 AS status \
                      FROM jsonb_array_elements($1::jsonb) AS e(value)) AS v \
-               WHERE orders.id = v.id AND orders.order_status IS DISTINCT FROM v.status",
+               WHERE orders.id = v.id AND orders.order_status IS DISTINCT FROM v.status \
+               AND orders.id = ANY(ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($1::jsonb) AS e(value)))",
 };

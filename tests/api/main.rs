@@ -25,6 +25,7 @@ mod log_flood;
 mod no_money;
 mod openapi;
 mod order_flow;
+mod order_numbers;
 mod outage;
 mod pagination;
 mod parts;
