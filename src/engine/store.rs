@@ -586,7 +586,11 @@ fn plan_new(
     // One script: on SQLite the inserts are one call to the database.
     let mut script = Script::new(c);
     taken.plan(&mut script);
-    orders::plan_insert_all(&mut script, &list);
+    let routed_to: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, w)| w.as_ref().map(|w| w.as_str()))
+        .collect();
+    orders::plan_insert_all(&mut script, &list, &routed_to);
     let heads: Vec<OrderId> = list
         .iter()
         .filter(|o| o.id == o.order_id)
@@ -621,8 +625,6 @@ fn plan_new(
         }
     }
     for (w, queued) in &routed {
-        let ids: Vec<OrderId> = queued.iter().map(|(id, _)| *id).collect();
-        orders::plan_set_warehouse(&mut script, &ids, w);
         outbox::plan_enqueue(&mut script, w, queued, now);
     }
     let routed = routed.keys().map(|w| (*w).to_owned()).collect();

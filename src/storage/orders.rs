@@ -524,7 +524,7 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
         return Ok(HashSet::new());
     }
     let mut s = Script::new(c);
-    plan_orders(&mut s, list);
+    plan_orders(&mut s, list, None);
     let inserted = inserted_ids(s.run(c).await?)?;
     let mut s = Script::new(c);
     plan_children(&mut s, list.iter().filter(|o| inserted.contains(&o.id)));
@@ -536,8 +536,14 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
 /// them, for a caller that knows none is taken (new orders at the store):
 /// the rows the script returns are the ids inserted, and a shortfall means
 /// a number was taken after all, so the caller must roll back.
-pub fn plan_insert_all(s: &mut Script, list: &[Order]) {
-    plan_orders(s, list);
+///
+/// Each order is written with the warehouse it is routed to (`None`: not
+/// routed), in the insert itself: a second statement setting it rewrote
+/// every new row and its index entries (the routing column is indexed),
+/// and on PostgreSQL cost a round trip of its own.
+pub fn plan_insert_all(s: &mut Script, list: &[Order], warehouses: &[Option<&str>]) {
+    debug_assert_eq!(list.len(), warehouses.len());
+    plan_orders(s, list, Some(warehouses));
     plan_children(s, list.iter());
 }
 
@@ -552,7 +558,9 @@ pub fn inserted_ids(returned: Vec<AnyRow>) -> Result<HashSet<OrderId>> {
 }
 
 /// The order rows; the statement returns the ids it inserted.
-fn plan_orders(s: &mut Script, list: &[Order]) {
+/// With `warehouses` (the store's new orders): each row's warehouse too.
+fn plan_orders(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>]>) {
+    let cols = if warehouses.is_some() { 31 } else { 30 };
     let keys: Vec<String> = list.iter().map(|o| o.id.to_string()).collect();
     let hashes: Vec<i64> = keys.iter().map(|k| id_hash(k)).collect();
     let fulfillment: Vec<_> = list
@@ -569,10 +577,13 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             )
         })
         .collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 30);
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * cols);
     for (
-        ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id),
-        (store_holds, warehouse_holds),
+        i,
+        (
+            ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id),
+            (store_holds, warehouse_holds),
+        ),
     ) in list
         .iter()
         .zip(&keys)
@@ -580,6 +591,7 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
         .zip(&fulfillment)
         .zip(&order_ids)
         .zip(&holds)
+        .enumerate()
     {
         let ct = &o.content;
         rows.extend([
@@ -614,8 +626,16 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             store_holds.as_str().into(),
             warehouse_holds.as_str().into(),
         ]);
+        if let Some(w) = warehouses {
+            rows.push(w.get(i).copied().flatten().into());
+        }
     }
-    s.rows(&INSERT_ORDERS, &[], 30, &rows);
+    let insert = if warehouses.is_some() {
+        &INSERT_STORE_ORDERS
+    } else {
+        &INSERT_ORDERS
+    };
+    s.rows(insert, &[], cols, &rows);
 }
 
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
@@ -643,6 +663,33 @@ const INSERT_ORDERS: Sql = Sql {
                value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
                (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
                value ->> 28, value ->> 29 \
+               FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
+};
+
+/// [`INSERT_ORDERS`] at the store, with the warehouse each order is routed
+/// to (`value ->> 30`).
+const INSERT_STORE_ORDERS: Sql = Sql {
+    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+             store_holds, warehouse_holds, warehouse) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+             value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
+             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
+             value ->> 27, value ->> 28, value ->> 29, value ->> 30 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+               store_holds, warehouse_holds, warehouse) \
+               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
+               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+               value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
+               value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
+               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
+               value ->> 28, value ->> 29, value ->> 30 \
                FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
 };
 
@@ -1401,19 +1448,6 @@ const WAREHOUSES_OF: Sql = Sql {
              WHERE warehouse IS NOT NULL AND id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, warehouse FROM orders \
                WHERE warehouse IS NOT NULL AND id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
-};
-
-/// Plans [`set_warehouse`] in a script (a create batch's routing).
-pub fn plan_set_warehouse(s: &mut Script, ids: &[OrderId], warehouse: &str) {
-    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    s.keys(&PLAN_SET_WAREHOUSE, &[Val::from(warehouse)], &keys);
-}
-
-/// [`plan_set_warehouse`]'s statement (a script's, so `?` on SQLite).
-const PLAN_SET_WAREHOUSE: Sql = Sql {
-    sqlite: "UPDATE orders SET warehouse = ? WHERE id IN (SELECT value FROM json_each(?))",
-    postgres: "UPDATE orders SET warehouse = $1 \
-               WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
 };
 
 /// Routes these orders to `warehouse`.
