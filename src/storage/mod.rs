@@ -273,19 +273,6 @@ const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY";
 /// Each reader's: a page cache of 512 KiB.
 const READER_PRAGMAS: &str = "PRAGMA cache_size = -512";
 
-/// Every PostgreSQL connection's settings.
-///
-/// Each execution of a prepared statement is planned for its own arguments
-/// and the tables as they are now. By default the server settles on one
-/// generic plan per statement after five executions and keeps it for the
-/// connection's life: a store's first statements, run while its tables
-/// were nearly empty, kept sequential scans (cheapest then) while the
-/// tables grew to thousands of rows, until an autovacuum's ANALYZE
-/// happened to invalidate them. Measured on a fresh store (bench, latency
-/// scenario), those scans were some 40 % of the server's CPU; planning
-/// these short statements each time costs less.
-const PG_SESSION: &str = "SET plan_cache_mode = force_custom_plan";
-
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub sqlite_synchronous: SqliteSync,
@@ -462,12 +449,6 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(sqlx::raw_sql(PG_SESSION)).await?;
-                            Ok(())
-                        })
-                    })
                     .connect_with(connect_opts)
                     .await
                     .map_err(unreachable)?;
