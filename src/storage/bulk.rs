@@ -146,6 +146,68 @@ pub fn keys<S: AsRef<str>>(keys: &[S]) -> String {
     json
 }
 
+/// Runs read statements, each with its arguments; returns each one's rows.
+///
+/// On PostgreSQL they go in one round trip, as one simple-protocol text
+/// with the arguments inlined (as in a [`Script`]), and each statement is
+/// planned for the keys it is given: a prepared statement's generic plan,
+/// made while a fresh database's tables were nearly empty, kept scanning
+/// the whole table as it grew (auto_explain on the bench's latency
+/// scenario: most slow statements were these reads, by sequential scan).
+/// On SQLite each runs prepared, one after another.
+pub async fn fetch_each(
+    c: &mut AnyConnection,
+    statements: &[(&Sql, Vec<Arg>)],
+) -> Result<Vec<Vec<AnyRow>>> {
+    let dialect = Dialect::of(c);
+    let inlinable = statements.iter().all(|(_, args)| {
+        args.iter()
+            .all(|a| !matches!(a, Arg::Text(Some(t)) if t.contains('\0')))
+    });
+    if dialect == Dialect::Postgres && inlinable {
+        let mut text = String::new();
+        for (sql, args) in statements {
+            inline_pg(sql.postgres, args, &mut text)?;
+            text.push_str(";\n");
+        }
+        let mut out: Vec<Vec<AnyRow>> = vec![Vec::new()];
+        let mut stream = c.fetch_many(sqlx::raw_sql(&text));
+        // Rows come statement after statement, each statement's closed by
+        // its result (a count).
+        while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            match item? {
+                sqlx::Either::Right(row) => {
+                    if let Some(last) = out.last_mut() {
+                        last.push(row);
+                    }
+                }
+                sqlx::Either::Left(_) => out.push(Vec::new()),
+            }
+        }
+        out.truncate(statements.len());
+        if out.len() != statements.len() {
+            return Err(super::StorageError::Corrupt(format!(
+                "{} statements answered {} results",
+                statements.len(),
+                out.len()
+            )));
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::with_capacity(statements.len());
+    for (sql, args) in statements {
+        let mut q = sqlx::query(sql.text(dialect));
+        for a in args {
+            q = match a {
+                Arg::Int(i) => q.bind(*i),
+                Arg::Text(t) => q.bind(t.clone()),
+            };
+        }
+        out.push(q.fetch_all(&mut *c).await?);
+    }
+    Ok(out)
+}
+
 /// `sql` (a PostgreSQL text with `$n` parameters) with each parameter
 /// replaced by [`pg_literal`] of its argument, appended to `out`.
 ///

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use super::bulk::{self, Script, Val};
 use super::{Dialect, Result, Sql, StorageError, from_micros, to_micros};
@@ -278,38 +278,34 @@ async fn load_parts(
         return Ok(Vec::new());
     }
     let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    let list = bulk::keys(&keys);
-
-    let rows = sqlx::query_as::<_, OrderRow>(rows.on(c))
-        .bind(list.as_str())
-        .fetch_all(&mut *c)
-        .await?;
+    let list = || vec![bulk::Arg::Text(Some(bulk::keys(&keys)))];
+    // Rows, lines and shipments: on PostgreSQL one round trip.
+    let mut statements = vec![(rows, list()), (&LOAD_SHIPMENTS, list())];
+    if parts == Parts::All {
+        statements.push((&LOAD_LINES, list()));
+    }
+    let mut answers = bulk::fetch_each(c, &statements).await?.into_iter();
+    let mut next = || answers.next().unwrap_or_default();
+    let rows = next()
+        .iter()
+        .map(OrderRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-
-    let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
-    let line_rows = match parts {
-        Parts::All => {
-            sqlx::query_as::<_, LineRow>(LOAD_LINES.on(c))
-                .bind(list.as_str())
-                .fetch_all(&mut *c)
-                .await?
-        }
-        Parts::WithoutLines => Vec::new(),
-    };
-    for l in line_rows {
-        let line = l.line()?;
-        lines.entry(l.order_id).or_default().push(line);
-    }
-
-    let q = sqlx::query_as::<_, ShipmentRow>(LOAD_SHIPMENTS.on(c)).bind(list.as_str());
     let mut shipments: HashMap<String, Vec<Shipment>> = HashMap::new();
-    for s in q.fetch_all(&mut *c).await? {
+    for row in next() {
+        let s = ShipmentRow::from_row(&row)?;
         shipments
             .entry(s.order_id.clone())
             .or_default()
             .push(s.shipment()?);
+    }
+    let mut lines: HashMap<String, Vec<Line>> = HashMap::new();
+    for row in next() {
+        let l = LineRow::from_row(&row)?;
+        let line = l.line()?;
+        lines.entry(l.order_id).or_default().push(line);
     }
 
     let mut by_id: HashMap<String, Order> = HashMap::with_capacity(rows.len());
