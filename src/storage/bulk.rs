@@ -126,13 +126,15 @@ pub fn rows(cols: usize, rows: &[Val<'_>]) -> String {
 /// PostgreSQL).
 ///
 /// Why `= ANY(ARRAY(...))` and not `IN (SELECT ...)` on PostgreSQL: the
-/// planner guesses 100 rows for a set-returning function, so `IN` became a
-/// hash join over a sequential scan of the whole table until the table
-/// held some 10,000 rows, and a prepared statement keeps the plan it chose
-/// while the table was small. Measured on a fresh store under load, those
-/// scans were some 40 % of the server's CPU. `= ANY` of an array is
-/// guessed at 10 elements and probes the index (the table's key) from far
-/// smaller tables on.
+/// planner guesses 100 rows for a set-returning function, so `IN` is
+/// planned as a hash join over a sequential scan of the whole table until
+/// the table holds some 10,000 rows; `= ANY` of an array is guessed at 10
+/// elements and probes the table's key from far smaller tables on. (A
+/// prepared statement's generic plan, made while a fresh database's tables
+/// were nearly empty, scans either way and keeps doing so as they grow:
+/// measured on a fresh store under load, such scans were some 40 % of the
+/// server's CPU. Hence the hot key-list statements run unprepared, planned
+/// for their keys: in a [`Script`] or through [`fetch_each`].)
 pub fn keys<S: AsRef<str>>(keys: &[S]) -> String {
     let mut json = String::with_capacity(keys.len() * 40 + 2);
     json.push('[');
