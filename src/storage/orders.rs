@@ -507,7 +507,7 @@ const INSERT_ORDERS: Sql = Sql {
              value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
              value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
              value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27, value ->> 28, value ->> 29 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+             value ->> 27, value ->> 28, value ->> 29 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
     postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -571,7 +571,7 @@ pub(super) fn plan_line_rows<'a>(
 
 const INSERT_LINES: Sql = Sql {
     sqlite: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
@@ -611,7 +611,7 @@ fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, 
 
 const INSERT_SHIPMENTS: Sql = Sql {
     sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint, value ->> 5 \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
@@ -773,7 +773,7 @@ const UPDATE_FULFILLMENTS: Sql = Sql {
              rejections = v.refused, warehouse_holds = v.held, updated_at = ? \
              FROM (SELECT value ->> 0 AS id, value ->> 1 AS version, value ->> 2 AS status, \
                    value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                   value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM json_each(?)) AS v \
+                   value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)) AS v \
              WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
     postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
                held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
