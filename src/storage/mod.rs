@@ -29,6 +29,8 @@ pub mod bulk;
 pub mod digests;
 pub mod history;
 pub mod idempotency;
+#[cfg(test)]
+mod index_plans;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;

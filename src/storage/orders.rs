@@ -1014,6 +1014,14 @@ pub const STATUS_RANK: &str = "CASE {status} WHEN 'pending' THEN 1 WHEN 'picking
      WHEN 'packed' THEN 3 WHEN 'on_hold' THEN 4 WHEN 'partially_shipped' THEN 5 WHEN 'shipped' THEN 6 \
      WHEN 'rejected' THEN 7 WHEN 'cancelled' THEN 8 ELSE 0 END";
 
+/// The rank [`STATUS_RANK`] gives `s` (`None` if it names no rank for it,
+/// which a unit test rules out).
+fn status_rank(s: FulfillmentStatus) -> Option<i64> {
+    let when = format!("WHEN '{}' THEN ", s.as_str());
+    let rest = &STATUS_RANK[STATUS_RANK.find(&when)? + when.len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
 /// The deadline a list sorts by: none is later than any.
 const DELIVER_BY_KEY: &str = "COALESCE(deliver_by, 9223372036854775807)";
 
@@ -1071,6 +1079,26 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
 /// seeks with a row value, `(key, id) < ($k, $id)`, which both use an
 /// index on `(key, id)` for.
 pub async fn list_seeks(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Seek>> {
+    let (sql, args) = list_query(f);
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|(id, key)| {
+            let id = OrderId::parse(&id).ok_or_else(|| corrupt(&id, "id is not a UUID"))?;
+            Ok(Seek { key, id })
+        })
+        .collect()
+}
+
+/// [`list_seeks`]'s statement and its arguments.
+pub(super) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = Vec::new();
     let mut wh = filters(f, &mut args);
     if let Some(after) = f.after {
@@ -1105,34 +1133,13 @@ pub async fn list_seeks(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<See
         "SELECT id, {selected} FROM orders {} ORDER BY {order} LIMIT {limit}",
         where_clause(&wh)
     );
-    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
-    for a in args {
-        q = match a {
-            Arg::Text(s) => q.bind(s),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    q.fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|(id, key)| {
-            let id = OrderId::parse(&id).ok_or_else(|| corrupt(&id, "id is not a UUID"))?;
-            Ok(Seek { key, id })
-        })
-        .collect()
+    (sql, args)
 }
 
 /// How many orders match `f`'s filters (its position and limit aside), or
 /// with `before`, how many of them come before that position in its order.
 pub async fn count(c: &mut AnyConnection, f: &ListFilter, before: Option<&Seek>) -> Result<i64> {
-    let mut args: Vec<Arg> = Vec::new();
-    let mut wh = filters(f, &mut args);
-    if let Some(seek) = before {
-        let key = f.sort.key.sql(f.orders_only);
-        let op = if f.sort.descending { ">" } else { "<" };
-        wh.push(seek_sql(key.as_deref(), op, seek, &mut args));
-    }
-    let sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&wh));
+    let (sql, args) = count_query(f, before);
     let mut q = sqlx::query_scalar::<_, i64>(&sql);
     for a in args {
         q = match a {
@@ -1141,6 +1148,19 @@ pub async fn count(c: &mut AnyConnection, f: &ListFilter, before: Option<&Seek>)
         };
     }
     Ok(q.fetch_one(&mut *c).await?)
+}
+
+/// [`count`]'s statement and its arguments.
+pub(super) fn count_query(f: &ListFilter, before: Option<&Seek>) -> (String, Vec<Arg>) {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut wh = filters(f, &mut args);
+    if let Some(seek) = before {
+        let key = f.sort.key.sql(f.orders_only);
+        let op = if f.sort.descending { ">" } else { "<" };
+        wh.push(seek_sql(key.as_deref(), op, seek, &mut args));
+    }
+    let sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&wh));
+    (sql, args)
 }
 
 fn next_arg(a: Arg, args: &mut Vec<Arg>) -> String {
@@ -1182,10 +1202,21 @@ fn filters(f: &ListFilter, args: &mut Vec<Arg>) -> Vec<String> {
         ("status", "order_lines", "(orders.id)")
     };
     match &f.status {
-        Some(StatusFilter::Fulfillment(s)) => wh.push(format!(
-            "{status} = {}",
-            next_arg(Arg::Text(s.as_str().into()), args)
-        )),
+        // By its rank, which names each status once: the sort's index
+        // on (rank, id) then serves the filter too, in id order (a
+        // separate index on (status, id) was one more entry to write for
+        // every order and every change of its status).
+        Some(StatusFilter::Fulfillment(s)) => wh.push(match status_rank(*s) {
+            Some(rank) => format!(
+                "{} = {}",
+                STATUS_RANK.replace("{status}", status),
+                next_arg(Arg::Int(rank), args)
+            ),
+            None => format!(
+                "{status} = {}",
+                next_arg(Arg::Text(s.as_str().into()), args)
+            ),
+        }),
         Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
         Some(StatusFilter::CancelRequested) => wh.push("cancel_requested = 1".into()),
         None => {}
@@ -1243,7 +1274,7 @@ fn filters(f: &ListFilter, args: &mut Vec<Arg>) -> Vec<String> {
     wh
 }
 
-enum Arg {
+pub(super) enum Arg {
     Text(String),
     Int(i64),
 }
@@ -1363,5 +1394,22 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    /// A status filter is written as its rank, so each status needs a rank
+    /// of its own, and none may be 0 (no status reported yet).
+    #[test]
+    fn every_status_has_a_rank_of_its_own() {
+        let ranks: Vec<i64> = FulfillmentStatus::ALL
+            .into_iter()
+            .map(|s| status_rank(s).unwrap_or_else(|| panic!("{s} has no rank")))
+            .collect();
+        let mut distinct = ranks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ranks.len(), "{ranks:?}");
+        assert!(!ranks.contains(&0), "{ranks:?}");
+        assert_eq!(status_rank(FulfillmentStatus::Pending), Some(1));
+        assert_eq!(status_rank(FulfillmentStatus::Cancelled), Some(8));
     }
 }

@@ -62,7 +62,7 @@ pub async fn of_orders(
     Ok(out)
 }
 
-const PARTS_OF: Sql = Sql {
+pub(super) const PARTS_OF: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",
     postgres: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
@@ -214,7 +214,7 @@ pub async fn refresh_status(c: &mut AnyConnection, order_ids: &[OrderId]) -> Res
     Ok(())
 }
 
-const STATUSES_OF: Sql = Sql {
+pub(super) const STATUSES_OF: Sql = Sql {
     sqlite: "SELECT order_id, status FROM orders \
              WHERE warehouse IS NOT NULL AND withdrawn = 0 \
              AND order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",
