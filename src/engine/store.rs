@@ -490,7 +490,11 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
     let list: Vec<Order> = rows.iter().map(|(o, _)| o.clone()).collect();
     // One script: on SQLite the inserts are one call to the database.
     let mut script = Script::new(c);
-    orders::plan_insert_all(&mut script, &list);
+    let routes: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, w)| w.as_ref().map(|w| w.as_str()))
+        .collect();
+    orders::plan_insert_all(&mut script, &list, Some(&routes));
     let heads: Vec<OrderId> = list
         .iter()
         .filter(|o| o.id == o.order_id)
@@ -525,8 +529,6 @@ async fn insert_new(c: &mut AnyConnection, new: &[NewOrder]) -> Result<Vec<Order
         }
     }
     for (w, queued) in &routed {
-        let ids: Vec<OrderId> = queued.iter().map(|(id, _)| *id).collect();
-        orders::plan_set_warehouse(&mut script, &ids, w);
         outbox::plan_enqueue(&mut script, w, queued, now);
     }
     let inserted = orders::inserted_ids(script.run(c).await?)?;

@@ -412,8 +412,12 @@ pub async fn insert_many(c: &mut AnyConnection, list: &[Order]) -> Result<HashSe
 /// them, for a caller that knows none is taken (new orders at the store):
 /// the rows the script returns are the ids inserted, and a shortfall means
 /// a number was taken after all, so the caller must roll back.
-pub fn plan_insert_all(s: &mut Script, list: &[Order]) {
-    plan_orders(s, list);
+///
+/// `warehouses` (the store's new orders) holds the warehouse each row is
+/// routed to, written with the row: routing them by an update afterwards
+/// wrote each row and its `orders_warehouse` entry twice.
+pub fn plan_insert_all(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>]>) {
+    plan_order_rows(s, list, warehouses);
     plan_children(s, list.iter());
 }
 
@@ -429,6 +433,13 @@ pub fn inserted_ids(returned: Vec<AnyRow>) -> Result<HashSet<OrderId>> {
 
 /// The order rows; the statement returns the ids it inserted.
 fn plan_orders(s: &mut Script, list: &[Order]) {
+    plan_order_rows(s, list, None);
+}
+
+/// [`plan_orders`], with each row's warehouse when `warehouses` is given
+/// (one per row; store only).
+fn plan_order_rows(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>]>) {
+    debug_assert!(warehouses.is_none_or(|w| w.len() == list.len()));
     let keys: Vec<String> = list.iter().map(|o| o.id.to_string()).collect();
     let hashes: Vec<i64> = keys.iter().map(|k| id_hash(k)).collect();
     let fulfillment: Vec<_> = list
@@ -445,10 +456,14 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             )
         })
         .collect();
-    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * 30);
+    let cols = if warehouses.is_some() { 31 } else { 30 };
+    let mut rows: Vec<Val> = Vec::with_capacity(list.len() * cols);
     for (
-        ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id),
-        (store_holds, warehouse_holds),
+        i,
+        (
+            ((((o, key), hash), (status, hold_reason, held_from, rejected, changed)), order_id),
+            (store_holds, warehouse_holds),
+        ),
     ) in list
         .iter()
         .zip(&keys)
@@ -456,6 +471,7 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
         .zip(&fulfillment)
         .zip(&order_ids)
         .zip(&holds)
+        .enumerate()
     {
         let ct = &o.content;
         rows.extend([
@@ -490,8 +506,14 @@ fn plan_orders(s: &mut Script, list: &[Order]) {
             store_holds.as_str().into(),
             warehouse_holds.as_str().into(),
         ]);
+        if let Some(w) = warehouses {
+            rows.push(w.get(i).copied().flatten().into());
+        }
     }
-    s.rows(&INSERT_ORDERS, &[], 30, &rows);
+    match warehouses {
+        Some(_) => s.rows(&INSERT_ROUTED_ORDERS, &[], cols, &rows),
+        None => s.rows(&INSERT_ORDERS, &[], cols, &rows),
+    }
 }
 
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
@@ -519,6 +541,33 @@ const INSERT_ORDERS: Sql = Sql {
                value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
                (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
                value ->> 28, value ->> 29 \
+               FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
+};
+
+/// [`INSERT_ORDERS`] with the warehouse each order is routed to (store
+/// only: a warehouse's `orders` has no such column).
+const INSERT_ROUTED_ORDERS: Sql = Sql {
+    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+             store_holds, warehouse_holds, warehouse) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+             value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
+             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
+             value ->> 27, value ->> 28, value ->> 29, value ->> 30 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+               store_holds, warehouse_holds, warehouse) \
+               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
+               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+               value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
+               value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
+               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
+               value ->> 28, value ->> 29, value ->> 30 \
                FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
 };
 
@@ -1306,19 +1355,6 @@ const WAREHOUSES_OF: Sql = Sql {
              WHERE warehouse IS NOT NULL AND id IN (SELECT value FROM json_each($1))",
     postgres: "SELECT id, warehouse FROM orders \
                WHERE warehouse IS NOT NULL AND id IN (SELECT jsonb_array_elements_text($1::jsonb))",
-};
-
-/// Plans [`set_warehouse`] in a script (a create batch's routing).
-pub fn plan_set_warehouse(s: &mut Script, ids: &[OrderId], warehouse: &str) {
-    let keys: Vec<String> = ids.iter().map(OrderId::to_string).collect();
-    s.keys(&PLAN_SET_WAREHOUSE, &[Val::from(warehouse)], &keys);
-}
-
-/// [`plan_set_warehouse`]'s statement (a script's, so `?` on SQLite).
-const PLAN_SET_WAREHOUSE: Sql = Sql {
-    sqlite: "UPDATE orders SET warehouse = ? WHERE id IN (SELECT value FROM json_each(?))",
-    postgres: "UPDATE orders SET warehouse = $1 \
-               WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
 };
 
 /// Routes these orders to `warehouse`.
