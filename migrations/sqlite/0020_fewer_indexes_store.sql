@@ -13,3 +13,7 @@ DROP INDEX orders_digest;
 -- holds in id order; nothing reads a part's own status by index.
 DROP INDEX orders_order_status;
 DROP INDEX orders_status;
+-- The store searches the SKUs an order was ordered with (order_items,
+-- indexed by order_items_sku), never its parts' lines by SKU: each line of
+-- each new order was one more entry, at a random place in this index.
+DROP INDEX order_lines_sku;

@@ -129,11 +129,31 @@ async fn lists_are_on_indexes(c: &mut AnyConnection, store: bool) {
     }
 }
 
+/// A search reads every order's name and e-mail whatever the indexes (a
+/// substring), but finds the orders with a SKU through `index`.
+async fn searches_skus_by_index(c: &mut AnyConnection, store: bool, index: &str) {
+    let f = ListFilter {
+        search: Some("SKU-1".into()),
+        limit: 50,
+        orders_only: store,
+        ..ListFilter::default()
+    };
+    let (sql, args) = list_query(&f);
+    let p = plan(c, &sql, args).await;
+    assert!(
+        p.iter()
+            .any(|s| s.contains(&format!("USING INDEX {index} (sku=?)"))
+                || s.contains(&format!("USING COVERING INDEX {index} (sku=?)"))),
+        "a search (store: {store}) does not find SKUs through {index}: {p:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_stores_queries_of_orders_are_on_indexes() {
     let (_dir, db) = open(Role::Store).await;
     let mut c = db.reader().acquire().await.expect("connection");
     lists_are_on_indexes(&mut c, true).await;
+    searches_skus_by_index(&mut c, true, "order_items_sku").await;
     let p = plan(
         &mut c,
         digests::RANGE_DIGEST_OF_WAREHOUSE,
@@ -165,6 +185,7 @@ async fn the_warehouses_queries_of_orders_are_on_indexes() {
     let (_dir, db) = open(Role::Warehouse).await;
     let mut c = db.reader().acquire().await.expect("connection");
     lists_are_on_indexes(&mut c, false).await;
+    searches_skus_by_index(&mut c, false, "order_lines_sku").await;
     let p = plan(&mut c, digests::RANGE_DIGEST, vec![text("0"), text("f")]).await;
     uses("a range digest", &p, "COVERING INDEX orders_digest");
     drop(c);
