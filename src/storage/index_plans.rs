@@ -3,6 +3,8 @@
 //! both roles. (SQLite plans without statistics, so an empty database
 //! shows the plans a full one gets. PostgreSQL plans by its statistics,
 //! and an empty table is scanned whatever its indexes: no check there.)
+//!
+//! Also that SQLite's multi-row statements decode each row once (`bulk`).
 
 use sqlx::AnyConnection;
 
@@ -190,4 +192,46 @@ async fn the_warehouses_queries_of_orders_are_on_indexes() {
     uses("a range digest", &p, "COVERING INDEX orders_digest");
     drop(c);
     db.close().await;
+}
+
+/// The multi-row statements that read many columns of each row decode it
+/// once (see `bulk`): their program calls `jsonb` once, however many
+/// columns it reads. Flattened over the fence, it would call it (render
+/// and parse the row again) once per column: 3x slower.
+#[tokio::test]
+async fn row_statements_decode_each_row_once() {
+    use super::{audit, orders as o};
+    use sqlx::Row;
+    for role in [Role::Store, Role::Warehouse] {
+        let (_dir, db) = open(role).await;
+        let mut c = db.reader().acquire().await.expect("connection");
+        let mut texts = vec![
+            ("orders", o::INSERT_ORDERS.sqlite),
+            ("lines", o::INSERT_LINES.sqlite),
+            ("shipments", o::INSERT_SHIPMENTS.sqlite),
+            ("fulfillments", o::UPDATE_FULFILLMENTS.sqlite),
+            ("audit", audit::INSERT_RECORDS.sqlite),
+        ];
+        if role == Role::Store {
+            texts.push(("routed orders", o::INSERT_ROUTED_ORDERS.sqlite));
+            texts.push(("items", parts::INSERT_ITEMS.sqlite));
+        }
+        for (what, sql) in texts {
+            let program = sqlx::query(&format!("EXPLAIN {sql}"))
+                .fetch_all(&mut *c)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let calls = program
+                .iter()
+                .filter(|op| {
+                    let code: String = op.try_get(1).unwrap_or_default();
+                    let p4: Option<String> = op.try_get(5).unwrap_or_default();
+                    code.starts_with("Function") && p4.is_some_and(|f| f.starts_with("jsonb("))
+                })
+                .count();
+            assert_eq!(calls, 1, "{what} ({role}) decodes each row {calls} times");
+        }
+        drop(c);
+        db.close().await;
+    }
 }

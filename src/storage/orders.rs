@@ -519,7 +519,7 @@ fn plan_order_rows(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
 /// of the insert. (`WHERE true` settles SQLite's parsing of `ON CONFLICT`
 /// after a `SELECT`.)
-const INSERT_ORDERS: Sql = Sql {
+pub(super) const INSERT_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -546,7 +546,7 @@ const INSERT_ORDERS: Sql = Sql {
 
 /// [`INSERT_ORDERS`] with the warehouse each order is routed to (store
 /// only: a warehouse's `orders` has no such column).
-const INSERT_ROUTED_ORDERS: Sql = Sql {
+pub(super) const INSERT_ROUTED_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -618,7 +618,7 @@ pub(super) fn plan_line_rows<'a>(
     s.rows(insert, &[], 5, &rows);
 }
 
-const INSERT_LINES: Sql = Sql {
+pub(super) const INSERT_LINES: Sql = Sql {
     sqlite: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
@@ -658,7 +658,7 @@ fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, 
     s.rows(&INSERT_SHIPMENTS, &[], 6, &rows);
 }
 
-const INSERT_SHIPMENTS: Sql = Sql {
+pub(super) const INSERT_SHIPMENTS: Sql = Sql {
     sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
@@ -816,7 +816,7 @@ pub async fn update_fulfillments(
 /// rows `[id, warehouse_version, status, hold_reason, held_from,
 /// cancel_rejected_reason, content_changed_after_pick, rejections, warehouse_holds]`. Fenced: a row that
 /// holds that version or a newer one is left alone.
-const UPDATE_FULFILLMENTS: Sql = Sql {
+pub(super) const UPDATE_FULFILLMENTS: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
              held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
              rejections = v.refused, warehouse_holds = v.held, updated_at = ? \

@@ -137,7 +137,7 @@ pub fn plan_items<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a
     plan_line_rows(s, &INSERT_ITEMS, orders);
 }
 
-const INSERT_ITEMS: Sql = Sql {
+pub(super) const INSERT_ITEMS: Sql = Sql {
     sqlite: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
