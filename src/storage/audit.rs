@@ -92,10 +92,10 @@ pub fn plan_records(s: &mut Script, list: &[Record<'_>], at: i64) {
     s.rows(&INSERT_RECORDS, &[], 6, &rows);
 }
 
-const INSERT_RECORDS: Sql = Sql {
+pub(super) const INSERT_RECORDS: Sql = Sql {
     sqlite: "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes, diff) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-             FROM json_each(?)",
+             FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO audit_log (order_id, at, actor_kind, actor_name, changes, diff) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, value ->> 4, \
                value ->> 5 FROM jsonb_array_elements($1::jsonb) AS e(value)",

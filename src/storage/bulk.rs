@@ -16,6 +16,18 @@
 //! statements held megabytes per connection, and binding was a tenth of the
 //! writer's CPU.)
 //!
+//! On SQLite a statement over rows of more than a few columns reads them
+//! through a fenced subquery, `FROM (SELECT jsonb(value) AS value FROM
+//! json_each(?) LIMIT -1 OFFSET 0)`, not from `json_each(?)` itself:
+//! every `value` in the statement is a call into `json_each`, which renders
+//! the row's array as text again each time, and each `->>` then parses
+//! that text. The subquery turns each row into binary JSON (JSONB) once,
+//! and the `OFFSET 0` keeps SQLite from flattening it back into the outer
+//! statement (it runs as a co-routine, one row at a time; the `?` keeps its
+//! place, so the parameters' order is unchanged). Measured on 200 rows of
+//! 30 columns: 13-17 µs a row before, 4.3 µs after; under e2e load the
+//! unfenced reads were a fifth of the store's writer thread.
+//!
 //! Statements planned to run together go in a [`Script`].
 
 use std::fmt::Write as _;

@@ -35,12 +35,12 @@ pub async fn range_digest(
     Ok(q.bind(lo).bind(hi).fetch_one(&mut *c).await?)
 }
 
-const RANGE_DIGEST: &str = "SELECT COUNT(*) AS count, \
+pub(super) const RANGE_DIGEST: &str = "SELECT COUNT(*) AS count, \
      CAST(COALESCE(SUM((store_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS store, \
      CAST(COALESCE(SUM((warehouse_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS warehouse \
      FROM orders WHERE id >= $1 AND id < $2";
 
-const RANGE_DIGEST_OF_WAREHOUSE: &str = "SELECT COUNT(*) AS count, \
+pub(super) const RANGE_DIGEST_OF_WAREHOUSE: &str = "SELECT COUNT(*) AS count, \
      CAST(COALESCE(SUM((store_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS store, \
      CAST(COALESCE(SUM((warehouse_version * 2654435761 + id_hash) % 2147483647), 0) AS BIGINT) AS warehouse \
      FROM orders WHERE warehouse = $1 AND id >= $2 AND id < $3";

@@ -203,6 +203,26 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0019_order_numbers.sql"),
         },
     },
+    // One number, one file per role: each drops the indexes its role's
+    // queries do not need.
+    Migration {
+        version: 20,
+        name: "fewer_indexes",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0020_fewer_indexes_store.sql"),
+            postgres: include_str!("../../migrations/postgres/0020_fewer_indexes_store.sql"),
+        },
+    },
+    Migration {
+        version: 20,
+        name: "fewer_indexes",
+        only: Some(Role::Warehouse),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0020_fewer_indexes_warehouse.sql"),
+            postgres: include_str!("../../migrations/postgres/0020_fewer_indexes_warehouse.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -29,6 +29,8 @@ pub mod bulk;
 pub mod digests;
 pub mod history;
 pub mod idempotency;
+#[cfg(test)]
+mod index_plans;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;
@@ -267,8 +269,15 @@ impl SqliteSync {
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON";
 
-/// The writer's: statement journals in memory (why: in `Db::connect`).
-const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY";
+/// The writer's: statement journals in memory (why: in `Db::connect`), and
+/// a checkpoint every 4,000 WAL pages (16 MiB) instead of SQLite's 1,000.
+/// A checkpoint copies every page changed since the last one into the
+/// database file and fsyncs it, on the writer's thread, between two
+/// commits: under e2e load that was 7 % of the writer's time. The pages
+/// an order touches are mostly the same few (the right edge of each
+/// index, the counters), so four times fewer checkpoints copy them
+/// about four times less often, for a WAL file of up to 16 MiB.
+const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000";
 
 /// Each reader's: a page cache of 512 KiB.
 const READER_PRAGMAS: &str = "PRAGMA cache_size = -512";

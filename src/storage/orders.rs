@@ -637,7 +637,7 @@ fn plan_orders(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
 /// of the insert. (`WHERE true` settles SQLite's parsing of `ON CONFLICT`
 /// after a `SELECT`.)
-const INSERT_ORDERS: Sql = Sql {
+pub(super) const INSERT_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -647,7 +647,7 @@ const INSERT_ORDERS: Sql = Sql {
              value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
              value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
              value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27, value ->> 28, value ->> 29 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+             value ->> 27, value ->> 28, value ->> 29 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
     postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -664,7 +664,7 @@ const INSERT_ORDERS: Sql = Sql {
 
 /// [`INSERT_ORDERS`] at the store, with the warehouse each order is routed
 /// to (`value ->> 30`).
-const INSERT_STORE_ORDERS: Sql = Sql {
+pub(super) const INSERT_STORE_ORDERS: Sql = Sql {
     sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
              customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
              ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -674,7 +674,7 @@ const INSERT_STORE_ORDERS: Sql = Sql {
              value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
              value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
              value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27, value ->> 28, value ->> 29, value ->> 30 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING id",
+             value ->> 27, value ->> 28, value ->> 29, value ->> 30 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
     postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
                customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
                ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
@@ -736,9 +736,9 @@ pub(super) fn plan_line_rows<'a>(
     s.rows(insert, &[], 5, &rows);
 }
 
-const INSERT_LINES: Sql = Sql {
+pub(super) const INSERT_LINES: Sql = Sql {
     sqlite: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO order_lines (order_id, line_no, sku, name, quantity) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
@@ -776,9 +776,9 @@ fn plan_shipments<'a>(s: &mut Script, shipments: impl Iterator<Item = (OrderId, 
     s.rows(&INSERT_SHIPMENTS, &[], 6, &rows);
 }
 
-const INSERT_SHIPMENTS: Sql = Sql {
+pub(super) const INSERT_SHIPMENTS: Sql = Sql {
     sqlite: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO shipments (order_id, shipment_no, carrier, tracking_number, shipped_at, lines) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint, value ->> 5 \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
@@ -934,13 +934,13 @@ pub async fn update_fulfillments(
 /// rows `[id, warehouse_version, status, hold_reason, held_from,
 /// cancel_rejected_reason, content_changed_after_pick, rejections, warehouse_holds]`. Fenced: a row that
 /// holds that version or a newer one is left alone.
-const UPDATE_FULFILLMENTS: Sql = Sql {
+pub(super) const UPDATE_FULFILLMENTS: Sql = Sql {
     sqlite: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
              held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
              rejections = v.refused, warehouse_holds = v.held, updated_at = ? \
              FROM (SELECT value ->> 0 AS id, value ->> 1 AS version, value ->> 2 AS status, \
                    value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                   value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM json_each(?)) AS v \
+                   value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)) AS v \
              WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
     postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
                held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
@@ -1183,6 +1183,14 @@ pub const STATUS_RANK: &str = "CASE {status} WHEN 'pending' THEN 1 WHEN 'picking
      WHEN 'packed' THEN 3 WHEN 'on_hold' THEN 4 WHEN 'partially_shipped' THEN 5 WHEN 'shipped' THEN 6 \
      WHEN 'rejected' THEN 7 WHEN 'cancelled' THEN 8 ELSE 0 END";
 
+/// The rank [`STATUS_RANK`] gives `s` (`None` if it names no rank for it,
+/// which a unit test rules out).
+fn status_rank(s: FulfillmentStatus) -> Option<i64> {
+    let when = format!("WHEN '{}' THEN ", s.as_str());
+    let rest = &STATUS_RANK[STATUS_RANK.find(&when)? + when.len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
 /// The deadline a list sorts by: none is later than any.
 const DELIVER_BY_KEY: &str = "COALESCE(deliver_by, 9223372036854775807)";
 
@@ -1240,6 +1248,26 @@ pub async fn list_ids(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Order
 /// seeks with a row value, `(key, id) < ($k, $id)`, which both use an
 /// index on `(key, id)` for.
 pub async fn list_seeks(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<Seek>> {
+    let (sql, args) = list_query(f);
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|(id, key)| {
+            let id = OrderId::parse(&id).ok_or_else(|| corrupt(&id, "id is not a UUID"))?;
+            Ok(Seek { key, id })
+        })
+        .collect()
+}
+
+/// [`list_seeks`]'s statement and its arguments.
+pub(super) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = Vec::new();
     let mut wh = filters(f, &mut args);
     if let Some(after) = f.after {
@@ -1274,34 +1302,13 @@ pub async fn list_seeks(c: &mut AnyConnection, f: &ListFilter) -> Result<Vec<See
         "SELECT id, {selected} FROM orders {} ORDER BY {order} LIMIT {limit}",
         where_clause(&wh)
     );
-    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
-    for a in args {
-        q = match a {
-            Arg::Text(s) => q.bind(s),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    q.fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|(id, key)| {
-            let id = OrderId::parse(&id).ok_or_else(|| corrupt(&id, "id is not a UUID"))?;
-            Ok(Seek { key, id })
-        })
-        .collect()
+    (sql, args)
 }
 
 /// How many orders match `f`'s filters (its position and limit aside), or
 /// with `before`, how many of them come before that position in its order.
 pub async fn count(c: &mut AnyConnection, f: &ListFilter, before: Option<&Seek>) -> Result<i64> {
-    let mut args: Vec<Arg> = Vec::new();
-    let mut wh = filters(f, &mut args);
-    if let Some(seek) = before {
-        let key = f.sort.key.sql(f.orders_only);
-        let op = if f.sort.descending { ">" } else { "<" };
-        wh.push(seek_sql(key.as_deref(), op, seek, &mut args));
-    }
-    let sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&wh));
+    let (sql, args) = count_query(f, before);
     let mut q = sqlx::query_scalar::<_, i64>(&sql);
     for a in args {
         q = match a {
@@ -1310,6 +1317,19 @@ pub async fn count(c: &mut AnyConnection, f: &ListFilter, before: Option<&Seek>)
         };
     }
     Ok(q.fetch_one(&mut *c).await?)
+}
+
+/// [`count`]'s statement and its arguments.
+pub(super) fn count_query(f: &ListFilter, before: Option<&Seek>) -> (String, Vec<Arg>) {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut wh = filters(f, &mut args);
+    if let Some(seek) = before {
+        let key = f.sort.key.sql(f.orders_only);
+        let op = if f.sort.descending { ">" } else { "<" };
+        wh.push(seek_sql(key.as_deref(), op, seek, &mut args));
+    }
+    let sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&wh));
+    (sql, args)
 }
 
 fn next_arg(a: Arg, args: &mut Vec<Arg>) -> String {
@@ -1351,10 +1371,21 @@ fn filters(f: &ListFilter, args: &mut Vec<Arg>) -> Vec<String> {
         ("status", "order_lines", "(orders.id)")
     };
     match &f.status {
-        Some(StatusFilter::Fulfillment(s)) => wh.push(format!(
-            "{status} = {}",
-            next_arg(Arg::Text(s.as_str().into()), args)
-        )),
+        // By its rank, which names each status once: the sort's index
+        // on (rank, id) then serves the filter too, in id order (a
+        // separate index on (status, id) was one more entry to write for
+        // every order and every change of its status).
+        Some(StatusFilter::Fulfillment(s)) => wh.push(match status_rank(*s) {
+            Some(rank) => format!(
+                "{} = {}",
+                STATUS_RANK.replace("{status}", status),
+                next_arg(Arg::Int(rank), args)
+            ),
+            None => format!(
+                "{status} = {}",
+                next_arg(Arg::Text(s.as_str().into()), args)
+            ),
+        }),
         Some(StatusFilter::Open) => wh.push("cancel_requested = 0".into()),
         Some(StatusFilter::CancelRequested) => wh.push("cancel_requested = 1".into()),
         None => {}
@@ -1412,7 +1443,7 @@ fn filters(f: &ListFilter, args: &mut Vec<Arg>) -> Vec<String> {
     wh
 }
 
-enum Arg {
+pub(super) enum Arg {
     Text(String),
     Int(i64),
 }
@@ -1519,5 +1550,22 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    /// A status filter is written as its rank, so each status needs a rank
+    /// of its own, and none may be 0 (no status reported yet).
+    #[test]
+    fn every_status_has_a_rank_of_its_own() {
+        let ranks: Vec<i64> = FulfillmentStatus::ALL
+            .into_iter()
+            .map(|s| status_rank(s).unwrap_or_else(|| panic!("{s} has no rank")))
+            .collect();
+        let mut distinct = ranks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ranks.len(), "{ranks:?}");
+        assert!(!ranks.contains(&0), "{ranks:?}");
+        assert_eq!(status_rank(FulfillmentStatus::Pending), Some(1));
+        assert_eq!(status_rank(FulfillmentStatus::Cancelled), Some(8));
     }
 }

@@ -62,7 +62,7 @@ pub async fn of_orders(
     Ok(out)
 }
 
-const PARTS_OF: Sql = Sql {
+pub(super) const PARTS_OF: Sql = Sql {
     sqlite: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",
     postgres: "SELECT id, order_id, part_no, warehouse, withdrawn FROM orders \
@@ -137,9 +137,9 @@ pub fn plan_items<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a
     plan_line_rows(s, &INSERT_ITEMS, orders);
 }
 
-const INSERT_ITEMS: Sql = Sql {
+pub(super) const INSERT_ITEMS: Sql = Sql {
     sqlite: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
     postgres: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
                SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
@@ -214,7 +214,7 @@ pub async fn refresh_status(c: &mut AnyConnection, order_ids: &[OrderId]) -> Res
     Ok(())
 }
 
-const STATUSES_OF: Sql = Sql {
+pub(super) const STATUSES_OF: Sql = Sql {
     sqlite: "SELECT order_id, status FROM orders \
              WHERE warehouse IS NOT NULL AND withdrawn = 0 \
              AND order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, part_no",

@@ -244,8 +244,8 @@ async fn commit_group(
 }
 
 async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result<(), Failure> {
-    exec(c, "BEGIN").await?;
     if let [only] = group {
+        exec(c, "BEGIN").await?;
         // Alone in its transaction, a write needs no savepoint: if it
         // fails, the rollback of the whole transaction undoes just it.
         return if only.run(c).await.is_ok() {
@@ -254,21 +254,20 @@ async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result
             exec(c, "ROLLBACK").await
         };
     }
-    let mut result = Ok(());
-    for w in group.iter_mut() {
-        if let Err(e) = exec(c, "SAVEPOINT w").await {
-            result = Err(e);
-            break;
-        }
+    // Each step between two writes is one text, one trip to the
+    // connection's thread: the end of one write's savepoint joined with
+    // the start of the next one's (or with the commit after the last).
+    exec(c, "BEGIN; SAVEPOINT w").await?;
+    let last = group.len() - 1;
+    for (i, w) in group.iter_mut().enumerate() {
         let ran = w.run(c).await;
-        let end = match ran {
-            Ok(()) => exec(c, "RELEASE SAVEPOINT w").await,
-            Err(_) => match exec(c, "ROLLBACK TO SAVEPOINT w").await {
-                Ok(()) => exec(c, "RELEASE SAVEPOINT w").await,
-                Err(e) => Err(e),
-            },
+        let end = match (ran.is_ok(), i == last) {
+            (true, false) => "RELEASE SAVEPOINT w; SAVEPOINT w",
+            (true, true) => "RELEASE SAVEPOINT w; COMMIT",
+            (false, false) => "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w; SAVEPOINT w",
+            (false, true) => "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w; COMMIT",
         };
-        if let Err(mut e) = end {
+        if let Err(mut e) = exec(c, end).await {
             // SQLite may have rolled the whole transaction back after the
             // write's own error (a full disk does): the group failed for
             // that write's reason.
@@ -277,12 +276,10 @@ async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result
             {
                 e.kind = kind;
             }
-            result = Err(e);
-            break;
+            return Err(e);
         }
     }
-    result?;
-    exec(c, "COMMIT").await
+    Ok(())
 }
 
 /// Logs a failed group. A full disk or a lost database fails every group
@@ -305,5 +302,96 @@ fn log_failure(e: &Failure, writes: usize) {
             }
         }
         ErrorKind::Other => tracing::error!(error = %e, writes, "group commit failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Db, DbOptions, StorageError};
+    use crate::domain::Role;
+    use sqlx::AnyConnection;
+    use tokio::sync::oneshot;
+
+    /// Inserts counter `name`; with `fail`, then breaks a constraint, so the
+    /// write fails after its insert ran.
+    fn insert(
+        name: &'static str,
+        fail: bool,
+    ) -> impl for<'c> FnOnce(&'c mut AnyConnection) -> super::BoxFuture<'c, Result<(), StorageError>>
+    + Send
+    + 'static {
+        move |c| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1)")
+                    .bind(name)
+                    .execute(&mut *c)
+                    .await?;
+                if fail {
+                    sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 2)")
+                        .bind(name)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        }
+    }
+
+    /// Writes queued behind a busy writer share one group (one transaction,
+    /// joined savepoint steps): the one that fails, first, in the middle or
+    /// last, leaves nothing behind and gets its own error; the others commit.
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_wherever_it_is_in_its_group() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = Db::open(&url, Role::Store, &DbOptions::default())
+            .await
+            .expect("open");
+        let cases: [[(&'static str, bool); 3]; 3] = [
+            [("a1", true), ("b1", false), ("c1", false)],
+            [("a2", false), ("b2", true), ("c2", false)],
+            [("a3", false), ("b3", false), ("c3", true)],
+        ];
+        for case in cases {
+            // The writer waits inside this write until the others queued.
+            let (go, wait) = oneshot::channel::<()>();
+            let blocker = {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |_c| {
+                        Box::pin(async move {
+                            let _ = wait.await;
+                            Ok::<_, StorageError>(())
+                        })
+                    })
+                    .await
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut writes = Vec::new();
+            for (name, fail) in case {
+                let db = db.clone();
+                writes.push(tokio::spawn(
+                    async move { db.write(insert(name, fail)).await },
+                ));
+                // In this order in the queue.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            go.send(()).expect("the blocking write waits");
+            blocker.await.expect("task").expect("the blocking write");
+            for ((name, fail), w) in case.into_iter().zip(writes) {
+                let result = w.await.expect("task");
+                assert_eq!(result.is_err(), fail, "{name}: {result:?}");
+                let stored: Option<i64> =
+                    sqlx::query_scalar("SELECT value FROM counters WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(db.reader())
+                        .await
+                        .expect("read");
+                let expected = (!fail).then_some(1);
+                assert_eq!(stored, expected, "{name}");
+            }
+        }
+        db.close().await;
     }
 }
