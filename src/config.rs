@@ -28,6 +28,11 @@ pub mod defaults {
     pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub const IDLE_POLL: Duration = Duration::from_secs(5);
+    /// How long a woken relay waits for more changes before it claims a
+    /// round that is not a full batch. Chosen by measurement (README,
+    /// performance): at 500 orders/s it carries several orders per round
+    /// instead of about one, keeping propagation p99 well under 50 ms.
+    pub const RELAY_LINGER: Duration = Duration::from_millis(10);
     /// How long a round's rows are reserved for the relay that claimed
     /// them: three request timeouts, long enough for a round (which ends
     /// its requests before its lease does), short enough that a crashed
@@ -68,6 +73,9 @@ pub struct ServiceConfig {
     pub reconcile_interval: Option<Duration>,
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub idle_poll: Duration,
+    /// How long a woken relay waits for more before claiming less than a
+    /// full batch (`0`: it claims at once).
+    pub relay_linger: Duration,
     /// How long the relay reserves the rows of a round (its requests end
     /// before), and how long one request to the peer may take.
     pub relay_lease: Duration,
@@ -99,6 +107,7 @@ impl ServiceConfig {
             breaker_open_for: defaults::BREAKER_OPEN_FOR,
             reconcile_interval: Some(defaults::RECONCILE_INTERVAL),
             idle_poll: defaults::IDLE_POLL,
+            relay_linger: defaults::RELAY_LINGER,
             relay_lease: defaults::RELAY_LEASE,
             request_timeout: defaults::PEER_REQUEST_TIMEOUT,
             answer_timeout: defaults::PEER_ANSWER_TIMEOUT,
