@@ -29,10 +29,12 @@ pub mod defaults {
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub const IDLE_POLL: Duration = Duration::from_secs(5);
     /// How long a woken relay waits for more changes before it claims a
-    /// round that is not a full batch. Chosen by measurement (README,
-    /// performance): at 500 orders/s it carries several orders per round
-    /// instead of about one, keeping propagation p99 well under 50 ms.
-    pub const RELAY_LINGER: Duration = Duration::from_millis(10);
+    /// round that is not a full batch. Chosen by measurement at 500
+    /// orders/s on SQLite (alternating runs, 2 busy cores): 10 ms took the
+    /// pair from ~1.3 to ~0.93 ms of CPU per order, 20 ms to ~0.80 (about
+    /// ten orders a round), with propagation p99 ~25-30 ms; each further
+    /// halving of the rounds saves less and costs as much latency.
+    pub const RELAY_LINGER: Duration = Duration::from_millis(20);
     /// How long a round's rows are reserved for the relay that claimed
     /// them: three request timeouts, long enough for a round (which ends
     /// its requests before its lease does), short enough that a crashed

@@ -146,7 +146,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FULFILLMENT_RELAY_BATCH_SIZE", default_value_t = defaults::RELAY_BATCH_SIZE, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub relay_batch_size: i64,
     /// How long the relay, woken by a change, waits for more before it
-    /// sends less than a full batch (e.g. 10ms; 0 sends at once). Fewer,
+    /// sends less than a full batch (e.g. 20ms; 0 sends at once). Fewer,
     /// fuller requests and commits at a small cost in propagation latency;
     /// a full batch never waits.
     #[arg(long, env = "FULFILLMENT_RELAY_LINGER", default_value_t = Span(defaults::RELAY_LINGER), value_parser = parse_linger)]
@@ -159,7 +159,7 @@ fn parse_linger(s: &str) -> Result<Span, String> {
     let span: Span = s.parse()?;
     if span.0 > std::time::Duration::from_secs(1) {
         return Err(format!(
-            "{s:?} is too long for a linger; give at most 1s (e.g. 10ms), or 0 to send at once"
+            "{s:?} is too long for a linger; give at most 1s (e.g. 20ms), or 0 to send at once"
         ));
     }
     Ok(span)

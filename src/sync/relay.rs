@@ -10,7 +10,7 @@
 //! Everyday load is a trickle, not a flood: at 500 orders/s a relay that
 //! went at every wake-up sent about one order per round, and paid per order
 //! a claim, a settle (two commits), a request and the peer's commit. So a
-//! woken relay lingers (`--relay-linger`, 10 ms by default) before claiming
+//! woken relay lingers (`--relay-linger`, 20 ms by default) before claiming
 //! less than a full batch, and a round claims the next one in the
 //! transaction that settles it, after letting changes gather for the same
 //! linger, but only when something was enqueued meanwhile (the wake-up
