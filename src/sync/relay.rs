@@ -95,6 +95,14 @@ pub struct Relay {
 /// this.
 const TIDY_EVERY: u64 = 10_000;
 
+/// A round of fewer orders than this lets the next one gather for the
+/// linger; a larger one has the next claimed at once. A round's own cost
+/// (a commit on each side, a request, a dozen statements: about 1 ms of
+/// CPU for the pair) is small beside this many orders, while the larger
+/// round a linger makes holds the single SQLite writer longer: at 2,800
+/// creates/s, lingering after every round raised create p99 by 2-4 ms.
+const GATHER_BELOW: usize = 32;
+
 /// Most requests one round may make while splitting a failing batch.
 const MAX_REQUESTS_PER_ROUND: u32 = 24;
 
@@ -529,13 +537,14 @@ impl Relay {
         self.tidy_now_and_then(settled.len());
         // The next round is leased by this settle when there may be rows
         // for it: a full batch (there may be more behind), or a wake-up
-        // since this round's claim. Short of a full batch, changes gather
+        // since this round's claim. After a small round, changes gather
         // for the linger first, counted from this round's claim.
         let full = claimed.len() as i64 >= self.cfg.batch_size;
+        let small = claimed.len() < GATHER_BELOW;
         let woken = self.engine.wake_count() != lease.wakes;
         let wanted = full || woken;
         let mut claim_next = wanted && self.breaker.ready().is_ok();
-        if claim_next && !full && !self.cfg.linger.is_zero() {
+        if claim_next && small && !self.cfg.linger.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep_until((lease.at + self.cfg.linger).into()) => {}
                 _ = shutdown.changed() => {}
