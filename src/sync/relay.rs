@@ -551,8 +551,11 @@ impl Relay {
         let small = claimed.len() < GATHER_BELOW && !full;
         let woken = self.engine.wake_count() != lease.wakes;
         let wanted = full || woken;
-        let mut claim_next = small && woken && self.breaker.ready().is_ok();
-        if claim_next && !self.cfg.linger.is_zero() {
+        // (With no linger, rounds go back to back as before it: claimed
+        // at once in the settle, they came tiny and many.)
+        let lingers = !self.cfg.linger.is_zero();
+        let mut claim_next = small && woken && lingers && self.breaker.ready().is_ok();
+        if claim_next {
             tokio::select! {
                 _ = tokio::time::sleep_until((lease.at + self.cfg.linger).into()) => {}
                 _ = shutdown.changed() => {}
