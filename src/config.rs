@@ -28,6 +28,13 @@ pub mod defaults {
     pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub const IDLE_POLL: Duration = Duration::from_secs(5);
+    /// How long a woken relay waits for more changes before it claims a
+    /// round that is not a full batch. Chosen by measurement at 500
+    /// orders/s on SQLite (alternating runs, 2 busy cores): 10 ms took the
+    /// pair from ~1.3 to ~0.93 ms of CPU per order, 20 ms to ~0.80 (about
+    /// ten orders a round), with propagation p99 ~25-30 ms; each further
+    /// halving of the rounds saves less and costs as much latency.
+    pub const RELAY_LINGER: Duration = Duration::from_millis(20);
     /// How long a round's rows are reserved for the relay that claimed
     /// them: three request timeouts, long enough for a round (which ends
     /// its requests before its lease does), short enough that a crashed
@@ -68,6 +75,9 @@ pub struct ServiceConfig {
     pub reconcile_interval: Option<Duration>,
     /// Longest the relay sleeps when nothing wakes it (commits do).
     pub idle_poll: Duration,
+    /// How long a woken relay waits for more before claiming less than a
+    /// full batch (`0`: it claims at once).
+    pub relay_linger: Duration,
     /// How long the relay reserves the rows of a round (its requests end
     /// before), and how long one request to the peer may take.
     pub relay_lease: Duration,
@@ -99,6 +109,7 @@ impl ServiceConfig {
             breaker_open_for: defaults::BREAKER_OPEN_FOR,
             reconcile_interval: Some(defaults::RECONCILE_INTERVAL),
             idle_poll: defaults::IDLE_POLL,
+            relay_linger: defaults::RELAY_LINGER,
             relay_lease: defaults::RELAY_LEASE,
             request_timeout: defaults::PEER_REQUEST_TIMEOUT,
             answer_timeout: defaults::PEER_ANSWER_TIMEOUT,

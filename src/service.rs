@@ -51,6 +51,7 @@ impl Service {
             request_timeout: cfg.request_timeout,
             answer_timeout: cfg.answer_timeout,
             idle_poll: cfg.idle_poll,
+            linger: cfg.relay_linger,
             retry_horizon: cfg.retry_horizon,
         };
         let reconciler = Arc::new(Reconciler::new(engine.clone(), peers.clone()));

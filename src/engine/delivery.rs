@@ -15,6 +15,16 @@ use crate::storage::{Dialect, StorageError, history, orders, outbox};
 pub use crate::storage::history::{MINUTE, Tally, minute_of};
 pub use crate::storage::outbox::{Claimed, Settle, Settled};
 
+/// The next round a settle leases in its own transaction
+/// ([`Engine::settle_deliveries`]): up to `limit` rows due at `now`,
+/// until `lease_until` (microseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct NextClaim {
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: i64,
+}
+
 impl Engine {
     /// Leases up to `limit` rows due for `peer` until `lease_until`
     /// (microseconds).
@@ -52,29 +62,45 @@ impl Engine {
         }
     }
 
+    /// How many rows for `peer` a claim at `now` would lease, counted up
+    /// to `limit` (a read on a reader; it leases nothing).
+    pub async fn due_count(&self, peer: &str, now: i64, limit: i64) -> Result<i64> {
+        let mut c = self.read().await?;
+        Ok(outbox::due_count(&mut c, peer, now, limit).await?)
+    }
+
     /// Ends a round: applies the fulfillment the peer's answers carried
     /// (`learned`, at the store) and settles every row, in one transaction,
-    /// so a row is never settled without what its answer taught. Returns
-    /// what the learned snapshots did.
+    /// so a row is never settled without what its answer taught; with
+    /// `next`, the same transaction leases the next round (one commit per
+    /// round instead of two). Returns what the learned snapshots did, and
+    /// the rows leased for the next round.
     pub async fn settle_deliveries(
         &self,
         peer: &str,
         learned: Vec<FulfillmentSnapshot>,
         settled: Vec<Settled>,
         now: i64,
-    ) -> Result<Vec<ItemResult>> {
+        next: Option<NextClaim>,
+    ) -> Result<(Vec<ItemResult>, Vec<Claimed>)> {
         let (engine, peer) = (self.clone(), peer.to_owned());
-        let applied = self
+        let (applied, claimed) = self
             .db
             .write(move |c| {
                 Box::pin(async move {
                     let applied = super::apply::apply_answers(&engine, c, &peer, learned).await?;
                     outbox::settle_many(c, &peer, &settled, now).await?;
-                    Ok::<_, EngineError>(applied)
+                    let claimed = match next {
+                        Some(n) => {
+                            outbox::claim_in(c, &peer, n.now, n.lease_until, n.limit).await?
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok::<_, EngineError>((applied, claimed))
                 })
             })
             .await?;
-        Ok(applied.finish(self))
+        Ok((applied.finish(self), claimed))
     }
 
     /// Adds a relay's counts to `peer`'s row of the minute `minute_at` in

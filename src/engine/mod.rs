@@ -87,8 +87,13 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 /// The wake-ups of this process's relays (one per peer): a commit that
 /// enqueued something wakes them all, and each looks for rows of its own.
 /// A relay that is busy keeps the wake-up for when it next waits.
+/// It also counts the wake-ups, so that a relay can tell whether anything
+/// was enqueued since it last looked without asking the database.
 #[derive(Default)]
-pub struct Wakers(std::sync::Mutex<Vec<std::sync::Weak<Notify>>>);
+pub struct Wakers(
+    std::sync::Mutex<Vec<std::sync::Weak<Notify>>>,
+    std::sync::atomic::AtomicU64,
+);
 
 impl Wakers {
     /// A wake-up for one more relay (dropped with it).
@@ -101,6 +106,7 @@ impl Wakers {
     }
 
     pub fn wake_all(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Release);
         for n in self
             .0
             .lock()
@@ -110,6 +116,11 @@ impl Wakers {
         {
             n.notify_one();
         }
+    }
+
+    /// How many wake-ups there have been so far.
+    pub fn count(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -203,6 +214,13 @@ impl Engine {
     /// Tells the relays that new outbox rows are committed.
     pub fn wake_relay(&self) {
         self.wake.wake_all();
+    }
+
+    /// How many times the relays have been woken so far: unchanged means
+    /// nothing was enqueued in between (by this process, or by another
+    /// one whose NOTIFY arrived).
+    pub fn wake_count(&self) -> u64 {
+        self.wake.count()
     }
 
     /// `Ok` when this side runs `command` (the role rules decide).

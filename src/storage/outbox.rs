@@ -221,18 +221,40 @@ pub async fn claim(
     limit: i64,
 ) -> Result<Vec<Claimed>> {
     let peer = peer.to_owned();
-    db.write(move |c| {
-        Box::pin(async move {
-            Ok(sqlx::query_as::<_, Claimed>(CLAIM.on(c))
-                .bind(peer)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(&mut *c)
-                .await?)
-        })
-    })
-    .await
+    db.write(move |c| Box::pin(async move { claim_in(c, &peer, now, lease_until, limit).await }))
+        .await
+}
+
+/// [`claim`] inside the caller's transaction (the relay claims its next
+/// round in the one that settles the last).
+pub async fn claim_in(
+    c: &mut AnyConnection,
+    peer: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
+    Ok(sqlx::query_as::<_, Claimed>(CLAIM.on(c))
+        .bind(peer)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?)
+}
+
+/// How many rows towards `peer` a claim at `now` would lease, counting
+/// no further than `limit` (a read: it leases nothing).
+pub async fn due_count(c: &mut AnyConnection, peer: &str, now: i64, limit: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE peer = $1 AND state = 'pending' \
+         AND next_attempt_at <= $2 AND lease_until <= $2 LIMIT $3) AS due",
+    )
+    .bind(peer)
+    .bind(now)
+    .bind(limit)
+    .fetch_one(&mut *c)
+    .await?)
 }
 
 /// [`claim`]'s statement. On PostgreSQL the due rows are locked, skipping

@@ -4,7 +4,10 @@
 //!
 //! - when a round falls in a new minute (the old minute's rest first);
 //! - when the relay has nothing to do right now (idle, or the breaker is
-//!   open), so a burst shows on the page as soon as it ends;
+//!   open), so a burst shows on the page as soon as it ends, but at most
+//!   once per [`QUIET_EVERY`]: at everyday load a relay is idle between
+//!   rounds of a few orders, and writing then was a commit per round (the
+//!   relay wakes to write what is left once the moment has passed);
 //! - at most every [`FLUSH_EVERY`] while the relay works without pause;
 //! - at least once a minute, even with nothing to count, so the backlog is
 //!   sampled while the breaker keeps everything waiting, and a minute
@@ -19,6 +22,9 @@ use crate::engine::{Tally, minute_of};
 
 /// Longest a working relay keeps counts in memory.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Shortest time between two writes made because the relay went quiet.
+pub const QUIET_EVERY: Duration = Duration::from_secs(1);
 
 /// What to write: `tally` into the row of `minute_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +85,9 @@ impl Recorder {
         let mut out: Vec<Flush> = self.owed.take().into_iter().collect();
         let unsampled = self.written_minute != self.minute;
         let pending = !self.tally.is_empty();
-        let stale = now - self.written_at >= FLUSH_EVERY.as_micros() as i64;
+        let since = now - self.written_at;
+        let stale = since >= FLUSH_EVERY.as_micros() as i64;
+        let quiet = quiet && since >= QUIET_EVERY.as_micros() as i64;
         if unsampled || (pending && (quiet || stale)) {
             out.push(Flush {
                 minute_at: self.minute,
@@ -87,6 +95,13 @@ impl Recorder {
             });
         }
         out
+    }
+
+    /// When counts not written yet are due to be written by a quiet
+    /// relay (microseconds), if there are any: it should look again then.
+    pub fn write_at(&self) -> Option<i64> {
+        let pending = !self.tally.is_empty() || self.owed.is_some();
+        pending.then_some(self.written_at + QUIET_EVERY.as_micros() as i64)
     }
 
     /// Records that `f` was written at `now`: its counts are no longer
@@ -143,11 +158,31 @@ mod tests {
         r.add(T0 + 2_000_000, &delivered(5));
         let due = r.due(T0 + 2_000_000, true);
         assert_eq!(due[0].tally.delivered, 15, "quiet: written at once");
+        assert_eq!(r.write_at(), Some(T0 + QUIET_EVERY.as_micros() as i64));
         r.written(&due[0], T0 + 2_000_000);
         r.add(T0 + 3_000_000, &delivered(1));
         assert!(r.due(T0 + 3_000_000, false).is_empty());
         let later = T0 + 2_000_000 + FLUSH_EVERY.as_micros() as i64;
         assert_eq!(r.due(later, false)[0].tally.delivered, 1, "stale");
+    }
+
+    #[test]
+    fn a_relay_quiet_between_small_rounds_writes_once_a_moment() {
+        let mut r = Recorder::new();
+        let first = r.due(T0, true);
+        r.written(&first[0], T0);
+        assert_eq!(r.write_at(), None, "nothing to write");
+        // Rounds of a few orders with idle moments between them.
+        for i in 1..10 {
+            r.add(T0 + i * 20_000, &delivered(3));
+            assert!(r.due(T0 + i * 20_000, true).is_empty(), "round {i}");
+        }
+        let at = r.write_at().expect("counts are waiting");
+        assert_eq!(at, T0 + QUIET_EVERY.as_micros() as i64);
+        let due = r.due(at, true);
+        assert_eq!(due[0].tally.delivered, 27, "all rounds in one write");
+        r.written(&due[0], at);
+        assert_eq!(r.write_at(), None);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub struct Template {
     pub request_timeout: Duration,
     pub answer_timeout: Duration,
     pub idle_poll: Duration,
+    pub linger: Duration,
     pub retry_horizon: Duration,
 }
 
@@ -43,6 +44,7 @@ impl Template {
             request_timeout: self.request_timeout,
             answer_timeout: self.answer_timeout,
             idle_poll: self.idle_poll,
+            linger: self.linger,
             retry_horizon: self.retry_horizon,
         }
     }

@@ -32,6 +32,7 @@ mod parts;
 mod pg_cluster;
 mod readiness;
 mod reconcile;
+mod relay_linger;
 mod retry_horizon;
 mod rotation;
 mod routing;
