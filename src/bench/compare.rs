@@ -287,10 +287,14 @@ async fn run_child(
     stop: &mut std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> anyhow::Result<Value> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {out:?}"))?;
+    let out = &std::fs::canonicalize(out).with_context(|| format!("cannot find {out:?}"))?;
     let table = std::fs::File::create(out.join("stdout.txt"))
         .with_context(|| format!("cannot create {:?}", out.join("stdout.txt")))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("bench").arg("--out").arg(out);
+    // Run outside the checkout: a binary built without its commit reads
+    // one from `git describe` of its working directory, which here would
+    // be this checkout's, whatever the binary was built from.
+    cmd.current_dir(out).arg("bench").arg("--out").arg(out);
     // Only what we pass counts: no setting of ours leaks in through the
     // environment, and the child does not compare in turn.
     for (k, _) in std::env::vars_os() {
@@ -482,7 +486,13 @@ pub async fn run(args: &BenchArgs, other: &Path) -> anyhow::Result<()> {
                 out.display()
             );
             let t = Instant::now();
-            let v = run_child(exe, &env, &out, &mut stop).await?;
+            let mut v = run_child(exe, &env, &out, &mut stop).await?;
+            if w == 0
+                && let Some(fields) = v.as_object_mut()
+            {
+                // This binary is the one running: its commit is known here.
+                fields.insert("commit".into(), Value::String(super::report::commit()));
+            }
             eprintln!(
                 "compare: round {round}/{rounds}, {} binary: {}",
                 WHICH[w],
