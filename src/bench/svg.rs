@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::load::Propagation;
-use super::report::{
-    Results, TARGET_CREATE_P99_MS, TARGET_PROPAGATION_P99_MS, TARGET_THROUGHPUT, thousands,
-};
+use super::report::{Results, TARGET_PROPAGATION_P99_MS, Targets, thousands};
 use super::stats::Summary;
 use super::timeline::Timeline;
 use crate::plot::{self, Axis, Bars, Chart, Kind, Layout, Mark, Series};
@@ -39,7 +37,10 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             tail(
                 &format!("Create latency, {} clients: the tail", l.clients),
                 &[("POST /api/v1/orders", &l.latency)],
-                Some((TARGET_CREATE_P99_MS, "target: p99 ≤")),
+                Some((
+                    Targets::of(&r.config.backend).create_p99_ms,
+                    "target: p99 ≤",
+                )),
                 &stamp,
             ),
         )?;
@@ -131,7 +132,7 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 ),
                 &series,
                 &groups,
-                Some(TARGET_THROUGHPUT),
+                Some(Targets::of(&r.config.backend).throughput),
                 &stamp,
             ),
         )?;
