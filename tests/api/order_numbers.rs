@@ -22,8 +22,13 @@ fn seq(number: &str) -> i64 {
         .unwrap_or_else(|| panic!("not an order number: {number}"))
 }
 
-/// Creates an order at the service at `url`; returns (id, number).
-async fn create_at(http: &reqwest::Client, url: &str, token: &str, name: &str) -> (String, i64) {
+/// Posts an order to the service at `url`: its status and body.
+async fn post_order(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    name: &str,
+) -> (StatusCode, Value) {
     let r = http
         .post(format!("{url}/api/v1/orders"))
         .bearer_auth(token)
@@ -32,10 +37,20 @@ async fn create_at(http: &reqwest::Client, url: &str, token: &str, name: &str) -
         .await
         .expect("sent");
     let status = r.status();
-    let body: Value = r.json().await.expect("json");
+    (status, r.json().await.expect("json"))
+}
+
+/// The (id, number) of a created order's body.
+fn created(status: StatusCode, body: &Value) -> (String, i64) {
     assert_eq!(status, StatusCode::CREATED, "create failed: {body}");
     let number = body["number"].as_str().expect("a number");
-    (id_of(&body), seq(number))
+    (id_of(body), seq(number))
+}
+
+/// Creates an order at the service at `url`; returns (id, number).
+async fn create_at(http: &reqwest::Client, url: &str, token: &str, name: &str) -> (String, i64) {
+    let (status, body) = post_order(http, url, token, name).await;
+    created(status, &body)
 }
 
 /// [`create_at`], retried as a client would while the answer is 503: two
@@ -48,22 +63,12 @@ async fn create_retrying(
     name: &str,
 ) -> (String, i64) {
     for _ in 0..50 {
-        let r = http
-            .post(format!("{url}/api/v1/orders"))
-            .bearer_auth(token)
-            .json(&order_body(name))
-            .send()
-            .await
-            .expect("sent");
-        let status = r.status();
-        let body: Value = r.json().await.expect("json");
+        let (status, body) = post_order(http, url, token, name).await;
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         }
-        assert_eq!(status, StatusCode::CREATED, "create failed: {body}");
-        let number = body["number"].as_str().expect("a number");
-        return (id_of(&body), seq(number));
+        return created(status, &body);
     }
     panic!("still unavailable after 50 tries");
 }
