@@ -16,10 +16,10 @@
 //! linger, but only when something was enqueued meanwhile (the wake-up
 //! count says so without asking the database). A full batch never waits,
 //! and under heavy load rounds go back to back as before.
-//! A failed request puts every row of the
-//! batch on its own backoff schedule (or later, when the peer asks with
-//! `Retry-After`); rows past the retry horizon, and items the peer rejects,
-//! become dead letters.
+//!
+//! A failed request puts every row of the batch on its own backoff
+//! schedule (or later, when the peer asks with `Retry-After`); rows past
+//! the retry horizon, and items the peer rejects, become dead letters.
 //!
 //! No head-of-line blocking: items are applied one by one at the peer, and
 //! when the peer answers a whole batch with an error (one item it cannot
