@@ -70,6 +70,7 @@ impl Service {
                     engine.set_main_warehouse(&cfg.peer_url).await?;
                 }
                 relays::to_warehouses(engine.clone(), peers.clone(), template, secrets, rx.clone())
+                    .await
             }
         };
         // Commits by other processes (replicas, the CLI) wake the relays.

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::peers::{Link, Peers};
 use super::relay::{Relay, RelayConfig};
 use super::signature::Secrets;
+use crate::domain::warehouse::Warehouse;
 use crate::engine::Engine;
 
 /// How often the store looks for warehouses changed by another process.
@@ -104,16 +105,41 @@ pub fn to_store(
     }))
 }
 
+/// How the store reaches warehouse `w`: its own secret, else
+/// `store_secrets` (`--sync-secret`).
+fn link_of(w: &Warehouse, secret: Option<&str>, store_secrets: &Secrets) -> Link {
+    Link {
+        url: w.url.clone(),
+        secrets: secret
+            .and_then(|s| Secrets::new(&[s]))
+            .unwrap_or_else(|| store_secrets.clone()),
+    }
+}
+
 /// The store's relays, one per warehouse, kept in step with its
 /// warehouses until `shutdown`. A warehouse without a secret of its own
 /// is signed for with `store_secrets` (`--sync-secret`).
-pub fn to_warehouses(
+///
+/// The warehouses' links are known before this returns: the server checks
+/// incoming sync requests against them, and a request that came before
+/// they were read (a warehouse's retry just after the store restarted)
+/// was refused as unsigned.
+pub async fn to_warehouses(
     engine: Engine,
     peers: Arc<Peers>,
     template: Template,
     store_secrets: Secrets,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    // A failure here is retried by the loop below, which reads them again.
+    if let Ok(list) = engine.warehouses_with_secrets().await {
+        for (w, secret) in &list {
+            peers.set_link(
+                w.name.as_str(),
+                link_of(w, secret.as_deref(), &store_secrets),
+            );
+        }
+    }
     tokio::spawn(async move {
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         loop {
@@ -121,14 +147,7 @@ pub fn to_warehouses(
                 Ok(list) => {
                     for (w, secret) in list {
                         let name = w.name.to_string();
-                        let secrets = secret
-                            .as_deref()
-                            .and_then(|s| Secrets::new(&[s]))
-                            .unwrap_or_else(|| store_secrets.clone());
-                        let link = Link {
-                            url: w.url.clone(),
-                            secrets,
-                        };
+                        let link = link_of(&w, secret.as_deref(), &store_secrets);
                         peers.set_link(&name, link.clone());
                         let same = running
                             .get(&name)
