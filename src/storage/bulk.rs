@@ -174,16 +174,8 @@ pub async fn fetch_each(
     statements: &[(&Sql, Vec<Arg>)],
 ) -> Result<Vec<Vec<AnyRow>>> {
     let dialect = Dialect::of(c);
-    let inlinable = statements.iter().all(|(_, args)| {
-        args.iter()
-            .all(|a| !matches!(a, Arg::Text(Some(t)) if t.contains('\0')))
-    });
-    if dialect == Dialect::Postgres && inlinable {
-        let mut text = String::new();
-        for (sql, args) in statements {
-            inline_pg(sql.postgres, args, &mut text)?;
-            text.push_str(";\n");
-        }
+    if dialect == Dialect::Postgres && statements.iter().all(|(_, args)| inlinable(args)) {
+        let text = inlined(statements.iter().map(|(sql, args)| (sql.postgres, args)))?;
         let mut out: Vec<Vec<AnyRow>> = vec![Vec::new()];
         let mut stream = c.fetch_many(sqlx::raw_sql(&text));
         // Rows come statement after statement, each statement's closed by
@@ -210,16 +202,40 @@ pub async fn fetch_each(
     }
     let mut out = Vec::with_capacity(statements.len());
     for (sql, args) in statements {
-        let mut q = sqlx::query(sql.text(dialect));
-        for a in args {
-            q = match a {
-                Arg::Int(i) => q.bind(*i),
-                Arg::Text(t) => q.bind(t.clone()),
-            };
-        }
+        let q = bound(sql.text(dialect), args.iter().cloned());
         out.push(q.fetch_all(&mut *c).await?);
     }
     Ok(out)
+}
+
+/// Whether every argument can be written as a literal ([`pg_literal`]):
+/// PostgreSQL text never holds a NUL byte, and a query text cannot carry
+/// one.
+fn inlinable(args: &[Arg]) -> bool {
+    args.iter()
+        .all(|a| !matches!(a, Arg::Text(Some(t)) if t.contains('\0')))
+}
+
+/// PostgreSQL statements with their arguments written in ([`inline_pg`]),
+/// as one text for one round trip.
+fn inlined<'a>(statements: impl IntoIterator<Item = (&'a str, &'a Vec<Arg>)>) -> Result<String> {
+    let mut text = String::new();
+    for (sql, args) in statements {
+        inline_pg(sql, args, &mut text)?;
+        text.push_str(";\n");
+    }
+    Ok(text)
+}
+
+/// `sql` with `args` bound in order.
+fn bound<'q>(
+    sql: &'q str,
+    args: impl IntoIterator<Item = Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    args.into_iter().fold(sqlx::query(sql), |q, a| match a {
+        Arg::Int(i) => q.bind(i),
+        Arg::Text(t) => q.bind(t),
+    })
 }
 
 /// `sql` (a PostgreSQL text with `$n` parameters) with each parameter
@@ -368,14 +384,9 @@ impl Script {
         self.push(sql, args);
     }
 
-    /// Whether every argument can be written as a literal ([`pg_literal`]):
-    /// PostgreSQL text never holds a NUL byte, and a query text cannot
-    /// carry one.
+    /// Whether every argument can be written as a literal ([`inlinable`]).
     fn inlinable(&self) -> bool {
-        self.parts.iter().all(|(_, args)| {
-            args.iter()
-                .all(|a| !matches!(a, Arg::Text(Some(t)) if t.contains('\0')))
-        })
+        self.parts.iter().all(|(_, args)| inlinable(args))
     }
 
     /// Runs the statements; returns the rows they returned (`RETURNING`),
@@ -383,11 +394,7 @@ impl Script {
     pub async fn run(self, c: &mut AnyConnection) -> Result<Vec<AnyRow>> {
         let parts = match self.dialect {
             Dialect::Postgres if self.parts.len() > 1 && self.inlinable() => {
-                let mut text = String::new();
-                for (sql, args) in &self.parts {
-                    inline_pg(sql, args, &mut text)?;
-                    text.push_str(";\n");
-                }
+                let text = inlined(self.parts.iter().map(|(sql, args)| (*sql, args)))?;
                 return Ok(c.fetch_all(sqlx::raw_sql(&text)).await?);
             }
             Dialect::Sqlite if self.parts.len() > 1 => {
@@ -408,14 +415,7 @@ impl Script {
         };
         let mut out = Vec::new();
         for (sql, args) in parts {
-            let mut q = sqlx::query(&sql);
-            for a in args {
-                q = match a {
-                    Arg::Int(i) => q.bind(i),
-                    Arg::Text(t) => q.bind(t),
-                };
-            }
-            out.extend(q.fetch_all(&mut *c).await?);
+            out.extend(bound(&sql, args).fetch_all(&mut *c).await?);
         }
         Ok(out)
     }
