@@ -212,6 +212,16 @@ pub struct Claimed {
     pub enqueued_at: i64,
 }
 
+/// The rows a claim at `$2` leases towards peer `$1`: pending, due and
+/// not leased. One text for [`CLAIM`] and [`due_count`], which must agree:
+/// a count of none sends the relay back to sleep.
+macro_rules! due_rows {
+    () => {
+        "FROM outbox WHERE peer = $1 AND state = 'pending' \
+         AND next_attempt_at <= $2 AND lease_until <= $2"
+    };
+}
+
 /// Leases up to `limit` due rows until `lease_until`.
 pub async fn claim(
     db: &Db,
@@ -246,10 +256,11 @@ pub async fn claim_in(
 /// How many rows towards `peer` a claim at `now` would lease, counting
 /// no further than `limit` (a read: it leases nothing).
 pub async fn due_count(c: &mut AnyConnection, peer: &str, now: i64, limit: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE peer = $1 AND state = 'pending' \
-         AND next_attempt_at <= $2 AND lease_until <= $2 LIMIT $3) AS due",
-    )
+    Ok(sqlx::query_scalar::<_, i64>(concat!(
+        "SELECT COUNT(*) FROM (SELECT 1 ",
+        due_rows!(),
+        " LIMIT $3) AS due"
+    ))
     .bind(peer)
     .bind(now)
     .bind(limit)
@@ -261,15 +272,17 @@ pub async fn due_count(c: &mut AnyConnection, peer: &str, now: i64, limit: i64) 
 /// rows another relay has locked, so several relays share an outbox; on
 /// SQLite the one writer claims alone.
 const CLAIM: Sql = Sql {
-    sqlite: "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
-               SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
-               AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4) \
-             RETURNING order_id, version, attempts, enqueued_at",
-    postgres: "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN ( \
-                 SELECT order_id FROM outbox WHERE peer = $1 AND state = 'pending' \
-                 AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED) \
-               RETURNING order_id, version, attempts, enqueued_at",
+    sqlite: concat!(
+        "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN (SELECT order_id ",
+        due_rows!(),
+        " ORDER BY next_attempt_at LIMIT $4) RETURNING order_id, version, attempts, enqueued_at"
+    ),
+    postgres: concat!(
+        "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN (SELECT order_id ",
+        due_rows!(),
+        " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         RETURNING order_id, version, attempts, enqueued_at"
+    ),
 };
 
 /// How one leased row ends this round.
