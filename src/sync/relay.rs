@@ -294,6 +294,11 @@ impl Relay {
         true
     }
 
+    /// When a lease taken at `now` ends (microseconds).
+    fn lease_until(&self, now: i64) -> i64 {
+        now + self.cfg.lease.as_micros() as i64
+    }
+
     /// Ends the leases of rows that will not be sent (the relay stops).
     async fn release(&self, lease: Lease) {
         let unsent = lease
@@ -406,10 +411,9 @@ impl Relay {
                     return Ok(Round::Paused(wait));
                 }
                 let (at, wakes, now) = (Instant::now(), self.engine.wake_count(), now_micros());
-                let lease_until = now + self.cfg.lease.as_micros() as i64;
                 let rows = self
                     .engine
-                    .claim_deliveries(peer, now, lease_until, self.cfg.batch_size)
+                    .claim_deliveries(peer, now, self.lease_until(now), self.cfg.batch_size)
                     .await?;
                 Lease { rows, at, wakes }
             }
@@ -565,7 +569,7 @@ impl Relay {
         let (at, wakes, claim_now) = (Instant::now(), self.engine.wake_count(), now_micros());
         let next = claim_next.then(|| NextClaim {
             now: claim_now,
-            lease_until: claim_now + self.cfg.lease.as_micros() as i64,
+            lease_until: self.lease_until(claim_now),
             // More than this due means rounds fill by themselves.
             limit: self.cfg.batch_size.min(GATHER_BELOW as i64),
         });
