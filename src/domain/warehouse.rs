@@ -30,12 +30,18 @@ impl WarehouseName {
     /// The warehouse a store's `--peer-url` stands for.
     pub const MAIN: &'static str = "main";
 
-    pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
-        let ok = (1..=MAX_NAME).contains(&value.len())
+    /// Whether `value` keeps the naming rule. A text that breaks it names
+    /// no warehouse, so a lookup by it need not reach the database (which
+    /// may refuse it: PostgreSQL text holds no NUL).
+    pub fn is_valid(value: &str) -> bool {
+        (1..=MAX_NAME).contains(&value.len())
             && value
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
+        if Self::is_valid(value) {
             Ok(Self(value.to_owned()))
         } else {
             Err(FieldError::new(

@@ -20,6 +20,8 @@ use crate::storage::{Db, StorageError, auth, now_micros};
 
 /// Shortest admin password accepted.
 pub const MIN_PASSWORD: usize = 8;
+/// The longest username (sign-in looks up no longer one).
+pub const MAX_USERNAME: usize = 100;
 
 /// A fresh API token, prefixed with the role it belongs to so a person can
 /// tell them apart (`fst_…` store, `fwt_…` warehouse).
@@ -68,8 +70,8 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// Creates an admin user. Refuses a short password or a taken name.
 pub async fn create_user(db: &Db, username: &str, password: &str) -> Result<()> {
-    let username =
-        required_text("username", username, 100).map_err(|e| EngineError::Invalid(vec![e]))?;
+    let username = required_text("username", username, MAX_USERNAME)
+        .map_err(|e| EngineError::Invalid(vec![e]))?;
     if password.chars().count() < MIN_PASSWORD {
         return Err(EngineError::Invalid(vec![FieldError::new(
             "password",

@@ -58,6 +58,9 @@ pub async fn list(c: &mut AnyConnection) -> Result<Vec<(Warehouse, Option<String
 
 /// One warehouse with its secret.
 pub async fn get(c: &mut AnyConnection, name: &str) -> Result<Option<(Warehouse, Option<String>)>> {
+    if !WarehouseName::is_valid(name) {
+        return Ok(None);
+    }
     let row: Option<Row> = sqlx::query_as(
         "SELECT name, url, secret, countries, sku_prefixes, priority, active \
          FROM warehouses WHERE name = $1",

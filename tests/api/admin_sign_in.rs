@@ -14,6 +14,7 @@ use crate::helpers::*;
 both_backends!(
     a_lockout_holds_only_for_the_address_that_earned_it,
     parallel_attempts_cannot_exceed_the_limit,
+    a_username_no_user_can_have_is_refused_and_counts_nothing,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -32,12 +33,21 @@ fn client_from(from: &str) -> reqwest::Client {
 }
 
 async fn sign_in(side: &Side, client: &reqwest::Client, password: &str) -> StatusCode {
+    sign_in_as(side, client, "admin", password).await
+}
+
+async fn sign_in_as(
+    side: &Side,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> StatusCode {
     client
         .post(format!("{}/admin/login", side.url))
         .header("cookie", format!("store_admin_login={CSRF}"))
         .form(&[
             ("csrf", CSRF),
-            ("username", "admin"),
+            ("username", username),
             ("password", password),
         ])
         .send()
@@ -113,5 +123,32 @@ async fn parallel_attempts_cannot_exceed_the_limit(b: Backend) {
     assert_eq!(
         sign_in(&store, &attacker, PASSWORD).await,
         StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// A username with control characters (a NUL, which PostgreSQL text cannot
+/// hold) names no user: the form comes back 422, as for an empty one, and
+/// no failure is counted for it.
+async fn a_username_no_user_can_have_is_refused_and_counts_nothing(b: Backend) {
+    let Some(store) = Side::start_alone(Role::Store, b, "http://127.0.0.1:9", |_| {}).await else {
+        return;
+    };
+    add_admin(&store).await;
+    let client = client_from("127.0.0.5");
+    for username in ["ad\u{0}min", "\u{0}", "ad\u{7}min"] {
+        assert_eq!(
+            sign_in_as(&store, &client, username, PASSWORD).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{username:?}"
+        );
+    }
+    assert_eq!(
+        store.sql("SELECT COUNT(*) FROM admin_login_throttle").await,
+        ["0"]
+    );
+    assert_eq!(
+        sign_in(&store, &client, PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "the real admin still signs in"
     );
 }

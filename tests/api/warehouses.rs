@@ -384,7 +384,7 @@ async fn duplicates_unknown_names_and_delete_are_refused(b: Backend) {
     assert_eq!(listed(&store).await, before);
 
     // Unknown names, of any shape: 404.
-    for name in ["nope", "EU", "e%20u", &"a".repeat(40)] {
+    for name in ["nope", "EU", "e%20u", "e%00u", "%00", &"a".repeat(40)] {
         let path = format!("/api/v1/warehouses/{name}");
         let (s, p) = store.get(&path).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "GET {name}: {p}");
@@ -848,19 +848,24 @@ async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     assert_eq!(st["dead"], sum_of(&st, "dead"), "{st}");
     assert_eq!(entry(&st, "up")["dead"], 0);
 
-    // Replay: an unknown warehouse is 422 naming it; nothing moves.
-    let (s, p) = store
-        .post(
-            "/api/v1/sync/replay",
-            &json!({"all": true, "warehouse": "nope"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-    assert_eq!(fields(&p), ["warehouse"], "{p}");
-    assert!(
-        p["detail"].as_str().is_some_and(|d| d.contains("nope")),
-        "{p}"
-    );
+    // Replay: an unknown warehouse is 422 naming it; nothing moves. So is
+    // a name no warehouse could have (PostgreSQL text holds no NUL).
+    for name in ["nope", "no\u{0}pe"] {
+        let (s, p) = store
+            .post(
+                "/api/v1/sync/replay",
+                &json!({"all": true, "warehouse": name}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {p}");
+        assert_eq!(fields(&p), ["warehouse"], "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("{name:?}"))),
+            "{p}"
+        );
+    }
     assert_eq!(outbox_ids(&store, "dead").await, std::slice::from_ref(&us));
     // A known one without dead letters replays none of another's.
     let (s, p) = store
@@ -924,16 +929,21 @@ async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     })
     .await;
 
-    // Reconcile: an unknown warehouse is 422 naming it, and starts nothing.
-    let (s, p) = store
-        .post("/api/v1/sync/reconcile", &json!({"warehouse": "nope"}))
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-    assert_eq!(fields(&p), ["warehouse"], "{p}");
-    assert!(
-        p["detail"].as_str().is_some_and(|d| d.contains("nope")),
-        "{p}"
-    );
+    // Reconcile: an unknown warehouse (of any shape) is 422 naming it,
+    // and starts nothing.
+    for name in ["nope", "no\u{0}pe"] {
+        let (s, p) = store
+            .post("/api/v1/sync/reconcile", &json!({"warehouse": name}))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {p}");
+        assert_eq!(fields(&p), ["warehouse"], "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("{name:?}"))),
+            "{p}"
+        );
+    }
     let (s, _) = store.get("/api/v1/sync/reconcile").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no pass was started");
     // A known one: a pass over that warehouse's orders only.

@@ -29,14 +29,12 @@ use subtle::ConstantTimeEq;
 use super::flash::{Notice, notice_cookie};
 use super::{AdminError, AdminResult, Chrome, render};
 use crate::domain::Role;
-use crate::engine::credentials::random_token;
+use crate::domain::values::required_text;
+use crate::engine::credentials::{MAX_USERNAME, random_token};
 use crate::engine::sessions::{MAX_SIGN_IN_FAILURES, SESSION_TTL, SIGN_IN_WINDOW};
 use crate::http::AppState;
 use crate::http::extract::ClientAddr;
 use crate::storage::now_micros;
-
-/// Longest username looked up (longer ones cannot exist).
-const MAX_USERNAME: usize = 100;
 
 /// Constant-time equality of two secrets (their length is not secret).
 pub fn same_secret(a: &str, b: &str) -> bool {
@@ -269,7 +267,9 @@ pub async fn login(
     }
     let username = fields.text("username").to_owned();
     let password = fields.get("password").unwrap_or("").to_owned();
-    if username.is_empty() || password.is_empty() || username.chars().count() > MAX_USERNAME {
+    // A username breaking the rule users are created by (empty, too long,
+    // control characters) names no user: asked again, nothing counted.
+    if password.is_empty() || required_text("username", &username, MAX_USERNAME).is_err() {
         return login_form(
             &state,
             &headers,
