@@ -337,47 +337,85 @@ impl Cluster {
             w.close().await;
         }
         let url = |port: u16| format!("http://127.0.0.1:{port}");
-        let store_port = free_port()?;
-        let ports = specs
-            .iter()
-            .map(|_| free_port())
-            .collect::<anyhow::Result<Vec<u16>>>()?;
-        let main_url = specs
-            .iter()
-            .zip(&ports)
-            .find(|(w, _)| w.name == WarehouseName::MAIN)
-            .map(|(_, p)| url(*p));
-        let mut store = spawn(
-            env,
-            Role::Store,
-            "store",
-            &store_db,
-            store_port,
-            main_url.as_deref(),
-            &env.secret,
-            tag,
-        )?;
-        let mut procs = Vec::with_capacity(specs.len());
-        for ((w, port), (db, _, secret)) in specs.iter().zip(&ports).zip(&dbs) {
-            let peer = url(store_port);
-            procs.push(spawn(
-                env,
-                Role::Warehouse,
-                w.name,
-                db,
-                *port,
-                Some(&peer),
-                secret,
-                tag,
-            )?);
-        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        wait_ready(&client, "the store", &url(store_port), &mut store).await?;
-        for ((w, port), p) in specs.iter().zip(&ports).zip(&mut procs) {
-            wait_ready(&client, &who(Role::Warehouse, w.name), &url(*port), p).await?;
-        }
+        // A port is chosen free, then bound by the child a moment later:
+        // another process (a parallel test) may take it in between. Each
+        // service proves it is ours (our token opens it), and a start whose
+        // port was taken is started again on new ports.
+        let mut attempt = 1;
+        let (store_port, ports, store, procs) = loop {
+            let store_port = free_port()?;
+            let ports = specs
+                .iter()
+                .map(|_| free_port())
+                .collect::<anyhow::Result<Vec<u16>>>()?;
+            let main_url = specs
+                .iter()
+                .zip(&ports)
+                .find(|(w, _)| w.name == WarehouseName::MAIN)
+                .map(|(_, p)| url(*p));
+            let mut store = spawn(
+                env,
+                Role::Store,
+                "store",
+                &store_db,
+                store_port,
+                main_url.as_deref(),
+                &env.secret,
+                tag,
+            )?;
+            let mut procs = Vec::with_capacity(specs.len());
+            for ((w, port), (db, _, secret)) in specs.iter().zip(&ports).zip(&dbs) {
+                let peer = url(store_port);
+                procs.push(spawn(
+                    env,
+                    Role::Warehouse,
+                    w.name,
+                    db,
+                    *port,
+                    Some(&peer),
+                    secret,
+                    tag,
+                )?);
+            }
+            let mut ready = wait_ready(
+                &client,
+                "the store",
+                &url(store_port),
+                &store_token,
+                &mut store,
+            )
+            .await?;
+            for ((w, port), (p, (_, token, _))) in
+                specs.iter().zip(&ports).zip(procs.iter_mut().zip(&dbs))
+            {
+                if ready == Ready::Ours {
+                    ready = wait_ready(
+                        &client,
+                        &who(Role::Warehouse, w.name),
+                        &url(*port),
+                        token,
+                        p,
+                    )
+                    .await?;
+                }
+            }
+            match ready {
+                Ready::Ours => break (store_port, ports, store, procs),
+                Ready::PortTaken(who) if attempt < START_ATTEMPTS => {
+                    progress.note(&format!(
+                        "another process took the port chosen for {who}; starting the services again on new ports"
+                    ));
+                    attempt += 1;
+                }
+                Ready::PortTaken(who) => bail!(
+                    "another process took the port chosen for {who}, {START_ATTEMPTS} times in a row; \
+                     run the bench again when fewer services start on this machine"
+                ),
+            }
+        };
         for ((w, port), (_, _, secret)) in specs.iter().zip(&ports).zip(&dbs) {
             if w.name != WarehouseName::MAIN {
                 add_warehouse(
@@ -550,25 +588,55 @@ fn spawn(
     Ok(Proc { child, log })
 }
 
+/// How many times [`Cluster::start`] picks ports before it gives up.
+const START_ATTEMPTS: u32 = 3;
+
+/// What answers on a started service's port.
+#[derive(Debug, PartialEq, Eq)]
+enum Ready {
+    /// Our service, ready.
+    Ours,
+    /// Another process holds the port (named: whose port it was).
+    PortTaken(String),
+}
+
+/// Waits until `who` answers `/readyz` and opens to `token` (a service
+/// that does not know the token is another process on the port), or it
+/// exits because its port was taken.
 async fn wait_ready(
     client: &reqwest::Client,
     who: &str,
     base: &str,
+    token: &str,
     p: &mut Proc,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ready> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let url = format!("{base}/readyz");
     loop {
         if let Some(status) = p.child.try_wait()? {
-            bail!(
-                "{who} exited ({status}) before it was ready: {}",
-                last_line(&p.log)
-            );
+            let last = last_line(&p.log);
+            if last.contains("cannot listen on") {
+                return Ok(Ready::PortTaken(who.to_owned()));
+            }
+            bail!("{who} exited ({status}) before it was ready: {last}");
         }
         if let Ok(r) = client.get(&url).send().await
             && r.status().is_success()
         {
-            return Ok(());
+            let mine = client
+                .get(format!("{base}/api/v1/sync/status"))
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .send()
+                .await
+                .map(|r| r.status());
+            match mine {
+                Ok(s) if s.is_success() => return Ok(Ready::Ours),
+                Ok(reqwest::StatusCode::UNAUTHORIZED) => {
+                    return Ok(Ready::PortTaken(who.to_owned()));
+                }
+                // Anything else (a timeout, a 503 while it starts): ask again.
+                _ => {}
+            }
         }
         if Instant::now() > deadline {
             bail!("{who} was not ready within 60 s: {}", last_line(&p.log));
@@ -668,6 +736,84 @@ mod tests {
                 "2 errors and 1 warning; the first error: fulfillment::sync::relay: relay round failed error=deadlock"
             )
         );
+    }
+
+    /// A service on loopback that is ready and opens to `token` only.
+    async fn service(token: &'static str) -> String {
+        use axum::http::{HeaderMap, StatusCode};
+        let app = axum::Router::new()
+            .route("/readyz", axum::routing::get(|| async { "ready" }))
+            .route(
+                "/api/v1/sync/status",
+                axum::routing::get(move |h: HeaderMap| async move {
+                    let sent = h.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    if sent == Some(&format!("Bearer {token}")) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    }
+                }),
+            );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        base
+    }
+
+    /// A stand-in for a started child: `sh -c script`, its stderr in a log.
+    fn proc(dir: &Path, script: &str) -> Proc {
+        let log = dir.join("child.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    #[tokio::test]
+    async fn a_start_tells_its_own_service_from_another_on_its_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = reqwest::Client::new();
+        let base = service("ours").await;
+
+        let mut p = proc(dir.path(), "exec sleep 30");
+        assert_eq!(
+            wait_ready(&client, "the store", &base, "ours", &mut p)
+                .await
+                .unwrap(),
+            Ready::Ours
+        );
+        // Ready, but our token is unknown there: someone else's service.
+        assert_eq!(
+            wait_ready(&client, "the store", &base, "theirs", &mut p)
+                .await
+                .unwrap(),
+            Ready::PortTaken("the store".into())
+        );
+        // Our child could not bind: the port was taken before it.
+        let mut p = proc(
+            dir.path(),
+            "echo 'Error: cannot listen on 127.0.0.1:9: Address in use' >&2; exit 1",
+        );
+        let closed = format!("http://127.0.0.1:{}", free_port().unwrap());
+        assert_eq!(
+            wait_ready(&client, "main", &closed, "ours", &mut p)
+                .await
+                .unwrap(),
+            Ready::PortTaken("main".into())
+        );
+        // Any other exit is an error that shows the child's last words.
+        let mut p = proc(
+            dir.path(),
+            "echo 'Error: the database is locked' >&2; exit 1",
+        );
+        let e = wait_ready(&client, "main", &closed, "ours", &mut p)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("database is locked"), "{e}");
     }
 
     #[test]

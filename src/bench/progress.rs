@@ -76,6 +76,15 @@ impl Progress {
         self.shared.done.store(done, Ordering::Relaxed);
     }
 
+    /// A line that stays (on a terminal, the redrawn line comes back
+    /// under it): something the reader should know happened.
+    pub fn note(&self, text: &str) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!("      {text}");
+    }
+
     /// Ends the phase with a one-line summary (printed when not on a terminal).
     pub fn done(&self, summary: &str) {
         if !self.tty {
