@@ -8,13 +8,10 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::*;
+// Distinctive amounts: none may appear at the warehouse.
+use crate::no_money::{NEW_PRICE, PRICE, SHIPPING};
 
 both_backends!(audit_entries_give_old_and_new_values);
-
-/// Distinctive amounts: none may appear at the warehouse.
-const PRICE: i64 = 987_653;
-const NEW_PRICE: i64 = 876_541;
-const SHIPPING: i64 = 456_787;
 
 /// The audit trail of `id` at `side`.
 async fn trail(side: &Side, id: &str) -> Vec<Value> {

@@ -11,9 +11,12 @@ use crate::helpers::*;
 
 both_backends!(warehouse_never_holds_or_shows_money);
 
-const PRICE: i64 = 987_653;
-const NEW_PRICE: i64 = 876_541;
-const SHIPPING: i64 = 456_787;
+/// Distinctive amounts, looked for as text where money must not be. Twelve
+/// digits each: six could turn up by chance inside a microsecond time, a
+/// UUID or a metric's float (one run in some hundreds failed so).
+pub const PRICE: i64 = 987_654_319_873;
+pub const NEW_PRICE: i64 = 876_543_219_871;
+pub const SHIPPING: i64 = 456_789_123_457;
 const QTY: i64 = 3;
 
 /// Every value that must not appear at the warehouse, as text.
