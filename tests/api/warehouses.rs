@@ -751,6 +751,20 @@ fn sum_of(st: &Value, key: &str) -> i64 {
         .sum()
 }
 
+/// POST `body` to `path` is refused 422 on its `warehouse` field, naming
+/// `name` (as Rust quotes it: a NUL shows as `\0`).
+async fn refuses_unknown_warehouse(store: &Side, path: &str, body: &Value, name: &str) {
+    let (s, p) = store.post(path, body).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {name:?}: {p}");
+    assert_eq!(fields(&p), ["warehouse"], "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("{name:?}"))),
+        "{p}"
+    );
+}
+
 async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     let Some(store) = Side::start_alone(Role::Store, b, "", |cfg| {
         cfg.breaker_threshold = 1;
@@ -851,20 +865,8 @@ async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     // Replay: an unknown warehouse is 422 naming it; nothing moves. So is
     // a name no warehouse could have (PostgreSQL text holds no NUL).
     for name in ["nope", "no\u{0}pe"] {
-        let (s, p) = store
-            .post(
-                "/api/v1/sync/replay",
-                &json!({"all": true, "warehouse": name}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {p}");
-        assert_eq!(fields(&p), ["warehouse"], "{p}");
-        assert!(
-            p["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains(&format!("{name:?}"))),
-            "{p}"
-        );
+        let body = json!({"all": true, "warehouse": name});
+        refuses_unknown_warehouse(&store, "/api/v1/sync/replay", &body, name).await;
     }
     assert_eq!(outbox_ids(&store, "dead").await, std::slice::from_ref(&us));
     // A known one without dead letters replays none of another's.
@@ -932,17 +934,8 @@ async fn sync_status_replay_and_reconcile_know_each_warehouse(b: Backend) {
     // Reconcile: an unknown warehouse (of any shape) is 422 naming it,
     // and starts nothing.
     for name in ["nope", "no\u{0}pe"] {
-        let (s, p) = store
-            .post("/api/v1/sync/reconcile", &json!({"warehouse": name}))
-            .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {p}");
-        assert_eq!(fields(&p), ["warehouse"], "{p}");
-        assert!(
-            p["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains(&format!("{name:?}"))),
-            "{p}"
-        );
+        let body = json!({"warehouse": name});
+        refuses_unknown_warehouse(&store, "/api/v1/sync/reconcile", &body, name).await;
     }
     let (s, _) = store.get("/api/v1/sync/reconcile").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no pass was started");
