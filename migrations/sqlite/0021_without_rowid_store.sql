@@ -7,8 +7,10 @@
 -- of it. (Not `orders`: its rows are large, and a WITHOUT ROWID table
 -- keeps whole rows in its interior pages.) A secondary index then ends in
 -- the primary key instead of the rowid. No query changes: the columns,
--- keys and indexes are the same. 0021_without_rowid_warehouse.sql is the
--- warehouse's; PostgreSQL has no rowid, and its 0021 does nothing.
+-- keys and indexes are the same. At the store the unit prices move into
+-- order_items too (below). 0021_without_rowid_warehouse.sql is the
+-- warehouse's; PostgreSQL has no rowid, and its 0021 only moves the
+-- prices.
 
 CREATE TABLE order_lines_021 (
     order_id  TEXT NOT NULL REFERENCES orders (id),
@@ -23,17 +25,24 @@ INSERT INTO order_lines_021 (order_id, line_no, sku, name, quantity)
 DROP TABLE order_lines;
 ALTER TABLE order_lines_021 RENAME TO order_lines;
 
+-- An item holds its unit price, which order_line_prices held in a row of
+-- its own with the same key: one row per line instead of two. (A line
+-- without its price makes this fail, NOT NULL, rather than lose money.)
 CREATE TABLE order_items_021 (
-    order_id  TEXT NOT NULL REFERENCES orders (id),
-    line_no   BIGINT NOT NULL,
-    sku       TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    quantity  BIGINT NOT NULL,
+    order_id    TEXT NOT NULL REFERENCES orders (id),
+    line_no     BIGINT NOT NULL,
+    sku         TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    quantity    BIGINT NOT NULL,
+    unit_price  BIGINT NOT NULL,
     PRIMARY KEY (order_id, line_no)
 ) WITHOUT ROWID;
-INSERT INTO order_items_021 (order_id, line_no, sku, name, quantity)
-    SELECT order_id, line_no, sku, name, quantity FROM order_items;
+INSERT INTO order_items_021 (order_id, line_no, sku, name, quantity, unit_price)
+    SELECT i.order_id, i.line_no, i.sku, i.name, i.quantity, p.unit_price
+    FROM order_items i
+    LEFT JOIN order_line_prices p ON p.order_id = i.order_id AND p.line_no = i.line_no;
 DROP TABLE order_items;
+DROP TABLE order_line_prices;
 ALTER TABLE order_items_021 RENAME TO order_items;
 CREATE INDEX order_items_sku ON order_items (sku);
 
@@ -46,17 +55,6 @@ INSERT INTO order_prices_021 (order_id, currency, shipping_cost)
     SELECT order_id, currency, shipping_cost FROM order_prices;
 DROP TABLE order_prices;
 ALTER TABLE order_prices_021 RENAME TO order_prices;
-
-CREATE TABLE order_line_prices_021 (
-    order_id    TEXT NOT NULL REFERENCES orders (id),
-    line_no     BIGINT NOT NULL,
-    unit_price  BIGINT NOT NULL,
-    PRIMARY KEY (order_id, line_no)
-) WITHOUT ROWID;
-INSERT INTO order_line_prices_021 (order_id, line_no, unit_price)
-    SELECT order_id, line_no, unit_price FROM order_line_prices;
-DROP TABLE order_line_prices;
-ALTER TABLE order_line_prices_021 RENAME TO order_line_prices;
 
 CREATE TABLE shipments_021 (
     order_id         TEXT NOT NULL REFERENCES orders (id),

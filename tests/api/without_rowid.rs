@@ -1,8 +1,9 @@
 //! Migration 21: on SQLite the tables with composite or text primary keys
 //! become WITHOUT ROWID tables (one b-tree per table instead of two: fewer
-//! pages written per order). A database from before it keeps every row of
-//! them, with the same keys and indexes, and works on; on PostgreSQL the
-//! migration does nothing and the rows are kept all the same.
+//! pages written per order), and on both databases each item holds its
+//! unit price (order_line_prices is gone). A database from before keeps
+//! every row, price and index and works on; edits write the prices where
+//! they now are.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,11 +13,10 @@ use crate::both_backends;
 use crate::helpers::*;
 
 /// The tables migration 21 rebuilds at each role.
-const STORE_TABLES: [&str; 7] = [
+const STORE_TABLES: [&str; 6] = [
     "order_lines",
     "order_items",
     "order_prices",
-    "order_line_prices",
     "shipments",
     "outbox",
     "seen_webhooks",
@@ -120,6 +120,39 @@ async fn ship(warehouse: &Side, id: &str) {
     }
 }
 
+/// The store's tables as they were before migration 21: the unit prices
+/// in order_line_prices, not in order_items.
+const PRICES_APART: &str = "CREATE TABLE order_line_prices (
+    order_id    TEXT NOT NULL REFERENCES orders (id),
+    line_no     BIGINT NOT NULL,
+    unit_price  BIGINT NOT NULL,
+    PRIMARY KEY (order_id, line_no));
+INSERT INTO order_line_prices (order_id, line_no, unit_price)
+    SELECT order_id, line_no, unit_price FROM order_items;
+ALTER TABLE order_items DROP COLUMN unit_price;";
+
+/// Whether the store's database has a table `name`.
+async fn has_table(side: &Side, b: Backend, name: &str) -> bool {
+    let q = match b {
+        Backend::Sqlite => {
+            format!("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '{name}'")
+        }
+        Backend::Postgres => format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{name}'"
+        ),
+    };
+    side.sql(&q).await == ["1"]
+}
+
+/// The stored unit prices of an order's items, in line order.
+async fn stored_prices(store: &Side, id: &str) -> Vec<String> {
+    store
+        .sql(&format!(
+            "SELECT unit_price FROM order_items WHERE order_id = '{id}' ORDER BY line_no"
+        ))
+        .await
+}
+
 /// Waits until every outbox row of `side` is delivered (nothing in flight
 /// that a restart would change).
 async fn all_delivered(side: &Side) {
@@ -182,6 +215,15 @@ async fn migration_21_keeps_every_row(b: Backend) {
             }
             indexes.push(names);
         }
+        if side.role == fulfillment::domain::Role::Store {
+            script_at(&side.db.url, PRICES_APART).await;
+            assert!(has_table(side, b, "order_line_prices").await);
+            assert_eq!(
+                side.sql("SELECT COUNT(*) FROM order_line_prices").await,
+                ["6"],
+                "two lines for each of three orders"
+            );
+        }
         side.sql("DELETE FROM schema_migrations WHERE version = 21")
             .await;
     }
@@ -210,6 +252,14 @@ async fn migration_21_keeps_every_row(b: Backend) {
         }
     }
 
+    assert!(
+        !has_table(&pair.store, b, "order_line_prices").await,
+        "order_line_prices is still there"
+    );
+    for id in &ids {
+        assert_eq!(stored_prices(&pair.store, id).await, ["1999", "250"]);
+    }
+
     // The migrated tables are read and written as before: the shipped
     // order with its parcel and prices, and a new order that travels.
     let (s, shipped) = pair.store.get(&format!("/api/v1/orders/{}", ids[0])).await;
@@ -233,6 +283,39 @@ async fn migration_21_keeps_every_row(b: Backend) {
             .await,
         ["WID-1"]
     );
+
+    // Edits write the prices where they are now: a price alone (the lines
+    // stay), then a line added (the items are written anew).
+    let edit = |lines: Value| json!({ "lines": lines });
+    let widget =
+        |price: i64| json!({"sku": "WID-1", "name": "Widget", "quantity": 2, "unit_price": price});
+    let gadget = json!({"sku": "GAD-2", "name": "Gadget", "quantity": 1, "unit_price": 250});
+    let tape = json!({"sku": "TAPE-9", "name": "Tape", "quantity": 3, "unit_price": 75});
+    let (s, body) = pair
+        .store
+        .patch(
+            &format!("/api/v1/orders/{}", ids[1]),
+            &edit(json!([widget(1500), gadget.clone()])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(stored_prices(&pair.store, &ids[1]).await, ["1500", "250"]);
+    let (s, body) = pair
+        .store
+        .patch(
+            &format!("/api/v1/orders/{}", ids[2]),
+            &edit(json!([widget(1999), gadget, tape])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        stored_prices(&pair.store, &ids[2]).await,
+        ["1999", "250", "75"]
+    );
+    let (_, read) = pair.store.get(&format!("/api/v1/orders/{}", ids[2])).await;
+    assert_eq!(read["lines"][2]["unit_price"], 75, "{read}");
+    let (_, read) = pair.store.get(&format!("/api/v1/orders/{}", ids[1])).await;
+    assert_eq!(read["lines"][0]["unit_price"], 1500, "{read}");
     pair.stop().await;
 }
 
