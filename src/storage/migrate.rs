@@ -224,7 +224,8 @@ const MIGRATIONS: &[Migration] = &[
         },
     },
     // One number, one file per role: each makes its role's tables with
-    // composite or text keys WITHOUT ROWID (SQLite; nothing on PostgreSQL).
+    // composite or text keys WITHOUT ROWID (SQLite only), and the store's
+    // unit prices move into its items (both databases).
     Migration {
         version: 21,
         name: "without_rowid",
