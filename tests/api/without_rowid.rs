@@ -100,6 +100,16 @@ async fn back_to_rowid(side: &Side, table: &str) {
         script.push_str(&i);
         script.push_str(";\n");
     }
+    if table == "outbox" {
+        // Before, the outbox's key was (peer, order_id), and an index on
+        // order_id found an order's rows.
+        assert!(script.contains("PRIMARY KEY (order_id, peer)"), "{script}");
+        script = script.replace(
+            "PRIMARY KEY (order_id, peer)",
+            "PRIMARY KEY (peer, order_id)",
+        );
+        script.push_str("CREATE INDEX outbox_order ON outbox (order_id);\n");
+    }
     script_at(&side.db.url, &script).await;
     assert!(
         !table_sql(side, table).await.contains("WITHOUT ROWID"),
@@ -247,6 +257,9 @@ async fn migration_21_keeps_every_row(b: Backend) {
             for (i, t) in tables.iter().enumerate() {
                 let sql = table_sql(side, t).await;
                 assert!(sql.ends_with("WITHOUT ROWID"), "{:?}: {sql}", side.role);
+                if *t == "outbox" {
+                    assert!(sql.contains("PRIMARY KEY (order_id, peer)"), "{sql}");
+                }
                 assert_eq!(index_names(side, t).await, indexes[k][i], "{t}");
             }
         }
