@@ -188,7 +188,8 @@ impl Engine {
             // content change moves versions and goes to the outbox. New
             // lines are routed afresh (every part is pending or on hold).
             let plan = if content.lines != before.lines {
-                stored_parts::replace_items(c, id, &content.lines).await?;
+                stored_parts::replace_items(c, id, &content.lines, &new_pricing.unit_prices)
+                    .await?;
                 let warehouses = parts::active(c).await?;
                 domain_parts::plan(
                     &content.lines,
@@ -598,10 +599,13 @@ fn plan_new(
         .collect();
     stored_parts::plan_items(
         &mut script,
-        heads
-            .iter()
-            .zip(new)
-            .map(|(id, n)| (*id, n.content.lines.as_slice())),
+        heads.iter().zip(new).map(|(id, n)| {
+            (
+                *id,
+                n.content.lines.as_slice(),
+                n.pricing.unit_prices.as_slice(),
+            )
+        }),
     );
     let prices: Vec<(OrderId, &Pricing)> = heads
         .iter()

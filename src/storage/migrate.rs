@@ -223,6 +223,27 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/postgres/0020_fewer_indexes_warehouse.sql"),
         },
     },
+    // One number, one file per role: each makes its role's tables with
+    // composite or text keys WITHOUT ROWID (SQLite only), and the store's
+    // unit prices move into its items (both databases).
+    Migration {
+        version: 21,
+        name: "without_rowid",
+        only: Some(Role::Store),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0021_without_rowid_store.sql"),
+            postgres: include_str!("../../migrations/postgres/0021_without_rowid_store.sql"),
+        },
+    },
+    Migration {
+        version: 21,
+        name: "without_rowid",
+        only: Some(Role::Warehouse),
+        sql: Sql {
+            sqlite: include_str!("../../migrations/sqlite/0021_without_rowid_warehouse.sql"),
+            postgres: include_str!("../../migrations/postgres/0021_without_rowid_warehouse.sql"),
+        },
+    },
 ];
 
 /// An arbitrary constant: the PostgreSQL advisory lock that keeps two

@@ -963,45 +963,39 @@ const DELETE_SHIPMENTS: Sql = Sql {
 // Money: store only. These tables do not exist in a warehouse database.
 // ---------------------------------------------------------------------------
 
-/// Writes (or replaces) the money of an order.
+/// Replaces the money of an order whose lines stay as they are: its
+/// currency and shipping cost, and the unit price kept on each of its
+/// items (`order_items`, by line number). An edit that changes the lines
+/// writes their prices with them ([`super::parts::replace_items`]).
 pub async fn save_pricing(c: &mut AnyConnection, id: OrderId, p: &Pricing) -> Result<()> {
-    sqlx::query("DELETE FROM order_line_prices WHERE order_id = $1")
-        .bind(id.to_string())
-        .execute(&mut *c)
-        .await?;
-    insert_pricing(c, &[(id, p)]).await
-}
-
-/// Writes the money of orders that have none yet (new orders), or whose
-/// line prices were just deleted.
-pub async fn insert_pricing(c: &mut AnyConnection, list: &[(OrderId, &Pricing)]) -> Result<()> {
     let mut s = Script::new(c);
-    plan_pricing(&mut s, list);
+    plan_pricing(&mut s, &[(id, p)]);
     s.run(c).await?;
+    let key = id.to_string();
+    for (i, price) in p.unit_prices.iter().enumerate() {
+        sqlx::query("UPDATE order_items SET unit_price = $1 WHERE order_id = $2 AND line_no = $3")
+            .bind(price.get())
+            .bind(key.as_str())
+            .bind(i as i64)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(())
 }
 
-/// Plans [`insert_pricing`].
+/// Plans the currency and shipping cost of orders (new ones, or replaced).
+/// Their unit prices go with their items ([`super::parts::plan_items`]).
 pub fn plan_pricing(s: &mut Script, list: &[(OrderId, &Pricing)]) {
     let keys: Vec<String> = list.iter().map(|(id, _)| id.to_string()).collect();
     let mut orders: Vec<Val> = Vec::with_capacity(list.len() * 3);
-    let mut lines: Vec<Val> = Vec::new();
     for (key, (_, p)) in keys.iter().zip(list) {
         orders.extend([
             Val::from(key.as_str()),
             p.currency.as_str().into(),
             p.shipping_cost.get().into(),
         ]);
-        for (i, price) in p.unit_prices.iter().enumerate() {
-            lines.extend([
-                Val::from(key.as_str()),
-                (i as i64).into(),
-                price.get().into(),
-            ]);
-        }
     }
     s.rows(&INSERT_PRICES, &[], 3, &orders);
-    s.rows(&INSERT_LINE_PRICES, &[], 3, &lines);
 }
 
 const INSERT_PRICES: Sql = Sql {
@@ -1011,14 +1005,6 @@ const INSERT_PRICES: Sql = Sql {
     postgres: "INSERT INTO order_prices (order_id, currency, shipping_cost) \
                SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS e(value) \
                ON CONFLICT (order_id) DO UPDATE SET currency = excluded.currency, shipping_cost = excluded.shipping_cost",
-};
-
-const INSERT_LINE_PRICES: Sql = Sql {
-    sqlite: "INSERT INTO order_line_prices (order_id, line_no, unit_price) \
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
-    postgres: "INSERT INTO order_line_prices (order_id, line_no, unit_price) \
-               SELECT value ->> 0, (value ->> 1)::bigint, (value ->> 2)::bigint \
-               FROM jsonb_array_elements($1::jsonb) AS e(value)",
 };
 
 #[derive(sqlx::FromRow)]
@@ -1070,9 +1056,9 @@ pub async fn load_pricing(
 }
 
 const LOAD_LINE_PRICES: Sql = Sql {
-    sqlite: "SELECT order_id, unit_price FROM order_line_prices \
+    sqlite: "SELECT order_id, unit_price FROM order_items \
              WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, line_no",
-    postgres: "SELECT order_id, unit_price FROM order_line_prices \
+    postgres: "SELECT order_id, unit_price FROM order_items \
                WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, line_no",
 };
 

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::bulk::{self, Script, Val};
-use super::orders::{LineRow, corrupt, plan_line_rows};
+use super::orders::{LineRow, corrupt};
 use super::{Result, Sql};
 use crate::domain::FulfillmentStatus;
 use crate::domain::order::{Line, OrderId};
 use crate::domain::parts::roll_up_status;
+use crate::domain::values::MinorUnits;
 
 /// One part of an order, as routing and views see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,27 +133,61 @@ const LOAD_ITEMS: Sql = Sql {
                WHERE order_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) ORDER BY order_id, line_no",
 };
 
-/// Plans the items of new orders.
-pub fn plan_items<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Line])>) {
-    plan_line_rows(s, &INSERT_ITEMS, orders);
+/// Plans the items of new orders, each line with its unit price (money:
+/// `order_items` exists at the store only), numbered from 0 per order as
+/// `plan_line_rows` numbers a part's lines. One row per line holds both,
+/// so a new order writes one b-tree entry per line for them, not two
+/// (migration 21 moved the prices here from `order_line_prices`).
+pub fn plan_items<'a>(
+    s: &mut Script,
+    orders: impl Iterator<Item = (OrderId, &'a [Line], &'a [MinorUnits])>,
+) {
+    let orders: Vec<(String, &[Line], &[MinorUnits])> =
+        orders.map(|(id, l, p)| (id.to_string(), l, p)).collect();
+    let mut rows: Vec<Val> = Vec::new();
+    for (key, lines, prices) in &orders {
+        debug_assert_eq!(lines.len(), prices.len(), "one unit price per line");
+        for (i, (l, price)) in lines.iter().zip(prices.iter()).enumerate() {
+            rows.extend([
+                Val::from(key.as_str()),
+                (i as i64).into(),
+                l.sku.as_str().into(),
+                l.name.as_str().into(),
+                i64::from(l.quantity.get()).into(),
+                price.get().into(),
+            ]);
+        }
+    }
+    s.rows(&INSERT_ITEMS, &[], 6, &rows);
 }
 
 pub(super) const INSERT_ITEMS: Sql = Sql {
-    sqlite: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
-    postgres: "INSERT INTO order_items (order_id, line_no, sku, name, quantity) \
-               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint \
+    sqlite: "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)",
+    postgres: "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price) \
+               SELECT value ->> 0, (value ->> 1)::bigint, value ->> 2, value ->> 3, (value ->> 4)::bigint, (value ->> 5)::bigint \
                FROM jsonb_array_elements($1::jsonb) AS e(value)",
 };
 
-/// Replaces an order's items (an edit of its lines).
-pub async fn replace_items(c: &mut AnyConnection, order_id: OrderId, lines: &[Line]) -> Result<()> {
+/// Replaces an order's items and their unit prices (an edit of its lines).
+pub async fn replace_items(
+    c: &mut AnyConnection,
+    order_id: OrderId,
+    lines: &[Line],
+    prices: &[MinorUnits],
+) -> Result<()> {
+    if lines.len() != prices.len() {
+        return Err(corrupt(
+            &order_id.to_string(),
+            format!("{} lines but {} unit prices", lines.len(), prices.len()),
+        ));
+    }
     sqlx::query("DELETE FROM order_items WHERE order_id = $1")
         .bind(order_id.to_string())
         .execute(&mut *c)
         .await?;
     let mut s = Script::new(c);
-    plan_items(&mut s, std::iter::once((order_id, lines)));
+    plan_items(&mut s, std::iter::once((order_id, lines, prices)));
     s.run(c).await?;
     Ok(())
 }

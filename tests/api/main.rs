@@ -42,3 +42,4 @@ mod splitting;
 mod storage_full;
 mod sync_history;
 mod warehouses;
+mod without_rowid;
