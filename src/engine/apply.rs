@@ -263,7 +263,11 @@ async fn apply_parsed(
     } = batch;
     let fulfillments: Vec<(OrderId, &Fulfillment, i64)> =
         fulfillments.iter().map(|(id, f, v)| (*id, f, *v)).collect();
-    orders::update_fulfillments(c, &fulfillments, now).await?;
+    if at_store {
+        orders::update_fulfillments_at_store(c, &fulfillments, now).await?;
+    } else {
+        orders::update_fulfillments(c, &fulfillments, now).await?;
+    }
     rolled_up.sort_unstable();
     rolled_up.dedup();
     crate::storage::parts::refresh_status(c, &rolled_up).await?;

@@ -447,8 +447,9 @@ impl Engine {
                     let n = outbox::replay(c, to.as_deref(), &which, dry_run, now_micros()).await?;
                     if n > 0 && !dry_run {
                         // The relays of other processes (the service, when
-                        // the CLI replays; other replicas) wake at commit.
-                        outbox::notify(c, peer).await?;
+                        // the CLI replays; other replicas) wake at commit,
+                        // with no step after it: the CLI exits right away.
+                        outbox::notify_in_transaction(c, peer).await?;
                     }
                     Ok::<_, EngineError>(n)
                 })

@@ -312,6 +312,9 @@ pub struct Db {
     health: Arc<Health>,
     /// The store's order numbers (see there).
     numbers: Arc<orders::OrderNumbers>,
+    /// Sends PostgreSQL's wake-ups after the commits that asked for them
+    /// (see [`outbox::notify`]); `None` on SQLite.
+    notifier: Option<Arc<outbox::Notifier>>,
 }
 
 /// What the write path has learnt about the database, for readiness.
@@ -445,6 +448,7 @@ impl Db {
                     sqlite_path: sqlite_file(&url),
                     health: Arc::default(),
                     numbers: Arc::default(),
+                    notifier: None,
                 })
             }
             Dialect::Postgres => {
@@ -463,6 +467,7 @@ impl Db {
                     .map_err(unreachable)?;
                 Ok(Db {
                     queue: None,
+                    notifier: Some(outbox::Notifier::start(pool.clone())),
                     read: pool.clone(),
                     write: pool,
                     dialect,
@@ -555,17 +560,26 @@ impl Db {
                 answer.await.map_err(|_| stopped())?
             }
             None => {
-                let mut tx = self.write.begin().await.map_err(|e| E::from(e.into()))?;
-                match f(&mut tx).await {
-                    Ok(v) => {
-                        tx.commit().await.map_err(|e| E::from(e.into()))?;
-                        Ok(v)
+                let (result, wake) = outbox::after_commit(async {
+                    let mut tx = self.write.begin().await.map_err(|e| E::from(e.into()))?;
+                    match f(&mut tx).await {
+                        Ok(v) => {
+                            tx.commit().await.map_err(|e| E::from(e.into()))?;
+                            Ok(v)
+                        }
+                        Err(e) => {
+                            let _ = tx.rollback().await;
+                            Err(e)
+                        }
                     }
-                    Err(e) => {
-                        let _ = tx.rollback().await;
-                        Err(e)
-                    }
+                })
+                .await;
+                if result.is_ok()
+                    && let Some(notifier) = &self.notifier
+                {
+                    notifier.send(wake);
                 }
+                result
             }
         }
     }

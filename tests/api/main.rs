@@ -23,6 +23,7 @@ mod idempotency;
 mod kit;
 mod log_flood;
 mod no_money;
+mod notify_after_commit;
 mod openapi;
 mod order_flow;
 mod order_numbers;
