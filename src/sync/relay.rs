@@ -49,7 +49,7 @@ use crate::domain::snapshot::{
 use crate::domain::{Order, OrderId, Role};
 use crate::engine::delivery::{Claimed, NextClaim, Settle, Settled};
 use crate::engine::{Engine, EngineError, Tally};
-use crate::storage::now_micros;
+use crate::storage::{Dialect, now_micros};
 
 /// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
 #[derive(Debug, Clone)]
@@ -614,9 +614,9 @@ impl Relay {
 
     /// Writes what was `learned`, how each row ends and the `next` round's
     /// lease: in one write for a round of up to [`SETTLE_CHUNK`] rows, else
-    /// in writes of that many rows each, queued together (the last one
-    /// leases the next round). Each row is settled with what its answer
-    /// taught, in the same write.
+    /// on SQLite in writes of that many rows each, queued together (the
+    /// last one leases the next round). Each row is settled with what its
+    /// answer taught, in the same write.
     async fn settle(
         &self,
         learned: Vec<FulfillmentSnapshot>,
@@ -625,7 +625,10 @@ impl Relay {
         next: Option<NextClaim>,
     ) -> Result<(Vec<ItemResult>, Vec<Claimed>), EngineError> {
         let peer = self.cfg.peer.as_str();
-        if settled.len() <= SETTLE_CHUNK {
+        // (On PostgreSQL writes do not queue behind one another: one
+        // transaction, one commit.)
+        let one_writer = self.engine.db().dialect() == Dialect::Sqlite;
+        if settled.len() <= SETTLE_CHUNK || !one_writer {
             return self
                 .engine
                 .settle_deliveries(peer, learned, settled, now, next)
@@ -693,7 +696,19 @@ impl Relay {
             }
         }
         match failed {
-            Some(e) => Err(e),
+            Some(e) => {
+                // The next round was leased, but this one fails: its rows
+                // go back at once rather than when their lease ends.
+                if !rows.is_empty() {
+                    self.release(Lease {
+                        rows,
+                        at: Instant::now(),
+                        wakes: 0,
+                    })
+                    .await;
+                }
+                Err(e)
+            }
             None => Ok((results, rows)),
         }
     }

@@ -1,5 +1,6 @@
-//! A round larger than the relay's settle chunk (32 rows) is settled in
-//! several writes, which the SQLite writer takes one per group commit. Every
+//! On SQLite a round larger than the relay's settle chunk (32 rows) is
+//! settled in several writes, which the writer takes one per group commit
+//! (on PostgreSQL in one, as before). On both, every
 //! row of the round must still end delivered, with what the warehouse
 //! answered for it (the first fulfillment state of the new order) applied
 //! at the store, and the relay must go on to later rounds.
