@@ -86,7 +86,7 @@ impl Engine {
         let (engine, peer) = (self.clone(), peer.to_owned());
         let (applied, claimed) = self
             .db
-            .write_background(move |c| {
+            .write(move |c| {
                 Box::pin(async move {
                     let applied = super::apply::apply_answers(&engine, c, &peer, learned).await?;
                     outbox::settle_many(c, &peer, &settled, now).await?;

@@ -524,36 +524,7 @@ impl Db {
             + Send
             + 'static,
     {
-        self.write_as(f, false).await
-    }
-
-    /// [`Db::write`] for a write no request waits for (the relay's
-    /// bookkeeping): on SQLite a group commit takes one of these at most,
-    /// so that the requests sharing it wait for no more (see [`writer`]).
-    pub async fn write_background<T, E, F>(&self, f: F) -> std::result::Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StorageError> + StorageFailure + Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut sqlx::AnyConnection,
-            ) -> writer::BoxFuture<'c, std::result::Result<T, E>>
-            + Send
-            + 'static,
-    {
-        self.write_as(f, true).await
-    }
-
-    async fn write_as<T, E, F>(&self, f: F, background: bool) -> std::result::Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StorageError> + StorageFailure + Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut sqlx::AnyConnection,
-            ) -> writer::BoxFuture<'c, std::result::Result<T, E>>
-            + Send
-            + 'static,
-    {
-        let result = self.write_unchecked(f, background).await;
+        let result = self.write_unchecked(f).await;
         if let Err(e) = &result
             && e.storage_kind() == Some(ErrorKind::Full)
         {
@@ -562,7 +533,7 @@ impl Db {
         result
     }
 
-    async fn write_unchecked<T, E, F>(&self, f: F, background: bool) -> std::result::Result<T, E>
+    async fn write_unchecked<T, E, F>(&self, f: F) -> std::result::Result<T, E>
     where
         T: Send + 'static,
         E: From<StorageError> + StorageFailure + Send + 'static,
@@ -578,7 +549,7 @@ impl Db {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 queue
                     .work
-                    .send(Box::new(writer::Task::new(f, reply, background)))
+                    .send(Box::new(writer::Task::new(f, reply)))
                     .await
                     .map_err(|_| stopped())?;
                 answer.await.map_err(|_| stopped())?

@@ -7,15 +7,7 @@
 //! A write that fails rolls back to its savepoint and gets its own error;
 //! the others in the group still commit. If the commit itself fails, every
 //! write of the group is told so.
-//!
-//! A background write (the relay's bookkeeping, which no request waits
-//! for) is long next to a create: settling a round of a hundred orders
-//! took as long as running thirty create batches. A group takes at most one
-//! of them; the next ones wait, in their order, to lead the groups after
-//! it. So requests that queue while a group commits share their group with
-//! one background write at most, not with every one queued meanwhile.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,26 +64,20 @@ pub(crate) trait Work: Send {
     ) -> BoxFuture<'a, Result<(), Option<ErrorKind>>>;
     /// Answers the caller once the group's fate is known.
     fn finish(self: Box<Self>, committed: Result<(), Failure>);
-    /// A write no request waits for: at most one per group.
-    fn background(&self) -> bool;
 }
 
 pub(crate) struct Task<T, E, F> {
     f: Option<F>,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
-    background: bool,
 }
 
 impl<T, E, F> Task<T, E, F> {
-    /// A write to run as soon as possible; `background`: no request waits
-    /// for it (see the module's documentation).
-    pub(crate) fn new(f: F, reply: oneshot::Sender<Result<T, E>>, background: bool) -> Self {
+    pub(crate) fn new(f: F, reply: oneshot::Sender<Result<T, E>>) -> Self {
         Self {
             f: Some(f),
             result: None,
             reply,
-            background,
         }
     }
 }
@@ -118,10 +104,6 @@ where
             self.result = Some(r);
             ran
         })
-    }
-
-    fn background(&self) -> bool {
-        self.background
     }
 
     fn finish(self: Box<Self>, committed: Result<(), Failure>) {
@@ -194,12 +176,8 @@ async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), Failure> {
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Lend>) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
     let mut held: Option<PoolConnection<Any>> = None;
-    // Background writes left for the next groups, in their order.
-    let mut later: VecDeque<Box<dyn Work>> = VecDeque::new();
     loop {
-        let first = if let Some(w) = later.pop_front() {
-            Some(w)
-        } else if held.is_some() {
+        let first = if held.is_some() {
             tokio::select! {
                 w = rx.recv() => w,
                 () = lend.wake.notified() => {
@@ -213,17 +191,11 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
             rx.recv().await
         };
         let Some(first) = first else { break };
-        let mut background = first.background();
         group.push(first);
-        // Whatever queued up while the last group was committing rides
-        // along, but one background write at most.
+        // Whatever queued up while the last group was committing rides along.
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(w) if w.background() && background => later.push_back(w),
-                Ok(w) => {
-                    background |= w.background();
-                    group.push(w);
-                }
+                Ok(w) => group.push(w),
                 Err(_) => break,
             }
         }
@@ -420,94 +392,6 @@ mod tests {
                 assert_eq!(stored, expected, "{name}");
             }
         }
-        db.close().await;
-    }
-
-    /// Inserts counter `name`, and answers how many `bg-` counters `reader`
-    /// saw committed before.
-    fn counted(
-        name: &'static str,
-        reader: sqlx::AnyPool,
-    ) -> impl for<'c> FnOnce(
-        &'c mut AnyConnection,
-    ) -> super::BoxFuture<'c, Result<i64, StorageError>>
-    + Send
-    + 'static {
-        move |c| {
-            Box::pin(async move {
-                let committed: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM counters WHERE name LIKE 'bg-%'")
-                        .fetch_one(&reader)
-                        .await?;
-                sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1)")
-                    .bind(name)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(committed)
-            })
-        }
-    }
-
-    /// Background writes queued together behind a busy writer go one per
-    /// group, in their order, and a request queued after them rides with
-    /// the first: each sees (on a reader, so only what is committed) the
-    /// background writes of the groups before its own.
-    #[tokio::test]
-    async fn background_writes_go_one_per_group_and_requests_do_not_wait_for_them() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let db = Db::open(&url, Role::Store, &DbOptions::default())
-            .await
-            .expect("open");
-        let write = |name: &'static str| counted(name, db.reader().clone());
-        let (go, wait) = oneshot::channel::<()>();
-        let blocker = {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.write(move |_c| {
-                    Box::pin(async move {
-                        let _ = wait.await;
-                        Ok::<_, StorageError>(())
-                    })
-                })
-                .await
-            })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let mut writes = Vec::new();
-        for (name, background) in [
-            ("bg-1", true),
-            ("bg-2", true),
-            ("bg-3", true),
-            ("request", false),
-        ] {
-            let (db, w) = (db.clone(), write(name));
-            writes.push(tokio::spawn(async move {
-                if background {
-                    db.write_background(w).await
-                } else {
-                    db.write(w).await
-                }
-            }));
-            // In this order in the queue.
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        go.send(()).expect("the blocking write waits");
-        blocker.await.expect("task").expect("the blocking write");
-        let mut seen = Vec::new();
-        for w in writes {
-            seen.push(w.await.expect("task").expect("the write"));
-        }
-        // bg-1 and the request share the first group; bg-2 and bg-3 each
-        // lead a group of their own after it.
-        assert_eq!(seen, vec![0, 1, 2, 0]);
-        let stored: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM counters WHERE name LIKE 'bg-%' OR name = 'request'",
-        )
-        .fetch_one(db.reader())
-        .await
-        .expect("read");
-        assert_eq!(stored, 4);
         db.close().await;
     }
 }

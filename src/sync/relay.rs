@@ -49,7 +49,7 @@ use crate::domain::snapshot::{
 use crate::domain::{Order, OrderId, Role};
 use crate::engine::delivery::{Claimed, NextClaim, Settle, Settled};
 use crate::engine::{Engine, EngineError, Tally};
-use crate::storage::{Dialect, now_micros};
+use crate::storage::now_micros;
 
 /// Tunables of the relay (from the service's [`crate::config::ServiceConfig`]).
 #[derive(Debug, Clone)]
@@ -109,22 +109,6 @@ const TIDY_EVERY: u64 = 10_000;
 /// (warehouse to store updates -16 %); lingering after every round, they
 /// grew and create p99 at 8 clients rose by 2-4 ms.
 const GATHER_BELOW: usize = 32;
-
-/// Most rows one write of a settle holds. On SQLite every write waits in
-/// the one writer's queue, and a create queued behind a settle waits for
-/// all of it. Timed per write in the writer (`bench --scenario latency`):
-/// the slowest creates were those queued behind a settle, and a settle's
-/// time goes to applying what the warehouse answered (its first
-/// fulfillment state of each new order), about 75 µs per order on a busy
-/// machine, so 5 ms for a round of 64 against 0.45 ms for a batch of
-/// creates. In writes of this many rows, which the writer takes one per
-/// group commit ([`crate::storage::Db::write_background`]), a create
-/// waits for one at most (at 32 rows create p50 rose 8-21 %: more groups
-/// carried a piece of a settle). A round of everyday load (under
-/// [`GATHER_BELOW`]) is one write, as before, and so is a round that
-/// learned little (a warehouse's rounds learn nothing): split, a round of
-/// fulfillment updates took more group commits and updates/s fell 5 %.
-const SETTLE_CHUNK: usize = 64;
 
 /// Most requests one round may make while splitting a failing batch.
 const MAX_REQUESTS_PER_ROUND: u32 = 24;
@@ -591,7 +575,10 @@ impl Relay {
         });
         // What was learned, how each row ends and the next round's lease,
         // in one transaction.
-        let (results, rows) = self.settle(learned, settled, now, next).await?;
+        let (results, rows) = self
+            .engine
+            .settle_deliveries(peer, learned, settled, now, next)
+            .await?;
         for r in results {
             if r.outcome == ItemOutcome::Rejected {
                 tracing::warn!(peer, order_id = ?r.id, reason = ?r.reason,
@@ -613,109 +600,6 @@ impl Relay {
             Some(Lease::empty())
         };
         Ok(Round::Worked(tally, next))
-    }
-
-    /// Writes what was `learned`, how each row ends and the `next` round's
-    /// lease: in one write when it learned from up to [`SETTLE_CHUNK`]
-    /// answers, else on SQLite in writes of that many rows each, queued
-    /// together (the last one leases the next round). Each row is settled
-    /// with what its answer taught, in the same write.
-    async fn settle(
-        &self,
-        learned: Vec<FulfillmentSnapshot>,
-        settled: Vec<Settled>,
-        now: i64,
-        next: Option<NextClaim>,
-    ) -> Result<(Vec<ItemResult>, Vec<Claimed>), EngineError> {
-        let peer = self.cfg.peer.as_str();
-        // (On PostgreSQL writes do not queue behind one another: one
-        // transaction, one commit.)
-        let one_writer = self.engine.db().dialect() == Dialect::Sqlite;
-        // (What takes the time is applying what was learned: without it,
-        // as at a warehouse, settling even a full batch is quick.)
-        if learned.len() <= SETTLE_CHUNK || !one_writer {
-            return self
-                .engine
-                .settle_deliveries(peer, learned, settled, now, next)
-                .await;
-        }
-        let chunks = settled.len().div_ceil(SETTLE_CHUNK);
-        let last = chunks - 1;
-        let mut parts: Vec<(Vec<FulfillmentSnapshot>, Vec<Settled>)> =
-            (0..chunks).map(|_| (Vec::new(), Vec::new())).collect();
-        let mut chunk_of = std::collections::HashMap::with_capacity(settled.len());
-        for (i, row) in settled.into_iter().enumerate() {
-            let chunk = i / SETTLE_CHUNK;
-            if let Some(id) = OrderId::parse(&row.order_id) {
-                chunk_of.insert(id, chunk);
-            }
-            parts[chunk].1.push(row);
-        }
-        for f in learned {
-            // (An answer about an order of no row goes with the last.)
-            let chunk = chunk_of.get(&f.id).copied().unwrap_or(last);
-            parts[chunk].0.push(f);
-        }
-        let mut next = next;
-        // All queued at once, in order (the first poll of each queues it),
-        // and the writer takes them one per group.
-        let mut writes: Vec<_> = parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, (learned, settled))| {
-                let next = if i == last { next.take() } else { None };
-                Box::pin(
-                    self.engine
-                        .settle_deliveries(peer, learned, settled, now, next),
-                )
-            })
-            .collect();
-        let mut written: Vec<Option<_>> = writes.iter().map(|_| None).collect();
-        std::future::poll_fn(|cx| {
-            let mut pending = false;
-            for (w, out) in writes.iter_mut().zip(written.iter_mut()) {
-                if out.is_none() {
-                    match w.as_mut().poll(cx) {
-                        std::task::Poll::Ready(r) => *out = Some(r),
-                        std::task::Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await;
-        let mut results = Vec::new();
-        let mut rows = Vec::new();
-        let mut failed = None;
-        for w in written.into_iter().flatten() {
-            match w {
-                Ok((r, leased)) => {
-                    results.extend(r);
-                    rows.extend(leased);
-                }
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        match failed {
-            Some(e) => {
-                // The next round was leased, but this one fails: its rows
-                // go back at once rather than when their lease ends.
-                if !rows.is_empty() {
-                    self.release(Lease {
-                        rows,
-                        at: Instant::now(),
-                        wakes: 0,
-                    })
-                    .await;
-                }
-                Err(e)
-            }
-            None => Ok((results, rows)),
-        }
     }
 
     /// Counts settled rows and, every [`TIDY_EVERY`] of them on PostgreSQL,

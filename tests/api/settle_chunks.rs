@@ -1,9 +1,9 @@
-//! On SQLite a round larger than the relay's settle chunk (32 rows) is
-//! settled in several writes, which the writer takes one per group commit
-//! (on PostgreSQL in one, as before). On both, every
-//! row of the round must still end delivered, with what the warehouse
-//! answered for it (the first fulfillment state of the new order) applied
-//! at the store, and the relay must go on to later rounds.
+//! A large round (100 orders, far more than an everyday round of under 32)
+//! is settled with what the warehouse answered for each row: every row ends
+//! delivered, its lease ended, the first fulfillment state of each new
+//! order applied at the store, and the relay goes on to later rounds. (It
+//! guarded a version that settled such rounds in several writes, one per
+//! group commit; see docs/DESIGN.md §3.2.)
 
 use std::time::Duration;
 
