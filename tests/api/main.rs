@@ -38,6 +38,7 @@ mod retry_horizon;
 mod rotation;
 mod routing;
 mod scale_out;
+mod settle_chunks;
 mod signed_routes;
 mod splitting;
 mod storage_full;
