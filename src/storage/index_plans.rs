@@ -4,7 +4,9 @@
 //! shows the plans a full one gets. PostgreSQL plans by its statistics,
 //! and an empty table is scanned whatever its indexes: no check there.)
 //!
-//! Also that SQLite's multi-row statements decode each row once (`bulk`).
+//! The same for the relay's statements of the outbox (migration 21 keyed
+//! it `(order_id, peer)` and dropped its per-order index). Also that
+//! SQLite's multi-row statements decode each row once (`bulk`).
 
 use sqlx::AnyConnection;
 
@@ -40,9 +42,15 @@ fn text(s: &str) -> Arg {
 /// No step reads `orders` (the outer table, not a correlated subquery's
 /// alias) row by row without an index.
 fn on_index(what: &str, plan: &[String]) {
+    table_on_index("orders", what, plan);
+}
+
+/// No step reads `table` row by row without an index.
+fn table_on_index(table: &str, what: &str, plan: &[String]) {
+    let scan = format!("SCAN {table}");
     for step in plan {
-        if step == "SCAN orders" || step.starts_with("SCAN orders ") && !step.contains("INDEX") {
-            panic!("{what} scans orders without an index: {plan:?}");
+        if *step == scan || step.starts_with(&format!("{scan} ")) && !step.contains("INDEX") {
+            panic!("{what} scans {table} without an index: {plan:?}");
         }
     }
 }
@@ -192,6 +200,56 @@ async fn the_warehouses_queries_of_orders_are_on_indexes() {
     uses("a range digest", &p, "COVERING INDEX orders_digest");
     drop(c);
     db.close().await;
+}
+
+/// The relay's claim, count of due rows, settle and end of leases, and
+/// the sync state of a batch, find their outbox rows through the key or
+/// the due index, never by reading the outbox, at both roles.
+#[tokio::test]
+async fn the_relays_queries_of_the_outbox_are_on_indexes() {
+    use super::outbox as ob;
+    for role in [Role::Store, Role::Warehouse] {
+        let (_dir, db) = open(role).await;
+        let mut c = db.reader().acquire().await.expect("connection");
+        let cases = [
+            (
+                "the claim",
+                ob::CLAIM.sqlite,
+                vec![text("main"), Arg::Int(1), Arg::Int(2), Arg::Int(10)],
+            ),
+            (
+                "the count of due rows",
+                ob::DUE_COUNT,
+                vec![text("main"), Arg::Int(1), Arg::Int(10)],
+            ),
+            (
+                "the settle",
+                ob::SETTLE_DELIVERED.sqlite,
+                vec![Arg::Int(1), text("[]")],
+            ),
+            (
+                "the end of leases",
+                ob::END_LEASES.sqlite,
+                vec![text("main"), text("[]")],
+            ),
+            (
+                "the sync state of a batch",
+                ob::SYNC_INFO.sqlite,
+                vec![text("[]")],
+            ),
+        ];
+        for (what, sql, args) in cases {
+            let p = plan(&mut c, sql, args).await;
+            let what = format!("{what} ({role})");
+            table_on_index("outbox", &what, &p);
+            assert!(
+                p.iter().any(|s| s.starts_with("SEARCH outbox USING")),
+                "{what} does not search the outbox by an index: {p:?}"
+            );
+        }
+        drop(c);
+        db.close().await;
+    }
 }
 
 /// The multi-row statements that read many columns of each row decode it

@@ -315,7 +315,7 @@ pub async fn sync_info(
     Ok(out)
 }
 
-const SYNC_INFO: Sql = Sql {
+pub(super) const SYNC_INFO: Sql = Sql {
     sqlite: "SELECT order_id, state, attempts, last_error FROM outbox \
              WHERE order_id IN (SELECT value FROM json_each($1))",
     // (`= ANY(ARRAY(...))`: as an IN, a hash join over the whole outbox.)
@@ -399,22 +399,25 @@ pub async fn claim_in(
 /// How many rows towards `peer` a claim at `now` would lease, counting
 /// no further than `limit` (a read: it leases nothing).
 pub async fn due_count(c: &mut AnyConnection, peer: &str, now: i64, limit: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar::<_, i64>(concat!(
-        "SELECT COUNT(*) FROM (SELECT 1 ",
-        due_rows!(),
-        " LIMIT $3) AS due"
-    ))
-    .bind(peer)
-    .bind(now)
-    .bind(limit)
-    .fetch_one(&mut *c)
-    .await?)
+    Ok(sqlx::query_scalar::<_, i64>(DUE_COUNT)
+        .bind(peer)
+        .bind(now)
+        .bind(limit)
+        .fetch_one(&mut *c)
+        .await?)
 }
+
+/// [`due_count`]'s statement.
+pub(super) const DUE_COUNT: &str = concat!(
+    "SELECT COUNT(*) FROM (SELECT 1 ",
+    due_rows!(),
+    " LIMIT $3) AS due"
+);
 
 /// [`claim`]'s statement. On PostgreSQL the due rows are locked, skipping
 /// rows another relay has locked, so several relays share an outbox; on
 /// SQLite the one writer claims alone.
-const CLAIM: Sql = Sql {
+pub(super) const CLAIM: Sql = Sql {
     sqlite: concat!(
         "UPDATE outbox SET lease_until = $3 WHERE peer = $1 AND order_id IN (SELECT order_id ",
         due_rows!(),
@@ -553,7 +556,7 @@ pub async fn settle_many(
 /// hashing a sequential scan of the whole outbox (auto_explain on the
 /// updates bench: 3 ms a settle at 20,000 rows); the array is looked up
 /// by key whatever the statistics say.
-const SETTLE_DELIVERED: Sql = Sql {
+pub(super) const SETTLE_DELIVERED: Sql = Sql {
     sqlite: "UPDATE outbox SET state = 'delivered', attempts = 0, last_error = NULL, delivered_at = ?, \
              lease_until = 0 \
              FROM (SELECT value ->> 0 AS order_id, value ->> 1 AS version, value ->> 2 AS peer \
@@ -572,7 +575,7 @@ const SETTLE_DELIVERED: Sql = Sql {
 /// [`settle_many`]'s other leases (`peer`, then the round's order ids):
 /// delivered rows were released by [`SETTLE_DELIVERED`], and this ends the
 /// others' without writing those rows a second time.
-const END_LEASES: Sql = Sql {
+pub(super) const END_LEASES: Sql = Sql {
     sqlite: "UPDATE outbox SET lease_until = 0 WHERE peer = ? AND lease_until <> 0 \
              AND order_id IN (SELECT value FROM json_each(?))",
     postgres: "UPDATE outbox SET lease_until = 0 WHERE peer = $1 AND lease_until <> 0 \
