@@ -713,6 +713,18 @@ fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Li
     plan_line_rows(s, &INSERT_LINES, orders);
 }
 
+/// An order line's columns as the line tables hold them: the order's key,
+/// its position, SKU, name and quantity (the store's items add a price).
+pub(super) fn line_row<'a>(key: &'a str, i: usize, l: &'a Line) -> [Val<'a>; 5] {
+    [
+        Val::from(key),
+        (i as i64).into(),
+        l.sku.as_str().into(),
+        l.name.as_str().into(),
+        i64::from(l.quantity.get()).into(),
+    ]
+}
+
 /// Plans rows of lines, numbered from 0 per order, into the table of
 /// `insert` (a part's `order_lines`, or an order's `order_items`).
 pub(super) fn plan_line_rows<'a>(
@@ -724,13 +736,7 @@ pub(super) fn plan_line_rows<'a>(
     let mut rows: Vec<Val> = Vec::new();
     for (key, lines) in &orders {
         for (i, l) in lines.iter().enumerate() {
-            rows.extend([
-                Val::from(key.as_str()),
-                (i as i64).into(),
-                l.sku.as_str().into(),
-                l.name.as_str().into(),
-                i64::from(l.quantity.get()).into(),
-            ]);
+            rows.extend(line_row(key, i, l));
         }
     }
     s.rows(insert, &[], 5, &rows);
@@ -955,6 +961,26 @@ async fn write_fulfillments(
     Ok(updated)
 }
 
+/// PostgreSQL's text of the fulfillment updates (see below), setting
+/// `$extra` too (`""`, or `", column = ..."`).
+macro_rules! update_fulfillments_pg {
+    ($extra:literal) => {
+        concat!(
+            "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
+             held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
+             rejections = v.refused, warehouse_holds = v.held, updated_at = $1",
+            $extra,
+            " FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
+             value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
+             (value ->> 6)::bigint AS changed, value ->> 7 AS refused, value ->> 8 AS held \
+             FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
+             WHERE orders.id = v.id AND orders.warehouse_version < v.version \
+             AND orders.id = ANY(ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb) AS e(value))) \
+             RETURNING orders.id"
+        )
+    };
+}
+
 /// [`update_fulfillments`]' statement: arguments `updated_at`, then the
 /// rows `[id, warehouse_version, status, hold_reason, held_from,
 /// cancel_rejected_reason, content_changed_after_pick, rejections, warehouse_holds]`. Fenced: a row that
@@ -967,16 +993,7 @@ pub(super) const UPDATE_FULFILLMENTS: Sql = Sql {
                    value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
                    value ->> 6 AS changed, value ->> 7 AS refused, value ->> 8 AS held FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0)) AS v \
              WHERE orders.id = v.id AND orders.warehouse_version < v.version RETURNING orders.id",
-    postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
-               held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-               rejections = v.refused, warehouse_holds = v.held, updated_at = $1 \
-               FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
-                     value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                     (value ->> 6)::bigint AS changed, value ->> 7 AS refused, value ->> 8 AS held \
-                     FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
-               WHERE orders.id = v.id AND orders.warehouse_version < v.version \
-               AND orders.id = ANY(ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb) AS e(value))) \
-               RETURNING orders.id",
+    postgres: update_fulfillments_pg!(""),
 };
 
 /// [`update_fulfillments_at_store`]'s statement (the same arguments). An
@@ -985,20 +1002,12 @@ pub(super) const UPDATE_FULFILLMENTS: Sql = Sql {
 /// plain one (the roll-up writes the row again there).
 pub(super) const UPDATE_FULFILLMENTS_AT_STORE: Sql = Sql {
     sqlite: UPDATE_FULFILLMENTS.sqlite,
-    postgres: "UPDATE orders SET warehouse_version = v.version, status = v.status, hold_reason = v.hold_reason, \
-               held_from = v.held_from, cancel_rejected_reason = v.rejected, content_changed_after_pick = v.changed, \
-               rejections = v.refused, warehouse_holds = v.held, updated_at = $1, \
-               order_status = CASE WHEN orders.order_id = orders.id AND orders.withdrawn = 0 \
-                 AND orders.warehouse IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM orders p WHERE p.order_id = orders.order_id AND p.id <> orders.id) \
-                 THEN v.status ELSE orders.order_status END \
-               FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS version, value ->> 2 AS status, \
-                     value ->> 3 AS hold_reason, value ->> 4 AS held_from, value ->> 5 AS rejected, \
-                     (value ->> 6)::bigint AS changed, value ->> 7 AS refused, value ->> 8 AS held \
-                     FROM jsonb_array_elements($2::jsonb) AS e(value)) AS v \
-               WHERE orders.id = v.id AND orders.warehouse_version < v.version \
-               AND orders.id = ANY(ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb) AS e(value))) \
-               RETURNING orders.id",
+    postgres: update_fulfillments_pg!(
+        ", order_status = CASE WHEN orders.order_id = orders.id AND orders.withdrawn = 0 \
+         AND orders.warehouse IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM orders p WHERE p.order_id = orders.order_id AND p.id <> orders.id) \
+         THEN v.status ELSE orders.order_status END"
+    ),
 };
 
 const DELETE_SHIPMENTS: Sql = Sql {

@@ -148,14 +148,8 @@ pub fn plan_items<'a>(
     for (key, lines, prices) in &orders {
         debug_assert_eq!(lines.len(), prices.len(), "one unit price per line");
         for (i, (l, price)) in lines.iter().zip(prices.iter()).enumerate() {
-            rows.extend([
-                Val::from(key.as_str()),
-                (i as i64).into(),
-                l.sku.as_str().into(),
-                l.name.as_str().into(),
-                i64::from(l.quantity.get()).into(),
-                price.get().into(),
-            ]);
+            rows.extend(super::orders::line_row(key, i, l));
+            rows.push(price.get().into());
         }
     }
     s.rows(&INSERT_ITEMS, &[], 6, &rows);
