@@ -146,10 +146,12 @@ pub fn plan_items<'a>(
         orders.map(|(id, l, p)| (id.to_string(), l, p)).collect();
     let mut rows: Vec<Val> = Vec::new();
     for (key, lines, prices) in &orders {
-        debug_assert_eq!(lines.len(), prices.len(), "one unit price per line");
-        for (i, (l, price)) in lines.iter().zip(prices.iter()).enumerate() {
+        for (i, l) in lines.iter().enumerate() {
             rows.extend(super::orders::line_row(key, i, l));
-            rows.push(price.get().into());
+            // One price per line (the domain's rule). A missing one is
+            // NULL, which the column refuses: the write fails rather than
+            // store a line without its price or drop the line.
+            rows.push(prices.get(i).map(|p| p.get()).into());
         }
     }
     s.rows(&INSERT_ITEMS, &[], 6, &rows);
