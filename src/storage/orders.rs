@@ -634,60 +634,56 @@ fn plan_orders(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>
     s.rows(insert, &[], cols, &rows);
 }
 
+/// The text of [`INSERT_ORDERS`] and [`INSERT_STORE_ORDERS`]: the 30
+/// columns every order row has, then `$col` (`""`, or `", warehouse"`, read
+/// from `value ->> 30`).
+macro_rules! insert_orders {
+    ($col:literal, $val:literal) => {
+        Sql {
+            sqlite: concat!(
+                "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+                 customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+                 ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+                 cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+                 store_holds, warehouse_holds",
+                $col,
+                ") SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+                 value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+                 value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
+                 value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
+                 value ->> 27, value ->> 28, value ->> 29",
+                $val,
+                " FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true \
+                 ON CONFLICT DO NOTHING RETURNING id"
+            ),
+            postgres: concat!(
+                "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+                 customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+                 ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+                 cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+                 store_holds, warehouse_holds",
+                $col,
+                ") SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
+                 value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
+                 value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
+                 value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
+                 (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
+                 value ->> 28, value ->> 29",
+                $val,
+                " FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id"
+            ),
+        }
+    };
+}
+
 /// [`plan_orders`]'s statement: one row per JSON array, in the column order
 /// of the insert. (`WHERE true` settles SQLite's parsing of `ON CONFLICT`
 /// after a `SELECT`.)
-pub(super) const INSERT_ORDERS: Sql = Sql {
-    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-             store_holds, warehouse_holds) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
-             value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
-             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27, value ->> 28, value ->> 29 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
-    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-               store_holds, warehouse_holds) \
-               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
-               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
-               value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
-               value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
-               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
-               value ->> 28, value ->> 29 \
-               FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
-};
+pub(super) const INSERT_ORDERS: Sql = insert_orders!("", "");
 
 /// [`INSERT_ORDERS`] at the store, with the warehouse each order is routed
 /// to (`value ->> 30`).
-pub(super) const INSERT_STORE_ORDERS: Sql = Sql {
-    sqlite: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-             customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-             ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-             cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-             store_holds, warehouse_holds, warehouse) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
-             value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, \
-             value ->> 20, value ->> 21, value ->> 22, value ->> 23, value ->> 24, value ->> 25, value ->> 26, \
-             value ->> 27, value ->> 28, value ->> 29, value ->> 30 FROM (SELECT jsonb(value) AS value FROM json_each(?) LIMIT -1 OFFSET 0) WHERE true ON CONFLICT DO NOTHING RETURNING id",
-    postgres: "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-               customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-               ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-               cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-               store_holds, warehouse_holds, warehouse) \
-               SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
-               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
-               value ->> 13, value ->> 14, (value ->> 15)::bigint, (value ->> 16)::bigint, value ->> 17, value ->> 18, \
-               value ->> 19, value ->> 20, value ->> 21, (value ->> 22)::bigint, (value ->> 23)::bigint, \
-               (value ->> 24)::bigint, (value ->> 25)::bigint, value ->> 26, (value ->> 27)::bigint, \
-               value ->> 28, value ->> 29, value ->> 30 \
-               FROM jsonb_array_elements($1::jsonb) AS e(value) ON CONFLICT DO NOTHING RETURNING id",
-};
+pub(super) const INSERT_STORE_ORDERS: Sql = insert_orders!(", warehouse", ", value ->> 30");
 
 /// The lines and shipments of new orders.
 fn plan_children<'a>(s: &mut Script, list: impl Iterator<Item = &'a Order> + Clone) {
@@ -709,8 +705,17 @@ pub async fn insert(c: &mut AnyConnection, o: &Order) -> Result<bool> {
     Ok(!insert_many(c, std::slice::from_ref(o)).await?.is_empty())
 }
 
+/// Plans the `order_lines` of new orders (or parts), numbered from 0 per
+/// order.
 fn plan_lines<'a>(s: &mut Script, orders: impl Iterator<Item = (OrderId, &'a [Line])>) {
-    plan_line_rows(s, &INSERT_LINES, orders);
+    let orders: Vec<(String, &[Line])> = orders.map(|(id, l)| (id.to_string(), l)).collect();
+    let mut rows: Vec<Val> = Vec::new();
+    for (key, lines) in &orders {
+        for (i, l) in lines.iter().enumerate() {
+            rows.extend(line_row(key, i, l));
+        }
+    }
+    s.rows(&INSERT_LINES, &[], 5, &rows);
 }
 
 /// An order line's columns as the line tables hold them: the order's key,
@@ -723,23 +728,6 @@ pub(super) fn line_row<'a>(key: &'a str, i: usize, l: &'a Line) -> [Val<'a>; 5] 
         l.name.as_str().into(),
         i64::from(l.quantity.get()).into(),
     ]
-}
-
-/// Plans rows of lines, numbered from 0 per order, into the table of
-/// `insert` (a part's `order_lines`, or an order's `order_items`).
-pub(super) fn plan_line_rows<'a>(
-    s: &mut Script,
-    insert: &Sql,
-    orders: impl Iterator<Item = (OrderId, &'a [Line])>,
-) {
-    let orders: Vec<(String, &[Line])> = orders.map(|(id, l)| (id.to_string(), l)).collect();
-    let mut rows: Vec<Val> = Vec::new();
-    for (key, lines) in &orders {
-        for (i, l) in lines.iter().enumerate() {
-            rows.extend(line_row(key, i, l));
-        }
-    }
-    s.rows(insert, &[], 5, &rows);
 }
 
 pub(super) const INSERT_LINES: Sql = Sql {

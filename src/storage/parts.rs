@@ -135,7 +135,7 @@ const LOAD_ITEMS: Sql = Sql {
 
 /// Plans the items of new orders, each line with its unit price (money:
 /// `order_items` exists at the store only), numbered from 0 per order as
-/// `plan_line_rows` numbers a part's lines. One row per line holds both,
+/// a part's lines are numbered. One row per line holds both,
 /// so a new order writes one b-tree entry per line for them, not two
 /// (migration 21 moved the prices here from `order_line_prices`).
 pub fn plan_items<'a>(
