@@ -454,13 +454,12 @@ async fn insert_new(
         let taken = numbers.take(c, new.len()).await?;
         let planned = plan_new(c, new, &taken, &warehouses, now);
         match planned.script.run(c).await {
-            Err(e) if attempts < 3 && taken.taken_elsewhere(&e) => {
-                numbers.forget();
-                continue;
-            }
             Err(e) => {
                 if taken.taken_elsewhere(&e) {
                     numbers.forget();
+                    if attempts < 3 {
+                        continue;
+                    }
                 }
                 return Err(e.into());
             }
