@@ -391,16 +391,17 @@ impl Cluster {
             for ((w, port), (p, (_, token, _))) in
                 specs.iter().zip(&ports).zip(procs.iter_mut().zip(&dbs))
             {
-                if ready == Ready::Ours {
-                    ready = wait_ready(
-                        &client,
-                        &who(Role::Warehouse, w.name),
-                        &url(*port),
-                        token,
-                        p,
-                    )
-                    .await?;
+                if ready != Ready::Ours {
+                    break;
                 }
+                ready = wait_ready(
+                    &client,
+                    &who(Role::Warehouse, w.name),
+                    &url(*port),
+                    token,
+                    p,
+                )
+                .await?;
             }
             match ready {
                 Ready::Ours => break (store_port, ports, store, procs),
