@@ -137,7 +137,10 @@ impl<W: BatchWrite> Batcher<W> {
             // The batch failed for its own content (not because the
             // database is unreachable or full, which would fail each
             // command again, one wait each).
-            Err(e) if failed.len() > 1 && storage_kind(&e) == ErrorKind::Other => {
+            Err(e)
+                if failed.len() > 1
+                    && matches!(storage_kind(&e), ErrorKind::Other | ErrorKind::Unstorable) =>
+            {
                 // The batch was rolled back. Each alone, so that only a
                 // command at fault fails, with its own error.
                 let mut any = false;

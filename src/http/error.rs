@@ -56,6 +56,9 @@ pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached or does n
 /// The detail of every answer for a write that found the disk full.
 pub const STORAGE_FULL: &str = "the database's disk is full; nothing was written. Free space on the database volume, then retry";
 
+/// The detail of a request whose text the database cannot store.
+pub const UNSTORABLE: &str = "the request holds text the database cannot store (a NUL character, or one outside the database's encoding); nothing was changed. Remove that character and retry";
+
 /// RFC 9457 problem details: the body of every error answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem<'a> {
@@ -245,6 +248,10 @@ impl From<StorageError> for ApiError {
                     tracing::error!(error = %e, "{WHAT}");
                 }
                 ApiError::StorageFull
+            }
+            ErrorKind::Unstorable => {
+                tracing::warn!(error = %e, "answered 400: the request holds text the database cannot store");
+                ApiError::BadRequest(UNSTORABLE.into())
             }
             ErrorKind::Other => {
                 tracing::error!(error = %e, "storage error");

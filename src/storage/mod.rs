@@ -69,6 +69,9 @@ pub enum StorageError {
     /// The database's disk is full; nothing was written.
     #[error("the database's disk is full: {0}")]
     Full(String),
+    /// The database cannot store a value it was given; nothing was written.
+    #[error("the database cannot store a value: {0}")]
+    Unstorable(String),
 }
 
 /// What a storage error means for whoever asked, whatever the backend: the
@@ -82,6 +85,13 @@ pub enum ErrorKind {
     /// The database's disk is full (SQLITE_FULL, PostgreSQL's `disk_full`
     /// 53100). Nothing was written; it works again once space is freed.
     Full,
+    /// The database cannot store a value it was given: PostgreSQL's text
+    /// holds no NUL character (22021) and only characters of the
+    /// database's encoding (22P05). Nothing was written; the same value
+    /// would fail again. Every input is checked before it gets here (a
+    /// NUL in a name is refused by its rule); this kind keeps a value some
+    /// future path forgot to check a 400 instead of a 500.
+    Unstorable,
     /// Anything else: a constraint, bad data, a bug.
     Other,
 }
@@ -92,6 +102,7 @@ impl StorageError {
             StorageError::Sqlx(e) => classify(e),
             StorageError::Unavailable(_) => ErrorKind::Unavailable,
             StorageError::Full(_) => ErrorKind::Full,
+            StorageError::Unstorable(_) => ErrorKind::Unstorable,
             StorageError::Corrupt(_) | StorageError::Commit(_) => ErrorKind::Other,
         }
     }
@@ -102,6 +113,7 @@ impl StorageError {
         match kind {
             ErrorKind::Unavailable => StorageError::Unavailable(why),
             ErrorKind::Full => StorageError::Full(why),
+            ErrorKind::Unstorable => StorageError::Unstorable(why),
             ErrorKind::Other => StorageError::Commit(why),
         }
     }
@@ -110,9 +122,10 @@ impl StorageError {
     /// caller about it.
     pub fn duplicate(&self) -> StorageError {
         let why = match self {
-            StorageError::Unavailable(w) | StorageError::Full(w) | StorageError::Commit(w) => {
-                w.clone()
-            }
+            StorageError::Unavailable(w)
+            | StorageError::Full(w)
+            | StorageError::Unstorable(w)
+            | StorageError::Commit(w) => w.clone(),
             StorageError::Sqlx(e) => describe(e),
             StorageError::Corrupt(_) => self.to_string(),
         };
@@ -180,6 +193,8 @@ fn postgres_kind(sqlstate: &str) -> ErrorKind {
         // 25006: a read-only server (a standby) refuses writes.
         s if s.starts_with("08") => ErrorKind::Unavailable,
         "57P01" | "57P02" | "57P03" | "53300" | "25006" => ErrorKind::Unavailable,
+        // character_not_in_repertoire (a NUL in text), untranslatable_character.
+        "22021" | "22P05" => ErrorKind::Unstorable,
         _ => ErrorKind::Other,
     }
 }
@@ -610,7 +625,7 @@ impl Db {
             match e.kind() {
                 ErrorKind::Full => NotReady::Full,
                 ErrorKind::Unavailable => NotReady::Unavailable(why),
-                ErrorKind::Other => NotReady::Failed(why),
+                ErrorKind::Unstorable | ErrorKind::Other => NotReady::Failed(why),
             }
         };
         if !self.health.full.load(Ordering::Relaxed) {
@@ -756,6 +771,11 @@ mod tests {
         assert_eq!(postgres_kind("57P01"), ErrorKind::Unavailable);
         assert_eq!(postgres_kind("08006"), ErrorKind::Unavailable);
         assert_eq!(postgres_kind("23505"), ErrorKind::Other);
+        assert_eq!(postgres_kind("22021"), ErrorKind::Unstorable);
+        assert_eq!(
+            StorageError::Unstorable("x".into()).duplicate().kind(),
+            ErrorKind::Unstorable
+        );
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
         let e = StorageError::Full("x".into());
         assert_eq!(e.duplicate().kind(), ErrorKind::Full);

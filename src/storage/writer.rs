@@ -382,7 +382,9 @@ fn log_failure(e: &Failure, writes: usize) {
                     "group commit failed: the database is unavailable; nothing of it was written. Check the database file, its directory and disk");
             }
         }
-        ErrorKind::Other => tracing::error!(error = %e, writes, "group commit failed"),
+        ErrorKind::Unstorable | ErrorKind::Other => {
+            tracing::error!(error = %e, writes, "group commit failed");
+        }
     }
 }
 

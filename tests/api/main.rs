@@ -43,5 +43,6 @@ mod signed_routes;
 mod splitting;
 mod storage_full;
 mod sync_history;
+mod unstorable;
 mod warehouses;
 mod without_rowid;

@@ -344,6 +344,10 @@ impl From<StorageError> for AdminError {
                 tracing::warn!(error = %e, "database pool exhausted");
                 AdminError::Unavailable
             }
+            e if e.kind() == crate::storage::ErrorKind::Unstorable => {
+                tracing::warn!(error = %e, "answered 400: the form holds text the database cannot store");
+                AdminError::BadRequest(crate::http::error::UNSTORABLE.into())
+            }
             _ => {
                 tracing::error!(error = %e, "storage error");
                 AdminError::Internal
