@@ -40,6 +40,21 @@ use crate::storage::{self, Db, StorageError, audit, now_micros, orders, outbox};
 // What the engine's operations take and answer with. Storage keeps these
 // shapes; callers name them here, and never reach storage themselves.
 pub use crate::storage::audit::Entry as AuditEntry;
+
+/// One entry of an order's audit trail ([`Engine::audit`]).
+#[derive(Debug, Clone)]
+pub struct TrailEntry {
+    /// The part it is about, when that is not the order's first row.
+    pub part: Option<TrailPart>,
+    pub entry: AuditEntry,
+}
+
+/// A part of a split order, as its audit entries name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailPart {
+    pub part: i64,
+    pub warehouse: String,
+}
 pub use crate::storage::digests::{RangeDigest, Run as ReconcileRun, Versions as OrderVersions};
 pub use crate::storage::history::Minute as HistoryMinute;
 pub use crate::storage::orders::{Direction, ListFilter, Seek, Sort, SortKey, StatusFilter};
@@ -344,12 +359,40 @@ impl Engine {
         Ok(tx)
     }
 
-    pub async fn audit(&self, id: OrderId) -> Result<Vec<audit::Entry>> {
+    /// The audit trail of `id`, oldest first: its own entries and, for an
+    /// order's first row at the store, the entries of each of its other
+    /// parts (what their warehouses reported), each labelled with its part.
+    /// A part's own id gives the part's entries alone.
+    pub async fn audit(&self, id: OrderId) -> Result<Vec<TrailEntry>> {
         let mut c = self.read().await?;
-        if orders::load(&mut c, id).await?.is_none() {
+        let mut tx = self.snapshot(&mut c).await?;
+        let Some(order) = orders::load(&mut tx, id).await? else {
             return Err(EngineError::NotFound(id));
+        };
+        let own = audit::list(&mut tx, id).await?;
+        let mut trail: Vec<TrailEntry> = own
+            .into_iter()
+            .map(|entry| TrailEntry { part: None, entry })
+            .collect();
+        if self.role == Role::Store && order.order_id == order.id {
+            let parts = storage::parts::of_orders(&mut tx, &[id]).await?;
+            for p in parts.get(&id).into_iter().flatten().filter(|p| p.id != id) {
+                let label = TrailPart {
+                    part: p.part,
+                    warehouse: p.warehouse.clone().unwrap_or_default(),
+                };
+                trail.extend(audit::list(&mut tx, p.id).await?.into_iter().map(|entry| {
+                    TrailEntry {
+                        part: Some(label.clone()),
+                        entry,
+                    }
+                }));
+            }
+            // Stable: the entries of one write keep their order.
+            trail.sort_by_key(|t| t.entry.at);
         }
-        Ok(audit::list(&mut c, id).await?)
+        tx.commit().await?;
+        Ok(trail)
     }
 
     pub async fn attempts(&self, id: OrderId, limit: i64) -> Result<Vec<outbox::Attempt>> {

@@ -20,8 +20,8 @@ use super::openapi::{
 };
 use super::routes::{self as route, Api};
 use super::views::{
-    ActorJson, Attempt, AuditEntry, AuditList, HoldJson, OrderPage, StoreOrder, SyncTimeline,
-    WarehouseOrder, order_json,
+    ActorJson, Attempt, AuditEntry, AuditList, AuditPart, HoldJson, OrderPage, StoreOrder,
+    SyncTimeline, WarehouseOrder, order_json,
 };
 use crate::domain::delivery::SyncState;
 use crate::domain::holds::{HoldType, parse_hold};
@@ -1042,17 +1042,21 @@ async fn audit(
     _caller: Caller,
     OrderPath(id): OrderPath,
 ) -> ApiResult<Response> {
-    let entries = state.engine.audit(id).await?;
-    let items = entries
+    let trail = state.engine.audit(id).await?;
+    let items = trail
         .iter()
-        .map(|e| AuditEntry {
-            at: crate::storage::from_micros(e.at),
+        .map(|t| AuditEntry {
+            at: crate::storage::from_micros(t.entry.at),
             actor: ActorJson {
-                kind: &e.actor_kind,
-                name: &e.actor_name,
+                kind: &t.entry.actor_kind,
+                name: &t.entry.actor_name,
             },
-            changes: e.change_list(),
-            diff: e.diff(),
+            changes: t.entry.change_list(),
+            diff: t.entry.diff(),
+            part: t.part.as_ref().map(|p| AuditPart {
+                part: p.part,
+                warehouse: &p.warehouse,
+            }),
         })
         .collect();
     Ok(Json(AuditList { items }).into_response())

@@ -693,6 +693,21 @@ pub struct AuditEntry<'a> {
     /// `changes`; empty for an event and for entries recorded before
     /// values were kept.
     pub diff: Vec<crate::domain::diff::Change>,
+    /// At the store, for an entry about a split order's part other than
+    /// its first: which part, at which warehouse (what that warehouse
+    /// reported). Absent for the order's own entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<AuditPart<'a>>,
+}
+
+/// The part of a split order an audit entry is about.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPart<'a> {
+    /// The part's number within its order (the first is 1).
+    #[schema(example = 2)]
+    pub part: i64,
+    #[schema(example = "us")]
+    pub warehouse: &'a str,
 }
 
 /// The audit trail of an order.

@@ -181,6 +181,44 @@ async fn a_split_order_ships_from_two_warehouses(b: Backend) {
     .await;
     assert_eq!(o["fulfillment"]["tracking_number"], "1Z-US", "{o}");
     assert_eq!(listed(&t.store, "status=shipped").await, [id.as_str()]);
+    // The order's audit trail tells both warehouses' reports, each part's
+    // labelled (the first part's are the order's own); the second part's
+    // id gives its entries alone, unlabelled.
+    let (s, audit) = t.store.get(&format!("/api/v1/orders/{id}/audit")).await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    let shipped_by = |audit: &Value| -> Vec<Value> {
+        audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| {
+                e["diff"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["field"] == "status" && c["to"] == "shipped")
+            })
+            .map(|e| e["part"].clone())
+            .collect()
+    };
+    assert_eq!(
+        shipped_by(&audit),
+        [Value::Null, json!({"part": 2, "warehouse": "us"})],
+        "{audit}"
+    );
+    let times: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["at"].as_str().expect("at"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {times:?}"
+    );
+    let (s, own) = t.store.get(&format!("/api/v1/orders/{second}/audit")).await;
+    assert_eq!(s, StatusCode::OK, "{own}");
+    assert_eq!(shipped_by(&own), [Value::Null], "{own}");
     let synced = wait_for_order(&t.store, &id, "every part synced", |o| {
         o["sync"]["state"] == "synced"
     })

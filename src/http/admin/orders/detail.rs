@@ -696,22 +696,23 @@ async fn deliveries(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Ve
     Ok(out)
 }
 
-/// The audit trail of the page: the order's own, and at the store, what
-/// each warehouse reported about a part other than the first (whose
-/// entries are the order's), labelled with the part, in time order.
+/// The audit trail of the page ([`crate::engine::Engine::audit`]): the
+/// order's own, and at the store, what each warehouse reported about a
+/// part other than the first, labelled with the part, in time order.
 async fn audit(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Vec<AuditRow>> {
-    let engine = &state.engine;
     let currency = v.pricing.as_ref().map(|p| p.currency.as_str().to_owned());
     let currency = currency.as_deref();
-    let mut rows = timeline::audit_rows(engine.audit(v.order.id).await?, None, currency, now);
-    for p in v.parts.iter().filter(|p| p.order.id != v.order.id) {
-        let label = format!("part {} at {}", p.order.part, p.warehouse);
-        let entries = engine.audit(p.order.id).await?;
-        rows.extend(timeline::audit_rows(entries, Some(&label), currency, now));
-    }
-    // Stable: entries of one write keep their order.
-    rows.sort_by_key(|(at, _)| *at);
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    let trail = state.engine.audit(v.order.id).await?;
+    Ok(trail
+        .into_iter()
+        .flat_map(|t| {
+            let label = t
+                .part
+                .map(|p| format!("part {} at {}", p.part, p.warehouse));
+            timeline::audit_rows(vec![t.entry], label.as_deref(), currency, now)
+        })
+        .map(|(_, r)| r)
+        .collect())
 }
 
 /// `GET /admin/orders/{id}`, with a failed action's form if one was kept
