@@ -175,14 +175,14 @@ async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), Failure> {
 
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Lend>) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
-    let mut held: Option<Held> = None;
+    let mut held: Option<PoolConnection<Any>> = None;
     loop {
         let first = if held.is_some() {
             tokio::select! {
                 w = rx.recv() => w,
                 () = lend.wake.notified() => {
                     if lend.wanted.load(Ordering::Acquire) > 0 {
-                        let_go(&mut held).await;
+                        held = None;
                     }
                     continue;
                 }
@@ -190,10 +190,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
         } else {
             rx.recv().await
         };
-        let Some(first) = first else {
-            let_go(&mut held).await;
-            break;
-        };
+        let Some(first) = first else { break };
         group.push(first);
         // Whatever queued up while the last group was committing rides along.
         while group.len() < MAX_GROUP {
@@ -205,7 +202,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
         let mut outcome = Ok(());
         if held.is_none() {
             match pool.acquire().await {
-                Ok(conn) => held = Some(Held { conn, open: false }),
+                Ok(conn) => held = Some(conn),
                 Err(e) => {
                     let mut failure = Failure::of(&e);
                     failure.why = format!("the writer cannot get its connection: {}", failure.why);
@@ -213,15 +210,15 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
                 }
             }
         }
-        if let Some(held) = held.as_mut() {
-            outcome = commit_group(held, &mut group).await;
+        if let Some(conn) = held.as_mut() {
+            outcome = commit_group(conn, &mut group).await;
         }
         if let Err(e) = &outcome {
             log_failure(e, group.len());
         }
         // After a failure, a fresh connection; and give it up when asked.
         if outcome.is_err() || lend.wanted.load(Ordering::Acquire) > 0 {
-            let_go(&mut held).await;
+            held = None;
         }
         for w in group.drain(..) {
             w.finish(outcome.clone());
@@ -229,83 +226,38 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Box<dyn Work>>, lend: Arc<Len
     }
 }
 
-/// The writer's connection, and whether a transaction is already begun on
-/// it with nothing run in it yet.
-///
-/// A group's commit begins the next group's transaction in the same call
-/// (`COMMIT; BEGIN`), so the next group starts without a round trip of its
-/// own to the connection's thread: at everyday load most groups are one
-/// write, and their `BEGIN` was one of a create's four round trips. A
-/// deferred `BEGIN` takes no lock and no snapshot until the first statement
-/// after it, so an idle writer holding one keeps no reader, checkpoint or
-/// other process waiting. It is rolled back before the connection goes
-/// back to the pool ([`let_go`]).
-struct Held {
-    conn: PoolConnection<Any>,
-    open: bool,
-}
-
-/// Gives the writer's connection back to the pool, with no transaction.
-async fn let_go(held: &mut Option<Held>) {
-    if let Some(h) = held.as_mut()
-        && h.open
-    {
-        // Fails harmlessly when no transaction is open any more.
-        let _ = exec(&mut h.conn, "ROLLBACK").await;
-    }
-    *held = None;
-}
-
 /// Runs every write of the group in its own savepoint and commits once.
 /// On failure the transaction is rolled back, so the connection is left
 /// with none open (SQLite may or may not have rolled back by itself after
 /// a failed COMMIT, e.g. on a full disk; either way nothing was written).
-async fn commit_group(held: &mut Held, group: &mut [Box<dyn Work>]) -> Result<(), Failure> {
-    let begun = std::mem::take(&mut held.open);
-    let c: &mut AnyConnection = &mut held.conn;
-    let result = run_group(c, group, begun).await;
-    match result {
-        Ok(next_begun) => held.open = next_begun,
+async fn commit_group(
+    conn: &mut PoolConnection<Any>,
+    group: &mut [Box<dyn Work>],
+) -> Result<(), Failure> {
+    let c: &mut AnyConnection = conn;
+    let result = run_group(c, group).await;
+    if result.is_err() {
         // Fails harmlessly when no transaction is open any more.
-        Err(_) => {
-            let _ = exec(c, "ROLLBACK").await;
-        }
+        let _ = exec(c, "ROLLBACK").await;
     }
-    result.map(|_| ())
+    result
 }
 
-/// Runs the group in a transaction (`begun`: already begun) and ends it;
-/// answers whether the next group's transaction is begun.
-async fn run_group(
-    c: &mut AnyConnection,
-    group: &mut [Box<dyn Work>],
-    begun: bool,
-) -> Result<bool, Failure> {
+async fn run_group(c: &mut AnyConnection, group: &mut [Box<dyn Work>]) -> Result<(), Failure> {
     if let [only] = group {
-        if !begun {
-            exec(c, "BEGIN").await?;
-        }
+        exec(c, "BEGIN").await?;
         // Alone in its transaction, a write needs no savepoint: if it
         // fails, the rollback of the whole transaction undoes just it.
-        let end = if only.run(c).await.is_ok() {
-            "COMMIT"
+        return if only.run(c).await.is_ok() {
+            exec(c, "COMMIT").await
         } else {
-            "ROLLBACK"
+            exec(c, "ROLLBACK").await
         };
-        return end_and_begin(c, end).await;
     }
     // Each step between two writes is one text, one trip to the
     // connection's thread: the end of one write's savepoint joined with
     // the start of the next one's (or with the commit after the last).
-    exec(
-        c,
-        if begun {
-            "SAVEPOINT w"
-        } else {
-            "BEGIN; SAVEPOINT w"
-        },
-    )
-    .await?;
+    exec(c, "BEGIN; SAVEPOINT w").await?;
     let last = group.len() - 1;
     for (i, w) in group.iter_mut().enumerate() {
         let ran = w.run(c).await;
@@ -315,52 +267,19 @@ async fn run_group(
             (false, false) => "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w; SAVEPOINT w",
             (false, true) => "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w; COMMIT",
         };
-        let step = if i == last {
-            end_and_begin(c, end).await
-        } else {
-            exec(c, end).await.map(|()| false)
-        };
-        match step {
-            Err(mut e) => {
-                // SQLite may have rolled the whole transaction back after
-                // the write's own error (a full disk does): the group
-                // failed for that write's reason.
-                if let Err(Some(kind)) = ran
-                    && kind != ErrorKind::Other
-                {
-                    e.kind = kind;
-                }
-                return Err(e);
+        if let Err(mut e) = exec(c, end).await {
+            // SQLite may have rolled the whole transaction back after the
+            // write's own error (a full disk does): the group failed for
+            // that write's reason.
+            if let Err(Some(kind)) = ran
+                && kind != ErrorKind::Other
+            {
+                e.kind = kind;
             }
-            Ok(next_begun) if i == last => return Ok(next_begun),
-            Ok(_) => {}
+            return Err(e);
         }
     }
-    Ok(false)
-}
-
-/// Runs `end` (statements that end the transaction), then begins the next
-/// one in the same call; answers whether it was begun. A `BEGIN` that
-/// fails after `end` ran (it cannot, short of running out of memory) is
-/// not the group's failure: the group's fate was sealed by `end`, and the
-/// next group begins for itself.
-async fn end_and_begin(c: &mut AnyConnection, end: &str) -> Result<bool, Failure> {
-    let steps = end.split(';').count();
-    let text = format!("{end}; BEGIN");
-    let mut done = 0;
-    let mut results = c.fetch_many(text.as_str());
-    while let Some(item) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
-        match item {
-            Ok(sqlx::Either::Left(_)) => done += 1,
-            Ok(sqlx::Either::Right(_)) => {}
-            Err(e) if done >= steps => {
-                tracing::warn!(error = %Failure::of(&e), "the writer could not begin its next transaction ahead; the next group begins its own");
-                return Ok(false);
-            }
-            Err(e) => return Err(Failure::of(&e)),
-        }
-    }
-    Ok(true)
+    Ok(())
 }
 
 /// Logs a failed group. A full disk or a lost database fails every group
@@ -418,66 +337,6 @@ mod tests {
                 Ok(())
             })
         }
-    }
-
-    /// Between groups the writer keeps a transaction begun for the next one
-    /// (see [`super::Held`]): it must hold no lock and no snapshot. Another
-    /// process writes and checkpoints the file at once, the next group
-    /// sees that write, and code that borrows the connection gets it with
-    /// no transaction open.
-    #[tokio::test]
-    async fn the_transaction_begun_ahead_keeps_nobody_waiting() {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("w.db");
-        let url = format!("sqlite://{}", path.display());
-        let db = Db::open(&url, Role::Store, &DbOptions::default())
-            .await
-            .expect("open");
-        db.write(insert("first", false)).await.expect("a write");
-        // Another process on the same file, which does not wait for locks.
-        let mut other = sqlx::SqliteConnection::connect(&format!("{url}?mode=rw"))
-            .await
-            .expect("a second connection");
-        sqlx::query("PRAGMA busy_timeout = 0")
-            .execute(&mut other)
-            .await
-            .expect("pragma");
-        sqlx::query("INSERT INTO counters (name, value) VALUES ('elsewhere', 7)")
-            .execute(&mut other)
-            .await
-            .expect("another process writes while the writer idles");
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut other)
-            .await
-            .expect("checkpoint");
-        assert_eq!(busy, 0, "the idle writer held back a checkpoint");
-        other.close().await.expect("close");
-        // The next group reads what the other process wrote.
-        let seen = db
-            .write(|c| {
-                Box::pin(async move {
-                    let v: i64 =
-                        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'elsewhere'")
-                            .fetch_one(&mut *c)
-                            .await?;
-                    Ok::<_, StorageError>(v)
-                })
-            })
-            .await
-            .expect("a write after");
-        assert_eq!(seen, 7);
-        // Borrowing the connection gets it with no transaction open.
-        let mut tx = db.begin().await.expect("a transaction of its own");
-        sqlx::query("INSERT INTO counters (name, value) VALUES ('own', 1)")
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
-        tx.commit().await.expect("commit");
-        db.write(insert("after", false))
-            .await
-            .expect("the writer again");
-        db.close().await;
     }
 
     /// Writes queued behind a busy writer share one group (one transaction,
