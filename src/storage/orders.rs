@@ -634,6 +634,18 @@ fn plan_orders(s: &mut Script, list: &[Order], warehouses: Option<&[Option<&str>
     s.rows(insert, &[], cols, &rows);
 }
 
+/// The start of [`insert_orders`]' texts, both dialects: the 30 columns
+/// every order row has, in the order of [`plan_orders`]' rows.
+macro_rules! order_insert_columns {
+    () => {
+        "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
+         customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
+         ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
+         cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
+         store_holds, warehouse_holds"
+    };
+}
+
 /// The text of [`INSERT_ORDERS`] and [`INSERT_STORE_ORDERS`]: the 30
 /// columns every order row has, then `$col` (`""`, or `", warehouse"`, read
 /// from `value ->> 30`).
@@ -641,11 +653,7 @@ macro_rules! insert_orders {
     ($col:literal, $val:literal) => {
         Sql {
             sqlite: concat!(
-                "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-                 customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-                 ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-                 cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-                 store_holds, warehouse_holds",
+                order_insert_columns!(),
                 $col,
                 ") SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
                  value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
@@ -657,11 +665,7 @@ macro_rules! insert_orders {
                  ON CONFLICT DO NOTHING RETURNING id"
             ),
             postgres: concat!(
-                "INSERT INTO orders (id, number, store_version, warehouse_version, customer_name, customer_email, \
-                 customer_company, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
-                 ship_country, notes, deliver_by, cancel_requested, cancel_reason, status, hold_reason, held_from, \
-                 cancel_rejected_reason, content_changed_after_pick, created_at, updated_at, id_hash, order_id, part_no, \
-                 store_holds, warehouse_holds",
+                order_insert_columns!(),
                 $col,
                 ") SELECT value ->> 0, value ->> 1, (value ->> 2)::bigint, (value ->> 3)::bigint, value ->> 4, value ->> 5, \
                  value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, \
