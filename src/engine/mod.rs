@@ -366,7 +366,7 @@ impl Engine {
     pub async fn audit(&self, id: OrderId) -> Result<Vec<TrailEntry>> {
         let mut c = self.read().await?;
         let mut tx = self.snapshot(&mut c).await?;
-        let Some(order) = orders::load(&mut tx, id).await? else {
+        let Some(order_id) = storage::parts::order_of(&mut tx, id).await? else {
             return Err(EngineError::NotFound(id));
         };
         let own = audit::list(&mut tx, id).await?;
@@ -374,7 +374,7 @@ impl Engine {
             .into_iter()
             .map(|entry| TrailEntry { part: None, entry })
             .collect();
-        if self.role == Role::Store && order.order_id == order.id {
+        if self.role == Role::Store && order_id == id {
             let parts = storage::parts::of_orders(&mut tx, &[id]).await?;
             for p in parts.get(&id).into_iter().flatten().filter(|p| p.id != id) {
                 let label = TrailPart {
