@@ -478,7 +478,7 @@ fn bench_runs_on_postgres_and_drops_its_databases() {
         .expect("runtime");
     let left: Vec<String> = rt.block_on(async {
         use sqlx::Connection;
-        sqlx::any::install_default_drivers();
+        fulfillment::storage::install_drivers();
         let mut c = sqlx::AnyConnection::connect(&admin).await.expect("admin");
         sqlx::query_scalar(
             "SELECT datname::TEXT FROM pg_database WHERE datname LIKE 'bench\\_store\\_%' OR datname LIKE 'bench\\_warehouse\\_%'",

@@ -19,7 +19,10 @@
 //!
 //! Writes on SQLite go through a single-connection pool: SQLite has one
 //! writer anyway, and serialising in-process avoids `SQLITE_BUSY` upgrades
-//! of deferred transactions. Reads use their own pool (WAL lets them run
+//! of deferred transactions. That connection is opened through our own
+//! driver under `Any` ([`native`]), which runs each statement in place on
+//! the writer's thread instead of on a connection thread of its own. Reads
+//! use their own pool of sqlx's SQLite connections (WAL lets them run
 //! beside the writer).
 
 pub mod audit;
@@ -32,6 +35,7 @@ pub mod idempotency;
 #[cfg(test)]
 mod index_plans;
 pub mod migrate;
+pub mod native;
 pub mod orders;
 pub mod outbox;
 pub mod parts;
@@ -158,7 +162,9 @@ pub fn classify(e: &sqlx::Error) -> ErrorKind {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
         sqlx::Error::Database(d) => {
-            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            if let Some(n) = d.try_downcast_ref::<native::NativeError>() {
+                sqlite_kind(n.code())
+            } else if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                 sqlite_kind(d.code().and_then(|c| c.parse().ok()).unwrap_or(0))
             } else if let Some(p) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 postgres_kind(p.code())
@@ -373,9 +379,25 @@ pub enum ConnectError {
     WrongRole(String),
 }
 
-fn install_drivers() {
+/// Installs the database drivers `Any` connections choose from (sqlx's and
+/// the writer's [`native`] one); code that opens its own `Any` connections
+/// calls this, not sqlx's `install_default_drivers`, which would refuse to
+/// run after it.
+pub fn install_drivers() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(sqlx::any::install_default_drivers);
+    // sqlx's drivers, and the writer's in-place SQLite driver beside them.
+    ONCE.call_once(|| {
+        let drivers = &[
+            sqlx::postgres::any::DRIVER,
+            sqlx::sqlite::any::DRIVER,
+            native::DRIVER,
+        ];
+        if sqlx::any::install_drivers(drivers).is_err() {
+            // Installed already by other code of this process: the
+            // connections below say so if a driver is missing.
+            tracing::debug!("sqlx drivers were installed before the storage layer's");
+        }
+    });
 }
 
 /// Adds `mode=rwc` to SQLite URLs so the file is created when missing.
@@ -440,8 +462,11 @@ impl Db {
                 // each multi-row statement) stay in memory: by default one
                 // larger than 64 KiB spills to a temporary file, and those
                 // writes were 4 % of a store's CPU under load.
+                let writer_url = native::url_of(&url).ok_or(ConnectError::BadUrl)?;
+                let writer_opts =
+                    AnyConnectOptions::from_str(&writer_url).map_err(|_| ConnectError::BadUrl)?;
                 let write = pool(1, WRITER_PRAGMAS)
-                    .connect_with(connect_opts.clone())
+                    .connect_with(writer_opts)
                     .await
                     .map_err(unreachable)?;
                 // Readers keep a small page cache each (the writer keeps
@@ -455,7 +480,9 @@ impl Db {
                     .await
                     .map_err(unreachable)?;
                 Ok(Db {
-                    queue: Some(writer::start(write.clone())),
+                    queue: Some(writer::start(write.clone()).map_err(|e| {
+                        ConnectError::Unreachable(format!("cannot start the database writer: {e}"))
+                    })?),
                     read,
                     write,
                     dialect,

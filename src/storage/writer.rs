@@ -1,4 +1,4 @@
-//! Group commit for SQLite: one writer task takes every write that is
+//! Group commit for SQLite: one writer thread takes every write that is
 //! waiting, runs each in its own savepoint inside one transaction, commits
 //! once (one fsync for all of them) and only then answers each caller. An
 //! acknowledged write is durable (`synchronous=FULL`), and throughput comes
@@ -132,7 +132,8 @@ pub(crate) struct Queue {
 /// back from the pool for every group was a tenth of the writer's time
 /// under load). Code that needs the connection itself (a transaction of
 /// its own, closing the pool) asks for it here, and the writer gives it
-/// back to the pool after its current group.
+/// back to the pool after its current group; that code's statements then
+/// run on its own thread (the connection runs in place).
 #[derive(Debug, Default)]
 struct Lend {
     wanted: AtomicUsize,
@@ -158,12 +159,23 @@ impl Queue {
     }
 }
 
-/// Starts the writer task for `pool` (a single-connection pool).
-pub(crate) fn start(pool: AnyPool) -> Queue {
+/// Starts the writer for `pool` (a single-connection pool) on a thread of
+/// its own, which drives each group's writes with a runtime of its own: on
+/// the native connection ([`super::native`]) their statements run right
+/// there, and a commit's fsync holds up no request. The thread ends when
+/// the last [`Queue`] is gone. Fails only when the system has no thread or
+/// timer left to give.
+pub(crate) fn start(pool: AnyPool) -> std::io::Result<Queue> {
     let (work, rx) = mpsc::channel(4 * MAX_GROUP);
     let lend = Arc::new(Lend::default());
-    tokio::spawn(run(pool, rx, lend.clone()));
-    Queue { work, lend }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let writer = run(pool, rx, lend.clone());
+    std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || runtime.block_on(writer))?;
+    Ok(Queue { work, lend })
 }
 
 async fn exec(c: &mut AnyConnection, sql: &str) -> Result<(), Failure> {

@@ -225,7 +225,7 @@ impl Side {
     /// Every value of every row of `table`, as text (for scanning).
     pub async fn dump_table(&self, table: &str) -> String {
         use sqlx::{Column, Row, TypeInfo};
-        sqlx::any::install_default_drivers();
+        fulfillment::storage::install_drivers();
         let mut c = AnyConnection::connect(&self.db.url).await.expect("connect");
         let rows = sqlx::query(&format!("SELECT * FROM {table}"))
             .fetch_all(&mut c)
@@ -303,7 +303,7 @@ pub async fn three(b: Backend) -> Option<Three> {
 /// Runs one SQL statement against the database at `url` and returns the
 /// first column of every row as text.
 pub async fn sql_at(url: &str, query: &str) -> Vec<String> {
-    sqlx::any::install_default_drivers();
+    fulfillment::storage::install_drivers();
     let mut c = AnyConnection::connect(url).await.expect("connect");
     let rows = sqlx::query(query).fetch_all(&mut c).await.expect("query");
     c.close().await.ok();

@@ -1365,7 +1365,7 @@ fn slow_body_is_cut_off_with_408() {
     // Nothing was created.
     let rt = runtime();
     let count = rt.block_on(async {
-        sqlx::any::install_default_drivers();
+        fulfillment::storage::install_drivers();
         use sqlx::Connection;
         let mut c = sqlx::AnyConnection::connect(&db).await.expect("connect");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")

@@ -240,7 +240,7 @@ async fn sqlite_disk_full_answers_507_and_readiness_recovers_by_itself() {
     service.stop().await;
 
     // Intact on disk, and everything acknowledged is there after a restart.
-    sqlx::any::install_default_drivers();
+    fulfillment::storage::install_drivers();
     let mut conn = AnyConnection::connect(&url).await.expect("open");
     let check: String = sqlx::query("PRAGMA integrity_check")
         .fetch_one(&mut conn)

@@ -25,7 +25,7 @@ const WAREHOUSE_TABLES: [&str; 4] = ["order_lines", "shipments", "outbox", "seen
 
 /// Runs `sql` (several statements) against the database at `url`.
 async fn script_at(url: &str, sql: &str) {
-    sqlx::any::install_default_drivers();
+    fulfillment::storage::install_drivers();
     let mut c = AnyConnection::connect(url).await.expect("connect");
     c.execute(sqlx::raw_sql(sql)).await.expect("script");
     c.close().await.ok();
