@@ -35,6 +35,13 @@ pub mod defaults {
     /// ten orders a round), with propagation p99 ~25-30 ms; each further
     /// halving of the rounds saves less and costs as much latency.
     pub const RELAY_LINGER: Duration = Duration::from_millis(20);
+    /// How long a create (or a staff step) that arrives with nothing else
+    /// on its way to the database waits for company before it is written.
+    /// Measured at 500 orders/s on SQLite (synchronous=FULL, alternating
+    /// runs): 2 ms and 4 ms both took the pair's CPU per order from ~0.57
+    /// to ~0.49 ms, for ~0.4 ms of propagation p50 and p99; 8 clients'
+    /// create latency was unchanged (their commands are never alone).
+    pub const WRITE_LINGER: Duration = Duration::from_millis(2);
     /// How long a round's rows are reserved for the relay that claimed
     /// them: three request timeouts, long enough for a round (which ends
     /// its requests before its lease does), short enough that a crashed
@@ -78,6 +85,9 @@ pub struct ServiceConfig {
     /// How long a woken relay waits for more before claiming less than a
     /// full batch (`0`: it claims at once).
     pub relay_linger: Duration,
+    /// How long a lone create or step waits for others to share its
+    /// commit (`0`: it is written at once).
+    pub write_linger: Duration,
     /// How long the relay reserves the rows of a round (its requests end
     /// before), and how long one request to the peer may take.
     pub relay_lease: Duration,
@@ -110,6 +120,7 @@ impl ServiceConfig {
             reconcile_interval: Some(defaults::RECONCILE_INTERVAL),
             idle_poll: defaults::IDLE_POLL,
             relay_linger: defaults::RELAY_LINGER,
+            write_linger: defaults::WRITE_LINGER,
             relay_lease: defaults::RELAY_LEASE,
             request_timeout: defaults::PEER_REQUEST_TIMEOUT,
             answer_timeout: defaults::PEER_ANSWER_TIMEOUT,

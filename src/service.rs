@@ -43,7 +43,7 @@ impl Service {
     pub async fn start(cfg: ServiceConfig, listener: TcpListener) -> anyhow::Result<Service> {
         let secrets = cfg.validate()?;
         let db = Db::open(&cfg.database_url, cfg.role, &cfg.db).await?;
-        let engine = Engine::new(db, cfg.role);
+        let engine = Engine::with_write_linger(db, cfg.role, cfg.write_linger);
         let peers = Arc::new(Peers::new(cfg.breaker_threshold, cfg.breaker_open_for));
         let template = Template {
             batch_size: cfg.batch_size,

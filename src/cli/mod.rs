@@ -151,6 +151,14 @@ pub struct ServeArgs {
     /// a full batch never waits.
     #[arg(long, env = "FULFILLMENT_RELAY_LINGER", default_value_t = Span(defaults::RELAY_LINGER), value_parser = parse_linger)]
     pub relay_linger: Span,
+    /// How long a create (or a staff step at the warehouse) that arrives
+    /// while no other is on its way to the database waits for company
+    /// before it is written (e.g. 2ms; 0 writes at once). Commands that
+    /// arrive together share a commit anyway; this lets ones that arrive a
+    /// moment apart share one too, at everyday load, for about this much
+    /// latency.
+    #[arg(long, env = "FULFILLMENT_WRITE_LINGER", default_value_t = Span(defaults::WRITE_LINGER), value_parser = parse_linger)]
+    pub write_linger: Span,
 }
 
 /// `--relay-linger`: a duration of at most a second (longer would only
@@ -159,7 +167,7 @@ fn parse_linger(s: &str) -> Result<Span, String> {
     let span: Span = s.parse()?;
     if span.0 > std::time::Duration::from_secs(1) {
         return Err(format!(
-            "{s:?} is too long for a linger; give at most 1s (e.g. 20ms), or 0 to send at once"
+            "{s:?} is too long for a linger; give at most 1s (e.g. 20ms), or 0 not to wait"
         ));
     }
     Ok(span)
@@ -499,6 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.retry_horizon = args.retry_horizon.0;
     cfg.batch_size = args.relay_batch_size;
     cfg.relay_linger = args.relay_linger.0;
+    cfg.write_linger = args.write_linger.0;
     cfg.reconcile_interval = Some(args.reconcile_interval.0).filter(|d| !d.is_zero());
     let listen = args.listen.unwrap_or_else(|| match args.db.role {
         Role::Store => SocketAddr::from(([127, 0, 0, 1], 8000)),

@@ -6,17 +6,28 @@
 //! writer gets to it), it takes every command waiting at that moment and
 //! writes them together, one statement per table for the lot. The batch is
 //! formed as late as possible: whatever arrived while earlier writes were
-//! committing rides along, and a lone command waits for nothing but its own
-//! commit. Each caller is answered once the batch is durable.
+//! committing rides along. Each caller is answered once the batch is
+//! durable.
+//!
+//! A command that arrives while no other is in flight (submitted and not
+//! answered) would be written alone, one durable commit for one command:
+//! at everyday load (hundreds a second, a few milliseconds apart) that is
+//! every command. So it waits for company, up to the linger
+//! (`--write-linger`, 2 ms), and is written as soon as another one joins
+//! it. Under load there is always another command in flight, whose answer
+//! brings its client back: nothing waits then, as waiting could only
+//! delay a batch that no one else would join.
 //!
 //! A batch whose write fails is rolled back (by the writer) and its commands
 //! are retried one write each, so only a command at fault fails, with its
 //! own error. The batch itself needs no savepoint of its own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use sqlx::AnyConnection;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::{EngineError, OrderView, Result};
 use crate::storage::writer::BoxFuture;
@@ -41,6 +52,21 @@ type Reply = oneshot::Sender<Result<OrderView>>;
 pub(crate) struct Batcher<W: BatchWrite> {
     how: W,
     waiting: Mutex<Waiting<W::Item>>,
+    /// Commands submitted and not answered yet (nor given up).
+    in_flight: AtomicUsize,
+    /// Told when a command joins a write that is already scheduled.
+    arrived: Notify,
+    /// How long a lone command waits for company (see [`Batcher::submit`]).
+    linger: Duration,
+}
+
+/// Counts a command in flight until it is answered or its caller leaves.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct Waiting<T> {
@@ -50,13 +76,16 @@ struct Waiting<T> {
 }
 
 impl<W: BatchWrite> Batcher<W> {
-    pub(crate) fn new(how: W) -> Self {
+    pub(crate) fn new(how: W, linger: Duration) -> Self {
         Self {
             how,
             waiting: Mutex::new(Waiting {
                 items: Vec::new(),
                 scheduled: false,
             }),
+            in_flight: AtomicUsize::new(0),
+            arrived: Notify::new(),
+            linger,
         }
     }
 
@@ -71,7 +100,8 @@ impl<W: BatchWrite> Batcher<W> {
         std::mem::take(&mut w.items)
     }
 
-    /// Writes `item` with whatever else is waiting, and answers once that is
+    /// Writes `item` with whatever else is waiting (a lone one after the
+    /// linger, or as soon as another joins it), and answers once that is
     /// durable. `wake` is notified when something was written (the relay).
     pub(crate) async fn submit(
         self: &Arc<Self>,
@@ -80,15 +110,22 @@ impl<W: BatchWrite> Batcher<W> {
         item: W::Item,
     ) -> Result<OrderView> {
         let (reply, answer) = oneshot::channel();
+        let others = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _counted = InFlight(&self.in_flight);
         let schedule = {
             let mut w = self.lock();
             w.items.push((item, reply));
             !std::mem::replace(&mut w.scheduled, true)
         };
         if schedule {
+            // Alone: nothing else is on its way to be written, so no batch
+            // would form by itself; wait a moment for company.
+            let linger = (others == 0 && !self.linger.is_zero()).then_some(self.linger);
             // Its own task: the batch must be written even if this request
             // is cancelled meanwhile.
-            tokio::spawn(self.clone().drain(db.clone(), wake.clone()));
+            tokio::spawn(self.clone().drain(db.clone(), wake.clone(), linger));
+        } else {
+            self.arrived.notify_waiters();
         }
         answer
             .await
@@ -96,7 +133,16 @@ impl<W: BatchWrite> Batcher<W> {
     }
 
     /// The one write that takes and writes whatever is waiting when it runs.
-    async fn drain(self: Arc<Self>, db: Db, wake: Arc<super::Wakers>) {
+    async fn drain(self: Arc<Self>, db: Db, wake: Arc<super::Wakers>, linger: Option<Duration>) {
+        if let Some(linger) = linger {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            // One that came before the wait began is seen here.
+            if self.lock().items.len() < 2 {
+                let _ = tokio::time::timeout(linger, arrived).await;
+            }
+        }
         let slot: Arc<Mutex<Taken<W::Item>>> = Arc::new(Mutex::new(Taken::default()));
         let (this, filled) = (self.clone(), slot.clone());
         let written = db

@@ -185,18 +185,31 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine whose lone creates and steps wait the default linger.
     pub fn new(db: Db, role: Role) -> Self {
+        Self::with_write_linger(db, role, crate::config::defaults::WRITE_LINGER)
+    }
+
+    /// An engine whose lone creates and steps wait up to `linger` for
+    /// company before they are written ([`Batcher`]).
+    pub fn with_write_linger(db: Db, role: Role, linger: std::time::Duration) -> Self {
         Self {
             db: db.clone(),
             role,
             wake: Arc::default(),
             metrics: Arc::new(Metrics::new(role)),
-            creates: Arc::new(Batcher::new(Creates {
-                numbers: db.order_numbers().clone(),
-            })),
-            steps: Arc::new(Batcher::new(Steps {
-                peer: role.peer().as_str(),
-            })),
+            creates: Arc::new(Batcher::new(
+                Creates {
+                    numbers: db.order_numbers().clone(),
+                },
+                linger,
+            )),
+            steps: Arc::new(Batcher::new(
+                Steps {
+                    peer: role.peer().as_str(),
+                },
+                linger,
+            )),
             tokens: Arc::default(),
             warehouses_changed: Arc::default(),
         }

@@ -46,3 +46,4 @@ mod sync_history;
 mod unstorable;
 mod warehouses;
 mod without_rowid;
+mod write_linger;
