@@ -29,10 +29,11 @@ use sqlx_core::{Either, Error};
 /// its result.
 pub(super) type Answer = Either<AnyQueryResult, AnyRow>;
 
-/// Texts whose statements are kept prepared. Our texts are fixed (a few
-/// dozen, and the joined steps of scripts); past this, the text used least
+/// Texts whose statements are kept prepared, as many as sqlx's SQLite
+/// driver keeps per connection (a prepared statement over a 30-column JSON
+/// row is tens of KiB of SQLite's memory); past this, the text used least
 /// recently is let go.
-const KEPT_TEXTS: usize = 256;
+const KEPT_TEXTS: usize = 100;
 
 /// An open SQLite database, used by one thread at a time.
 pub(super) struct Conn {
