@@ -27,7 +27,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Most writes that share one transaction.
 pub const MAX_GROUP: usize = 256;
 
-/// What callers are told when the writer task is gone.
+/// What callers are told when the writer is gone.
 pub(crate) const STOPPED: &str =
     "the database writer has stopped; restart the service (its log says why)";
 
@@ -121,7 +121,7 @@ where
     }
 }
 
-/// The way to the writer task.
+/// The way to the writer.
 #[derive(Clone, Debug)]
 pub(crate) struct Queue {
     pub(crate) work: mpsc::Sender<Box<dyn Work>>,
