@@ -393,9 +393,11 @@ pub fn install_drivers() {
             native::DRIVER,
         ];
         if sqlx::any::install_drivers(drivers).is_err() {
-            // Installed already by other code of this process: the
-            // connections below say so if a driver is missing.
-            tracing::debug!("sqlx drivers were installed before the storage layer's");
+            // Installed already by other code of this process (sqlx's
+            // defaults): a SQLite writer then cannot open.
+            tracing::warn!(
+                "database drivers were installed before the storage layer's; SQLite databases cannot be written. Call fulfillment::storage::install_drivers before opening any connection"
+            );
         }
     });
 }

@@ -422,28 +422,17 @@ impl TransactionManager for NativeTransactions {
     }
 
     fn commit(conn: &mut NativeConnection) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move {
-            match conn.depth {
-                0 => return Ok(()),
-                1 => conn.exec("COMMIT")?,
-                d => conn.exec(&format!("RELEASE SAVEPOINT _sqlx_savepoint_{}", d - 1))?,
-            }
-            conn.depth -= 1;
-            Ok(())
-        })
+        Box::pin(async move { end(conn, "COMMIT", "RELEASE SAVEPOINT") })
     }
 
     fn rollback(conn: &mut NativeConnection) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move {
-            roll_back(conn)?;
-            Ok(())
-        })
+        Box::pin(async move { end(conn, "ROLLBACK", "ROLLBACK TO SAVEPOINT") })
     }
 
     fn start_rollback(conn: &mut NativeConnection) {
         // Runs at once (nothing is waited for here); a failed rollback
         // leaves SQLite to end the transaction when the connection closes.
-        let _ = roll_back(conn);
+        let _ = end(conn, "ROLLBACK", "ROLLBACK TO SAVEPOINT");
     }
 
     fn get_transaction_depth(conn: &NativeConnection) -> usize {
@@ -451,11 +440,13 @@ impl TransactionManager for NativeTransactions {
     }
 }
 
-fn roll_back(conn: &mut NativeConnection) -> Result<(), Error> {
+/// Ends the innermost transaction: the outer one with `outer` (`COMMIT`,
+/// `ROLLBACK`), a savepoint with `inner` and its name.
+fn end(conn: &mut NativeConnection, outer: &str, inner: &str) -> Result<(), Error> {
     match conn.depth {
         0 => return Ok(()),
-        1 => conn.exec("ROLLBACK")?,
-        d => conn.exec(&format!("ROLLBACK TO SAVEPOINT _sqlx_savepoint_{}", d - 1))?,
+        1 => conn.exec(outer)?,
+        d => conn.exec(&format!("{inner} _sqlx_savepoint_{}", d - 1))?,
     }
     conn.depth -= 1;
     Ok(())

@@ -10,19 +10,22 @@ use sqlx::{AnyConnection, Column, Connection, Row, TypeInfo, ValueRef};
 use super::{SCHEME, sqlite_uri, url_of};
 use crate::storage::{ErrorKind, classify, install_drivers};
 
+/// A connection to `url` (`sqlite:` for sqlx's driver, `sqlite-native:`
+/// for ours).
+async fn connect(url: &str) -> AnyConnection {
+    install_drivers();
+    AnyConnection::connect_with(&AnyConnectOptions::from_str(url).expect("url"))
+        .await
+        .expect(url)
+}
+
 /// One connection through sqlx's SQLite driver and one native, on one file.
 async fn pair(dir: &tempfile::TempDir) -> (AnyConnection, AnyConnection) {
-    install_drivers();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display());
-    let sqlx_side = AnyConnection::connect_with(&AnyConnectOptions::from_str(&url).expect("url"))
-        .await
-        .expect("sqlx's connection");
+    let sqlx_side = connect(&url).await;
     let native_url = url_of(&url).expect("a sqlite URL");
     assert!(native_url.starts_with(SCHEME));
-    let native =
-        AnyConnection::connect_with(&AnyConnectOptions::from_str(&native_url).expect("url"))
-            .await
-            .expect("native connection");
+    let native = connect(&native_url).await;
     assert_eq!(native.backend_name(), sqlx_side.backend_name());
     (sqlx_side, native)
 }
@@ -331,15 +334,10 @@ fn urls_become_sqlite_uris_for_the_same_file() {
 
 #[tokio::test]
 async fn a_path_with_odd_characters_opens_the_same_file_on_both() {
-    install_drivers();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = dir.path().join("odd name (1).db");
     let url = format!("sqlite://{}?mode=rwc", file.display());
-    let mut native = AnyConnection::connect_with(
-        &AnyConnectOptions::from_str(&url_of(&url).expect("url")).expect("url"),
-    )
-    .await
-    .expect("native connection");
+    let mut native = connect(&url_of(&url).expect("url")).await;
     sqlx::raw_sql("CREATE TABLE here (k INTEGER)")
         .execute(&mut native)
         .await
