@@ -221,22 +221,22 @@ impl Conn {
             return run_text(self.db, sql, &mut once, args, first_row, out);
         }
         self.clock += 1;
-        if !self.kept.contains_key(sql) {
-            if self.kept.len() >= KEPT_TEXTS
-                && let Some(oldest) = self
-                    .kept
-                    .iter()
-                    .min_by_key(|(_, p)| p.used)
-                    .map(|(k, _)| k.clone())
-            {
-                self.kept.remove(&oldest);
-            }
-            self.kept.insert(sql.into(), Prepared::default());
-        }
         let Conn { kept, clock, db } = self;
-        let Some(prepared) = kept.get_mut(sql) else {
-            unreachable!("the text was kept above")
-        };
+        // A kept text is one lookup; a new one evicts the least recently
+        // used when the cache is full.
+        if let Some(prepared) = kept.get_mut(sql) {
+            prepared.used = *clock;
+            return run_text(*db, sql, prepared, args, first_row, out);
+        }
+        if kept.len() >= KEPT_TEXTS
+            && let Some(oldest) = kept
+                .iter()
+                .min_by_key(|(_, p)| p.used)
+                .map(|(k, _)| k.clone())
+        {
+            kept.remove(&oldest);
+        }
+        let prepared = kept.entry(sql.into()).or_default();
         prepared.used = *clock;
         run_text(*db, sql, prepared, args, first_row, out)
     }

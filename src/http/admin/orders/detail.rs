@@ -705,13 +705,12 @@ async fn audit(state: &AppState, v: &OrderView, now: Now) -> AdminResult<Vec<Aud
     let trail = state.engine.audit(v.order.id).await?;
     Ok(trail
         .into_iter()
-        .flat_map(|t| {
+        .map(|t| {
             let label = t
                 .part
                 .map(|p| format!("part {} at {}", p.part, p.warehouse));
-            timeline::audit_rows(vec![t.entry], label.as_deref(), currency, now)
+            timeline::audit_row(t.entry, label.as_deref(), currency, now)
         })
-        .map(|(_, r)| r)
         .collect())
 }
 

@@ -142,38 +142,31 @@ pub struct AuditRow {
     pub names: Option<String>,
 }
 
-/// The audit rows of `entries`; `part` labels them (the store, a part's
-/// entries), `currency` shows money (the store only).
-pub fn audit_rows(
-    entries: Vec<AuditEntry>,
+/// The audit row of `e`; `part` labels it (the store, a part's entry),
+/// `currency` shows money (the store only).
+pub fn audit_row(
+    e: AuditEntry,
     part: Option<&str>,
     currency: Option<&str>,
     now: chrono::DateTime<Utc>,
-) -> Vec<(i64, AuditRow)> {
-    entries
-        .into_iter()
-        .map(|e| {
-            let diff = e.diff();
-            let names = e.change_list();
-            let event = match names.as_slice() {
-                ["created"] => Some("Created".to_owned()),
-                ["routing"] => Some("Lines routed to warehouses".to_owned()),
-                _ => None,
-            };
-            let old =
-                (event.is_none() && diff.is_empty()).then(|| names.join(", ").replace('_', " "));
-            let row = AuditRow {
-                at: Moment::micros(e.at, now),
-                actor_kind: e.actor_kind.clone(),
-                actor_name: e.actor_name.clone(),
-                part: part.map(str::to_owned),
-                event,
-                changes: diff.iter().map(|c| change(c, currency, now)).collect(),
-                names: old,
-            };
-            (e.at, row)
-        })
-        .collect()
+) -> AuditRow {
+    let diff = e.diff();
+    let names = e.change_list();
+    let event = match names.as_slice() {
+        ["created"] => Some("Created".to_owned()),
+        ["routing"] => Some("Lines routed to warehouses".to_owned()),
+        _ => None,
+    };
+    let old = (event.is_none() && diff.is_empty()).then(|| names.join(", ").replace('_', " "));
+    AuditRow {
+        at: Moment::micros(e.at, now),
+        actor_kind: e.actor_kind,
+        actor_name: e.actor_name,
+        part: part.map(str::to_owned),
+        event,
+        changes: diff.iter().map(|c| change(c, currency, now)).collect(),
+        names: old,
+    }
 }
 
 fn change(c: &Change, currency: Option<&str>, now: chrono::DateTime<Utc>) -> ChangeView {
